@@ -1,0 +1,53 @@
+// Package cloud is the control plane's access to AWS: the configuration every function
+// loads, the role it assumes in a customer account, the narrow client interfaces handlers
+// depend on, and the classification of AWS errors into "try again" and "give up".
+package cloud
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// Retry bounds for SDK calls inside one Lambda invocation. They are modest on purpose: the
+// workflow retries whole steps with its own backoff (ASL Retry on TransientError), so a step
+// should give up well inside its Lambda timeout rather than sleep through it.
+const (
+	sdkMaxAttempts = 5
+	sdkMaxBackoff  = 10 * time.Second
+)
+
+// Load builds the configuration from the environment: region and credentials as Lambda
+// provides them, and AWS_ENDPOINT_URL(_<SERVICE>) when the functions run in the local cloud.
+func Load(ctx context.Context) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryer(NewRetryer))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// NewRetryer is the SDK retryer of every client: standard mode (exponential backoff with
+// full jitter, throttling and 5xx retried) with the bounds above.
+func NewRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = sdkMaxAttempts
+		o.MaxBackoff = sdkMaxBackoff
+	})
+}
+
+// NewDynamoDB returns a DynamoDB client. Emulators (kumo) send no CRC32 header, and the SDK
+// would log a checksum warning on every call; the check is skipped only when a custom
+// endpoint is configured, so real DynamoDB responses are still verified.
+func NewDynamoDB(cfg aws.Config) *dynamodb.Client {
+	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if o.BaseEndpoint != nil {
+			o.DisableValidateResponseChecksum = true
+		}
+	})
+}
