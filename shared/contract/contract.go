@@ -43,3 +43,64 @@ const (
 	SourceCloudFormation        = "aws.cloudformation"
 	DetailTypeStackStatusChange = "CloudFormation Stack Status Change"
 )
+
+// FunctionTagKey tags each control-plane Lambda with its contract.Functions name, so the local
+// cloud and operators can tell which template resource runs which build/<name>/bootstrap.
+const FunctionTagKey = "byoc:function"
+
+// ManagedByTagValue is the value of the ManagedByTagKey tag. The provision step puts
+// {ManagedByTagKey: ManagedByTagValue} on the stacks it creates; CloudFormation propagates
+// stack tags to the resources, and the management role's create permissions require the
+// pair as aws:RequestTag (IAM condition keys are literal in a template, which is why the key
+// is fixed rather than "<prefix>-byoc").
+const ManagedByTagValue = "true"
+
+// The customer bootstrap template (cdk.out/ByocBootstrap.template.json): parameter names the
+// invite quick-create link fills in, and its output.
+const (
+	BootstrapParamExternalID          = "ExternalId"
+	BootstrapParamControlPlaneRoleArn = "ControlPlaneRoleArn" // = EnvProvisionerRoleArn's value
+	BootstrapParamVendorEventBusArn   = "VendorEventBusArn"   // = EnvEventBusArn's value
+	BootstrapParamResourcePrefix      = "ResourcePrefix"
+	BootstrapOutputManagementRoleArn  = "ManagementRoleArn"
+)
+
+// The infrastructure template (InfraTemplateFile in the provision bundle): parameters the
+// provision step supplies and outputs it records. Subnet and zone parameters are numbered
+// 1..3 in zone order (index i of the arrays is zone i).
+const (
+	InfraParamDeploymentID          = "DeploymentId"
+	InfraParamResourcePrefix        = "ResourcePrefix"
+	InfraParamVpcCidr               = "VpcCidr"
+	InfraParamKubernetesVersion     = "KubernetesVersion" // optional; the template has a default
+	InfraParamStateQueueArn         = "StateQueueArn"
+	InfraParamControlPlaneAccountID = "ControlPlaneAccountId"
+)
+
+var (
+	InfraParamZoneIDs            = [3]string{"ZoneId1", "ZoneId2", "ZoneId3"}
+	InfraParamPrivateSubnetCidrs = [3]string{"PrivateSubnet1Cidr", "PrivateSubnet2Cidr", "PrivateSubnet3Cidr"}
+	InfraParamPublicSubnetCidrs  = [3]string{"PublicSubnet1Cidr", "PublicSubnet2Cidr", "PublicSubnet3Cidr"}
+)
+
+// Outputs of the infrastructure stack. List outputs are comma-separated, in zone order.
+const (
+	InfraOutputVpcID                      = "VpcId"
+	InfraOutputPrivateSubnetIDs           = "PrivateSubnetIds"
+	InfraOutputPublicSubnetIDs            = "PublicSubnetIds"
+	InfraOutputPrivateRouteTableIDs       = "PrivateRouteTableIds"
+	InfraOutputClusterName                = "ClusterName"
+	InfraOutputClusterArn                 = "ClusterArn"
+	InfraOutputClusterEndpoint            = "ClusterEndpoint"
+	InfraOutputClusterSecurityGroupID     = "ClusterSecurityGroupId"
+	InfraOutputBucketName                 = "BucketName"
+	InfraOutputStateExporterRoleArn       = "StateExporterRoleArn"
+	InfraOutputLoadBalancerControllerRole = "LoadBalancerControllerRoleArn"
+	InfraOutputEbsCsiDriverRoleArn        = "EbsCsiDriverRoleArn"
+	InfraOutputExternalDNSRoleArn         = "ExternalDnsRoleArn"
+	InfraOutputCertManagerRoleArn         = "CertManagerRoleArn"
+	InfraOutputClusterAutoscalerRoleArn   = "ClusterAutoscalerRoleArn"
+	InfraOutputK8sControlPlaneRoleArn     = "K8sControlPlaneRoleArn"
+	InfraOutputK8sWorkerRoleArn           = "K8sWorkerRoleArn"
+	InfraOutputDataPlaneMgmtRoleArn       = "DataPlaneMgmtRoleArn"
+)
