@@ -104,3 +104,12 @@ const (
 	InfraOutputK8sWorkerRoleArn           = "K8sWorkerRoleArn"
 	InfraOutputDataPlaneMgmtRoleArn       = "DataPlaneMgmtRoleArn"
 )
+
+// The control-plane table (EnvTableName): string partition and sort keys, no index, and a TTL
+// attribute (epoch seconds) that expires task-token waiters and event idempotency records.
+// shared/store.TableDefinition is the authoritative shape.
+const (
+	TableAttrPartitionKey = "PK"
+	TableAttrSortKey      = "SK"
+	TableAttrTTL          = "ttl"
+)
