@@ -1,0 +1,134 @@
+// Package frontdoor is the local cloud's single AWS endpoint. Every SDK client, the AWS CLI
+// and kumo's own service-to-service calls (which always go to localhost:4566) reach one
+// address; the door sends each request to the component that serves it: byoc's engines for
+// Step Functions, CloudFormation and STS, kumo for the rest. One AWS_ENDPOINT_URL is then
+// enough for every client, as one regional endpoint set is on AWS.
+//
+// Requests are routed by the service name in their SigV4 credential scope, the same key
+// AWS's front ends use. Unsigned requests (kumo's internal calls, Lambda Runtime API
+// pollers) are routed by their X-Amz-Target prefix, or go to the fallback (kumo).
+package frontdoor
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// Route sends the requests of one service that satisfy Match to Handler.
+type Route struct {
+	Service string                   // SigV4 signing name: "states", "cloudformation", "lambda", ...
+	Match   func(*http.Request) bool // nil matches every request of the service
+	Handler http.Handler
+}
+
+// Door routes AWS requests. Routes are tried in the order they were added; the first whose
+// service and matcher accept the request serves it. Safe for concurrent use, and routes may
+// be added while it serves (engines are mounted as the local cloud starts them).
+type Door struct {
+	mu       sync.RWMutex
+	routes   []Route
+	fallback http.Handler
+	stats    *Stats
+}
+
+// New returns a door that sends every request no route claims to fallback.
+func New(fallback http.Handler) *Door {
+	return &Door{fallback: fallback, stats: NewStats()}
+}
+
+// Handle sends every request of service to h.
+func (d *Door) Handle(service string, h http.Handler) {
+	d.HandleIf(service, nil, h)
+}
+
+// HandleIf sends the requests of service that satisfy match to h.
+func (d *Door) HandleIf(service string, match func(*http.Request) bool, h http.Handler) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.routes = append(d.routes, Route{Service: service, Match: match, Handler: h})
+}
+
+// Stats returns the door's call counters.
+func (d *Door) Stats() *Stats { return d.stats }
+
+// ServeHTTP routes one request.
+func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isKumoNative(r.URL.Path) {
+		// Runtime API long polls and kumo's debug endpoints: not AWS calls, not counted.
+		d.fallback.ServeHTTP(w, r)
+		return
+	}
+	service := ServiceOf(r)
+	op := Operation(r, service)
+	d.stats.record(service, op)
+	d.handlerFor(service, r).ServeHTTP(w, r)
+}
+
+func (d *Door) handlerFor(service string, r *http.Request) http.Handler {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, rt := range d.routes {
+		if rt.Service == service && (rt.Match == nil || rt.Match(r)) {
+			return rt.Handler
+		}
+	}
+	return d.fallback
+}
+
+// kumo's own namespaces: the Lambda Runtime API and its debug endpoints.
+func isKumoNative(path string) bool {
+	return strings.HasPrefix(path, "/_runtime/") || strings.HasPrefix(path, "/kumo/")
+}
+
+// targetPrefixes maps the X-Amz-Target prefix of JSON-protocol services to their signing
+// name, for requests that arrive unsigned (kumo signs only some of its internal calls).
+var targetPrefixes = map[string]string{
+	"AWSStepFunctions":                 "states",
+	"AWSEvents":                        "events",
+	"AmazonSQS":                        "sqs",
+	"DynamoDB_20120810":                "dynamodb",
+	"Logs_20140328":                    "logs",
+	"AWSSecurityTokenServiceV20110615": "sts",
+}
+
+// ServiceOf returns the service a request is for: its SigV4 signing name, else the service
+// its X-Amz-Target names, else "".
+func ServiceOf(r *http.Request) string {
+	if s := signingService(r); s != "" {
+		return s
+	}
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		prefix, _, _ := strings.Cut(target, ".")
+		return targetPrefixes[prefix]
+	}
+	return ""
+}
+
+// signingService reads the service from the credential scope
+// <key>/<date>/<region>/<service>/aws4_request, in the Authorization header or a presigned URL.
+func signingService(r *http.Request) string {
+	_, _, service := CredentialScope(r)
+	return service
+}
+
+// CredentialScope returns the access key, region and service of a SigV4-signed request
+// ("" for an unsigned one).
+func CredentialScope(r *http.Request) (accessKey, region, service string) {
+	cred := ""
+	if auth := r.Header.Get("Authorization"); strings.HasPrefix(auth, "AWS4-HMAC-SHA256") {
+		for part := range strings.SplitSeq(strings.TrimPrefix(auth, "AWS4-HMAC-SHA256"), ",") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(part), "Credential="); ok {
+				cred = v
+				break
+			}
+		}
+	} else {
+		cred = r.URL.Query().Get("X-Amz-Credential")
+	}
+	parts := strings.Split(cred, "/")
+	if len(parts) != 5 || parts[4] != "aws4_request" {
+		return "", "", ""
+	}
+	return parts[0], parts[2], parts[3]
+}

@@ -1,0 +1,238 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// recorder is a handler that remembers what reached it and answers 400 (the SDK call then
+// fails, which these tests ignore: they check routing, not responses).
+type recorder struct {
+	name string
+	mu   sync.Mutex
+	hits []string // "<method> <path> <body>"
+}
+
+func (h *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	h.hits = append(h.hits, r.Method+" "+r.URL.Path+" "+string(body))
+	h.mu.Unlock()
+	http.Error(w, "recorded by "+h.name, http.StatusBadRequest)
+}
+
+func (h *recorder) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.hits)
+}
+
+func newDoor(t *testing.T) (*Door, *recorder, string) {
+	t.Helper()
+	fallback := &recorder{name: "fallback"}
+	d := New(fallback)
+	srv := httptest.NewServer(d)
+	t.Cleanup(srv.Close)
+	return d, fallback, srv.URL
+}
+
+func sdkConfig(url string) aws.Config {
+	return aws.Config{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String(url),
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""),
+		RetryMaxAttempts: 1,
+	}
+}
+
+func TestRoutesBySigningServiceAndFallsBackToKumo(t *testing.T) {
+	d, fallback, url := newDoor(t)
+	states, cfn, stsH := &recorder{name: "states"}, &recorder{name: "cloudformation"}, &recorder{name: "sts"}
+	d.Handle("states", states)
+	d.Handle("cloudformation", cfn)
+	d.Handle("sts", stsH)
+	cfg := sdkConfig(url)
+	ctx := context.Background()
+
+	_, _ = sfn.NewFromConfig(cfg).ListStateMachines(ctx, &sfn.ListStateMachinesInput{})
+	_, _ = cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{})
+	_, _ = sts.NewFromConfig(cfg).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	_, _ = lambda.NewFromConfig(cfg).ListFunctions(ctx, &lambda.ListFunctionsInput{})
+
+	for _, c := range []struct {
+		h    *recorder
+		want int
+	}{{states, 1}, {cfn, 1}, {stsH, 1}, {fallback, 1}} {
+		if got := c.h.count(); got != c.want {
+			t.Errorf("%s received %d requests, want %d", c.h.name, got, c.want)
+		}
+	}
+	if !strings.Contains(cfn.hits[0], "Action=DescribeStacks") {
+		t.Errorf("the CloudFormation handler must see the whole Query body after the door read its Action; got %q", cfn.hits[0])
+	}
+	stats := d.Stats()
+	for _, c := range []Call{{"states", "ListStateMachines"}, {"cloudformation", "DescribeStacks"}, {"sts", "GetCallerIdentity"}, {"lambda", "ListFunctions"}} {
+		if got := stats.Count(c.Service, c.Operation); got != 1 {
+			t.Errorf("count of %s:%s = %d, want 1 (all: %v)", c.Service, c.Operation, got, stats.Snapshot())
+		}
+	}
+	if stats.Total() != 4 {
+		t.Errorf("total calls = %d, want 4", stats.Total())
+	}
+	stats.Reset()
+	if stats.Total() != 0 {
+		t.Errorf("after Reset total = %d", stats.Total())
+	}
+}
+
+func TestHandleIfClaimsOnlyMatchingRequestsOfItsService(t *testing.T) {
+	d, fallback, url := newDoor(t)
+	esm := &recorder{name: "event source mappings"}
+	d.HandleIf("lambda", func(r *http.Request) bool {
+		return strings.HasPrefix(r.URL.Path, "/2015-03-31/event-source-mappings")
+	}, esm)
+	client := lambda.NewFromConfig(sdkConfig(url))
+	ctx := context.Background()
+
+	_, _ = client.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{})
+	_, _ = client.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("f"), Payload: []byte(`{}`)})
+
+	if esm.count() != 1 || fallback.count() != 1 {
+		t.Fatalf("mappings handler got %d, fallback got %d; want 1 and 1", esm.count(), fallback.count())
+	}
+	if got := d.Stats().Count("lambda", "Invoke"); got != 1 {
+		t.Errorf("Invoke counted %d times, want 1", got)
+	}
+}
+
+func TestUnsignedRequestsRouteByTargetAndRuntimeAPIIsNotCounted(t *testing.T) {
+	d, fallback, base := newDoor(t)
+	states := &recorder{name: "states"}
+	d.Handle("states", states)
+
+	req, _ := http.NewRequest(http.MethodPost, base+"/", strings.NewReader(`{}`))
+	req.Header.Set("X-Amz-Target", "AWSStepFunctions.StartExecution")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	mustDo(t, req)
+	req, _ = http.NewRequest(http.MethodGet, base+"/_runtime/fn/2018-06-01/runtime/invocation/next", nil)
+	mustDo(t, req)
+
+	if states.count() != 1 {
+		t.Errorf("unsigned StartExecution: states handler got %d requests, want 1", states.count())
+	}
+	if fallback.count() != 1 {
+		t.Errorf("Runtime API poll: fallback got %d requests, want 1", fallback.count())
+	}
+	if got := d.Stats().Snapshot(); len(got) != 1 || got[Call{"states", "StartExecution"}] != 1 {
+		t.Errorf("stats = %v, want only states:StartExecution once (Runtime API polls are not AWS calls)", got)
+	}
+}
+
+func mustDo(t *testing.T, req *http.Request) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+}
+
+func TestOperationNames(t *testing.T) {
+	cases := []struct {
+		method, path, service, want string
+	}{
+		{"POST", "/2015-03-31/functions/onboard/invocations", "lambda", "Invoke"},
+		{"POST", "/2015-03-31/functions", "lambda", "CreateFunction"},
+		{"PUT", "/2015-03-31/event-source-mappings/abc", "lambda", "UpdateEventSourceMapping"},
+		{"POST", "/schedules/s1", "scheduler", "CreateSchedule"},
+		{"GET", "/schedules", "scheduler", "ListSchedules"},
+		{"DELETE", "/schedule-groups/g", "scheduler", "DeleteScheduleGroup"},
+		{"PUT", "/bucket/key", "s3", "PUT /bucket"},
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest(c.method, c.path, nil)
+		if got := Operation(r, c.service); got != c.want {
+			t.Errorf("Operation(%s %s) = %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+}
+
+func TestSecondListenerOnBusyPortNamesThePort(t *testing.T) {
+	first, err := Listen("127.0.0.1:0", http.NotFoundHandler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	_, err = Listen(first.Addr, http.NotFoundHandler())
+	if err == nil {
+		t.Fatal("a second listener on a busy port must fail")
+	}
+	port := first.Addr[strings.LastIndex(first.Addr, ":")+1:]
+	if !errors.Is(err, ErrAddrInUse) || !strings.Contains(err.Error(), "port "+port+" is already in use") {
+		t.Errorf("error = %v, want ErrAddrInUse naming port %s", err, port)
+	}
+	// The first server is unaffected.
+	resp, err := http.Get(first.URL + "/")
+	if err != nil {
+		t.Fatalf("first server stopped answering: %v", err)
+	}
+	_ = resp.Body.Close()
+}
+
+func TestProxyForwardsAndRejectsBadTarget(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "kumo saw "+r.URL.Path)
+	}))
+	defer backend.Close()
+	p, err := Proxy(backend.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	resp, err := http.Get(front.URL + "/x/y")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if string(body) != "kumo saw /x/y" {
+		t.Errorf("proxied body = %q", body)
+	}
+	for _, bad := range []string{"", "localhost:4566", "://x"} {
+		if _, err := Proxy(bad); err == nil || !strings.Contains(err.Error(), "must be an absolute http URL") {
+			t.Errorf("Proxy(%q) error = %v, want the absolute-URL rule", bad, err)
+		}
+	}
+}
+
+func TestCredentialScope(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/sqs/aws4_request, SignedHeaders=host, Signature=x")
+	if k, region, svc := CredentialScope(r); k != "AKID" || region != "eu-west-1" || svc != "sqs" {
+		t.Errorf("header scope = %q %q %q", k, region, svc)
+	}
+	r = httptest.NewRequest("GET", "/?X-Amz-Credential="+url.QueryEscape("K/20250101/us-east-1/s3/aws4_request"), nil)
+	if k, _, svc := CredentialScope(r); k != "K" || svc != "s3" {
+		t.Errorf("presigned scope = %q %q", k, svc)
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=broken")
+	if k, _, svc := CredentialScope(r); k != "" || svc != "" {
+		t.Errorf("malformed scope must read as unsigned, got %q %q", k, svc)
+	}
+}

@@ -1,0 +1,84 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"syscall"
+	"time"
+)
+
+// DefaultAddr is where the local cloud listens: the address kumo's internal calls use
+// (localhost:4566) and the one LocalStack users already point their tools at.
+const DefaultAddr = "127.0.0.1:4566"
+
+// Server is a running door.
+type Server struct {
+	URL  string // http://host:port
+	Addr string // host:port actually bound
+	srv  *http.Server
+	done chan struct{}
+}
+
+// ErrAddrInUse is wrapped by Listen's error when another process holds the port.
+var ErrAddrInUse = errors.New("address already in use")
+
+// Listen serves h on addr. A busy port is an error that names it: the usual cause is a
+// second local cloud, and the user must know which port to free or which --addr to pass.
+func Listen(addr string, h http.Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			_, port, _ := net.SplitHostPort(addr)
+			return nil, fmt.Errorf("front door: port %s is already in use (%s): is another local cloud running? Stop it, or choose another address with --addr: %w", port, addr, ErrAddrInUse)
+		}
+		return nil, fmt.Errorf("front door: listen on %s: %w", addr, err)
+	}
+	s := &Server{
+		URL:  "http://" + ln.Addr().String(),
+		Addr: ln.Addr().String(),
+		srv:  &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second},
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(ln)
+	}()
+	return s, nil
+}
+
+// Close stops accepting requests and waits (briefly) for those in flight; Runtime API long
+// polls would otherwise hold it open.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.srv.Close()
+	}
+	<-s.done
+	return err
+}
+
+// Proxy returns a reverse proxy to target (kumo's URL). It keeps many idle connections: the
+// whole local cloud talks through it.
+func Proxy(target string) (http.Handler, error) {
+	u, err := url.Parse(target)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("front door: proxy target %q must be an absolute http URL", target)
+	}
+	p := httputil.NewSingleHostReverseProxy(u)
+	p.Transport = &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	p.FlushInterval = -1 // Runtime API responses stream as soon as kumo writes them
+	return p, nil
+}
