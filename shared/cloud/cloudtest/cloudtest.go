@@ -21,6 +21,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/sivchari/kumo"
 
@@ -131,6 +132,31 @@ func (e *Env) Keys(t testing.TB, table string) []string {
 		keys = append(keys, pk.Value+"|"+sk.Value)
 	}
 	return keys
+}
+
+// StateMachine creates a state machine with a unique name from an ASL definition and returns
+// its ARN.
+func (e *Env) StateMachine(t testing.TB, definition string) string {
+	t.Helper()
+	out, err := e.StepFunctions().CreateStateMachine(context.Background(), &sfn.CreateStateMachineInput{
+		Name:       aws.String(UniqueName("sm")),
+		Definition: aws.String(definition),
+		RoleArn:    aws.String("arn:aws:iam::123456789012:role/test"),
+	})
+	if err != nil {
+		t.Fatalf("create state machine: %v", err)
+	}
+	return aws.ToString(out.StateMachineArn)
+}
+
+// Executions lists the executions of a state machine.
+func (e *Env) Executions(t testing.TB, stateMachineARN string) []sfntypes.ExecutionListItem {
+	t.Helper()
+	out, err := e.StepFunctions().ListExecutions(context.Background(), &sfn.ListExecutionsInput{StateMachineArn: aws.String(stateMachineARN)})
+	if err != nil {
+		t.Fatalf("list executions: %v", err)
+	}
+	return out.Executions
 }
 
 // Activity creates a Step Functions activity and a state machine whose only state waits on

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// Config is what the control-plane stack tells onboard through its environment.
+type Config struct {
+	ProvisionMachineArn string
+}
+
+// ConfigFromEnv reads the configuration; a missing variable fails the cold start.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{ProvisionMachineArn: getenv(contract.EnvProvisionMachineArn)}
+	switch {
+	case getenv(contract.EnvTableName) == "":
+		return Config{}, fmt.Errorf("onboard: environment variable %s must be set", contract.EnvTableName)
+	case c.ProvisionMachineArn == "":
+		return Config{}, fmt.Errorf("onboard: environment variable %s must be set", contract.EnvProvisionMachineArn)
+	}
+	return c, nil
+}
+
+// Handler reacts to the customer's bootstrap stack: once it exists, the management role the
+// control plane needs is there, and provisioning can start.
+type Handler struct {
+	Store     *store.Store
+	Workflows cloud.ExecutionStarter
+	Config    Config
+	Log       *slog.Logger
+}
+
+// ProvisionInput is the input of the provision workflow.
+type ProvisionInput struct {
+	DeploymentID string `json:"deploymentId"`
+}
+
+// ExecutionName names the provision execution of a deployment's attempt. Step Functions
+// refuses a second execution of the same name (for 90 days), which is what makes a
+// duplicate event start nothing; an operator's retry uses the next attempt number.
+func ExecutionName(deploymentID string, attempt int) string {
+	return fmt.Sprintf("provision-%s-%d", deploymentID, attempt)
+}
+
+// Handle processes one Stack Status Change event.
+//
+// A malformed event is returned as an error (errorType "MalformedError"), not dropped:
+// EventBridge's asynchronous invocation then retries it twice and sends it to the function's
+// dead-letter destination, where an operator sees it, and the Errors metric shows it. A
+// malformed event means the forwarding rule or an emulator is broken; silently dropping
+// it would hide that. Events that are well formed but not for us (another stack, an unknown
+// account, a status that needs no action, a duplicate) are logged and ignored, and write
+// nothing.
+func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
+	e, err := stackevent.Parse(ev)
+	if err != nil {
+		h.Log.ErrorContext(ctx, "onboard: malformed event", "eventId", ev.ID, "error", err.Error())
+		return err
+	}
+	log := h.Log.With("eventId", e.ID, "stackId", e.Stack.ID, "account", e.Stack.AccountID, "region", e.Stack.Region, "status", e.Status)
+	if ev.AccountID != "" && ev.AccountID != e.Stack.AccountID {
+		// On AWS they are equal; a forwarding bus (the local cloud's) rewrites the envelope.
+		log.WarnContext(ctx, "onboard: envelope account differs from the stack's; using the stack's", "envelopeAccount", ev.AccountID)
+	}
+	if e.Stack.Name != contract.BootstrapStackName {
+		log.InfoContext(ctx, "onboard: ignored, not the bootstrap stack", "stackName", e.Stack.Name)
+		return nil
+	}
+	op, outcome, _ := stackevent.Classify(e.Status)
+	if outcome == stackevent.InProgress {
+		log.DebugContext(ctx, "onboard: ignored, operation in progress")
+		return nil
+	}
+	if seen, err := h.Store.EventSeen(ctx, e.ID); err != nil {
+		return err
+	} else if seen {
+		log.InfoContext(ctx, "onboard: ignored, duplicate event")
+		return nil
+	}
+	d, err := h.Store.ByAccount(ctx, e.Stack.AccountID, e.Stack.Region)
+	if errors.Is(err, store.ErrNotFound) {
+		log.WarnContext(ctx, "onboard: ignored, no deployment for this account and region")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log = log.With("deploymentId", d.ID)
+
+	switch {
+	case outcome == stackevent.Succeeded && (op == stackevent.Create || op == stackevent.Update):
+		return h.start(ctx, log, d, e)
+	case outcome == stackevent.Failed:
+		// The customer fixes and re-applies the bootstrap stack; the deployment stays invited.
+		return h.record(ctx, log, d, e, "bootstrap.failed")
+	case op == stackevent.Delete:
+		return h.record(ctx, log, d, e, "bootstrap.deleted")
+	default:
+		log.InfoContext(ctx, "onboard: ignored, status needs no action")
+		return nil
+	}
+}
+
+// start starts the provision workflow once per deployment. StartExecution comes before the
+// audit record: if it fails, nothing is recorded and EventBridge's retry tries again; if the
+// record fails after a start, the retry finds the execution already there.
+func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event) error {
+	if d.Status != lifecycle.Invited {
+		log.InfoContext(ctx, "onboard: ignored, deployment already past invited", "deploymentStatus", string(d.Status))
+		return nil
+	}
+	input, _ := json.Marshal(ProvisionInput{DeploymentID: d.ID})
+	name := ExecutionName(d.ID, 1)
+	detail := ""
+	out, err := h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(h.Config.ProvisionMachineArn),
+		Name:            aws.String(name),
+		Input:           aws.String(string(input)),
+	})
+	var exists *sfntypes.ExecutionAlreadyExists
+	switch {
+	case errors.As(err, &exists):
+		log.InfoContext(ctx, "onboard: provision already started", "execution", name)
+		detail = fmt.Sprintf("%s by stack %s; provision execution %s already started", e.Status, e.Stack.ID, name)
+	case err != nil:
+		return fmt.Errorf("start provision execution %s: %w", name, err)
+	default:
+		log.InfoContext(ctx, "onboard: provision started", "executionArn", aws.ToString(out.ExecutionArn))
+		detail = fmt.Sprintf("%s by stack %s; started provision execution %s", e.Status, e.Stack.ID, aws.ToString(out.ExecutionArn))
+	}
+	return h.audit(ctx, log, d, e, "bootstrap.complete", detail)
+}
+
+func (h *Handler) record(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event, action string) error {
+	log.WarnContext(ctx, "onboard: bootstrap stack "+e.Status, "reason", e.Reason)
+	return h.audit(ctx, log, d, e, action, fmt.Sprintf("%s: %s (stack %s)", e.Status, e.Reason, e.Stack.ID))
+}
+
+func (h *Handler) audit(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event, action, detail string) error {
+	err := h.Store.Record(ctx, d.ID, store.Audit{Actor: "onboard", Action: action, Detail: detail, EventID: e.ID})
+	if errors.Is(err, store.ErrExists) {
+		log.InfoContext(ctx, "onboard: duplicate event, already recorded")
+		return nil
+	}
+	return err
+}
