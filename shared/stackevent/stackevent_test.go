@@ -230,3 +230,35 @@ func TestEndsOnlyMatchesTheAwaitedOperation(t *testing.T) {
 		t.Fatal("empty operation must accept any terminal status and only those")
 	}
 }
+
+func TestResultOf(t *testing.T) {
+	cases := map[string]string{
+		"CREATE_COMPLETE":                     stackevent.OutcomeSucceeded,
+		"UPDATE_COMPLETE":                     stackevent.OutcomeSucceeded,
+		"DELETE_COMPLETE":                     stackevent.OutcomeDeleted,
+		"ROLLBACK_COMPLETE":                   stackevent.OutcomeFailed,
+		"CREATE_FAILED":                       stackevent.OutcomeFailed,
+		"UPDATE_ROLLBACK_COMPLETE":            stackevent.OutcomeFailed,
+		"DELETE_FAILED":                       stackevent.OutcomeFailed,
+		"CREATE_IN_PROGRESS":                  stackevent.OutcomeWaiting,
+		"UPDATE_COMPLETE_CLEANUP_IN_PROGRESS": stackevent.OutcomeWaiting,
+	}
+	for status, want := range cases {
+		r := stackevent.ResultOf("arn", status, "why")
+		if r.Outcome != want || r.Status != status || r.StackID != "arn" || r.Reason != "why" {
+			t.Errorf("ResultOf(%s) = %+v, want outcome %s", status, r, want)
+		}
+	}
+}
+
+// The workflow selects these fields by JSONPath; a missing field would fail the execution.
+func TestResultAlwaysEncodesEveryField(t *testing.T) {
+	raw, _ := json.Marshal(stackevent.Result{})
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	for _, k := range []string{"stackId", "status", "reason", "outcome"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("field %s omitted", k)
+		}
+	}
+}
