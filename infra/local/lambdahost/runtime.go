@@ -1,0 +1,214 @@
+package lambdahost
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Invocation is one invocation a function process served, as seen on the Runtime API.
+type Invocation struct {
+	Function  string
+	RequestID string
+	Payload   []byte
+	Response  []byte // the handler's response, or its error document when Failed
+	Failed    bool
+	Started   time.Time
+	Duration  time.Duration
+}
+
+// relay sits between the processes and kumo's Runtime API. It is what makes Start return
+// only once the function can be invoked (kumo refuses an invocation, 502 "no runtime
+// handler", until a process has polled), and it sees every invocation, which the local
+// cloud's timeline and counters need and kumo does not publish.
+type relay struct {
+	upstream *url.URL
+	proxy    *httputil.ReverseProxy
+	observe  func(Invocation)
+	srv      *http.Server
+	addr     string
+
+	mu       sync.Mutex
+	polled   map[string]chan struct{} // closed once a poll of that function reached kumo
+	inflight map[string]Invocation    // request id -> invocation being served
+	count    int64
+}
+
+func newRelay(upstream string, observe func(Invocation)) (*relay, error) {
+	u, err := url.Parse("http://" + upstream)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("RuntimeAPI %q: must be host:port", upstream)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("runtime relay: %w", err)
+	}
+	r := &relay{upstream: u, observe: observe, addr: ln.Addr().String(),
+		polled: map[string]chan struct{}{}, inflight: map[string]Invocation{}}
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Transport: &http.Transport{
+			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+			// Long polls last as long as there is no work: no response header timeout.
+		},
+		ModifyResponse: r.onResponse,
+		FlushInterval:  -1,
+	}
+	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = r.srv.Serve(ln) }()
+	return r, nil
+}
+
+func (r *relay) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := r.srv.Shutdown(ctx); err != nil {
+		_ = r.srv.Close()
+	}
+}
+
+// pollSignal returns the channel closed when the function's first poll reaches kumo.
+func (r *relay) pollSignal(fn string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch, ok := r.polled[fn]
+	if !ok {
+		ch = make(chan struct{})
+		r.polled[fn] = ch
+	}
+	return ch
+}
+
+// forget drops the readiness of a function whose process stopped: a replacement must poll
+// again before it counts as ready.
+func (r *relay) forget(fn string) {
+	r.mu.Lock()
+	delete(r.polled, fn)
+	r.mu.Unlock()
+}
+
+// runtimePath splits /_runtime/<fn>/2018-06-01/runtime/<rest>.
+func runtimePath(p string) (fn, rest string, ok bool) {
+	tail, ok := strings.CutPrefix(p, "/_runtime/")
+	if !ok {
+		return "", "", false
+	}
+	fn, rest, ok = strings.Cut(tail, "/2018-06-01/runtime/")
+	return fn, rest, ok && fn != ""
+}
+
+func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	fn, rest, ok := runtimePath(req.URL.Path)
+	if !ok {
+		http.Error(w, "not a Runtime API path", http.StatusNotFound)
+		return
+	}
+	switch {
+	case req.Method == http.MethodGet && rest == "invocation/next":
+		signal := r.pollSignal(fn)
+		// Readiness is when the poll has been written to kumo, whose handler registers the
+		// poller as soon as it reads it; a short grace covers that read.
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
+			go func() {
+				time.Sleep(2 * time.Millisecond)
+				r.mu.Lock()
+				select {
+				case <-signal:
+				default:
+					close(signal)
+				}
+				r.mu.Unlock()
+			}()
+		}}
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	case req.Method == http.MethodPost && strings.HasPrefix(rest, "invocation/"):
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		id, kind, _ := strings.Cut(strings.TrimPrefix(rest, "invocation/"), "/")
+		r.finish(id, body, kind == "error")
+	}
+	r.proxy.ServeHTTP(w, req)
+}
+
+// onResponse records an invocation handed to a process.
+func (r *relay) onResponse(resp *http.Response) error {
+	fn, rest, _ := runtimePath(resp.Request.URL.Path)
+	if resp.Request.Method != http.MethodGet || rest != "invocation/next" || resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	payload, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(payload))
+	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	r.mu.Lock()
+	r.inflight[id] = Invocation{Function: fn, RequestID: id, Payload: payload, Started: time.Now()}
+	r.count++
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *relay) finish(id string, body []byte, failed bool) {
+	r.mu.Lock()
+	inv, ok := r.inflight[id]
+	delete(r.inflight, id)
+	r.mu.Unlock()
+	if !ok || r.observe == nil {
+		return
+	}
+	inv.Response, inv.Failed, inv.Duration = body, failed, time.Since(inv.Started)
+	r.observe(inv)
+}
+
+// abandon fails the invocations a function's process held when it exited, with the error
+// Lambda reports for a runtime that exits mid-invocation, instead of leaving the caller to
+// wait out the function's timeout.
+func (r *relay) abandon(fn string, exit error) {
+	r.mu.Lock()
+	var ids []string
+	for id, inv := range r.inflight {
+		if inv.Function == fn {
+			ids = append(ids, id)
+		}
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		doc, _ := json.Marshal(map[string]string{
+			"errorType":    "Runtime.ExitError",
+			"errorMessage": fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %v", id, exit),
+		})
+		r.finish(id, doc, true)
+		u := *r.upstream
+		u.Path = "/_runtime/" + fn + "/2018-06-01/runtime/invocation/" + id + "/error"
+		req, err := http.NewRequest(http.MethodPost, u.String(), bytes.NewReader(doc))
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Lambda-Runtime-Function-Error-Type", "Runtime.ExitError")
+		if resp, err := r.proxy.Transport.RoundTrip(req); err == nil {
+			_ = resp.Body.Close()
+		}
+	}
+}
+
+func (r *relay) invocations() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
