@@ -113,3 +113,43 @@ const (
 	TableAttrSortKey      = "SK"
 	TableAttrTTL          = "ttl"
 )
+
+// Service state (issue 5): the functions that ingest State Exporter messages, sweep for
+// silent services and register workflow tasks waiting on a state condition.
+const (
+	FunctionStateIngest = "stateingest" // SQS-triggered by the state queue
+	FunctionStateSweep  = "statesweep"  // scheduled: staleness, unpublished alerts, queue policy
+	FunctionStateWait   = "statewait"   // invoked with .waitForTaskToken by workflows
+)
+
+// Environment of the state functions.
+const (
+	EnvStateQueueURL   = "STATE_QUEUE_URL"   // the state queue (statesweep keeps its policy)
+	EnvStateStaleAfter = "STATE_STALE_AFTER" // Go duration; silence after which a service is stale (default 5m)
+)
+
+// InfraOutputStateExporterRoleID is the state exporter role's unique id (Fn::GetAtt
+// Role.RoleId, "AROA..."). SQS identifies a message's sender by role id, not ARN, so the
+// control plane records it to verify who sent a state message.
+const InfraOutputStateExporterRoleID = "StateExporterRoleId"
+
+// Events the state functions put on the vendor bus (source SourceState). Each detail is
+// described in docs/state.md.
+const (
+	SourceState                       = "byoc.state"
+	DetailTypeServiceHealthChanged    = "BYOC Service Health Changed"
+	DetailTypeDeploymentHealthChanged = "BYOC Deployment Health Changed"
+	DetailTypeStateMessageRejected    = "BYOC State Message Rejected"
+)
+
+// Data-plane command channels: one SQS FIFO queue per deployment, named
+// CommandQueuePrefix + deployment id + ".fifo", readable only by the deployment's agent role.
+const CommandQueuePrefix = "byoc-commands-"
+
+// LocalSenderIDAttribute is a message attribute only the local cloud reads. kumo does not
+// set SQS's SenderId, so in the local cloud the sender's identity ("<role id>:<session>")
+// travels in this message attribute (stamped by the front door from the SendMessage
+// caller's credentials, or set by the data-plane simulator), and the local SQS poller moves
+// it into the SenderId attribute of the event it builds. In AWS, SenderId is set by SQS and
+// stateingest never reads this attribute.
+const LocalSenderIDAttribute = "byoc-local-sender-id"

@@ -1,0 +1,69 @@
+package servicestate
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/statemsg"
+)
+
+// Reports of one service delivered concurrently and in any order leave the newest stored,
+// and each service transition recorded once.
+func TestConcurrentReportsKeepTheNewest(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for seq := int64(40); seq >= 1; seq-- {
+		wg.Add(1)
+		go func(seq int64) {
+			defer wg.Done()
+			m := report("dep-1", "svc-a", seq)
+			if seq%2 == 0 {
+				m.Status = statemsg.StatusDegraded
+			}
+			if _, err := f.repo.Apply(ctx, m, "m"); err != nil {
+				errs <- err
+			}
+		}(seq)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err) // contention beyond the retry budget would show here
+	}
+	s, err := f.repo.Service(ctx, "dep-1", "svc-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.OrderKey != report("dep-1", "svc-a", 40).OrderKey() || s.Health != health.Degraded {
+		t.Fatalf("stored %s %s, want the 40th report (degraded)", s.OrderKey, s.Health)
+	}
+}
+
+// Two services changing at once: the deployment's health ends as the worst of both.
+func TestConcurrentServicesConvergeDeploymentHealth(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i, svc := range []string{"svc-a", "svc-b", "svc-c", "svc-d"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := report("dep-1", svc, int64(i+1))
+			if svc == "svc-c" {
+				m.Status = statemsg.StatusUnhealthy
+			}
+			if _, err := f.repo.Apply(ctx, m, "m"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	dh, err := f.repo.DeploymentHealth(ctx, "dep-1")
+	if err != nil || dh.Health != health.Unhealthy {
+		t.Fatalf("deployment health %+v %v", dh, err)
+	}
+}

@@ -1,0 +1,131 @@
+package servicestate
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/byocloud/byoc/shared/health"
+)
+
+// DeploymentHealth is a deployment's health: the worst of its services'.
+type DeploymentHealth struct {
+	DeploymentID string        `json:"deploymentId"`
+	Health       health.Health `json:"health"`
+	Reason       string        `json:"reason"`
+	Services     int           `json:"services"`
+	Version      int64         `json:"version"` // bumped by each change; the optimistic lock
+	ChangedAt    time.Time     `json:"changedAt"`
+}
+
+// refreshAttempts bounds the optimistic retries when reports of several services of one
+// deployment change its health at the same moment; each retry re-reads, so the last writer
+// always wrote from a complete view.
+const refreshAttempts = 5
+
+// DeploymentHealth returns a deployment's stored health; a deployment no service has
+// reported for is Unknown at version 0.
+func (r *Repo) DeploymentHealth(ctx context.Context, deploymentID string) (DeploymentHealth, error) {
+	item, err := r.get(ctx, deploymentPK(deploymentID), skHealth)
+	if IsNotFound(err) {
+		return DeploymentHealth{DeploymentID: deploymentID, Health: health.Unknown}, nil
+	}
+	if err != nil {
+		return DeploymentHealth{}, err
+	}
+	var d DeploymentHealth
+	if err := unmarshalMap(item, &d); err != nil {
+		return DeploymentHealth{}, fmt.Errorf("decode health of %s: %w", deploymentID, err)
+	}
+	return d, nil
+}
+
+// RefreshDeploymentHealth recomputes a deployment's health from its services after cause
+// (a service transition) and stores it when it changed, with the transition in the history
+// and its alert in the outbox, in one transaction. It returns that alert, or nil when the
+// deployment's health did not change.
+func (r *Repo) RefreshDeploymentHealth(ctx context.Context, deploymentID string, cause health.Transition) (*PendingAlert, error) {
+	for range refreshAttempts {
+		worst, reason, count, err := r.worstService(ctx, deploymentID)
+		if err != nil {
+			return nil, err
+		}
+		cur, err := r.DeploymentHealth(ctx, deploymentID)
+		if err != nil {
+			return nil, err
+		}
+		if cur.Health == worst {
+			return nil, nil
+		}
+		now := r.now()
+		next := DeploymentHealth{
+			DeploymentID: deploymentID, Health: worst, Reason: reason, Services: count,
+			Version: cur.Version + 1, ChangedAt: now,
+		}
+		t := health.Transition{
+			Scope: health.ScopeDeployment, DeploymentID: deploymentID, From: cur.Health, To: worst,
+			Reason: reason, At: cause.At, Cause: cause.Cause,
+		}
+		histPut, pending, err := r.historyPut(t, historySK(t, next.Version), now)
+		if err != nil {
+			return nil, err
+		}
+		item, err := withKey(next, deploymentPK(deploymentID), skHealth, kindHealth)
+		if err != nil {
+			return nil, err
+		}
+		cond := "attribute_not_exists(PK)"
+		values, names := map[string]types.AttributeValue(nil), map[string]string(nil)
+		if cur.Version > 0 {
+			cond = "#version = :v"
+			values, names = map[string]types.AttributeValue{":v": num(cur.Version)}, map[string]string{"#version": "version"}
+		}
+		_, err = r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+			{Put: &types.Put{TableName: aws.String(r.table), Item: item, ConditionExpression: aws.String(cond), ExpressionAttributeNames: names, ExpressionAttributeValues: values}},
+			{Put: histPut},
+		}})
+		if err == nil {
+			return &pending, nil
+		}
+		if !cancelledAt(err, 0) {
+			return nil, fmt.Errorf("store health of %s: %w", deploymentID, err)
+		}
+		// Another report changed the deployment's health first: read again.
+	}
+	return nil, fmt.Errorf("store health of %s: still contended after %d attempts: %w", deploymentID, refreshAttempts, ErrConflict)
+}
+
+// worstService reads the health of every service of a deployment (one query of the
+// deployment's partition, projecting only what is needed) and names the worst.
+func (r *Repo) worstService(ctx context.Context, deploymentID string) (health.Health, string, int, error) {
+	items, err := r.queryAll(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression:    aws.String("PK = :pk AND begins_with(SK, :svc)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(deploymentPK(deploymentID)), ":svc": str(skServicePrefix)},
+		ProjectionExpression:      aws.String("#s, #h, #r"),
+		ExpressionAttributeNames:  map[string]string{"#s": "serviceId", "#h": "health", "#r": "healthReason"},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return "", "", 0, fmt.Errorf("read services of %s: %w", deploymentID, err)
+	}
+	worst, reason, count := health.Unknown, "no service has reported", 0
+	for _, it := range items {
+		h := health.Health(stringAttr(it, "health"))
+		if h == "" {
+			continue // an item created only by a waiter: not reported yet
+		}
+		count++
+		if h.Severity() > worst.Severity() {
+			worst = h
+			reason = fmt.Sprintf("service %s is %s: %s", stringAttr(it, "serviceId"), h, stringAttr(it, "healthReason"))
+		}
+	}
+	if count > 0 && worst == health.Healthy {
+		reason = fmt.Sprintf("all %d services healthy", count)
+	}
+	return worst, reason, count, nil
+}
