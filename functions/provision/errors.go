@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// The errors below are the ones the provision workflow tells apart. Lambda reports a Go
+// error's type name as its errorType, which is the error name the ASL's Retry and Catch see,
+// so the names are part of the workflow's contract (provision.asl.json).
+
+// TransientError is worth retrying: throttling, a 5xx, a dropped connection, or a concurrent
+// write to the deployment (the retried step reads it again). The workflow retries it with
+// jittered exponential backoff.
+type TransientError struct{ Err error }
+
+func (e *TransientError) Error() string { return "transient: " + e.Err.Error() }
+func (e *TransientError) Unwrap() error { return e.Err }
+
+// AccessDenied is the customer's management role refusing us, most often a wrong ExternalId.
+// Retrying cannot help: the deployment fails with this reason.
+type AccessDenied struct{ Err error }
+
+func (e *AccessDenied) Error() string { return e.Err.Error() }
+func (e *AccessDenied) Unwrap() error { return e.Err }
+
+// StackFailed is a stack operation that ended in failure (reported by the fallback poll; the
+// event path fails the task token with the same name).
+type StackFailed struct{ Result stackevent.Result }
+
+func (e *StackFailed) Error() string {
+	return fmt.Sprintf("stack %s is %s: %s", e.Result.StackID, e.Result.Status, e.Result.Reason)
+}
+
+// StackBlocked is a stack in a state byoc must not repair by itself
+// (UPDATE_ROLLBACK_FAILED needs an operator's ContinueUpdateRollback).
+type StackBlocked struct {
+	StackID, Status string
+}
+
+func (e *StackBlocked) Error() string {
+	return fmt.Sprintf("stack %s is %s: an operator must repair it (for UPDATE_ROLLBACK_FAILED: continue-update-rollback) before provisioning can go on", e.StackID, e.Status)
+}
+
+// InvalidState is a step asked to act on a deployment in a status it cannot act on.
+type InvalidState struct {
+	DeploymentID, Status, Step string
+}
+
+func (e *InvalidState) Error() string {
+	return fmt.Sprintf("deployment %s is %s: step %s cannot run", e.DeploymentID, e.Status, e.Step)
+}
+
+// InvalidInput is a step input the workflow should never send.
+type InvalidInput struct{ Problem string }
+
+func (e *InvalidInput) Error() string { return "invalid step input: " + e.Problem }
+
+// classify gives an AWS or store error the name the workflow acts on.
+func classify(err error) error {
+	var denied *cloud.AccessDeniedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, new(*TransientError)), errors.As(err, new(*AccessDenied)), errors.As(err, new(*StackFailed)),
+		errors.As(err, new(*StackBlocked)), errors.As(err, new(*InvalidState)), errors.As(err, new(*InvalidInput)):
+		return err
+	case errors.As(err, &denied), cloud.IsAccessDenied(err):
+		return &AccessDenied{Err: err}
+	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict):
+		return &TransientError{Err: err}
+	default:
+		return err
+	}
+}

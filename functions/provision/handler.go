@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/settings"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// Config is what the control-plane stack tells provision through its environment.
+type Config struct {
+	Rules                 settings.Rules
+	MaxAttempts           int    // provisioning attempts per workflow execution
+	TemplateBody          string // the infrastructure template, compacted
+	StateQueueArn         string // infrastructure parameter StateQueueArn
+	ControlPlaneAccountID string // infrastructure parameter ControlPlaneAccountId
+}
+
+// DefaultMaxAttempts bounds delete-and-recreate after a rollback when
+// MAX_PROVISION_ATTEMPTS is not set.
+const DefaultMaxAttempts = 3
+
+// maxTemplateBody is CloudFormation's limit on TemplateBody (larger templates need
+// TemplateURL).
+const maxTemplateBody = 51200
+
+// ConfigFromEnv reads and checks the configuration at cold start.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	var problems []string
+	need := func(name string) string {
+		v := getenv(name)
+		if v == "" {
+			problems = append(problems, name+" must be set")
+		}
+		return v
+	}
+	need(contract.EnvTableName)
+	c := Config{
+		Rules:         settings.RulesFromEnv(getenv(contract.EnvSupportedRegions)),
+		MaxAttempts:   DefaultMaxAttempts,
+		StateQueueArn: need(contract.EnvStateQueueArn),
+	}
+	if roleArn := need(contract.EnvProvisionerRoleArn); roleArn != "" {
+		// arn:<partition>:iam::<account>:role/<name>
+		parts := strings.Split(roleArn, ":")
+		if len(parts) != 6 || parts[2] != "iam" || len(parts[4]) != 12 {
+			problems = append(problems, fmt.Sprintf("%s %q must be an IAM role ARN", contract.EnvProvisionerRoleArn, roleArn))
+		} else {
+			c.ControlPlaneAccountID = parts[4]
+		}
+	}
+	if v := getenv(contract.EnvMaxProvisionAttempts); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10 {
+			problems = append(problems, fmt.Sprintf("%s %q must be a whole number from 1 to 10", contract.EnvMaxProvisionAttempts, v))
+		}
+		c.MaxAttempts = n
+	}
+	if path := need(contract.EnvInfraTemplatePath); path != "" {
+		body, err := loadTemplate(path)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		c.TemplateBody = body
+	}
+	if err := c.Rules.Validate(); err != nil {
+		problems = append(problems, contract.EnvSupportedRegions+": "+err.Error())
+	}
+	if len(problems) > 0 {
+		return Config{}, fmt.Errorf("provision: %s", strings.Join(problems, "; "))
+	}
+	return c, nil
+}
+
+// loadTemplate reads the infrastructure template and compacts it: CloudFormation counts the
+// bytes of TemplateBody, and the synthesized template is indented.
+func loadTemplate(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", contract.EnvInfraTemplatePath, err)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return "", fmt.Errorf("%s %s is not a JSON template: %w", contract.EnvInfraTemplatePath, path, err)
+	}
+	if buf.Len() > maxTemplateBody {
+		return "", fmt.Errorf("%s %s is %d bytes compacted, over CloudFormation's TemplateBody limit of %d (it would have to be passed by TemplateURL)",
+			contract.EnvInfraTemplatePath, path, buf.Len(), maxTemplateBody)
+	}
+	return buf.String(), nil
+}
+
+// CustomerCloud opens a deployment's customer account; Customers is the real one.
+type CustomerCloud interface {
+	CloudFormation(ctx context.Context, d store.Deployment) (cloud.CloudFormation, error)
+}
+
+// Handler runs the steps of the provision workflow. Each step reads the deployment from the
+// store and writes it back conditionally, so a step retried by the workflow, or run twice
+// by Lambda, finds its own work done and does not repeat it.
+type Handler struct {
+	Store     *store.Store
+	Tasks     cloud.TaskCompleter
+	Customers CustomerCloud
+	Config    Config
+	Log       *slog.Logger
+}
+
+// Steps of the workflow: the "step" field of the input.
+const (
+	StepPrepare = "prepare"
+	StepApply   = "apply"
+	StepAwait   = "await"
+	StepPoll    = "poll"
+	StepRecord  = "record"
+	StepFail    = "fail"
+)
+
+// Input is the payload every task of provision.asl.json sends.
+type Input struct {
+	Step         string `json:"step"`
+	DeploymentID string `json:"deploymentId"`
+	Execution    string `json:"execution"` // $$.Execution.Id
+	TaskToken    string `json:"taskToken,omitempty"`
+	StackID      string `json:"stackId,omitempty"`
+	Operation    string `json:"operation,omitempty"`
+	RequestToken string `json:"requestToken,omitempty"`
+	// Error is what a Catch put at $.error: the error name and its cause.
+	Error *CaughtError `json:"error,omitempty"`
+}
+
+// CaughtError is an ASL Catch's error output.
+type CaughtError struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// Handle dispatches to the step. Errors come back classified (see errors.go).
+func (h *Handler) Handle(ctx context.Context, in Input) (any, error) {
+	if in.DeploymentID == "" || in.Execution == "" {
+		return nil, &InvalidInput{Problem: "deploymentId and execution are required"}
+	}
+	log := h.Log.With("step", in.Step, "deploymentId", in.DeploymentID, "execution", in.Execution)
+	var out any
+	var err error
+	switch in.Step {
+	case StepPrepare:
+		out, err = h.prepare(ctx, log, in)
+	case StepApply:
+		out, err = h.apply(ctx, log, in)
+	case StepAwait:
+		out, err = h.await(ctx, log, in)
+	case StepPoll:
+		out, err = h.poll(ctx, in)
+	case StepRecord:
+		out, err = h.record(ctx, log, in)
+	case StepFail:
+		out, err = h.fail(ctx, log, in)
+	default:
+		return nil, &InvalidInput{Problem: fmt.Sprintf("step %q is not one of prepare, apply, await, poll, record, fail", in.Step)}
+	}
+	if err != nil {
+		err = classify(err)
+		log.ErrorContext(ctx, "provision step failed", "error", err.Error(), "errorType", fmt.Sprintf("%T", err))
+		return nil, err
+	}
+	return out, nil
+}
+
+// waiterLifetime outlives the Await state's TimeoutSeconds (900): the waiter of a timed-out
+// wait is replaced by the next one, and an expired one is just garbage.
+const waiterLifetime = time.Hour
