@@ -866,8 +866,8 @@ type responseMetadata struct {
 func writeResult(w http.ResponseWriter, action string, result any) {
 	type response struct {
 		XMLName  xml.Name
-		Xmlns    string         `xml:"xmlns,attr"`
-		Result   *resultElement `xml:",omitempty"`
+		Xmlns    string           `xml:"xmlns,attr"`
+		Result   *resultElement   `xml:",omitempty"`
 		Metadata responseMetadata `xml:"ResponseMetadata"`
 	}
 	resp := response{XMLName: xml.Name{Local: action + "Response"}, Xmlns: cfnNamespace, Metadata: responseMetadata{uuid.NewString()}}

@@ -102,7 +102,9 @@ func (f *fixture) cfn(creds aws.Credentials) *cloudformation.Client {
 	})
 }
 
-func (f *fixture) customerCFN() *cloudformation.Client { return f.cfn(accounts.AdminCredentials(customer)) }
+func (f *fixture) customerCFN() *cloudformation.Client {
+	return f.cfn(accounts.AdminCredentials(customer))
+}
 
 func (f *fixture) sts(creds aws.Credentials) *sts.Client {
 	return sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.url), Credentials: credentials.StaticCredentialsProvider{Value: creds}})

@@ -23,9 +23,9 @@ type provider interface {
 
 type simulator struct{}
 
-func (simulator) create(context.Context, *stack, *liveResource) error                 { return nil }
+func (simulator) create(context.Context, *stack, *liveResource) error                { return nil }
 func (simulator) update(context.Context, *stack, *liveResource, *liveResource) error { return nil }
-func (simulator) delete(context.Context, *stack, *liveResource) error                 { return nil }
+func (simulator) delete(context.Context, *stack, *liveResource) error                { return nil }
 
 func (e *Engine) providerFor(account string) provider {
 	if e.isVendor(account) {
