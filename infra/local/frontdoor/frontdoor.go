@@ -60,8 +60,9 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service := ServiceOf(r)
-	op := Operation(r, service)
-	d.stats.record(service, op)
+	if r.Header.Get(InternalHeader) == "" {
+		d.stats.record(service, Operation(r, service))
+	}
 	d.handlerFor(service, r).ServeHTTP(w, r)
 }
 

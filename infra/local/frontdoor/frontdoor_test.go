@@ -236,3 +236,18 @@ func TestCredentialScope(t *testing.T) {
 		t.Errorf("malformed scope must read as unsigned, got %q %q", k, svc)
 	}
 }
+
+func TestInternalCallsAreRoutedButNotCounted(t *testing.T) {
+	d, _, url := newDoor(t)
+	states := &recorder{name: "states"}
+	d.Handle("states", states)
+	cfg := sdkConfig(url)
+	cfg.HTTPClient = InternalClient()
+	_, _ = sfn.NewFromConfig(cfg).ListStateMachines(context.Background(), &sfn.ListStateMachinesInput{})
+	if states.count() != 1 {
+		t.Fatalf("an internal call must still reach its service; states got %d", states.count())
+	}
+	if total := d.Stats().Total(); total != 0 {
+		t.Errorf("internal calls counted: %v", d.Stats().Snapshot())
+	}
+}

@@ -1,0 +1,25 @@
+package frontdoor
+
+import "net/http"
+
+// InternalHeader marks a request the local cloud makes on its own behalf: EventBridge
+// delivering to a target, the SQS poller of an event source mapping, the stack engine
+// creating resources. Such requests are routed like any other but not counted, so the
+// counters measure what the control plane and the user do, not the emulator's plumbing.
+const InternalHeader = "X-Byoc-Local-Internal"
+
+// InternalClient returns an HTTP client whose requests carry InternalHeader. Give it to the
+// SDK (aws.Config.HTTPClient) of the local cloud's own components.
+func InternalClient() *http.Client {
+	return &http.Client{Transport: internalTransport{base: &http.Transport{
+		MaxIdleConns: 256, MaxIdleConnsPerHost: 256,
+	}}}
+}
+
+type internalTransport struct{ base http.RoundTripper }
+
+func (t internalTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(InternalHeader, "1")
+	return t.base.RoundTrip(r)
+}
