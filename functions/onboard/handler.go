@@ -67,6 +67,10 @@ func ExecutionName(deploymentID string, attempt int) string {
 // account, a status that needs no action, a duplicate) are logged and ignored, and write
 // nothing.
 func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
+	if !stackevent.IsStackStatusChange(ev) {
+		h.Log.InfoContext(ctx, "onboard: ignored, not a Stack Status Change", "eventId", ev.ID, "source", ev.Source, "detailType", ev.DetailType)
+		return nil
+	}
 	e, err := stackevent.Parse(ev)
 	if err != nil {
 		h.Log.ErrorContext(ctx, "onboard: malformed event", "eventId", ev.ID, "error", err.Error())

@@ -74,7 +74,10 @@ func (f fixture) invite(t *testing.T) store.Deployment {
 
 func sample(t *testing.T, name string) events.CloudWatchEvent {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "onboard", name))
+	if !strings.Contains(name, "/") {
+		name = filepath.Join("onboard", name)
+	}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +192,7 @@ func TestBootstrapRollbackIsAuditedAndTheDeploymentStaysInvited(t *testing.T) {
 
 // Events that are not for onboard are ignored without error and write nothing.
 func TestIgnoredEventsWriteNothing(t *testing.T) {
-	for _, name := range []string{"unknown-account.json", "wrong-stack-name.json", "bootstrap-create-in-progress.json"} {
+	for _, name := range []string{"unknown-account.json", "wrong-stack-name.json", "bootstrap-create-in-progress.json", "stackevents/resource-status-change.json"} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
 			f.invite(t)

@@ -38,6 +38,10 @@ type Handler struct {
 // Malformed events are returned as errors, as in onboard, so they reach the dead-letter
 // destination instead of vanishing.
 func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
+	if !stackevent.IsStackStatusChange(ev) {
+		h.Log.InfoContext(ctx, "stackevents: ignored, not a Stack Status Change", "eventId", ev.ID, "source", ev.Source, "detailType", ev.DetailType)
+		return nil
+	}
 	e, err := stackevent.Parse(ev)
 	if err != nil {
 		h.Log.ErrorContext(ctx, "stackevents: malformed event", "eventId", ev.ID, "error", err.Error())

@@ -267,3 +267,17 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A Resource Status Change is a valid CloudFormation event that is not ours: ignored, not an
+// error (the rule routing it here is too wide, and retrying it would not help).
+func TestResourceStatusChangeIsIgnored(t *testing.T) {
+	f := newFixture(t)
+	execution, _ := f.wait(t, "create", "byoc-k3q9x2m7p4w8z-1-create")
+	before := f.env.Keys(t, f.table)
+	if err := f.h.Handle(context.Background(), sample(t, "resource-status-change.json")); err != nil {
+		t.Fatal(err)
+	}
+	if after := f.env.Keys(t, f.table); len(after) != len(before) || !f.running(t, execution) {
+		t.Fatal("a resource event had an effect")
+	}
+}

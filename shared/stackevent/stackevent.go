@@ -60,6 +60,13 @@ type detail struct {
 	ClientRequestToken string `json:"client-request-token"`
 }
 
+// IsStackStatusChange reports whether an event claims to be a CloudFormation Stack Status
+// Change. Handlers ignore other events (a Resource Status Change reaching them is routed too
+// widely, not broken) and treat a claimed but unreadable one as malformed.
+func IsStackStatusChange(ev events.CloudWatchEvent) bool {
+	return ev.Source == contract.SourceCloudFormation && ev.DetailType == contract.DetailTypeStackStatusChange
+}
+
 // Parse checks the envelope and detail of an EventBridge event and returns the stack event.
 // Account and region come from the stack ARN, not from the envelope: on AWS they are equal,
 // but a forwarding bus (the local cloud's EventBridge) may rewrite the envelope's account,

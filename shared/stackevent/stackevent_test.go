@@ -262,3 +262,17 @@ func TestResultAlwaysEncodesEveryField(t *testing.T) {
 		}
 	}
 }
+
+func TestIsStackStatusChange(t *testing.T) {
+	if !stackevent.IsStackStatusChange(sample(t, "stackevents/infra-create-complete.json")) {
+		t.Fatal("a stack event was not recognised")
+	}
+	if stackevent.IsStackStatusChange(sample(t, "stackevents/resource-status-change.json")) {
+		t.Fatal("a resource event was taken for a stack event")
+	}
+	ev := sample(t, "stackevents/infra-create-complete.json")
+	ev.Source = "byoc.test"
+	if stackevent.IsStackStatusChange(ev) {
+		t.Fatal("another source was accepted")
+	}
+}
