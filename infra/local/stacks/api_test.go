@@ -40,7 +40,7 @@ func TestCreateStackRejectsBadInputAndCreatesNothing(t *testing.T) {
 		{"parameter not allowed", &cloudformation.CreateStackInput{StackName: aws.String("s"), TemplateBody: aws.String(infra), Parameters: params("DeploymentId", "d", "WithBucket", "maybe")},
 			"ValidationError", "Parameter 'WithBucket' must be one of AllowedValues"},
 		{"external id too short", &cloudformation.CreateStackInput{StackName: aws.String("s"), TemplateBody: aws.String(bootstrap),
-			Parameters: params("ExternalId", "short", "ControlPlaneRoleArn", controlPlane, "VendorEventBusArn", vendorBusArn),
+			Parameters:   params("ExternalId", "short", "ControlPlaneRoleArn", controlPlane, "VendorEventBusArn", vendorBusArn),
 			Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam}},
 			"ValidationError", "Parameter 'ExternalId' failed to satisfy constraint: must be the 32+ character ExternalId from the invitation"},
 		{"missing IAM capability", &cloudformation.CreateStackInput{StackName: aws.String("s"), TemplateBody: aws.String(bootstrap), Parameters: bootstrapParams()},
