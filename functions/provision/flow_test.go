@@ -415,3 +415,15 @@ func running(t *testing.T, f *fixture, exec string) bool {
 	}
 	return out.Status == "RUNNING"
 }
+
+// An update that rolled back to exactly the wanted parameters has nothing to do and is ready.
+func TestARolledBackUpdateMatchingTheWantedStackIsReady(t *testing.T) {
+	f := newFixture(t)
+	s := f.createdAndSettled(t, "UPDATE_ROLLBACK_COMPLETE")
+	if a := must[ApplyResult](t, f, Input{Step: StepApply}); a.Action != ActionNone {
+		t.Fatalf("apply = %+v", a)
+	}
+	if out := must[RecordResult](t, f, Input{Step: StepRecord, StackID: s.id}); out.Status != "ready" {
+		t.Fatalf("record = %+v", out)
+	}
+}

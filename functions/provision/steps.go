@@ -411,6 +411,14 @@ type RecordResult struct {
 	Status string `json:"status"`
 }
 
+// recordable are the statuses of a stack whose resources match a template: a finished create
+// or update, or (reached through apply's "nothing to do") an update rolled back to a template
+// equal to the wanted one.
+var recordable = []cfntypes.StackStatus{
+	cfntypes.StackStatusCreateComplete, cfntypes.StackStatusUpdateComplete, cfntypes.StackStatusUpdateRollbackComplete,
+	cfntypes.StackStatusImportComplete, cfntypes.StackStatusImportRollbackComplete,
+}
+
 // record stores the stack's outputs and marks the deployment ready.
 func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (RecordResult, error) {
 	d, err := h.Store.Get(ctx, in.DeploymentID)
@@ -435,7 +443,7 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 	if err != nil {
 		return RecordResult{}, err
 	}
-	if stack == nil || !slices.Contains([]cfntypes.StackStatus{cfntypes.StackStatusCreateComplete, cfntypes.StackStatusUpdateComplete}, stack.StackStatus) {
+	if stack == nil || !slices.Contains(recordable, stack.StackStatus) {
 		status := "absent"
 		if stack != nil {
 			status = string(stack.StackStatus)
