@@ -43,6 +43,15 @@ var (
 	roleIDPattern = regexp.MustCompile(`^AROA[A-Z0-9]{12,124}$`)
 )
 
+// RoleARNAccount returns the account of an IAM role ARN, and false when arn is not one.
+func RoleARNAccount(arn string) (string, bool) {
+	m := roleARNPattern.FindStringSubmatch(arn)
+	if m == nil {
+		return "", false
+	}
+	return m[2], true
+}
+
 // Validate checks the record; the error names the field and the rule.
 func (d DataPlane) Validate() error {
 	var bad []string
@@ -53,12 +62,12 @@ func (d DataPlane) Validate() error {
 		bad = append(bad, "accountId: must be 12 digits")
 	}
 	for field, arn := range map[string]string{"exporterRoleArn": d.ExporterRoleARN, "agentRoleArn": d.AgentRoleARN} {
-		m := roleARNPattern.FindStringSubmatch(arn)
+		account, ok := RoleARNAccount(arn)
 		switch {
-		case m == nil:
+		case !ok:
 			bad = append(bad, field+": must be an IAM role ARN")
-		case m[2] != d.AccountID:
-			bad = append(bad, fmt.Sprintf("%s: must be a role of account %s, not %s", field, d.AccountID, m[2]))
+		case account != d.AccountID:
+			bad = append(bad, fmt.Sprintf("%s: must be a role of account %s, not %s", field, d.AccountID, account))
 		}
 	}
 	if !roleIDPattern.MatchString(d.ExporterRoleID) {

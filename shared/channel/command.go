@@ -1,0 +1,133 @@
+// Package channel is the control plane's side of the queues between it and a deployment's
+// data plane: the command channel (one SQS FIFO queue per deployment, readable only by that
+// deployment's in-cluster agent role) and the admission policy of the state queue (which
+// only the state exporter roles of onboarded deployments may send to).
+//
+// A command has an id; the agent acknowledges it in its next state messages
+// (statemsg.CommandAck), and ingest records the acknowledgement on the command's record
+// (package servicestate), where a workflow can wait for it.
+package channel
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/byocloud/byoc/shared/statemsg"
+)
+
+// CommandVersion is the schema version of commands on the channel.
+const CommandVersion = 1
+
+// Kind is what a command asks the agent to do.
+type Kind string
+
+const (
+	ApplyRelease Kind = "apply-release" // params: clickhouseVersion and/or operatorVersion
+	Start        Kind = "start"
+	Stop         Kind = "stop"
+	Scale        Kind = "scale"   // params: replicas
+	Backup       Kind = "backup"  // params: backupId (optional; the agent names one otherwise)
+	Restore      Kind = "restore" // params: backupId
+)
+
+// Kinds lists every command kind.
+var Kinds = []Kind{ApplyRelease, Start, Stop, Scale, Backup, Restore}
+
+// Command is one instruction to a deployment's agent, as it travels on the channel.
+type Command struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	ID            string `json:"id"`
+	DeploymentID  string `json:"deploymentId"`
+	// ServiceID is the service the command is for; empty only for a deployment-wide
+	// apply-release (an operator upgrade, for example).
+	ServiceID string            `json:"serviceId,omitempty"`
+	Kind      Kind              `json:"kind"`
+	Params    map[string]string `json:"params,omitempty"`
+	IssuedAt  time.Time         `json:"issuedAt"`
+}
+
+// NewID returns a fresh command id. Callers that may retry (a workflow step) should instead
+// derive the id from what they are doing (execution and step), so the retry is recognised.
+func NewID() string {
+	return "cmd-" + strings.ToLower(rand.Text()[:20])
+}
+
+// Validate checks a command; the error names the field and the rule.
+func (c Command) Validate() error {
+	var bad []string
+	if c.SchemaVersion != CommandVersion {
+		bad = append(bad, fmt.Sprintf("schemaVersion: must be %d", CommandVersion))
+	}
+	if !statemsg.ValidID(c.ID) {
+		bad = append(bad, "id: "+statemsg.IDRule)
+	}
+	if !statemsg.ValidID(c.DeploymentID) {
+		bad = append(bad, "deploymentId: "+statemsg.IDRule)
+	} else if _, err := QueueName(c.DeploymentID); err != nil {
+		bad = append(bad, "deploymentId: "+err.Error())
+	}
+	if c.ServiceID != "" && !statemsg.ValidID(c.ServiceID) {
+		bad = append(bad, "serviceId: "+statemsg.IDRule)
+	}
+	if c.IssuedAt.IsZero() {
+		bad = append(bad, "issuedAt: required")
+	}
+	p := c.Params
+	switch c.Kind {
+	case ApplyRelease:
+		if p["clickhouseVersion"] == "" && p["operatorVersion"] == "" {
+			bad = append(bad, "params: apply-release needs clickhouseVersion or operatorVersion")
+		}
+	case Start, Stop, Backup:
+	case Scale:
+		n, err := strconv.Atoi(p["replicas"])
+		if err != nil || n < 1 || n > statemsg.MaxReplicas {
+			bad = append(bad, fmt.Sprintf("params.replicas: scale needs a number of replicas between 1 and %d", statemsg.MaxReplicas))
+		}
+	case Restore:
+		if !statemsg.ValidID(p["backupId"]) {
+			bad = append(bad, "params.backupId: restore needs a backup id that "+statemsg.IDRule)
+		}
+	default:
+		bad = append(bad, fmt.Sprintf("kind: must be one of %v", Kinds))
+	}
+	if c.Kind != ApplyRelease && c.Kind != "" && c.ServiceID == "" {
+		bad = append(bad, fmt.Sprintf("serviceId: required for %s", c.Kind))
+	}
+	for k, v := range p {
+		if len(k) > 64 || len(v) > 256 {
+			bad = append(bad, fmt.Sprintf("params.%.64s: names at most 64 and values at most 256 characters", k))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("invalid command: %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// Encode validates a command and returns its message body.
+func Encode(c Command) ([]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(c)
+}
+
+// ParseCommand reads a command from a message body, as the agent does.
+func ParseCommand(body []byte) (Command, error) {
+	var c Command
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Command{}, fmt.Errorf("malformed command: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Command{}, err
+	}
+	return c, nil
+}
