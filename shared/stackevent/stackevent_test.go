@@ -276,3 +276,21 @@ func TestIsStackStatusChange(t *testing.T) {
 		t.Fatal("another source was accepted")
 	}
 }
+
+// Every event a function receives is parsed first.
+func BenchmarkParse(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "stackevents", "infra-create-complete.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var ev events.CloudWatchEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := stackevent.Parse(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -243,8 +243,9 @@ func (s *Store) UndoCreate(ctx context.Context, d Deployment) error {
 	}
 	for _, it := range out.Items {
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
-			TableName: aws.String(s.table),
-			Key:       map[string]types.AttributeValue{AttrPK: it[AttrPK], AttrSK: it[AttrSK]},
+			TableName:           aws.String(s.table),
+			Key:                 map[string]types.AttributeValue{AttrPK: it[AttrPK], AttrSK: it[AttrSK]},
+			ConditionExpression: aws.String("attribute_exists(PK)"),
 		}})
 	}
 	if _, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
