@@ -1,0 +1,434 @@
+package stacks
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/byocloud/byoc/infra/workflows"
+	"github.com/byocloud/byoc/shared/contract"
+)
+
+// ControlPlaneStackID is the construct id and template name of the vendor's stack
+// (cdk.out/ByocControlPlane.template.json); `cdk deploy ByocControlPlane` deploys it.
+const ControlPlaneStackID = "ByocControlPlane"
+
+// maxProvisionAttempts bounds delete-and-recreate after a failed infrastructure stack.
+const maxProvisionAttempts = "3"
+
+// Control-plane output names (operators and the local cloud read them).
+const (
+	OutputVendorEventBusName       = "VendorEventBusName"
+	OutputVendorEventBusArn        = "VendorEventBusArn"
+	OutputProvisionerRoleArn       = "ProvisionerRoleArn"
+	OutputTableName                = "TableName"
+	OutputStateQueueArn            = "StateQueueArn"
+	OutputStateQueueURL            = "StateQueueUrl"
+	OutputProvisionStateMachineArn = "ProvisionStateMachineArn"
+	OutputBootstrapTemplateURL     = "BootstrapTemplateUrl"
+)
+
+// OutputFunctionName is the output holding the deployed name of function fn (e.g.
+// "InviteFunctionName": operators invoke invite with it).
+func OutputFunctionName(fn string) string { return title(fn) + "FunctionName" }
+
+// ControlPlaneProps are the control-plane stack's inputs.
+type ControlPlaneProps struct {
+	// CodeDirs maps each contract.Functions name to the directory deployed as its code: the
+	// one holding its linux/arm64 bootstrap (for provision, the staged bundle that also holds
+	// the infrastructure template).
+	CodeDirs map[string]string
+	// BootstrapTemplateURL is where customers fetch the bootstrap template (a literal URL or a
+	// CloudFormation token).
+	BootstrapTemplateURL string
+	// ProvisionDefinition is the provision workflow (ASL) with its ${...} placeholders.
+	ProvisionDefinition string
+	// SupportedRegions is the comma-separated region list given to invite and provision;
+	// empty keeps their built-in default.
+	SupportedRegions string
+	// Tracing turns on X-Ray for the functions and the workflow.
+	Tracing bool
+}
+
+// ControlPlane is the synthesized control-plane stack with the constructs tests refer to.
+type ControlPlane struct {
+	Stack            awscdk.Stack
+	Table            awsdynamodb.Table
+	Bus              awsevents.EventBus
+	EventsDLQ        awssqs.Queue
+	StateQueue       awssqs.Queue
+	StateDLQ         awssqs.Queue
+	Functions        map[string]awslambda.Function
+	ProvisionMachine awsstepfunctions.CfnStateMachine
+}
+
+// NewControlPlaneStack builds the vendor's stack: the table, the vendor bus and its rules, the
+// state queue, the four functions, the provision workflow and the alarms.
+func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPlaneProps) (*ControlPlane, error) {
+	if err := checkDefinition(props.ProvisionDefinition); err != nil {
+		return nil, err
+	}
+	for _, fn := range contract.Functions {
+		if props.CodeDirs[fn] == "" {
+			return nil, fmt.Errorf("control plane: CodeDirs[%q] is empty: every function needs a code directory", fn)
+		}
+	}
+	stack := awscdk.NewStack(scope, jsii.String(id), &awscdk.StackProps{
+		Description: jsii.String("byoc control plane: event-driven provisioning of ClickHouse BYOC infrastructure in customer accounts"),
+	})
+	b := &controlPlaneBuilder{props: props, cp: &ControlPlane{Stack: stack, Functions: map[string]awslambda.Function{}}}
+	b.data()
+	b.functionsAndWorkflow()
+	b.rules()
+	b.alarms()
+	b.outputs()
+	return b.cp, nil
+}
+
+type controlPlaneBuilder struct {
+	props ControlPlaneProps
+	cp    *ControlPlane
+	roles map[string]awsiam.Role
+}
+
+// checkDefinition refuses a workflow whose placeholders are not exactly the ones this stack
+// substitutes: a missing one would deploy a workflow invoking nothing, an unknown one would
+// reach Step Functions as a literal "${...}".
+func checkDefinition(def string) error {
+	if strings.TrimSpace(def) == "" {
+		return fmt.Errorf("control plane: ProvisionDefinition is empty: it must be the provision workflow (infra/workflows)")
+	}
+	got := workflows.Placeholders(def)
+	want := []string{workflows.ProvisionFunctionArn}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		return fmt.Errorf("control plane: ProvisionDefinition placeholders are %v: the stack substitutes exactly %v", got, want)
+	}
+	return nil
+}
+
+func (b *controlPlaneBuilder) data() {
+	s := b.cp.Stack
+	// Key names and TTL attribute are the store's (contract.TableAttr*); on-demand, PITR, encrypted.
+	// Retained on stack deletion: it is the record of every customer deployment.
+	b.cp.Table = awsdynamodb.NewTable(s, jsii.String("Table"), &awsdynamodb.TableProps{
+		PartitionKey:        &awsdynamodb.Attribute{Name: jsii.String(contract.TableAttrPartitionKey), Type: awsdynamodb.AttributeType_STRING},
+		SortKey:             &awsdynamodb.Attribute{Name: jsii.String(contract.TableAttrSortKey), Type: awsdynamodb.AttributeType_STRING},
+		BillingMode:         awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		TimeToLiveAttribute: jsii.String(contract.TableAttrTTL),
+		Encryption:          awsdynamodb.TableEncryption_AWS_MANAGED,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{
+			PointInTimeRecoveryEnabled: jsii.Bool(true),
+		},
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+
+	// The bus starts with no policy: invite adds each customer account (events:PutPermission,
+	// statement "customer-<account>") and teardown removes it. The template must never own
+	// the policy, or a stack update would revoke every customer.
+	b.cp.Bus = awsevents.NewEventBus(s, jsii.String("VendorBus"), &awsevents.EventBusProps{
+		Description: jsii.String("CloudFormation events forwarded from invited customer accounts"),
+	})
+
+	queue := func(id string, dlq awssqs.IQueue) awssqs.Queue {
+		props := &awssqs.QueueProps{
+			Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
+			EnforceSSL:      jsii.Bool(true),
+			RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+		}
+		if dlq != nil {
+			props.DeadLetterQueue = &awssqs.DeadLetterQueue{Queue: dlq, MaxReceiveCount: jsii.Number(5)}
+			props.RetentionPeriod = awscdk.Duration_Days(jsii.Number(4))
+		}
+		return awssqs.NewQueue(s, jsii.String(id), props)
+	}
+	b.cp.EventsDLQ = queue("EventsDlq", nil)
+	suppress(b.cp.EventsDLQ, "AwsSolutions-SQS3",
+		"this queue is itself a dead-letter queue: of the vendor-bus rule targets and of onboard's and stackevents' asynchronous invocations")
+	b.cp.StateDLQ = queue("StateDlq", nil)
+	b.cp.StateQueue = queue("StateQueue", b.cp.StateDLQ)
+}
+
+func (b *controlPlaneBuilder) functionsAndWorkflow() {
+	s := b.cp.Stack
+	table := b.cp.Table.TableArn()
+	tableGrant := grant{resources: []string{*table}, actions: []string{
+		"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+		"dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable",
+	}}
+	b.roles = map[string]awsiam.Role{}
+
+	// provision: its role is the one customers' management roles trust (the provisioner); it
+	// reads the vendor's account from that ARN.
+	provision := b.function(contract.FunctionProvision, 120, map[string]*string{
+		contract.EnvTableName:            b.cp.Table.TableName(),
+		contract.EnvStateQueueArn:        b.cp.StateQueue.QueueArn(),
+		contract.EnvInfraTemplatePath:    jsii.String("/var/task/" + contract.InfraTemplateFile),
+		contract.EnvMaxProvisionAttempts: jsii.String(maxProvisionAttempts),
+	}, nil, tableGrant, grant{
+		sid:       "AssumeCustomerManagementRole",
+		actions:   []string{"sts:AssumeRole"},
+		resources: []string{subf("arn:${AWS::Partition}:iam::*:role/%s", contract.ManagementRoleName)},
+	})
+
+	machine := b.provisionWorkflow(provision)
+
+	// Task-token permissions go in separate policies: provision's function must exist before
+	// the workflow that invokes it, so its role's default policy cannot name the workflow.
+	taskTokens := grant{resources: []string{*machine.AttrArn()},
+		actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}}
+	awsiam.NewPolicy(s, jsii.String("ProvisionTaskTokens"), &awsiam.PolicyProps{
+		Roles: &[]awsiam.IRole{b.roles[contract.FunctionProvision]}, Statements: &[]awsiam.PolicyStatement{taskTokens.statement()},
+	})
+
+	b.function(contract.FunctionOnboard, 30, map[string]*string{
+		contract.EnvTableName:           b.cp.Table.TableName(),
+		contract.EnvProvisionMachineArn: machine.AttrArn(),
+	}, b.cp.EventsDLQ, tableGrant, grant{resources: []string{*machine.AttrArn()}, actions: []string{"states:StartExecution"}})
+
+	b.function(contract.FunctionStackEvents, 30, map[string]*string{
+		contract.EnvTableName: b.cp.Table.TableName(),
+	}, b.cp.EventsDLQ, tableGrant, taskTokens)
+
+	inviteEnv := map[string]*string{
+		contract.EnvTableName:            b.cp.Table.TableName(),
+		contract.EnvEventBusName:         b.cp.Bus.EventBusName(),
+		contract.EnvEventBusArn:          b.cp.Bus.EventBusArn(),
+		contract.EnvProvisionerRoleArn:   b.roles[contract.FunctionProvision].RoleArn(),
+		contract.EnvBootstrapTemplateURL: jsii.String(b.props.BootstrapTemplateURL),
+		contract.EnvStateQueueArn:        b.cp.StateQueue.QueueArn(),
+	}
+	b.function(contract.FunctionInvite, 30, inviteEnv, nil, tableGrant, grant{
+		resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutPermission", "events:RemovePermission"},
+	})
+	if b.props.SupportedRegions != "" {
+		for _, fn := range []string{contract.FunctionInvite, contract.FunctionProvision} {
+			b.cp.Functions[fn].AddEnvironment(jsii.String(contract.EnvSupportedRegions), jsii.String(b.props.SupportedRegions), nil)
+		}
+	}
+}
+
+// function creates one Lambda function with its own role and log group. The role starts
+// empty: it gets write access to its log group and exactly the grants given.
+func (b *controlPlaneBuilder) function(name string, timeoutSeconds float64, env map[string]*string, asyncDLQ awssqs.IQueue, grants ...grant) awslambda.Function {
+	s := b.cp.Stack
+	id := title(name)
+	role := awsiam.NewRole(s, jsii.String(id+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("Role of the byoc " + name + " function"),
+	})
+	if name == contract.FunctionProvision {
+		env[contract.EnvProvisionerRoleArn] = role.RoleArn()
+	}
+	logs := awslogs.NewLogGroup(s, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		Retention:     awslogs.RetentionDays_ONE_MONTH,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	logs.GrantWrite(role)
+	if b.props.Tracing {
+		grants = append(grants, xrayGrant())
+	}
+	for _, g := range grants {
+		role.AddToPolicy(g.statement())
+	}
+	suppressWildcards(role, grants)
+
+	props := &awslambda.FunctionProps{
+		Code:         awslambda.Code_FromAsset(jsii.String(b.props.CodeDirs[name]), nil),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String("bootstrap"),
+		Role:         role,
+		LogGroup:     logs,
+		Environment:  &env,
+		Timeout:      awscdk.Duration_Seconds(jsii.Number(timeoutSeconds)),
+		MemorySize:   jsii.Number(256),
+		Description:  jsii.String("byoc " + name),
+	}
+	if asyncDLQ != nil {
+		props.DeadLetterQueue = asyncDLQ
+	}
+	fn := awslambda.NewFunction(s, jsii.String(id+"Function"), props)
+	if b.props.Tracing {
+		// Set on the L1 resource: the L2 Tracing option would add its own unnamed X-Ray
+		// statement next to xrayGrant.
+		fn.Node().DefaultChild().(awslambda.CfnFunction).AddPropertyOverride(jsii.String("TracingConfig.Mode"), jsii.String("Active"))
+	}
+	awscdk.Tags_Of(fn).Add(jsii.String(contract.FunctionTagKey), jsii.String(name), nil)
+	b.roles[name] = role
+	b.cp.Functions[name] = fn
+	return fn
+}
+
+func xrayGrant() grant {
+	return grant{sid: "WriteXRayTraces", resources: []string{"*"},
+		actions: []string{"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}}
+}
+
+// provisionWorkflow is the provision state machine (Standard), from the embedded ASL with
+// ${ProvisionFunctionArn} substituted by CloudFormation. An L1 resource so that its role holds
+// exactly the statements written here.
+func (b *controlPlaneBuilder) provisionWorkflow(provision awslambda.Function) awsstepfunctions.CfnStateMachine {
+	s := b.cp.Stack
+	role := awsiam.NewRole(s, jsii.String("ProvisionWorkflowRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
+		Description: jsii.String("Role of the byoc provision workflow"),
+	})
+	grants := []grant{
+		{resources: []string{*provision.FunctionArn()}, actions: []string{"lambda:InvokeFunction"}},
+		{sid: "DeliverWorkflowLogs", resources: []string{"*"}, actions: []string{
+			"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+			"logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+		}},
+	}
+	if b.props.Tracing {
+		grants = append(grants, xrayGrant())
+	}
+	for _, g := range grants {
+		role.AddToPolicy(g.statement())
+	}
+	suppressWildcards(role, grants)
+
+	// Under /aws/vendedlogs/ so that CloudWatch Logs' account-wide resource policy does not
+	// grow with every log group.
+	logs := awslogs.NewLogGroup(s, jsii.String("ProvisionWorkflowLogs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(sub("/aws/vendedlogs/states/${AWS::StackName}-provision")),
+		Retention:     awslogs.RetentionDays_THREE_MONTHS,
+		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
+	})
+	machine := awsstepfunctions.NewCfnStateMachine(s, jsii.String("ProvisionWorkflow"), &awsstepfunctions.CfnStateMachineProps{
+		StateMachineType:        jsii.String("STANDARD"),
+		RoleArn:                 role.RoleArn(),
+		DefinitionString:        jsii.String(b.props.ProvisionDefinition),
+		DefinitionSubstitutions: &map[string]*string{workflows.ProvisionFunctionArn: provision.FunctionArn()},
+		LoggingConfiguration: &awsstepfunctions.CfnStateMachine_LoggingConfigurationProperty{
+			Level: jsii.String("ALL"),
+			// Execution data stays out of the logs: the history already has it, and logs are
+			// read more widely than the workflow's history.
+			IncludeExecutionData: false,
+			Destinations: &[]any{&awsstepfunctions.CfnStateMachine_LogDestinationProperty{
+				CloudWatchLogsLogGroup: &awsstepfunctions.CfnStateMachine_CloudWatchLogsLogGroupProperty{LogGroupArn: logs.LogGroupArn()},
+			}},
+		},
+		TracingConfiguration: &awsstepfunctions.CfnStateMachine_TracingConfigurationProperty{Enabled: b.props.Tracing},
+	})
+	// Step Functions checks the role's log permissions when the machine is created.
+	machine.Node().AddDependency(role)
+	if !b.props.Tracing {
+		suppress(machine, "AwsSolutions-SF2", "X-Ray is opt-in (CDK context xrayTracing=true); the execution history and ALL-level logs cover diagnosis without it")
+	}
+	b.cp.ProvisionMachine = machine
+	return machine
+}
+
+// rules: both kinds of forwarded stack events reach their function through the vendor bus,
+// with retries and the events DLQ for what cannot be delivered.
+func (b *controlPlaneBuilder) rules() {
+	s := b.cp.Stack
+	target := func(fn awslambda.Function) awsevents.IRuleTarget {
+		return awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
+			DeadLetterQueue: b.cp.EventsDLQ,
+			RetryAttempts:   jsii.Number(10),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(6)),
+		})
+	}
+	stackStatus := func(detail *map[string]any) *awsevents.EventPattern {
+		return &awsevents.EventPattern{
+			Source:     jsii.Strings(contract.SourceCloudFormation),
+			DetailType: jsii.Strings(contract.DetailTypeStackStatusChange),
+			Detail:     detail,
+		}
+	}
+	// onboard sees only the bootstrap stack; it still checks the name itself (the local
+	// cloud's bus or a future rule change must not make it act on another stack).
+	awsevents.NewRule(s, jsii.String("OnboardRule"), &awsevents.RuleProps{
+		Description: jsii.String("Bootstrap stack status changes to onboard"),
+		EventBus:    b.cp.Bus,
+		EventPattern: stackStatus(&map[string]any{"stack-id": []any{map[string]any{
+			"wildcard": subf("arn:${AWS::Partition}:cloudformation:*:*:stack/%s/*", contract.BootstrapStackName),
+		}}}),
+		Targets: &[]awsevents.IRuleTarget{target(b.cp.Functions[contract.FunctionOnboard])},
+	})
+	awsevents.NewRule(s, jsii.String("StackEventsRule"), &awsevents.RuleProps{
+		Description:  jsii.String("Every forwarded stack status change to stackevents"),
+		EventBus:     b.cp.Bus,
+		EventPattern: stackStatus(nil),
+		Targets:      &[]awsevents.IRuleTarget{target(b.cp.Functions[contract.FunctionStackEvents])},
+	})
+}
+
+// alarms: a message in a DLQ or a failed workflow each mean a customer is stuck. They carry no
+// action: operators route them (SNS, chat) as their organisation does.
+func (b *controlPlaneBuilder) alarms() {
+	s := b.cp.Stack
+	for _, q := range []struct {
+		id    string
+		queue awssqs.Queue
+		what  string
+	}{
+		{"EventsDlqNotEmpty", b.cp.EventsDLQ, "stack events that onboard or stackevents could not process"},
+		{"StateDlqNotEmpty", b.cp.StateDLQ, "state-exporter messages that could not be processed"},
+	} {
+		awscloudwatch.NewAlarm(s, jsii.String(q.id), &awscloudwatch.AlarmProps{
+			AlarmDescription: jsii.String("The dead-letter queue holds " + q.what),
+			Metric: q.queue.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
+				Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum"),
+			}),
+			Threshold:          jsii.Number(0),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+	}
+	for _, m := range []struct{ id, metric, what string }{
+		{"ProvisionExecutionsFailed", "ExecutionsFailed", "failed"},
+		{"ProvisionExecutionsTimedOut", "ExecutionsTimedOut", "timed out"},
+	} {
+		awscloudwatch.NewAlarm(s, jsii.String(m.id), &awscloudwatch.AlarmProps{
+			AlarmDescription: jsii.String("A provision workflow execution " + m.what),
+			Metric: awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+				Namespace:     jsii.String("AWS/States"),
+				MetricName:    jsii.String(m.metric),
+				DimensionsMap: &map[string]*string{"StateMachineArn": b.cp.ProvisionMachine.AttrArn()},
+				Statistic:     jsii.String("Sum"),
+				Period:        awscdk.Duration_Minutes(jsii.Number(5)),
+			}),
+			Threshold:          jsii.Number(1),
+			ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+			EvaluationPeriods:  jsii.Number(1),
+			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+		})
+	}
+}
+
+func (b *controlPlaneBuilder) outputs() {
+	s := b.cp.Stack
+	out := func(name string, value *string) { output(s, name, value) }
+	out(OutputVendorEventBusName, b.cp.Bus.EventBusName())
+	out(OutputVendorEventBusArn, b.cp.Bus.EventBusArn())
+	out(OutputProvisionerRoleArn, b.roles[contract.FunctionProvision].RoleArn())
+	out(OutputTableName, b.cp.Table.TableName())
+	out(OutputStateQueueArn, b.cp.StateQueue.QueueArn())
+	out(OutputStateQueueURL, b.cp.StateQueue.QueueUrl())
+	out(OutputProvisionStateMachineArn, b.cp.ProvisionMachine.AttrArn())
+	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
+	for _, fn := range contract.Functions {
+		out(OutputFunctionName(fn), b.cp.Functions[fn].FunctionName())
+	}
+}
+
+// title turns "stackevents" into "Stackevents" for construct ids.
+func title(name string) string {
+	return strings.ToUpper(name[:1]) + name[1:]
+}

@@ -1,0 +1,99 @@
+package stacks
+
+import "github.com/byocloud/byoc/shared/contract"
+
+// Names that the bootstrap template (which grants) and the infrastructure template (which
+// creates) must agree on. The management role may only create and pass what these patterns
+// name, so both templates derive their names from here and the tests check one against the
+// other.
+
+// Input rules of the customer templates. The binding length limit is the IAM role name (64
+// characters): "<prefix>-<deploymentId>-cluster-autoscaler" with a 24-character prefix and a
+// 20-character id is exactly 64. The same limits keep the bucket name
+// "<prefix>-<id>-<account>" within S3's 63 characters and the node group names within EKS's.
+const (
+	resourcePrefixPattern = `^[a-z][a-z0-9-]{0,22}[a-z0-9]$`
+	resourcePrefixRule    = "1 to 24 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-'"
+	deploymentIDPattern   = `^[a-z][a-z0-9]{2,19}$`
+	deploymentIDRule      = "3 to 20 characters: lowercase letters and digits, starting with a letter"
+)
+
+// Service principals the management role may pass roles to.
+const (
+	servicePodIdentity = "pods.eks.amazonaws.com"
+	serviceEKS         = "eks.amazonaws.com"
+)
+
+// clusterRole is one IAM role of the infrastructure template. Its name is
+// "<prefix>-<deploymentId>-<Suffix>", which is how the bootstrap template's PassRole
+// statements recognise it.
+type clusterRole struct {
+	ID        string // construct id in the infrastructure stack
+	Suffix    string
+	OutputKey string
+	// PassedTo is the service the management role passes the role to while CloudFormation
+	// creates the stack ("" = the role is never passed).
+	PassedTo string
+	// Namespace and ServiceAccount bind a pod-identity role to one Kubernetes service
+	// account; empty for roles assumed by AWS services or by the vendor.
+	Namespace      string
+	ServiceAccount string
+}
+
+// The in-cluster service accounts are those of the upstream Helm charts' defaults, so the
+// data-plane installer needs no overrides; the state exporter is byoc's own component.
+var (
+	roleStateExporter = clusterRole{ID: "StateExporterRole", Suffix: "state-exporter", OutputKey: contract.InfraOutputStateExporterRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "byoc-system", ServiceAccount: "state-exporter"}
+	roleLoadBalancerController = clusterRole{ID: "LoadBalancerControllerRole", Suffix: "lb-controller", OutputKey: contract.InfraOutputLoadBalancerControllerRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "kube-system", ServiceAccount: "aws-load-balancer-controller"}
+	roleEbsCsiDriver = clusterRole{ID: "EbsCsiDriverRole", Suffix: "ebs-csi", OutputKey: contract.InfraOutputEbsCsiDriverRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "kube-system", ServiceAccount: "ebs-csi-controller-sa"}
+	roleExternalDNS = clusterRole{ID: "ExternalDnsRole", Suffix: "external-dns", OutputKey: contract.InfraOutputExternalDNSRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "external-dns", ServiceAccount: "external-dns"}
+	roleCertManager = clusterRole{ID: "CertManagerRole", Suffix: "cert-manager", OutputKey: contract.InfraOutputCertManagerRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "cert-manager", ServiceAccount: "cert-manager"}
+	roleClusterAutoscaler = clusterRole{ID: "ClusterAutoscalerRole", Suffix: "cluster-autoscaler", OutputKey: contract.InfraOutputClusterAutoscalerRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "kube-system", ServiceAccount: "cluster-autoscaler"}
+	roleK8sControlPlane = clusterRole{ID: "K8sControlPlaneRole", Suffix: "k8s-control-plane", OutputKey: contract.InfraOutputK8sControlPlaneRoleArn,
+		PassedTo: serviceEKS}
+	// The node role is passed to EKS with CreateNodegroup; EKS's own service-linked role then
+	// builds the instance profile, so the management role never passes it to EC2.
+	roleK8sWorker = clusterRole{ID: "K8sWorkerRole", Suffix: "k8s-worker", OutputKey: contract.InfraOutputK8sWorkerRoleArn,
+		PassedTo: serviceEKS}
+	roleDataPlaneMgmt = clusterRole{ID: "DataPlaneMgmtRole", Suffix: "data-plane-mgmt", OutputKey: contract.InfraOutputDataPlaneMgmtRoleArn}
+)
+
+// clusterRoles lists every role of the infrastructure template, in output order.
+var clusterRoles = []clusterRole{
+	roleStateExporter, roleLoadBalancerController, roleEbsCsiDriver, roleExternalDNS, roleCertManager,
+	roleClusterAutoscaler, roleK8sControlPlane, roleK8sWorker, roleDataPlaneMgmt,
+}
+
+// rolesPassedTo returns the suffixes of the roles passed to service, in clusterRoles order.
+func rolesPassedTo(service string) []string {
+	var suffixes []string
+	for _, r := range clusterRoles {
+		if r.PassedTo == service {
+			suffixes = append(suffixes, r.Suffix)
+		}
+	}
+	return suffixes
+}
+
+// Kubernetes group the data-plane-mgmt role is mapped to by its EKS access entry. The
+// data-plane installer binds this group to exactly the custom resources the vendor reconciles
+// (ClickHouseCluster, Istio gateways and virtual services); the access entry grants nothing by
+// itself.
+const dataPlaneMgmtGroup = "byoc-data-plane-mgmt"
+
+// Managed AWS policies the infrastructure template attaches. The management role may attach
+// exactly these and no other (iam:PolicyARN condition).
+var (
+	managedPolicyEKSCluster   = "AmazonEKSClusterPolicy"
+	managedPolicyEKSWorker    = "AmazonEKSWorkerNodePolicy"
+	managedPolicyEKSCNI       = "AmazonEKS_CNI_Policy"
+	managedPolicyECRPull      = "AmazonEC2ContainerRegistryPullOnly"
+	managedPolicyEBSCSI       = "service-role/AmazonEBSCSIDriverPolicy"
+	attachableManagedPolicies = []string{managedPolicyEKSCluster, managedPolicyEKSWorker, managedPolicyEKSCNI, managedPolicyECRPull, managedPolicyEBSCSI}
+)
