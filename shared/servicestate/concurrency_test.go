@@ -2,6 +2,7 @@ package servicestate
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -43,27 +44,31 @@ func TestConcurrentReportsKeepTheNewest(t *testing.T) {
 	}
 }
 
-// Two services changing at once: the deployment's health ends as the worst of both.
+// Services of one deployment changing at once: the deployment's health ends as the worst of
+// them, whatever the interleaving (repeated over several deployments to vary it).
 func TestConcurrentServicesConvergeDeploymentHealth(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	for i, svc := range []string{"svc-a", "svc-b", "svc-c", "svc-d"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m := report("dep-1", svc, int64(i+1))
-			if svc == "svc-c" {
-				m.Status = statemsg.StatusUnhealthy
-			}
-			if _, err := f.repo.Apply(ctx, m, "m"); err != nil {
-				t.Error(err)
-			}
-		}()
-	}
-	wg.Wait()
-	dh, err := f.repo.DeploymentHealth(ctx, "dep-1")
-	if err != nil || dh.Health != health.Unhealthy {
-		t.Fatalf("deployment health %+v %v", dh, err)
+	for d := range 8 {
+		dep := fmt.Sprintf("dep-%d", d)
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := report(dep, fmt.Sprintf("svc-%d", i), int64(i+1))
+				if i == d {
+					m.Status = statemsg.StatusUnhealthy
+				}
+				if _, err := f.repo.Apply(ctx, m, "m"); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		dh, err := f.repo.DeploymentHealth(ctx, dep)
+		if err != nil || dh.Health != health.Unhealthy {
+			t.Fatalf("%s: deployment health %+v %v", dep, dh, err)
+		}
 	}
 }

@@ -17,8 +17,8 @@ type DeploymentHealth struct {
 	DeploymentID string        `json:"deploymentId"`
 	Health       health.Health `json:"health"`
 	Reason       string        `json:"reason"`
-	Services     int           `json:"services"`
-	Version      int64         `json:"version"` // bumped by each change; the optimistic lock
+	Services     int           `json:"services"` // reporting services when the health last changed
+	Version      int64         `json:"version"`  // bumped by each change; the optimistic lock
 	ChangedAt    time.Time     `json:"changedAt"`
 }
 
@@ -50,11 +50,16 @@ func (r *Repo) DeploymentHealth(ctx context.Context, deploymentID string) (Deplo
 // deployment's health did not change.
 func (r *Repo) RefreshDeploymentHealth(ctx context.Context, deploymentID string, cause health.Transition) (*PendingAlert, error) {
 	for range refreshAttempts {
-		worst, reason, count, err := r.worstService(ctx, deploymentID)
+		// The stored health first, then the services: a service write that this read of
+		// the services misses happens after the health was read, so that service's own
+		// refresh either conflicts with this one on the version (and one of them re-reads)
+		// or reads the health this one writes and recomputes. Reading in the other order
+		// could store a view older than the health it replaces.
+		cur, err := r.DeploymentHealth(ctx, deploymentID)
 		if err != nil {
 			return nil, err
 		}
-		cur, err := r.DeploymentHealth(ctx, deploymentID)
+		worst, reason, count, err := r.worstService(ctx, deploymentID)
 		if err != nil {
 			return nil, err
 		}

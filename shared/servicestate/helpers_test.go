@@ -2,6 +2,9 @@ package servicestate
 
 import (
 	"context"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"testing"
 	"time"
 
@@ -75,4 +78,8 @@ func (f *fixture) publishAll(t *testing.T, alerts []PendingAlert) {
 func (f *fixture) snapshot(t *testing.T) string {
 	t.Helper()
 	return dump(f.env.Items(t, f.table))
+}
+
+func deleteInput(table string, w Waiter) *dynamodb.DeleteItemInput {
+	return &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: key(deploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID))}
 }
