@@ -39,31 +39,31 @@ type wantDiagnostic struct {
 }
 
 type expectation struct {
-	Status         string          `json:"status"`
-	Output         json.RawMessage `json:"output"`
-	OutputRegex    string          `json:"outputRegex"`
-	Error          string          `json:"error"`
-	Cause          *string         `json:"cause"`
-	CauseContains  string          `json:"causeContains"`
-	ElapsedSeconds *float64        `json:"elapsedSeconds"`
-	Calls          map[string]int  `json:"calls"`
-	Requests       map[string][]json.RawMessage `json:"requests"` // payloads/bodies each resource received, in order
-	History        []string        `json:"history"`         // exact sequence of event types
-	HistoryHas     []string        `json:"historyContains"` // event types that must appear
+	Status         string                       `json:"status"`
+	Output         json.RawMessage              `json:"output"`
+	OutputRegex    string                       `json:"outputRegex"`
+	Error          string                       `json:"error"`
+	Cause          *string                      `json:"cause"`
+	CauseContains  string                       `json:"causeContains"`
+	ElapsedSeconds *float64                     `json:"elapsedSeconds"`
+	Calls          map[string]int               `json:"calls"`
+	Requests       map[string][]json.RawMessage `json:"requests"`        // payloads/bodies each resource received, in order
+	History        []string                     `json:"history"`         // exact sequence of event types
+	HistoryHas     []string                     `json:"historyContains"` // event types that must appear
 }
 
 // behaviour is what a task resource does on one call; the last one repeats.
 type behaviour struct {
-	Return         json.RawMessage `json:"return"`
-	FunctionError  string          `json:"functionError"` // errorType of an Unhandled function error
-	Message        string          `json:"message"`
-	NoErrorType    bool            `json:"noErrorType"`
-	ServiceError   string          `json:"serviceError"` // error code of a service error answer
-	Status         int             `json:"status"`
-	ClientError    string          `json:"clientError"`
-	SleepSeconds   float64         `json:"sleepSeconds"`
-	SendSuccess    json.RawMessage `json:"sendTaskSuccess"` // answer the task token later with this output
-	SendFailure    *struct {
+	Return        json.RawMessage `json:"return"`
+	FunctionError string          `json:"functionError"` // errorType of an Unhandled function error
+	Message       string          `json:"message"`
+	NoErrorType   bool            `json:"noErrorType"`
+	ServiceError  string          `json:"serviceError"` // error code of a service error answer
+	Status        int             `json:"status"`
+	ClientError   string          `json:"clientError"`
+	SleepSeconds  float64         `json:"sleepSeconds"`
+	SendSuccess   json.RawMessage `json:"sendTaskSuccess"` // answer the task token later with this output
+	SendFailure   *struct {
 		Error string `json:"error"`
 		Cause string `json:"cause"`
 	} `json:"sendTaskFailure"`
