@@ -61,18 +61,19 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{e: e, form: r.Form, account: account, region: region, ctx: r.Context()}
 	action := r.Form.Get("Action")
 	handlers := map[string]func() (any, *apiError){
-		"CreateStack":            c.createStack,
-		"UpdateStack":            c.updateStack,
-		"DeleteStack":            c.deleteStack,
-		"DescribeStacks":         c.describeStacks,
-		"DescribeStackEvents":    c.describeStackEvents,
-		"DescribeStackResources": c.describeStackResources,
-		"DescribeStackResource":  c.describeStackResource,
-		"ListStackResources":     c.listStackResources,
-		"ListStacks":             c.listStacks,
-		"GetTemplate":            c.getTemplate,
-		"ValidateTemplate":       c.validateTemplate,
-		"ListExports":            c.listExports,
+		"CreateStack":                 c.createStack,
+		"UpdateStack":                 c.updateStack,
+		"DeleteStack":                 c.deleteStack,
+		"DescribeStacks":              c.describeStacks,
+		"DescribeStackEvents":         c.describeStackEvents,
+		"DescribeStackResources":      c.describeStackResources,
+		"DescribeStackResource":       c.describeStackResource,
+		"ListStackResources":          c.listStackResources,
+		"ListStacks":                  c.listStacks,
+		"GetTemplate":                 c.getTemplate,
+		"ValidateTemplate":            c.validateTemplate,
+		"ListExports":                 c.listExports,
+		"UpdateTerminationProtection": c.updateTerminationProtection,
 	}
 	h, ok := handlers[action]
 	if !ok {
@@ -148,6 +149,10 @@ func (c *call) tags() ([]Tag, bool) {
 	return tags, given
 }
 
+// maxTemplateBody is CloudFormation's limit on TemplateBody; larger templates must be
+// uploaded to S3 and passed as TemplateURL.
+const maxTemplateBody = 51200
+
 var stackNamePattern = regexp.MustCompile(`^[a-zA-Z][-a-zA-Z0-9]{0,127}$`)
 
 // templateBody reads TemplateBody or TemplateURL (an S3 URL, fetched from the local S3).
@@ -158,6 +163,9 @@ func (c *call) templateBody() ([]byte, *apiError) {
 	case hasBody && hasURL:
 		return nil, validationError("Exactly one of TemplateBody or TemplateUrl must be specified.")
 	case hasBody:
+		if len(body[0]) > maxTemplateBody {
+			return nil, validationError("1 validation error detected: Value at 'templateBody' failed to satisfy constraint: Member must have length less than or equal to %d", maxTemplateBody)
+		}
 		return []byte(body[0]), nil
 	case hasURL:
 		data, err := c.e.fetchTemplate(c.ctx, u[0])
@@ -293,6 +301,7 @@ func (c *call) createStack() (any, *apiError) {
 		account: c.account, region: c.region, name: name, body: body, params: given,
 		capabilities: c.list("Capabilities"), tags: tags, disableRollback: disableRollback, onFailure: onFailure,
 		token: c.form.Get("ClientRequestToken"), notificationARNs: c.list("NotificationARNs"),
+		protected: strings.EqualFold(c.form.Get("EnableTerminationProtection"), "true"),
 	})
 	if err != nil {
 		return nil, err
@@ -310,13 +319,14 @@ type createInput struct {
 	onFailure             string
 	token                 string
 	notificationARNs      []string
+	protected             bool
 }
 
 func (e *Engine) createStack(in createInput) (string, *apiError) {
 	s := &stack{
 		id: stackID(in.account, in.region, in.name, uuid.NewString()), name: in.name, account: in.account, region: in.region,
 		capabilities: in.capabilities, tags: in.tags, disableRollback: in.disableRollback, onFailure: in.onFailure,
-		notificationARNs: in.notificationARNs, resources: map[string]*liveResource{},
+		notificationARNs: in.notificationARNs, resources: map[string]*liveResource{}, protected: in.protected, lastToken: in.token,
 	}
 	if s.onFailure == "" {
 		s.onFailure = "ROLLBACK"
@@ -328,6 +338,9 @@ func (e *Engine) createStack(in createInput) (string, *apiError) {
 	e.mu.Lock()
 	if existing := e.find(in.account, in.region, in.name); existing != nil {
 		e.mu.Unlock()
+		if in.token != "" && existing.lastToken == in.token {
+			return existing.id, nil // a retry of the request that created it
+		}
 		return "", &apiError{status: http.StatusBadRequest, code: "AlreadyExistsException", message: fmt.Sprintf("Stack [%s] already exists", in.name)}
 	}
 	s.body, s.tpl, s.params, s.description = p.body, p.tpl, p.params, p.tpl.Description
@@ -354,12 +367,17 @@ func (c *call) updateStack() (any, *apiError) {
 	var previousTags []Tag
 	var capabilities []string
 	busy := false
+	lastToken := ""
 	if s != nil {
 		status, body, previousParams, previousTags, busy, capabilities = s.status, s.body, s.params, s.tags, s.busy, s.capabilities
+		lastToken = s.lastToken
 	}
 	c.e.mu.Unlock()
 	if s == nil || status == "DELETE_COMPLETE" {
 		return nil, validationError("Stack [%s] does not exist", name)
+	}
+	if token := c.form.Get("ClientRequestToken"); token != "" && token == lastToken {
+		return updateStackResult{StackID: s.id}, nil // a retry of the request that started the last update
 	}
 	if busy || !updatable(status) {
 		return nil, validationError("Stack:%s is in %s state and can not be updated.", s.id, status)
@@ -399,6 +417,10 @@ func (e *Engine) updateStack(s *stack, body []byte, given map[string]string, cap
 	}
 	p.tags = tags
 	e.mu.Lock()
+	if token != "" && s.lastToken == token {
+		e.mu.Unlock()
+		return s.id, nil // a retry of the request that started the current update
+	}
 	if s.busy || !updatable(s.status) {
 		e.mu.Unlock()
 		return "", validationError("Stack:%s is in %s state and can not be updated.", s.id, s.status)
@@ -408,7 +430,7 @@ func (e *Engine) updateStack(s *stack, body []byte, given map[string]string, cap
 		e.mu.Unlock()
 		return "", validationError("No updates are to be performed.")
 	}
-	s.body, s.tpl, s.params, s.tags, s.capabilities = p.body, p.tpl, p.params, tags, capabilities
+	s.body, s.tpl, s.params, s.tags, s.capabilities, s.lastToken = p.body, p.tpl, p.params, tags, capabilities, token
 	s.description = p.tpl.Description
 	s.updated = e.clock.Now().UTC()
 	e.mu.Unlock()
@@ -449,11 +471,37 @@ func (c *call) deleteStack() (any, *apiError) {
 	}
 	c.e.mu.Lock()
 	s := c.e.find(c.account, c.region, name)
+	protected := s != nil && s.protected && s.status != "DELETE_COMPLETE"
 	c.e.mu.Unlock()
+	if protected {
+		return nil, validationError("Stack [%s] cannot be deleted while TerminationProtection is enabled", s.name)
+	}
 	if s != nil {
 		c.e.beginDelete(s, c.form.Get("ClientRequestToken"))
 	}
 	return nil, nil
+}
+
+type updateProtectionResult struct {
+	StackID string `xml:"StackId"`
+}
+
+func (c *call) updateTerminationProtection() (any, *apiError) {
+	enable, given := c.form["EnableTerminationProtection"]
+	if !given {
+		return nil, validationError("1 validation error detected: Value null at 'enableTerminationProtection' failed to satisfy constraint: Member must not be null")
+	}
+	c.e.mu.Lock()
+	defer c.e.mu.Unlock()
+	s, apiErr := c.stackNamed()
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if s.status == "DELETE_IN_PROGRESS" || s.status == "DELETE_COMPLETE" {
+		return nil, validationError("Stack:%s is in %s state and its termination protection can not be changed.", s.id, s.status)
+	}
+	s.protected = strings.EqualFold(enable[0], "true")
+	return updateProtectionResult{StackID: s.id}, nil
 }
 
 const timeFormat = "2006-01-02T15:04:05.000Z"
@@ -512,7 +560,7 @@ func describe(s *stack) xmlStack {
 		StackID: s.id, StackName: s.name, Description: s.description, CreationTime: formatTime(s.created),
 		LastUpdatedTime: formatTime(s.updated), DeletionTime: formatTime(s.deleted), StackStatus: s.status,
 		StackStatusReason: s.reason, DisableRollback: s.disableRollback, NotificationARNs: s.notificationARNs,
-		Capabilities: s.capabilities, DriftInformation: xmlDrift{"NOT_CHECKED"},
+		Capabilities: s.capabilities, DriftInformation: xmlDrift{"NOT_CHECKED"}, EnableTerminationProtection: s.protected,
 	}
 	for _, k := range sortedKeys(s.params) {
 		p := s.params[k]

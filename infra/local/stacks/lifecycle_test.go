@@ -486,3 +486,62 @@ func assertAPIError(t *testing.T, err error, code, contains string) {
 		t.Errorf("error = %s: %s\nwant %s containing %q", apiErr.ErrorCode(), apiErr.ErrorMessage(), code, contains)
 	}
 }
+
+func TestTerminationProtectionAndRetriedRequests(t *testing.T) {
+	f := newFixture(t)
+	client := f.customerCFN()
+	ctx := context.Background()
+	in := &cloudformation.CreateStackInput{StackName: aws.String("infra"), TemplateBody: aws.String(readFile(t, "testdata/infra.json")),
+		Parameters: params("DeploymentId", "d1"), EnableTerminationProtection: aws.Bool(true), ClientRequestToken: aws.String("byoc-d1-1-create")}
+	first, err := client.CreateStack(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same request again (its answer was lost) is recognised by its token.
+	again, err := client.CreateStack(ctx, in)
+	if err != nil || aws.ToString(again.StackId) != aws.ToString(first.StackId) {
+		t.Fatalf("retried CreateStack = %v, %v; want the same stack", again, err)
+	}
+	f.engine.Wait()
+	if s := f.describe(t, client, "infra"); !aws.ToBool(s.EnableTerminationProtection) {
+		t.Errorf("EnableTerminationProtection = false")
+	}
+	_, err = client.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String("infra")})
+	assertAPIError(t, err, "ValidationError", "Stack [infra] cannot be deleted while TerminationProtection is enabled")
+	if s := f.describe(t, client, "infra"); s.StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Errorf("a refused delete changed the stack: %s", s.StackStatus)
+	}
+	update := &cloudformation.UpdateStackInput{StackName: first.StackId, UsePreviousTemplate: aws.Bool(true),
+		Parameters: params("DeploymentId", "d2"), ClientRequestToken: aws.String("byoc-d1-1-update")}
+	if _, err := client.UpdateStack(ctx, update); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := client.UpdateStack(ctx, update); err != nil || aws.ToString(out.StackId) != aws.ToString(first.StackId) {
+		t.Errorf("retried UpdateStack = %v, %v", out, err)
+	}
+	f.engine.Wait()
+	if got := f.statuses(t, client, "infra"); !reflect.DeepEqual(got, []string{"CREATE_IN_PROGRESS", "CREATE_COMPLETE", "UPDATE_IN_PROGRESS",
+		"UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "UPDATE_COMPLETE"}) {
+		t.Errorf("statuses = %v (a retry must not start a second operation)", got)
+	}
+	if _, err := client.UpdateTerminationProtection(ctx, &cloudformation.UpdateTerminationProtectionInput{StackName: aws.String("infra"),
+		EnableTerminationProtection: aws.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String("infra")}); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Wait()
+	_, err = client.UpdateTerminationProtection(ctx, &cloudformation.UpdateTerminationProtectionInput{StackName: first.StackId, EnableTerminationProtection: aws.Bool(true)})
+	assertAPIError(t, err, "ValidationError", "is in DELETE_COMPLETE state")
+}
+
+func TestTemplateBodyLimit(t *testing.T) {
+	f := newFixture(t)
+	big := `{"Description": "` + strings.Repeat("x", maxTemplateBody) + `", "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}`
+	_, err := f.customerCFN().CreateStack(context.Background(), &cloudformation.CreateStackInput{StackName: aws.String("big"), TemplateBody: aws.String(big)})
+	assertAPIError(t, err, "ValidationError", "Member must have length less than or equal to 51200")
+	if len(f.observedEvents()) != 0 {
+		t.Errorf("a rejected template created a stack")
+	}
+}

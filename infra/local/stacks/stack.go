@@ -23,6 +23,8 @@ type stack struct {
 	notificationARNs []string
 	disableRollback  bool
 	onFailure        string // ROLLBACK, DO_NOTHING or DELETE
+	protected        bool   // termination protection
+	lastToken        string // ClientRequestToken of the last create or update, for idempotent retries
 	outputs          []Output
 	resources        map[string]*liveResource
 	order            []string // creation order of the live resources
