@@ -26,7 +26,9 @@ type Bootstrap struct {
 	Policies map[string]awsiam.CfnManagedPolicy
 	// ManagementGrants are the statements of each policy (for tests and size checks).
 	ManagementGrants map[string][]grant
-	ForwardingRule   awsevents.CfnRule
+	// RoleBoundary is the permissions boundary of every role the management role creates.
+	RoleBoundary   awsiam.CfnManagedPolicy
+	ForwardingRule awsevents.CfnRule
 }
 
 // NewBootstrapStack builds the bootstrap template: the management role the control plane
@@ -73,6 +75,13 @@ func NewBootstrapStack(scope constructs.Construct, id string) *Bootstrap {
 		b.Policies[area.id] = policy
 		b.ManagementGrants[area.id] = area.grants
 	}
+	boundary := roleBoundary()
+	b.RoleBoundary = awsiam.NewCfnManagedPolicy(stack, jsii.String("RoleBoundary"), &awsiam.CfnManagedPolicyProps{
+		ManagedPolicyName: jsii.String(contract.RoleBoundaryPolicyName),
+		Description:       jsii.String("Permissions boundary of the roles byoc creates: the most any of them may ever do"),
+		PolicyDocument:    policyDocument(boundary...),
+	})
+	suppressWildcards(b.RoleBoundary, boundary)
 	b.ForwardingRule = forwardStackEvents(stack)
 
 	awscdk.NewCfnOutput(stack, jsii.String(contract.BootstrapOutputManagementRoleArn), &awscdk.CfnOutputProps{
@@ -157,17 +166,30 @@ func managementPolicies() []policyArea {
 	for i, p := range attachableManagedPolicies {
 		attachable[i] = managedPolicyArn(p)
 	}
+	// Roles are created and their permissions changed only with the permissions boundary: a
+	// role byoc creates can never exceed it, whatever its own policies say.
+	bounded := map[string]any{"StringEquals": map[string]any{"iam:PermissionsBoundary": sub(roleBoundaryArn)}}
 	iam := []grant{
-		{sid: "CreateTaggedRoles", resources: []string{roles, subf("arn:${AWS::Partition}:iam::%s:policy/%s-*", account, prefix)},
-			actions: []string{"iam:CreateRole", "iam:CreatePolicy"}, conditions: requestTag},
+		{sid: "CreateTaggedRoles", resources: []string{roles}, actions: []string{"iam:CreateRole"},
+			conditions: map[string]any{"StringEquals": map[string]any{
+				"aws:RequestTag/" + contract.ManagedByTagKey: contract.ManagedByTagValue,
+				"iam:PermissionsBoundary":                    sub(roleBoundaryArn),
+			}}},
 		{sid: "ManageRoles", resources: []string{roles}, actions: []string{
 			"iam:GetRole", "iam:UpdateRole", "iam:UpdateRoleDescription", "iam:UpdateAssumeRolePolicy", "iam:DeleteRole",
-			"iam:TagRole", "iam:UntagRole", "iam:ListRoleTags", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
+			"iam:TagRole", "iam:UntagRole", "iam:ListRoleTags", "iam:GetRolePolicy",
 			"iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole",
 		}},
+		{sid: "ChangeBoundedRoles", resources: []string{roles}, conditions: bounded,
+			actions: []string{"iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary"}},
 		// Only the AWS managed policies the infrastructure template attaches.
 		{sid: "AttachManagedPolicies", resources: []string{roles}, actions: []string{"iam:AttachRolePolicy", "iam:DetachRolePolicy"},
-			conditions: map[string]any{"ArnEquals": map[string]any{"iam:PolicyARN": attachable}}},
+			conditions: map[string]any{
+				"ArnEquals":    map[string]any{"iam:PolicyARN": attachable},
+				"StringEquals": map[string]any{"iam:PermissionsBoundary": sub(roleBoundaryArn)},
+			}},
+		{sid: "CreateTaggedPolicies", resources: []string{subf("arn:${AWS::Partition}:iam::%s:policy/%s-*", account, prefix)},
+			actions: []string{"iam:CreatePolicy"}, conditions: requestTag},
 		{sid: "ManagePolicies", resources: []string{subf("arn:${AWS::Partition}:iam::%s:policy/%s-*", account, prefix)}, actions: []string{
 			"iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
 			"iam:DeletePolicy", "iam:TagPolicy", "iam:UntagPolicy",
@@ -221,6 +243,31 @@ func managementPolicies() []policyArea {
 		{"IamPolicy", "IAM roles and policies named <prefix>-*, passed only to their service", iam},
 		{"StorageAndDnsPolicy", "S3 buckets named <prefix>-* and Route 53 zones", storageAndDNS},
 		{"StacksPolicy", "CloudFormation stacks named <prefix>-*", stacks},
+	}
+}
+
+// roleBoundary is the ceiling of every role byoc creates: the services the in-cluster
+// components and EKS's managed policies use, and object access to the deployment buckets
+// (for the ClickHouse service roles the data plane adds later). It excludes everything that
+// could widen access: IAM (but service-linked roles), STS, Organizations, other buckets.
+func roleBoundary() []grant {
+	prefix := "${" + contract.BootstrapParamResourcePrefix + "}"
+	return []grant{
+		{sid: "BoundaryClusterServices", resources: []string{"*"}, actions: []string{
+			"ec2:*", "elasticloadbalancing:*", "autoscaling:*",
+			"eks:DescribeCluster", "eks:DescribeNodegroup", "eks-auth:AssumeRoleForPodIdentity",
+			"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchImportUpstreamImage",
+			"kms:DescribeKey", "iam:CreateServiceLinkedRole",
+			"route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResource",
+			"route53:ListHostedZones", "route53:ListHostedZonesByName", "route53:GetChange",
+			"sqs:SendMessage",
+		}},
+		{sid: "BoundaryDeploymentBuckets", resources: []string{
+			subf("arn:${AWS::Partition}:s3:::%s-*", prefix), subf("arn:${AWS::Partition}:s3:::%s-*/*", prefix),
+		}, actions: []string{
+			"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject", "s3:DeleteObject",
+			"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts", "s3:ListBucketMultipartUploads",
+		}},
 	}
 }
 

@@ -261,6 +261,59 @@ func TestManagementRoleCoversExactlyTheInfrastructure(t *testing.T) {
 	}
 }
 
+// TestRolesAreBoundedByTheBootstrapBoundary: every infrastructure role carries the boundary the
+// bootstrap stack creates, the management role cannot create or change a role without it nor
+// edit it, and the boundary admits every action the infrastructure roles are given.
+func TestRolesAreBoundedByTheBootstrapBoundary(t *testing.T) {
+	boundaryArn := "arn:aws:iam::111122223333:policy/" + contract.RoleBoundaryPolicyName
+	boundary := props(defaultBuild.resource(t, bs, "RoleBoundary"))
+	if boundary["ManagedPolicyName"] != contract.RoleBoundaryPolicyName || boundary["Roles"] != nil {
+		t.Errorf("boundary = %s, want the named policy, attached to no role", toJSON(boundary))
+	}
+	var ceiling []string
+	for _, st := range asList(dig(boundary, "PolicyDocument", "Statement")) {
+		ceiling = append(ceiling, actionsOf(st.(map[string]any))...)
+	}
+	for _, a := range ceiling {
+		if a == "*" || a == "s3:*" || (strings.HasPrefix(a, "iam:") && a != "iam:CreateServiceLinkedRole") || strings.HasPrefix(a, "sts:") {
+			t.Errorf("the boundary admits %s", a)
+		}
+	}
+	for id, r := range defaultBuild.resources(InfrastructureStackID, "AWS::IAM::Role") {
+		if got := resolve(props(r)["PermissionsBoundary"], sampleVars); got != boundaryArn {
+			t.Errorf("role %s boundary = %s, want %s", id, got, boundaryArn)
+		}
+		for _, st := range defaultBuild.statementsOfRole(InfrastructureStackID, id) {
+			for _, a := range actionsOf(st) {
+				if !slices.ContainsFunc(ceiling, func(p string) bool { return iamMatch(p, a) }) {
+					t.Errorf("role %s is given %s, which its boundary does not admit", id, a)
+				}
+			}
+		}
+	}
+
+	statements := managementStatements(t)
+	role := "arn:aws:iam::111122223333:role/clickhouse-cloud-k3q9x2m7p4w8z-state-exporter"
+	for _, action := range []string{"iam:CreateRole", "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:PutRolePermissionsBoundary"} {
+		allowed := allowing(statements, action, role)
+		if len(allowed) == 0 {
+			t.Errorf("management role may not %s", action)
+		}
+		for _, st := range allowed {
+			if got := resolve(dig(st, "Condition", "StringEquals", "iam:PermissionsBoundary"), sampleVars); got != boundaryArn {
+				t.Errorf("%s (Sid %v) does not require the boundary: %s", action, st["Sid"], toJSON(st["Condition"]))
+			}
+		}
+	}
+	for _, action := range []string{"iam:DeleteRolePermissionsBoundary", "iam:CreatePolicyVersion", "iam:DeletePolicy"} {
+		for _, target := range []string{role, boundaryArn} {
+			if got := allowing(statements, action, target); len(got) > 0 && (action == "iam:DeleteRolePermissionsBoundary" || target == boundaryArn) {
+				t.Errorf("management role may %s on %s", action, target)
+			}
+		}
+	}
+}
+
 // TestCreatesRequireTheManagedByTag: every create action of the management role carries the
 // aws:RequestTag condition, and EC2 changes require the tag on the resource.
 func TestCreatesRequireTheManagedByTag(t *testing.T) {
@@ -314,6 +367,7 @@ func TestManagementPoliciesFitIAMLimits(t *testing.T) {
 		if len(doc) > 6144 {
 			t.Errorf("%s is %d characters, over IAM's 6,144", id, len(doc))
 		}
+		t.Logf("%s: %d of 6,144 characters", id, len(doc))
 	}
 }
 

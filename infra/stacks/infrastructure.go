@@ -309,6 +309,8 @@ func (b *infraBuilder) role(r clusterRole, trust map[string]any, grants []grant,
 	props := &awsiam.CfnRoleProps{
 		RoleName:                 jsii.String(subf("%s-%s", clusterNameSub, r.Suffix)),
 		AssumeRolePolicyDocument: trust,
+		// The bootstrap stack's boundary: the management role may create no role without it.
+		PermissionsBoundary: jsii.String(sub(roleBoundaryArn)),
 	}
 	if len(grants) > 0 {
 		props.Policies = &[]any{&awsiam.CfnRole_PolicyProperty{PolicyName: jsii.String(r.Suffix), PolicyDocument: policyDocument(grants...)}}

@@ -347,3 +347,26 @@ func TestInfrastructureTemplateFitsCreateStackTemplateBody(t *testing.T) {
 		t.Errorf("the bundled template still carries CDK metadata")
 	}
 }
+
+// TestRolePoliciesFitIAMLimits: a role's inline policies hold at most 10,240 characters in
+// all (whitespace excluded), measured with the longest names the parameters allow.
+func TestRolePoliciesFitIAMLimits(t *testing.T) {
+	longest := map[string]string{}
+	for k, v := range sampleVars {
+		longest[k] = v
+	}
+	longest[contract.InfraParamResourcePrefix] = strings.Repeat("p", 24)
+	longest[contract.InfraParamDeploymentID] = "d" + strings.Repeat("9", 19)
+	longest["AWS::Partition"] = "aws-us-gov"
+	longest["AWS::Region"] = "ap-southeast-5"
+	for id, r := range defaultBuild.resources(is, "AWS::IAM::Role") {
+		size := 0
+		for _, p := range asList(props(r)["Policies"]) {
+			size += len(toJSON(resolveAll(dig(p, "PolicyDocument"), longest)))
+		}
+		if size > 10240 {
+			t.Errorf("role %s inline policies are %d characters, over IAM's 10,240", id, size)
+		}
+		t.Logf("%s: %d characters of inline policy", id, size)
+	}
+}

@@ -81,6 +81,10 @@ func rolesPassedTo(service string) []string {
 	return suffixes
 }
 
+// roleBoundaryArn (an Fn::Sub body) is the permissions boundary every infrastructure role
+// carries and the management role requires on the roles it creates or changes.
+const roleBoundaryArn = "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/" + contract.RoleBoundaryPolicyName
+
 // Kubernetes group the data-plane-mgmt role is mapped to by its EKS access entry. The
 // data-plane installer binds this group to exactly the custom resources the vendor reconciles
 // (ClickHouseCluster, Istio gateways and virtual services); the access entry grants nothing by

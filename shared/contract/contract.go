@@ -153,3 +153,10 @@ const CommandQueuePrefix = "byoc-commands-"
 // it into the SenderId attribute of the event it builds. In AWS, SenderId is set by SQS and
 // stateingest never reads this attribute.
 const LocalSenderIDAttribute = "byoc-local-sender-id"
+
+// RoleBoundaryPolicyName is the customer-account managed policy (created by the bootstrap
+// stack) that every role byoc creates must carry as its permissions boundary: the management
+// role may create and change roles only with it, so a role it creates can never hold more
+// than the in-cluster components need. Fixed, and outside the "<prefix>-" names the
+// management role may edit, so that role cannot widen it.
+const RoleBoundaryPolicyName = "ClickHouseBYOCRoleBoundary"
