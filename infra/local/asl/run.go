@@ -375,6 +375,7 @@ func (sc *stateCtx) recoverable(input any) (any, string, *Failure) {
 		}
 		if delay, retry := sc.retryDelay(fail, attempts); retry {
 			sc.retryCount++
+			sc.ctxObj = nil // $$.State.RetryCount changed
 			if err := sleep(sc.r.ctx, sc.r.x.engine.clock, delay); err != nil {
 				return nil, "", abortedFailure
 			}
