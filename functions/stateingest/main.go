@@ -1,0 +1,34 @@
+// Command stateingest is the state queue's Lambda: see Handler.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	cfg, err := cloud.Load(context.Background())
+	if err != nil {
+		log.Error("cannot load AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	db := servicestate.CountWrites(cloud.NewDynamoDB(cfg))
+	h := &Handler{
+		Repo:      servicestate.New(db, os.Getenv(contract.EnvTableName)),
+		Publisher: servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: os.Getenv(contract.EnvEventBusName)},
+		Tasks:     sfn.NewFromConfig(cfg),
+		Log:       log,
+		Writes:    db,
+	}
+	lambda.Start(h.Handle)
+}
