@@ -1,0 +1,426 @@
+package esm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/byocloud/byoc/infra/local/eventpattern"
+)
+
+// Config wires the mappings.
+type Config struct {
+	// AWS reaches kumo's Lambda and SQS (through the front door, as internal calls).
+	AWS     aws.Config
+	Account string
+	Region  string
+	// Pollers is how many batches of one mapping may be in flight at once (Lambda scales
+	// SQS pollers with the backlog; the local cloud keeps a fixed number). 0 means 2;
+	// a mapping's ScalingConfig.MaximumConcurrency lowers it.
+	Pollers int
+	// Observer is told of every batch handed to a function.
+	Observer func(Batch)
+	Logger   *slog.Logger
+}
+
+// Batch is one invocation of a mapping's function.
+type Batch struct {
+	Mapping       string
+	Function      string // function ARN
+	Queue         string // queue ARN
+	MessageIDs    []string
+	Deleted       []string // messages removed from the queue: processed, or filtered out
+	FunctionError string   // "Unhandled" etc. when the function failed: nothing deleted
+	Err           error    // the invocation itself failed (no runtime, throttled, ...)
+	At            time.Time
+}
+
+// Mappings holds the event source mappings and their pollers. Safe for concurrent use.
+type Mappings struct {
+	cfg      Config
+	lambda   *lambda.Client
+	sqs      *sqs.Client
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	urls     sync.Map // queue ARN -> URL
+	timeouts sync.Map // function ARN -> timeout
+
+	mu   sync.Mutex
+	byID map[string]*mapping
+	wg   sync.WaitGroup
+}
+
+type mapping struct {
+	cfg     Configuration
+	enabled bool
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
+	mu      sync.Mutex
+	result  string
+}
+
+func (mp *mapping) snapshot() Configuration {
+	c := mp.cfg
+	c.FunctionResponseTypes = append([]string{}, c.FunctionResponseTypes...)
+	mp.mu.Lock()
+	if mp.result != "" {
+		c.LastProcessingResult = mp.result
+	}
+	mp.mu.Unlock()
+	return c
+}
+
+// stop ends a mapping's pollers and waits for their batch in flight.
+func (mp *mapping) stop() {
+	if mp.cancel != nil {
+		mp.cancel()
+		mp.cancel = nil
+	}
+	mp.done.Wait()
+}
+
+// New returns an empty set of mappings.
+func New(cfg Config) *Mappings {
+	if cfg.Pollers <= 0 {
+		cfg.Pollers = 2
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Mappings{
+		cfg: cfg, lambda: lambda.NewFromConfig(cfg.AWS), sqs: sqs.NewFromConfig(cfg.AWS), log: cfg.Logger,
+		ctx: ctx, cancel: cancel, byID: map[string]*mapping{},
+	}
+}
+
+// Close stops every poller.
+func (m *Mappings) Close() {
+	m.cancel()
+	m.mu.Lock()
+	all := make([]*mapping, 0, len(m.byID))
+	for _, mp := range m.byID {
+		all = append(all, mp)
+	}
+	m.mu.Unlock()
+	for _, mp := range all {
+		mp.done.Wait()
+	}
+}
+
+// settle moves a created or updated mapping to Enabled (pollers started) or Disabled.
+func (m *Mappings) settle(mp *mapping) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mp.cfg.LastModified = float64(time.Now().UnixMilli()) / 1000
+	if !mp.enabled {
+		mp.cfg.State = "Disabled"
+		return
+	}
+	mp.cfg.State = "Enabled"
+	ctx, cancel := context.WithCancel(m.ctx)
+	mp.cancel = cancel
+	n := m.cfg.Pollers
+	if sc := mp.cfg.ScalingConfig; sc != nil && sc.MaximumConcurrency != nil && *sc.MaximumConcurrency < n {
+		n = *sc.MaximumConcurrency
+	}
+	var filters []*eventpattern.Pattern
+	if mp.cfg.FilterCriteria != nil {
+		for _, f := range mp.cfg.FilterCriteria.Filters {
+			p, _ := eventpattern.Compile([]byte(f.Pattern)) // validated by apply
+			filters = append(filters, p)
+		}
+	}
+	url, _ := m.urls.Load(mp.cfg.EventSourceArn)
+	p := &poller{m: m, mp: mp, cfg: mp.cfg, url: url.(string), filters: filters}
+	for range n {
+		mp.done.Go(func() { p.run(ctx) })
+	}
+}
+
+type poller struct {
+	m       *Mappings
+	mp      *mapping
+	cfg     Configuration
+	url     string
+	filters []*eventpattern.Pattern
+}
+
+func (p *poller) run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		msgs, err := p.receive(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.m.log.Warn("event source mapping: receive failed", "mapping", p.cfg.UUID, "queue", p.cfg.EventSourceArn, "error", err)
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, 5*time.Second)
+			}
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if len(msgs) > 0 {
+			p.process(ctx, msgs)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// receive gathers one batch: up to BatchSize messages, waiting at most the batching window
+// after the first one (Lambda's MaximumBatchingWindowInSeconds); with no window, what one
+// long poll returns.
+func (p *poller) receive(ctx context.Context) ([]sqstypes.Message, error) {
+	var msgs []sqstypes.Message
+	var deadline time.Time
+	window := time.Duration(p.cfg.MaximumBatchingWindowInSeconds) * time.Second
+	for len(msgs) < p.cfg.BatchSize {
+		// Short long polls: kumo's long poll wakes for new messages but not for ones whose
+		// visibility timeout ends meanwhile, and those must come back on time.
+		wait := int32(1)
+		if len(msgs) > 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				break
+			}
+			wait = int32(left.Seconds())
+		}
+		out, err := p.m.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl:                    aws.String(p.url),
+			MaxNumberOfMessages:         int32(min(10, p.cfg.BatchSize-len(msgs))),
+			WaitTimeSeconds:             wait,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+			MessageAttributeNames:       []string{"All"},
+		})
+		if err != nil {
+			if len(msgs) > 0 && ctx.Err() == nil {
+				return msgs, nil
+			}
+			return nil, err
+		}
+		if len(msgs) == 0 && len(out.Messages) > 0 {
+			deadline = time.Now().Add(window)
+		}
+		msgs = append(msgs, out.Messages...)
+		if window == 0 && len(msgs) > 0 {
+			break
+		}
+	}
+	return msgs, nil
+}
+
+// process filters a batch, invokes the function and deletes what succeeded.
+func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
+	b := Batch{Mapping: p.cfg.UUID, Function: p.cfg.FunctionArn, Queue: p.cfg.EventSourceArn, At: time.Now()}
+	defer func() {
+		if p.m.cfg.Observer != nil {
+			p.m.cfg.Observer(b)
+		}
+	}()
+	var records []events.SQSMessage
+	var filteredOut []sqstypes.Message
+	for _, msg := range msgs {
+		rec := record(msg, p.cfg.EventSourceArn, p.m.cfg.Region)
+		if p.matches(rec) {
+			records = append(records, rec)
+			b.MessageIDs = append(b.MessageIDs, rec.MessageId)
+		} else {
+			filteredOut = append(filteredOut, msg)
+		}
+	}
+	// Lambda deletes the messages its filters drop: they will never be processed.
+	b.Deleted = append(b.Deleted, p.delete(ctx, filteredOut)...)
+	if len(records) == 0 {
+		return
+	}
+	payload, err := json.Marshal(events.SQSEvent{Records: records})
+	if err != nil {
+		b.Err = err
+		return
+	}
+	out, err := p.m.lambda.Invoke(ctx, &lambda.InvokeInput{
+		FunctionName: aws.String(p.cfg.FunctionArn), InvocationType: ltypes.InvocationTypeRequestResponse, Payload: payload,
+	})
+	if err != nil {
+		// Not the function's answer (no runtime, throttled, shutting down): the messages
+		// stay, and return when their visibility timeout expires.
+		b.Err = err
+		p.setResult("PROBLEM: Function call failed")
+		return
+	}
+	if out.FunctionError != nil {
+		b.FunctionError = aws.ToString(out.FunctionError)
+		p.setResult("PROBLEM: Function call failed")
+		return
+	}
+	keep := map[string]bool{}
+	if reportsItemFailures(p.cfg) {
+		failed, ok := itemFailures(out.Payload, b.MessageIDs)
+		if !ok {
+			// An unreadable partial-failure response fails the whole batch, as Lambda does.
+			b.FunctionError = "InvalidBatchItemFailures"
+			p.setResult("PROBLEM: Function call failed")
+			return
+		}
+		for _, id := range failed {
+			keep[id] = true
+		}
+	}
+	var done []sqstypes.Message
+	for _, msg := range msgs {
+		if !keep[aws.ToString(msg.MessageId)] && !contains(filteredOut, msg) {
+			done = append(done, msg)
+		}
+	}
+	b.Deleted = append(b.Deleted, p.delete(ctx, done)...)
+	p.setResult("OK")
+}
+
+func contains(list []sqstypes.Message, msg sqstypes.Message) bool {
+	for _, m := range list {
+		if aws.ToString(m.MessageId) == aws.ToString(msg.MessageId) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *poller) setResult(r string) {
+	p.mp.mu.Lock()
+	p.mp.result = r
+	p.mp.mu.Unlock()
+}
+
+func reportsItemFailures(c Configuration) bool {
+	for _, t := range c.FunctionResponseTypes {
+		if t == "ReportBatchItemFailures" {
+			return true
+		}
+	}
+	return false
+}
+
+// itemFailures reads a partial batch response. Lambda's rules: an empty or null response
+// or list means every message succeeded; a response that is not the documented shape, or
+// an itemIdentifier that is empty or not in the batch, fails the whole batch
+// (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html).
+func itemFailures(payload []byte, batch []string) (failed []string, ok bool) {
+	if len(payload) == 0 || string(payload) == "null" {
+		return nil, true
+	}
+	var resp struct {
+		BatchItemFailures []struct {
+			ItemIdentifier *string `json:"itemIdentifier"`
+		} `json:"batchItemFailures"`
+	}
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return nil, false
+	}
+	for _, f := range resp.BatchItemFailures {
+		if f.ItemIdentifier == nil || *f.ItemIdentifier == "" {
+			return nil, false
+		}
+		found := false
+		for _, id := range batch {
+			found = found || id == *f.ItemIdentifier
+		}
+		if !found {
+			return nil, false
+		}
+		failed = append(failed, *f.ItemIdentifier)
+	}
+	return failed, true
+}
+
+// delete removes messages in batches of ten and returns the ids deleted.
+func (p *poller) delete(ctx context.Context, msgs []sqstypes.Message) []string {
+	var deleted []string
+	for start := 0; start < len(msgs); start += 10 {
+		chunk := msgs[start:min(start+10, len(msgs))]
+		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(chunk))
+		for i, msg := range chunk {
+			entries[i] = sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: msg.ReceiptHandle}
+		}
+		out, err := p.m.sqs.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(p.url), Entries: entries})
+		if err != nil {
+			p.m.log.Warn("event source mapping: delete failed", "mapping", p.cfg.UUID, "error", err)
+			continue
+		}
+		for _, ok := range out.Successful {
+			var i int
+			_, _ = fmt.Sscan(aws.ToString(ok.Id), &i)
+			deleted = append(deleted, aws.ToString(chunk[i].MessageId))
+		}
+	}
+	return deleted
+}
+
+// matches applies FilterCriteria: a record passes when any filter matches it (no filters:
+// every record passes). Lambda matches the body as JSON when it is JSON, else as a string.
+func (p *poller) matches(rec events.SQSMessage) bool {
+	if len(p.filters) == 0 {
+		return true
+	}
+	raw, _ := json.Marshal(rec)
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	var body any
+	if err := json.Unmarshal([]byte(rec.Body), &body); err == nil {
+		doc["body"] = body
+	}
+	for _, f := range p.filters {
+		if f.Match(doc) {
+			return true
+		}
+	}
+	return false
+}
+
+// record turns a received message into the record Lambda puts in an SQS event.
+func record(msg sqstypes.Message, queueArn, region string) events.SQSMessage {
+	rec := events.SQSMessage{
+		MessageId:              aws.ToString(msg.MessageId),
+		ReceiptHandle:          aws.ToString(msg.ReceiptHandle),
+		Body:                   aws.ToString(msg.Body),
+		Md5OfBody:              aws.ToString(msg.MD5OfBody),
+		Md5OfMessageAttributes: aws.ToString(msg.MD5OfMessageAttributes),
+		Attributes:             map[string]string{},
+		MessageAttributes:      map[string]events.SQSMessageAttribute{},
+		EventSourceARN:         queueArn,
+		EventSource:            "aws:sqs",
+		AWSRegion:              region,
+	}
+	for k, v := range msg.Attributes {
+		rec.Attributes[k] = v
+	}
+	for name, a := range msg.MessageAttributes {
+		attr := events.SQSMessageAttribute{
+			StringValue: a.StringValue, BinaryValue: a.BinaryValue, DataType: aws.ToString(a.DataType),
+			StringListValues: a.StringListValues, BinaryListValues: a.BinaryListValues,
+		}
+		if attr.StringListValues == nil {
+			attr.StringListValues = []string{}
+		}
+		if attr.BinaryListValues == nil {
+			attr.BinaryListValues = [][]byte{}
+		}
+		rec.MessageAttributes[name] = attr
+	}
+	return rec
+}
