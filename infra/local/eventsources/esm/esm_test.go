@@ -151,7 +151,6 @@ func (f *fixture) depth(t *testing.T, url string) int {
 		t.Fatal(err)
 	}
 	var n, m int
-	_, _ = io.WriteString(io.Discard, "")
 	_ = json.Unmarshal([]byte(a.Attributes["ApproximateNumberOfMessages"]), &n)
 	_ = json.Unmarshal([]byte(a.Attributes["ApproximateNumberOfMessagesNotVisible"]), &m)
 	return n + m
