@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/servicestate"
+)
+
+// Handler is the scheduled sweep of service state. Each run:
+//   - marks stale every service silent for longer than StaleAfter (found by a query of the
+//     sweep index, not a scan), raising one alert per service and deployment transition;
+//   - publishes alerts left in the outbox by an ingest that stopped before publishing;
+//   - brings the state queue's policy in line with the registered exporters (when
+//     StateQueueURL is set), so concurrent provisionings cannot leave an exporter out.
+type Handler struct {
+	Repo          *servicestate.Repo
+	Publisher     servicestate.Publisher
+	SQS           channel.SQS // nil when StateQueueURL is empty
+	StateQueueURL string
+	StaleAfter    time.Duration
+	Log           *slog.Logger
+}
+
+// OutboxGrace leaves recent alerts to the ingest that recorded them, which publishes right
+// after recording: the sweep only takes over alerts older than this.
+const OutboxGrace = time.Minute
+
+// Summary is what one run did.
+type Summary struct {
+	Stale         int  `json:"stale"`
+	Alerts        int  `json:"alerts"`
+	Republished   int  `json:"republished"`
+	PolicyChanged bool `json:"policyChanged"`
+}
+
+// Handle runs one sweep. The scheduler's event is ignored: the sweep works from the clock.
+// It goes through every step even when one fails, and reports the failures together, so a
+// broken item does not stop the others from being swept.
+func (h *Handler) Handle(ctx context.Context, _ any) (Summary, error) {
+	var sum Summary
+	var errs []error
+	now := h.Repo.Now().UTC()
+	cutoff := health.StaleCutoff(now, h.StaleAfter)
+
+	silent, err := h.Repo.SilentServices(ctx, cutoff)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, k := range silent {
+		alerts, err := h.Repo.MarkStale(ctx, k, cutoff)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if len(alerts) == 0 {
+			continue
+		}
+		sum.Stale++
+		sum.Alerts += len(alerts)
+		for _, a := range alerts {
+			h.Log.Warn("health transition", "deploymentId", a.Alert.DeploymentID, "serviceId", a.Alert.ServiceID,
+				"scope", a.Alert.Scope, "from", a.Alert.From, "to", a.Alert.To, "reason", a.Alert.Reason)
+		}
+		if err := h.Repo.Deliver(ctx, h.Publisher, alerts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	left, err := h.Repo.Unpublished(ctx, now.Add(-OutboxGrace))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(left) > 0 {
+		if err := h.Repo.Deliver(ctx, h.Publisher, left); err != nil {
+			errs = append(errs, err)
+		} else {
+			sum.Republished = len(left)
+		}
+	}
+
+	if h.StateQueueURL != "" {
+		planes, err := h.Repo.DataPlanes(ctx)
+		if err == nil {
+			sum.PolicyChanged, err = channel.AdmitExporters(ctx, h.SQS, h.StateQueueURL, planes)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("state queue admission: %w", err))
+		}
+	}
+	h.Log.Info("state sweep", "staleAfter", h.StaleAfter.String(), "silent", len(silent), "stale", sum.Stale,
+		"alerts", sum.Alerts, "republished", sum.Republished, "policyChanged", sum.PolicyChanged, "errors", len(errs))
+	return sum, errors.Join(errs...)
+}
+
+// ParseStaleAfter reads the staleness period (a Go duration such as "5m"); empty means the
+// default.
+func ParseStaleAfter(s string) (time.Duration, error) {
+	if s == "" {
+		return health.DefaultStaleAfter, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute || d > 24*time.Hour {
+		return 0, fmt.Errorf("STATE_STALE_AFTER %q: must be a duration between 1m and 24h (the sweep index has one-minute resolution)", s)
+	}
+	return d, nil
+}

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/byocloud/byoc/shared/cloud/cloudtest"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/statemsg"
+)
+
+var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	env  *cloudtest.Env
+	repo *servicestate.Repo
+	now  time.Time
+	bus  string
+	sqs  *sqs.Client
+	url  string
+	h    *Handler
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	env := cloudtest.Start(t)
+	ctx := context.Background()
+	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	f := &fixture{env: env, now: t0, sqs: sqs.NewFromConfig(env.Config)}
+	f.repo = servicestate.New(env.DynamoDB(), table)
+	f.repo.Now = func() time.Time { return f.now }
+	f.bus = cloudtest.UniqueName("bus")
+	eb := env.EventBridge()
+	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(f.bus)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String("s"), EventBusName: aws.String(f.bus), EventPattern: aws.String(`{"source":["byoc.state"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String("s"), EventBusName: aws.String(f.bus),
+		Targets: []ebtypes.Target{{Id: aws.String("t"), Arn: aws.String("arn:aws:sns:us-east-1:000000000000:alerts")}}}); err != nil {
+		t.Fatal(err)
+	}
+	q, err := f.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("state"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.url = aws.ToString(q.QueueUrl)
+	f.h = &Handler{
+		Repo: f.repo, Publisher: servicestate.Publisher{Bus: eb, BusName: f.bus},
+		SQS: f.sqs, StateQueueURL: f.url, StaleAfter: 5 * time.Minute,
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+	}
+	return f
+}
+
+func (f *fixture) report(t *testing.T, svc string, seq int64) servicestate.Result {
+	t.Helper()
+	m := statemsg.Message{
+		SchemaVersion: 1, DeploymentID: "dep-1", ServiceID: svc, Hostname: svc + ".example.com",
+		ObservedAt: f.now, ExporterEpoch: 1, Sequence: seq, Status: statemsg.StatusHealthy,
+		Versions: statemsg.Versions{ClickHouse: "24.8", Operator: "0.25", Kubernetes: "1.30"},
+		Replicas: statemsg.Replicas{Ready: 1, Desired: 1},
+	}
+	res, err := f.repo.Apply(context.Background(), m, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func (f *fixture) detailTypes(t *testing.T) []string {
+	t.Helper()
+	resp, err := http.Get(f.env.URL + "/kumo/eventbridge/delivered-events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var all []struct{ DetailType, Detail, EventBusName string }
+	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range all {
+		if e.EventBusName == f.bus {
+			out = append(out, e.DetailType+" "+e.Detail)
+		}
+	}
+	return out
+}
+
+func (f *fixture) sweep(t *testing.T) Summary {
+	t.Helper()
+	sum, err := f.h.Handle(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+func TestSilentServiceRaisesOneStaleAlert(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, svc := range []string{"svc-a", "svc-b"} {
+		if err := f.repo.Deliver(ctx, f.h.Publisher, f.report(t, svc, 1).Alerts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	published := len(f.detailTypes(t))
+	f.now = t0.Add(4 * time.Minute)
+	f.report(t, "svc-b", 2) // svc-b keeps reporting, svc-a falls silent
+	f.now = t0.Add(7 * time.Minute)
+	sum := f.sweep(t)
+	if sum.Stale != 1 || sum.Alerts != 2 {
+		t.Fatalf("summary %+v, want svc-a stale with its deployment", sum)
+	}
+	s, _ := f.repo.Service(ctx, "dep-1", "svc-a")
+	if s.Health != health.Stale {
+		t.Fatalf("svc-a is %s", s.Health)
+	}
+	events := f.detailTypes(t)[published:]
+	if len(events) != 2 || !strings.HasPrefix(events[0], contract.DetailTypeServiceHealthChanged) || !strings.Contains(events[0], `"to":"stale"`) ||
+		!strings.HasPrefix(events[1], contract.DetailTypeDeploymentHealthChanged) {
+		t.Fatalf("events %v", events)
+	}
+	// Later sweeps: still silent, but already stale: no storm.
+	for i := range 3 {
+		f.now = f.now.Add(2 * time.Minute)
+		f.report(t, "svc-b", int64(3+i))
+		if sum := f.sweep(t); sum.Stale != 0 || sum.Alerts != 0 {
+			t.Fatalf("sweep %d: %+v", i, sum)
+		}
+	}
+	if got := len(f.detailTypes(t)) - published; got != 2 {
+		t.Fatalf("%d events after repeated sweeps, want 2", got)
+	}
+}
+
+func TestSweepPublishesAlertsLeftInTheOutbox(t *testing.T) {
+	f := newFixture(t)
+	f.report(t, "svc-a", 1) // recorded, never published (the ingest stopped)
+	if sum := f.sweep(t); sum.Republished != 0 {
+		t.Fatalf("the sweep took over alerts younger than the grace: %+v", sum)
+	}
+	f.now = t0.Add(2 * time.Minute)
+	if sum := f.sweep(t); sum.Republished != 2 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if sum := f.sweep(t); sum.Republished != 0 {
+		t.Fatalf("published twice: %+v", sum)
+	}
+	if got := len(f.detailTypes(t)); got != 2 {
+		t.Fatalf("%d events", got)
+	}
+}
+
+func TestSweepAdmitsRegisteredExporters(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := servicestate.DataPlane{DeploymentID: "dep-1", AccountID: "111111111111",
+		ExporterRoleARN: "arn:aws:iam::111111111111:role/exporter", ExporterRoleID: "AROAAAAAAAAAAAAAAAAAA",
+		AgentRoleARN: "arn:aws:iam::111111111111:role/agent"}
+	if err := f.repo.RegisterDataPlane(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if sum := f.sweep(t); !sum.PolicyChanged {
+		t.Fatalf("summary %+v", sum)
+	}
+	if sum := f.sweep(t); sum.PolicyChanged {
+		t.Fatalf("an unchanged policy was rewritten: %+v", sum)
+	}
+	out, err := f.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(f.url), AttributeNames: []sqstypes.QueueAttributeName{"Policy"}})
+	if err != nil || !strings.Contains(out.Attributes["Policy"], "role/exporter") {
+		t.Fatalf("policy %v %v", out.Attributes, err)
+	}
+}
+
+func TestSweepReportsFailuresButFinishes(t *testing.T) {
+	f := newFixture(t)
+	f.report(t, "svc-a", 1)
+	f.h.StateQueueURL = f.url + "-missing"
+	f.now = t0.Add(10 * time.Minute)
+	sum, err := f.h.Handle(context.Background(), nil)
+	if err == nil || !strings.Contains(err.Error(), "state queue admission") {
+		t.Fatalf("error %v", err)
+	}
+	if sum.Stale != 1 || sum.Republished != 2 {
+		t.Fatalf("summary %+v: the other steps must still run", sum)
+	}
+}
+
+func TestParseStaleAfter(t *testing.T) {
+	if d, err := ParseStaleAfter(""); err != nil || d != health.DefaultStaleAfter {
+		t.Fatalf("%v %v", d, err)
+	}
+	if d, err := ParseStaleAfter("90s"); err != nil || d != 90*time.Second {
+		t.Fatalf("%v %v", d, err)
+	}
+	for _, bad := range []string{"5", "30s", "48h", "soon"} {
+		if _, err := ParseStaleAfter(bad); err == nil || !strings.Contains(err.Error(), "STATE_STALE_AFTER") {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}

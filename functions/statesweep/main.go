@@ -1,0 +1,39 @@
+// Command statesweep is the scheduled sweep of service state: see Handler.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	cfg, err := cloud.Load(context.Background())
+	if err != nil {
+		log.Error("cannot load AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	staleAfter, err := ParseStaleAfter(os.Getenv(contract.EnvStateStaleAfter))
+	if err != nil {
+		log.Error("bad configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	h := &Handler{
+		Repo:          servicestate.New(cloud.NewDynamoDB(cfg), os.Getenv(contract.EnvTableName)),
+		Publisher:     servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: os.Getenv(contract.EnvEventBusName)},
+		SQS:           sqs.NewFromConfig(cfg),
+		StateQueueURL: os.Getenv(contract.EnvStateQueueURL),
+		StaleAfter:    staleAfter,
+		Log:           log,
+	}
+	lambda.Start(h.Handle)
+}
