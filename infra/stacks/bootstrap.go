@@ -24,8 +24,6 @@ type Bootstrap struct {
 	ManagementRole awsiam.CfnRole
 	// Policies of the management role by area, as the seed lists them.
 	Policies map[string]awsiam.CfnManagedPolicy
-	// ManagementGrants are the statements of each policy (for tests and size checks).
-	ManagementGrants map[string][]grant
 	// RoleBoundary is the permissions boundary of every role the management role creates.
 	RoleBoundary   awsiam.CfnManagedPolicy
 	ForwardingRule awsevents.CfnRule
@@ -39,7 +37,7 @@ type Bootstrap struct {
 func NewBootstrapStack(scope constructs.Construct, id string) *Bootstrap {
 	stack := awscdk.NewStack(scope, jsii.String(id), customerStackProps(
 		"byoc bootstrap: lets the byoc control plane manage BYOC infrastructure in this account (stack name "+contract.BootstrapStackName+")"))
-	b := &Bootstrap{Stack: stack, Policies: map[string]awsiam.CfnManagedPolicy{}, ManagementGrants: map[string][]grant{}}
+	b := &Bootstrap{Stack: stack, Policies: map[string]awsiam.CfnManagedPolicy{}}
 
 	awscdk.NewCfnParameter(stack, jsii.String(contract.BootstrapParamExternalID), &awscdk.CfnParameterProps{
 		Type:        jsii.String("String"),
@@ -73,7 +71,6 @@ func NewBootstrapStack(scope constructs.Construct, id string) *Bootstrap {
 		})
 		suppressWildcards(policy, area.grants)
 		b.Policies[area.id] = policy
-		b.ManagementGrants[area.id] = area.grants
 	}
 	boundary := roleBoundary()
 	b.RoleBoundary = awsiam.NewCfnManagedPolicy(stack, jsii.String("RoleBoundary"), &awsiam.CfnManagedPolicyProps{
