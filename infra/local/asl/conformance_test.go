@@ -25,6 +25,7 @@ type conformanceCase struct {
 	Name       string                     `json:"name"`
 	Spec       string                     `json:"spec"`
 	Definition json.RawMessage            `json:"definition"`
+	Text       string                     `json:"definitionText"` // a definition that is not JSON at all
 	Machines   map[string]json.RawMessage `json:"machines"` // more state machines, by name, created first
 	Input      json.RawMessage            `json:"input"`
 	Tasks      map[string][]behaviour     `json:"tasks"` // by function name, queue URL, or "events"
@@ -103,6 +104,9 @@ func TestConformance(t *testing.T) {
 				if c.Spec == "" {
 					t.Fatal("every case must name the part of the specification it checks")
 				}
+				if c.Text != "" {
+					c.Definition = json.RawMessage(c.Text)
+				}
 				if (c.Expect == nil) == (c.Invalid == nil) {
 					t.Fatal("a case must have exactly one of expect and invalid")
 				}
@@ -120,6 +124,7 @@ type fakeWorld struct {
 	behave   map[string][]behaviour
 	calls    map[string]int
 	requests map[string][]string
+	workers  sync.WaitGroup // goroutines answering task tokens
 }
 
 func (w *fakeWorld) next(key string) (behaviour, bool) {
@@ -197,7 +202,9 @@ func (w *fakeWorld) act(ctx context.Context, b behaviour, body string) error {
 		w.t.Errorf("the request %s carries no task token", body)
 		return nil
 	}
+	w.workers.Add(1)
 	go func() {
+		defer w.workers.Done()
 		for range b.Heartbeats {
 			time.Sleep(time.Duration(b.HeartbeatEvery * float64(time.Second)))
 			if err := w.engine.SendTaskHeartbeat(token); err != nil {
@@ -343,6 +350,16 @@ func runCase(t *testing.T, c conformanceCase) {
 	final, err := e.Wait(context.Background(), started.ARN)
 	if err != nil {
 		t.Fatal(err)
+	}
+	w.workers.Wait()
+	// Executions the case started without waiting for them run on; let them finish.
+	for _, m := range e.ListStateMachines() {
+		xs, _ := e.ListExecutions(m.ARN, "")
+		for _, x := range xs {
+			if _, err := e.Wait(context.Background(), x.ARN); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	synctest.Wait()
 	x := c.Expect
