@@ -26,7 +26,7 @@ type conformanceCase struct {
 	Spec       string                     `json:"spec"`
 	Definition json.RawMessage            `json:"definition"`
 	Text       string                     `json:"definitionText"` // a definition that is not JSON at all
-	Machines   map[string]json.RawMessage `json:"machines"` // more state machines, by name, created first
+	Machines   map[string]json.RawMessage `json:"machines"`       // more state machines, by name, created first
 	Input      json.RawMessage            `json:"input"`
 	Tasks      map[string][]behaviour     `json:"tasks"` // by function name, queue URL, or "events"
 	Invalid    []wantDiagnostic           `json:"invalid"`
