@@ -111,12 +111,9 @@ func managementPolicies() []policyArea {
 		createActions[i] = strings.TrimPrefix(a, "ec2:")
 	}
 	network := []grant{
-		{sid: "DescribeNetwork", resources: []string{"*"}, actions: []string{
-			"ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeSubnets", "ec2:DescribeRouteTables", "ec2:DescribeInternetGateways",
-			"ec2:DescribeNatGateways", "ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute", "ec2:DescribeVpcEndpoints",
-			"ec2:DescribeVpcEndpointServices", "ec2:DescribePrefixLists", "ec2:DescribeAvailabilityZones", "ec2:DescribeAccountAttributes",
-			"ec2:DescribeSecurityGroups", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
-		}},
+		// Read-only, and CloudFormation's EC2, EKS and node-group handlers call a changing set
+		// of Describe actions to read back what they created.
+		{sid: "DescribeNetwork", resources: []string{"*"}, actions: []string{"ec2:Describe*"}},
 		{sid: "CreateTaggedNetwork", resources: []string{"*"}, actions: networkCreates, conditions: requestTag},
 		{sid: "TagNetworkOnCreate", resources: []string{"*"}, actions: []string{"ec2:CreateTags"},
 			conditions: map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": createActions}}},
@@ -210,6 +207,11 @@ func managementPolicies() []policyArea {
 			"s3:PutBucketPublicAccessBlock", "s3:GetBucketPublicAccessBlock",
 			"s3:PutBucketOwnershipControls", "s3:GetBucketOwnershipControls",
 			"s3:PutBucketTagging", "s3:GetBucketTagging",
+			// CloudFormation's bucket handler reads the whole configuration back after each change.
+			"s3:GetBucketVersioning", "s3:GetBucketLogging", "s3:GetBucketCORS", "s3:GetBucketWebsite", "s3:GetBucketNotification",
+			"s3:GetBucketObjectLockConfiguration", "s3:GetLifecycleConfiguration", "s3:GetReplicationConfiguration",
+			"s3:GetAccelerateConfiguration", "s3:GetAnalyticsConfiguration", "s3:GetInventoryConfiguration",
+			"s3:GetMetricsConfiguration", "s3:GetIntelligentTieringConfiguration",
 		}},
 		// Route 53 for external-dns and cert-manager's service domains (the seed's route53:*,
 		// narrowed to the actions those zones need).

@@ -29,7 +29,7 @@ var wildcardReasons = map[string]string{
 	"DeliverWorkflowLogs":          "CloudWatch Logs' log-delivery actions used by Step Functions logging accept no resource",
 
 	// bootstrap: the management role
-	"DescribeNetwork":           "EC2 Describe actions accept no resource",
+	"DescribeNetwork":           "EC2 Describe actions are read-only and accept no resource; CloudFormation's EC2 and EKS handlers call a changing set of them",
 	"CreateTaggedNetwork":       "a resource has no ARN before it is created; aws:RequestTag limits creates to resources carrying the managed-by tag",
 	"TagNetworkOnCreate":        "tags are written as part of a create call (ec2:CreateAction) whose resource has no ARN yet",
 	"ManageTaggedNetwork":       "EC2 resource IDs are assigned at creation; aws:ResourceTag limits changes to resources byoc created with the managed-by tag",
