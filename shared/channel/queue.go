@@ -31,6 +31,12 @@ type SQS interface {
 
 var _ SQS = (*sqs.Client)(nil)
 
+// Reader is what an agent needs to consume its channel.
+type Reader interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+}
+
 // ErrNoChannel says a deployment has no command queue (it was never opened, or was closed).
 var ErrNoChannel = errors.New("no command channel")
 
@@ -236,7 +242,7 @@ type Delivery struct {
 // Receive long-polls a command queue for up to wait, as the agent does. A message that is
 // not a valid command is returned as an error entry's handle in bad, so the agent can delete
 // it (it can never become valid) instead of receiving it forever.
-func Receive(ctx context.Context, client SQS, queueURL string, max int32, wait time.Duration) (good []Delivery, bad []string, err error) {
+func Receive(ctx context.Context, client Reader, queueURL string, max int32, wait time.Duration) (good []Delivery, bad []string, err error) {
 	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(queueURL), MaxNumberOfMessages: max, WaitTimeSeconds: int32(wait.Seconds()),
 	})
@@ -255,7 +261,7 @@ func Receive(ctx context.Context, client SQS, queueURL string, max int32, wait t
 }
 
 // Delete removes a handled command from its queue.
-func Delete(ctx context.Context, client SQS, queueURL, receiptHandle string) error {
+func Delete(ctx context.Context, client Reader, queueURL, receiptHandle string) error {
 	if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: aws.String(receiptHandle)}); err != nil {
 		return fmt.Errorf("delete command: %w", err)
 	}

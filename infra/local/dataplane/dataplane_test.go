@@ -1,0 +1,362 @@
+package dataplane
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/cloud/cloudtest"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/statemsg"
+)
+
+const sender = "AROA3XFRBF23STATEXP7F:state-exporter-sim"
+
+type fixture struct {
+	sqs    *sqs.Client
+	state  string
+	dep    string
+	sender *channel.Sender
+	sim    *Simulator
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	env := cloudtest.Start(t)
+	ctx := context.Background()
+	client := sqs.NewFromConfig(env.Config)
+	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("state"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep := cloudtest.UniqueName("dep")
+	if _, err := channel.Open(ctx, client, dep, "arn:aws:iam::111111111111:role/agent"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = channel.Close(context.Background(), client, dep) })
+	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	sim := New(Config{SQS: client, StateQueueURL: aws.ToString(q.QueueUrl), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	return &fixture{
+		sqs: client, state: aws.ToString(q.QueueUrl), dep: dep, sim: sim,
+		sender: &channel.Sender{SQS: client, Recorder: servicestate.New(env.DynamoDB(), table)},
+	}
+}
+
+func (f *fixture) add(t *testing.T, faults ...Fault) {
+	t.Helper()
+	err := f.sim.Add(Deployment{ID: f.dep, SenderID: sender, Faults: faults,
+		Services: []Service{{ID: "svc-a"}, {ID: "svc-b", Replicas: 2, Versions: statemsg.Versions{ClickHouse: "24.3", Operator: "0.24", Kubernetes: "1.29"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (f *fixture) step(t *testing.T) StepReport {
+	t.Helper()
+	r, err := f.sim.Step(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r[f.dep]
+}
+
+func (f *fixture) send(t *testing.T, c channel.Command) {
+	t.Helper()
+	c.DeploymentID = f.dep
+	if c.ID == "" {
+		c.ID = channel.NewID()
+	}
+	if _, err := f.sender.Send(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// received drains the state queue, checking each message's sender attribute.
+func (f *fixture) received(t *testing.T) []statemsg.Message {
+	t.Helper()
+	var out []statemsg.Message
+	for {
+		r, err := f.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(f.state), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Messages) == 0 {
+			return out
+		}
+		for _, m := range r.Messages {
+			if got := aws.ToString(m.MessageAttributes[contract.LocalSenderIDAttribute].StringValue); got != sender {
+				t.Fatalf("sender attribute %q", got)
+			}
+			msg, err := statemsg.Parse([]byte(aws.ToString(m.Body)), time.Now())
+			if err != nil {
+				t.Fatalf("the simulator sent an invalid message: %v", err)
+			}
+			out = append(out, msg)
+			if _, err := f.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(f.state), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func byService(msgs []statemsg.Message) map[string]statemsg.Message {
+	out := map[string]statemsg.Message{}
+	for _, m := range msgs {
+		out[m.ServiceID] = m
+	}
+	return out
+}
+
+func TestReportsEveryServiceHealthy(t *testing.T) {
+	f := newFixture(t)
+	f.add(t)
+	if r := f.step(t); r.Sent != 2 || r.Commands != 0 {
+		t.Fatalf("step %+v", r)
+	}
+	msgs := f.received(t)
+	if len(msgs) != 2 || msgs[0].Sequence != 1 || msgs[1].Sequence != 2 || msgs[0].ExporterEpoch != msgs[1].ExporterEpoch {
+		t.Fatalf("messages %+v", msgs)
+	}
+	a, b := byService(msgs)["svc-a"], byService(msgs)["svc-b"]
+	if a.Status != statemsg.StatusHealthy || a.Replicas != (statemsg.Replicas{Ready: 3, Desired: 3}) || a.Versions != DefaultVersions ||
+		a.Hostname != "svc-a."+f.dep+".byoc.local" || b.Versions.ClickHouse != "24.3" || b.Replicas.Desired != 2 {
+		t.Fatalf("svc-a %+v svc-b %+v", a, b)
+	}
+	f.step(t)
+	if again := f.received(t); len(again) != 2 || again[0].Sequence != 3 {
+		t.Fatalf("second step %+v", again)
+	}
+}
+
+func TestCommandsAreAppliedAndAcknowledged(t *testing.T) {
+	f := newFixture(t)
+	f.add(t)
+	f.send(t, channel.Command{ID: "cmd-release", ServiceID: "svc-a", Kind: channel.ApplyRelease, Params: map[string]string{"clickhouseVersion": "25.1"}})
+	f.send(t, channel.Command{ID: "cmd-scale", ServiceID: "svc-b", Kind: channel.Scale, Params: map[string]string{"replicas": "5"}})
+	f.send(t, channel.Command{ID: "cmd-new", ServiceID: "svc-c", Kind: channel.ApplyRelease, Params: map[string]string{"clickhouseVersion": "25.1"}})
+	f.send(t, channel.Command{ID: "cmd-ghost", ServiceID: "svc-x", Kind: channel.Stop})
+	if r := f.step(t); r.Commands != 4 || r.Sent != 3 {
+		t.Fatalf("step %+v: four handled (the ghost refused), three services reported", r)
+	}
+	got := byService(f.received(t))
+	if a := got["svc-a"]; a.Versions.ClickHouse != "25.1" || len(a.Commands) != 2 ||
+		a.Commands[0] != (statemsg.CommandAck{ID: "cmd-release", Status: statemsg.AckSucceeded}) ||
+		a.Commands[1].ID != "cmd-ghost" || a.Commands[1].Status != statemsg.AckFailed {
+		t.Fatalf("svc-a %+v", a)
+	}
+	if b := got["svc-b"]; b.Replicas != (statemsg.Replicas{Ready: 5, Desired: 5}) || len(b.Commands) != 1 || b.Commands[0].ID != "cmd-scale" {
+		t.Fatalf("svc-b %+v", b)
+	}
+	if c, ok := got["svc-c"]; !ok || c.Versions.ClickHouse != "25.1" || c.Commands[0].ID != "cmd-new" {
+		t.Fatalf("svc-c %+v", c)
+	}
+	// Acknowledgements are sent once.
+	f.step(t)
+	for _, m := range f.received(t) {
+		if len(m.Commands) != 0 {
+			t.Fatalf("acks repeated: %+v", m)
+		}
+	}
+}
+
+func TestStopStartAndDeploymentWideRelease(t *testing.T) {
+	f := newFixture(t)
+	f.add(t)
+	f.send(t, channel.Command{ServiceID: "svc-b", Kind: channel.Stop})
+	f.step(t)
+	if b := byService(f.received(t))["svc-b"]; b.Status != statemsg.StatusStopped || b.Replicas != (statemsg.Replicas{}) {
+		t.Fatalf("stopped %+v", b)
+	}
+	f.send(t, channel.Command{ServiceID: "svc-b", Kind: channel.Start})
+	f.send(t, channel.Command{Kind: channel.ApplyRelease, Params: map[string]string{"operatorVersion": "0.26.0"}})
+	f.step(t)
+	got := byService(f.received(t))
+	if b := got["svc-b"]; b.Status != statemsg.StatusHealthy || b.Replicas != (statemsg.Replicas{Ready: 2, Desired: 2}) || b.Versions.Operator != "0.26.0" {
+		t.Fatalf("restarted %+v", b)
+	}
+	if a := got["svc-a"]; a.Versions.Operator != "0.26.0" || len(a.Commands) != 1 {
+		t.Fatalf("svc-a %+v: the deployment-wide release is acknowledged once, on the first service", a)
+	}
+}
+
+func TestACommandIsAppliedOncePerID(t *testing.T) {
+	f := newFixture(t)
+	f.add(t)
+	body, err := channel.Encode(channel.Command{SchemaVersion: 1, ID: "cmd-1", DeploymentID: f.dep, ServiceID: "svc-a", Kind: channel.Scale,
+		Params: map[string]string{"replicas": "4"}, IssuedAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := channel.QueueName(f.dep)
+	url, err := f.sqs.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dedup := range []string{"a", "b"} { // two copies past SQS's deduplication
+		if _, err := f.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: url.QueueUrl, MessageBody: aws.String(string(body)),
+			MessageGroupId: aws.String("svc-a"), MessageDeduplicationId: aws.String(dedup)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := f.step(t); r.Commands != 1 {
+		t.Fatalf("applied %d", r.Commands)
+	}
+}
+
+func TestDuplicateFaultSendsEveryMessageTwice(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, Duplicate)
+	if r := f.step(t); r.Sent != 4 {
+		t.Fatalf("sent %d", r.Sent)
+	}
+	msgs := f.received(t)
+	if len(msgs) != 4 || msgs[0].OrderKey() != msgs[1].OrderKey() || msgs[2].OrderKey() != msgs[3].OrderKey() {
+		t.Fatalf("messages %+v", msgs)
+	}
+}
+
+func TestOutOfOrderFaultSwapsPairs(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, OutOfOrder)
+	f.step(t)
+	f.step(t)
+	var seqs []int64
+	for _, m := range f.received(t) {
+		seqs = append(seqs, m.Sequence)
+	}
+	if len(seqs) != 4 || seqs[0] != 2 || seqs[1] != 1 || seqs[2] != 4 || seqs[3] != 3 {
+		t.Fatalf("sequence order %v, want 2 1 4 3", seqs)
+	}
+	// Clearing the fault releases a held message, in order.
+	f.step(t) // 5 is held, then 6 and 5 go out
+	if err := f.sim.Clear(f.dep, OutOfOrder); err != nil {
+		t.Fatal(err)
+	}
+	f.step(t)
+	seqs = nil
+	for _, m := range f.received(t) {
+		seqs = append(seqs, m.Sequence)
+	}
+	if len(seqs) != 4 || seqs[0] != 6 || seqs[1] != 5 || seqs[2] != 7 || seqs[3] != 8 {
+		t.Fatalf("sequence order %v", seqs)
+	}
+}
+
+func TestSilenceSendsNothingButKeepsAcks(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, Silence)
+	f.send(t, channel.Command{ID: "cmd-1", ServiceID: "svc-a", Kind: channel.Backup})
+	if r := f.step(t); r.Sent != 0 || r.Commands != 1 {
+		t.Fatalf("step %+v", r)
+	}
+	if msgs := f.received(t); len(msgs) != 0 {
+		t.Fatalf("a silent exporter sent %v", msgs)
+	}
+	if err := f.sim.Clear(f.dep, Silence); err != nil {
+		t.Fatal(err)
+	}
+	f.step(t)
+	if a := byService(f.received(t))["svc-a"]; len(a.Commands) != 1 || a.Commands[0].ID != "cmd-1" {
+		t.Fatalf("after silence %+v", a)
+	}
+}
+
+func TestUnhealthyFaultAtAddBreaksAfterTheFirstReport(t *testing.T) {
+	f := newFixture(t)
+	f.add(t, Unhealthy)
+	f.step(t)
+	for _, m := range f.received(t) {
+		if m.Status != statemsg.StatusHealthy {
+			t.Fatalf("first report %+v", m)
+		}
+	}
+	f.step(t)
+	for _, m := range f.received(t) {
+		if m.Status != statemsg.StatusUnhealthy || m.Replicas.Ready != 0 {
+			t.Fatalf("second report %+v", m)
+		}
+	}
+	if err := f.sim.Clear(f.dep, Unhealthy); err != nil {
+		t.Fatal(err)
+	}
+	f.step(t)
+	for _, m := range f.received(t) {
+		if m.Status != statemsg.StatusHealthy {
+			t.Fatalf("after repair %+v", m)
+		}
+	}
+}
+
+func TestUnhealthyFaultBreaksOnlyWhatChanges(t *testing.T) {
+	f := newFixture(t)
+	f.add(t)
+	f.step(t)
+	f.received(t)
+	if err := f.sim.Inject(f.dep, Unhealthy); err != nil {
+		t.Fatal(err)
+	}
+	f.step(t)
+	for _, m := range f.received(t) {
+		if m.Status != statemsg.StatusHealthy {
+			t.Fatalf("no change yet, but %+v", m)
+		}
+	}
+	f.send(t, channel.Command{ServiceID: "svc-a", Kind: channel.ApplyRelease, Params: map[string]string{"clickhouseVersion": "25.1"}})
+	f.step(t)
+	got := byService(f.received(t))
+	if got["svc-a"].Status != statemsg.StatusUnhealthy || got["svc-a"].Versions.ClickHouse != "25.1" || got["svc-b"].Status != statemsg.StatusHealthy {
+		t.Fatalf("after the change: %+v", got)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		d    Deployment
+		says string
+	}{
+		{Deployment{ID: "a b", SenderID: sender}, "id must be"},
+		{Deployment{ID: "d"}, "SenderID is required"},
+		{Deployment{ID: "d", SenderID: sender, Faults: []Fault{"flaky"}}, `unknown fault "flaky"`},
+		{Deployment{ID: "d", SenderID: sender, Services: []Service{{ID: ""}}}, "service id"},
+	}
+	for _, c := range cases {
+		if err := f.sim.Add(c.d); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%+v: %v, want %q", c.d, err, c.says)
+		}
+	}
+	if r, _ := f.sim.Step(context.Background()); len(r) != 0 {
+		t.Fatalf("refused deployments are simulated: %v", r)
+	}
+	if err := f.sim.Inject("nobody", Silence); err == nil {
+		t.Fatal("a fault was injected into an unknown deployment")
+	}
+	if _, err := ParseFault("unhealthy"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeploymentWithoutChannelStillReports(t *testing.T) {
+	f := newFixture(t)
+	if err := f.sim.Add(Deployment{ID: "no-channel-yet", SenderID: sender, Services: []Service{{ID: "svc-a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.sim.Step(context.Background())
+	if err != nil || r["no-channel-yet"].Sent != 1 {
+		t.Fatalf("step %v %v", r, err)
+	}
+	f.sim.Remove("no-channel-yet")
+	if r, _ := f.sim.Step(context.Background()); len(r) != 0 {
+		t.Fatalf("a removed deployment is simulated: %v", r)
+	}
+}
