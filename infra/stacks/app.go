@@ -37,7 +37,7 @@ const (
 // DefaultBootstrapTemplateURL is used when no bootstrapTemplateUrl is given: an S3 bucket of
 // the vendor's account and region named byoc-templates-<account>-<region>, where the vendor
 // publishes the bootstrap template (docs/cdk.md says how).
-var DefaultBootstrapTemplateURL = "https://byoc-templates-${AWS::AccountId}-${AWS::Region}.s3.${AWS::Region}.${AWS::URLSuffix}/" +
+const DefaultBootstrapTemplateURL = "https://byoc-templates-${AWS::AccountId}-${AWS::Region}.s3.${AWS::Region}.${AWS::URLSuffix}/" +
 	BootstrapStackID + ".template.json"
 
 // TemplateBodyLimit is CloudFormation's limit on a TemplateBody passed to CreateStack. The
