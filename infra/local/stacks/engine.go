@@ -104,9 +104,9 @@ type Config struct {
 	Clock     Clock        // nil: real time
 	Observer  func(StackEvent)
 	// DeliverEvent delivers a forwarded event (the complete EventBridge envelope, as AWS
-	// would deliver it) to a bus of the vendor account. Nil: eventbridge PutEvents with the
-	// vendor's credentials, which keeps source, detail-type, detail, resources and time,
-	// while kumo rewrites the envelope's account and id.
+	// would deliver it) to a bus of the vendor account. Nil: a BusDelivery over AWS, which
+	// reads the bus's rules from kumo and invokes their targets itself (kumo's PutEvents
+	// would rewrite the envelope, and its matcher lacks operators the control plane uses).
 	DeliverEvent func(ctx context.Context, busArn string, event []byte) error
 	// SSMParameters answers AWS::SSM::Parameter::Value<...> parameters in every account. The
 	// CDK bootstrap version parameter is preset so CDK templates deploy: each local account
@@ -173,6 +173,9 @@ func New(cfg Config) *Engine {
 	}
 	if e.logger == nil {
 		e.logger = slog.Default()
+	}
+	if e.cfg.DeliverEvent == nil {
+		e.cfg.DeliverEvent = NewBusDelivery(cfg.AWS, e.logger).Deliver
 	}
 	e.vendor = newVendorDeployer(e)
 	return e

@@ -7,9 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/google/uuid"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
@@ -356,13 +353,7 @@ func (e *Engine) forward(ev StackEvent, r *forwardRule, target ruleTarget, body 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var err error
-	if e.cfg.DeliverEvent != nil {
-		err = e.cfg.DeliverEvent(ctx, target.arn, body)
-	} else {
-		err = e.putEvents(ctx, target.arn, body)
-	}
-	if err != nil {
+	if err := e.cfg.DeliverEvent(ctx, target.arn, body); err != nil {
 		log.Error("local CloudFormation: forwarding the event failed", "error", err)
 		return
 	}
@@ -398,28 +389,4 @@ func (e *Engine) targetRole(account string, target ruleTarget) (accounts.Princip
 		return principal, "the target's role has no policy allowing events:PutEvents on " + target.arn
 	}
 	return principal, ""
-}
-
-// putEvents delivers through the vendor's EventBridge API (kumo).
-func (e *Engine) putEvents(ctx context.Context, busArn string, body []byte) error {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return err
-	}
-	t, _ := time.Parse(time.RFC3339, env.Time)
-	out, err := eventbridge.NewFromConfig(e.cfg.AWS).PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
-		EventBusName: aws.String(busName(busArn)), // kumo looks buses up by name only
-		Source:       aws.String(env.Source),
-		DetailType:   aws.String(env.DetailType),
-		Detail:       aws.String(string(env.Detail)),
-		Resources:    env.Resources,
-		Time:         aws.Time(t),
-	}}})
-	if err != nil {
-		return err
-	}
-	if out.FailedEntryCount > 0 {
-		return fmt.Errorf("PutEvents failed: %s %s", aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
-	}
-	return nil
 }

@@ -1,0 +1,146 @@
+package stacks
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/byocloud/byoc/infra/local/stacks/template"
+	"github.com/byocloud/byoc/shared/contract"
+)
+
+// CDKTemplate returns a template the CDK app synthesized: cdk.out/ at the repository root
+// when `make synth` has written it (so `make test` checks the templates of this very
+// commit), else the copy in testdata/cdk (refresh it with
+// `make synth && cp cdk.out/Byoc*.template.json infra/local/stacks/testdata/cdk/`).
+func cdkTemplate(t *testing.T, name string) string {
+	t.Helper()
+	for _, dir := range []string{"../../../cdk.out", "testdata/cdk"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			t.Logf("%s from %s", name, dir)
+			return string(b)
+		}
+	}
+	t.Fatalf("%s is neither in cdk.out/ nor in testdata/cdk/", name)
+	return ""
+}
+
+// infraParams are parameters the provision step would compute for a deployment.
+func infraParams(deploymentID string) []cfntypes.Parameter {
+	kv := []string{
+		contract.InfraParamDeploymentID, deploymentID,
+		contract.InfraParamVpcCidr, "10.0.0.0/16",
+		contract.InfraParamStateQueueArn, "arn:aws:sqs:us-east-1:000000000000:ByocControlPlane-StateQueue-ABC",
+		contract.InfraParamControlPlaneAccountID, "000000000000",
+	}
+	zones := []string{"use1-az1", "use1-az2", "use1-az4"}
+	private := []string{"10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"}
+	public := []string{"10.0.96.0/22", "10.0.100.0/22", "10.0.104.0/22"}
+	for i := range 3 {
+		kv = append(kv, contract.InfraParamZoneIDs[i], zones[i], contract.InfraParamPrivateSubnetCidrs[i], private[i], contract.InfraParamPublicSubnetCidrs[i], public[i])
+	}
+	return params(kv...)
+}
+
+func TestCDKTemplatesParse(t *testing.T) {
+	for _, name := range []string{"ByocBootstrap.template.json", "ByocControlPlane.template.json", "ByocInfrastructure.template.json"} {
+		tpl, err := template.Parse([]byte(cdkTemplate(t, name)))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if need, _ := tpl.IAMCapability(); need == "" {
+			t.Errorf("%s creates no IAM resource?", name)
+		}
+	}
+}
+
+// TestCDKCustomerTemplates runs the customer's side of onboarding on the real templates:
+// the bootstrap stack creates the management role and the forwarding rule; the control
+// plane assumes the role with the ExternalId and creates the infrastructure stack, whose
+// events are forwarded and whose outputs are the contract's.
+func TestCDKCustomerTemplates(t *testing.T) {
+	f := newFixture(t)
+	f.admit(customer)
+	ctx := context.Background()
+	_, err := f.customerCFN().CreateStack(ctx, &cloudformation.CreateStackInput{
+		StackName: aws.String(contract.BootstrapStackName), TemplateBody: aws.String(cdkTemplate(t, "ByocBootstrap.template.json")),
+		Parameters: params(contract.BootstrapParamExternalID, externalID, contract.BootstrapParamControlPlaneRoleArn, controlPlane,
+			contract.BootstrapParamVendorEventBusArn, vendorBusArn),
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Wait()
+	bootstrap := f.describe(t, f.customerCFN(), contract.BootstrapStackName)
+	if bootstrap.StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Fatalf("bootstrap: %s; events %v", bootstrap.StackStatus, f.observedEvents())
+	}
+	roleArn := outputsOf(bootstrap)[contract.BootstrapOutputManagementRoleArn]
+	if roleArn != "arn:aws:iam::111111111111:role/"+contract.ManagementRoleName {
+		t.Errorf("%s = %q", contract.BootstrapOutputManagementRoleArn, roleArn)
+	}
+	if got := forwardedStatuses(f.forwardedEvents()); len(got) != 1 || got[0] != contract.BootstrapStackName+" CREATE_COMPLETE" {
+		t.Errorf("forwarded = %v", got)
+	}
+
+	provisioner, err := f.accounts.FunctionCredentials(controlPlane, "provision", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assumed, err := f.sts(provisioner).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleArn), RoleSessionName: aws.String("dep1abc"),
+		ExternalId: aws.String(externalID), DurationSeconds: aws.Int32(900)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := f.cfn(aws.Credentials{AccessKeyID: aws.ToString(assumed.Credentials.AccessKeyId), SecretAccessKey: aws.ToString(assumed.Credentials.SecretAccessKey),
+		SessionToken: aws.ToString(assumed.Credentials.SessionToken)})
+	_, err = client.CreateStack(ctx, &cloudformation.CreateStackInput{
+		StackName: aws.String("clickhouse-cloud-dep1abc"), TemplateBody: aws.String(cdkTemplate(t, "ByocInfrastructure.template.json")),
+		Parameters: infraParams("dep1abc"), Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam},
+		Tags: []cfntypes.Tag{{Key: aws.String(contract.ManagedByTagKey), Value: aws.String(contract.ManagedByTagValue)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Wait()
+	infra := f.describe(t, client, "clickhouse-cloud-dep1abc")
+	if infra.StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Fatalf("infrastructure: %s %q", infra.StackStatus, aws.ToString(infra.StackStatusReason))
+	}
+	out := outputsOf(infra)
+	for _, key := range []string{contract.InfraOutputVpcID, contract.InfraOutputPrivateSubnetIDs, contract.InfraOutputPublicSubnetIDs,
+		contract.InfraOutputPrivateRouteTableIDs, contract.InfraOutputClusterName, contract.InfraOutputClusterArn, contract.InfraOutputClusterEndpoint,
+		contract.InfraOutputClusterSecurityGroupID, contract.InfraOutputBucketName, contract.InfraOutputStateExporterRoleArn,
+		contract.InfraOutputLoadBalancerControllerRoleArn, contract.InfraOutputEbsCsiDriverRoleArn, contract.InfraOutputExternalDNSRoleArn,
+		contract.InfraOutputCertManagerRoleArn, contract.InfraOutputClusterAutoscalerRoleArn, contract.InfraOutputK8sControlPlaneRoleArn,
+		contract.InfraOutputK8sWorkerRoleArn, contract.InfraOutputDataPlaneMgmtRoleArn} {
+		if out[key] == "" {
+			t.Errorf("output %s missing (outputs %v)", key, out)
+		}
+	}
+	if ids := strings.Split(out[contract.InfraOutputPrivateSubnetIDs], ","); len(ids) != 3 || !strings.HasPrefix(ids[0], "subnet-") {
+		t.Errorf("%s = %q", contract.InfraOutputPrivateSubnetIDs, out[contract.InfraOutputPrivateSubnetIDs])
+	}
+	if got := forwardedStatuses(f.forwardedEvents()); strings.Join(got, ",") != contract.BootstrapStackName+" CREATE_COMPLETE,"+
+		"clickhouse-cloud-dep1abc CREATE_IN_PROGRESS,clickhouse-cloud-dep1abc CREATE_COMPLETE" {
+		t.Errorf("forwarded = %v", got)
+	}
+	f.engine.mu.Lock()
+	defer f.engine.mu.Unlock()
+	for _, s := range f.engine.stacks {
+		if len(s.warnings) > 0 {
+			t.Errorf("stack %s warnings: %v", s.name, s.warnings)
+		}
+	}
+}

@@ -1,0 +1,165 @@
+package vendortest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/byocloud/byoc/infra/local/accounts"
+	"github.com/byocloud/byoc/shared/contract"
+)
+
+// cdkTemplate reads a synthesized template: cdk.out/ when `make synth` wrote it, else the
+// stack engine's testdata copy.
+func cdkTemplate(t *testing.T, name string) []byte {
+	t.Helper()
+	for _, dir := range []string{"../../../../cdk.out", "../testdata/cdk"} {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
+			t.Logf("%s from %s", name, dir)
+			return b
+		}
+	}
+	t.Fatalf("%s is neither in cdk.out/ nor in ../testdata/cdk/", name)
+	return nil
+}
+
+// TestCDKControlPlaneOnboarding deploys the real control-plane template into kumo and runs
+// the account side of onboarding on the real bootstrap template: the invite function's
+// PutPermission admits the customer, the bootstrap stack's completion reaches the vendor
+// bus and its onboard rule, and only the provision function's role may assume the
+// management role, with the right ExternalId.
+func TestCDKControlPlaneOnboarding(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	stackName := "ByocControlPlane" + uniqueSuffix()
+	body := strings.ReplaceAll(string(cdkTemplate(t, "ByocControlPlane.template.json")), "VendorBus", "VendorBus"+uniqueSuffix())
+	outputs, warnings, err := c.engine.DeployTemplate(ctx, accounts.VendorAccount, stackName, []byte(body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warnings) != 0 {
+		t.Errorf("warnings deploying the control plane: %q", warnings)
+	}
+	byoc := map[string]bool{}
+	for _, spec := range c.host.running {
+		byoc[spec.ByocName] = true
+		if spec.Credentials.AccessKeyID == "" || len(spec.Env) == 0 {
+			t.Errorf("function %s started without credentials or environment", spec.ByocName)
+		}
+	}
+	for _, fn := range contract.Functions {
+		if !byoc[fn] {
+			t.Errorf("function %s was not started (started: %v)", fn, byoc)
+		}
+	}
+
+	bus := outputs["VendorEventBusName"]
+	if _, err := eventbridge.NewFromConfig(c.cfg).PutPermission(ctx, &eventbridge.PutPermissionInput{
+		EventBusName: aws.String(bus), Action: aws.String("events:PutEvents"), Principal: aws.String(customer), StatementId: aws.String("customer-" + customer),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const externalID = "ext-0123456789abcdef0123456789abcdef"
+	c.registerRuntime(outputs["OnboardFunctionName"])
+	customerCfg := c.cfg.Copy()
+	customerCfg.Credentials = credentials.StaticCredentialsProvider{Value: accounts.AdminCredentials(customer)}
+	created, err := cloudformation.NewFromConfig(customerCfg).CreateStack(ctx, &cloudformation.CreateStackInput{
+		StackName: aws.String(contract.BootstrapStackName), TemplateBody: aws.String(string(cdkTemplate(t, "ByocBootstrap.template.json"))),
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam},
+		Parameters: []cfntypes.Parameter{
+			{ParameterKey: aws.String(contract.BootstrapParamExternalID), ParameterValue: aws.String(externalID)},
+			{ParameterKey: aws.String(contract.BootstrapParamControlPlaneRoleArn), ParameterValue: aws.String(outputs["ProvisionerRoleArn"])},
+			{ParameterKey: aws.String(contract.BootstrapParamVendorEventBusArn), ParameterValue: aws.String(outputs["VendorEventBusArn"])},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.engine.Wait()
+	// The onboard function receives the event exactly as CloudFormation emitted it in the
+	// customer account (the test plays the function's runtime on kumo's Runtime API).
+	event := c.nextInvocation(t, outputs["OnboardFunctionName"])
+	detail, _ := event["detail"].(map[string]any)
+	if event["account"] != customer || event["detail-type"] != contract.DetailTypeStackStatusChange || detail["stack-id"] != aws.ToString(created.StackId) ||
+		detail["status-details"].(map[string]any)["status"] != "CREATE_COMPLETE" {
+		t.Errorf("onboard received %v", event)
+	}
+
+	managementRole := "arn:aws:iam::" + customer + ":role/" + contract.ManagementRoleName
+	assume := func(roleArn, externalID string) error {
+		creds, err := c.accounts.FunctionCredentials(roleArn, "test", time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := c.cfg.Copy()
+		cfg.Credentials = credentials.StaticCredentialsProvider{Value: creds}
+		_, err = sts.NewFromConfig(cfg).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(managementRole), RoleSessionName: aws.String("dep1abc"),
+			ExternalId: aws.String(externalID), DurationSeconds: aws.Int32(900)})
+		return err
+	}
+	if err := assume(outputs["ProvisionerRoleArn"], externalID); err != nil {
+		t.Errorf("the provision role cannot assume the management role: %v", err)
+	}
+	var apiErr smithy.APIError
+	if err := assume(outputs["ProvisionerRoleArn"], "ext-wrong-wrong-wrong-wrong-wrong-wrong"); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+		t.Errorf("wrong ExternalId: %v, want AccessDenied", err)
+	}
+	// Other functions' roles are not trusted by the management role (nor allowed by their own policies).
+	inviteRole := c.host.running[outputs["InviteFunctionName"]].RoleArn
+	if err := assume(inviteRole, externalID); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" {
+		t.Errorf("the invite role assuming the management role: %v, want AccessDenied", err)
+	}
+}
+
+// registerRuntime makes kumo see a Runtime API handler for the function (one poll), as the
+// function's process does when the local cloud starts it: kumo drops asynchronous
+// invocations of functions nobody has polled for.
+func (c *cloud) registerRuntime(function string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.kumoURL+"/_runtime/"+function+"/2018-06-01/runtime/invocation/next", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+	}
+}
+
+// nextInvocation takes the next invocation of a function from kumo's Runtime API, as the
+// function's bootstrap would, answers it, and returns its payload.
+func (c *cloud) nextInvocation(t *testing.T, function string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	base := c.kumoURL + "/_runtime/" + function + "/2018-06-01/runtime/invocation/"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"next", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no invocation of %s: %v", function, err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	done, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+id+"/response", strings.NewReader("null"))
+	if resp, err := http.DefaultClient.Do(done); err == nil {
+		resp.Body.Close()
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(data, &payload); err != nil {
+		t.Fatalf("invocation payload of %s is not JSON: %s", function, data)
+	}
+	return payload
+}
