@@ -1,0 +1,62 @@
+package clock
+
+import (
+	"testing"
+	"time"
+)
+
+func TestAcceleratedClockRunsFaster(t *testing.T) {
+	c := NewAccelerated(600) // ten minutes per real second
+	start := c.Now()
+	time.Sleep(50 * time.Millisecond)
+	if moved := c.Now().Sub(start); moved < 25*time.Second || moved > 5*time.Minute {
+		t.Errorf("after 50ms real, the clock moved %s; want about 30s", moved)
+	}
+	began := time.Now()
+	fired := <-c.After(time.Minute) // 100 ms of real time
+	if real := time.Since(began); real > time.Second {
+		t.Errorf("a one-minute wait took %s of real time", real)
+	}
+	if fired.Sub(start) < time.Minute {
+		t.Errorf("the wait ended at clock time %s after start, before its minute", fired.Sub(start))
+	}
+	if NewAccelerated(0).Speed() != 1 || NewAccelerated(-3).Speed() != 1 {
+		t.Error("a non-positive speed must mean real time")
+	}
+}
+
+func TestManualClockReleasesWaitsInOrder(t *testing.T) {
+	start := time.Date(2025, 3, 30, 0, 0, 0, 0, time.UTC)
+	c := NewManual(start)
+	late, early := c.After(2*time.Hour), c.After(time.Hour)
+	if c.Waiting() != 2 {
+		t.Fatalf("Waiting() = %d", c.Waiting())
+	}
+	c.Advance(90 * time.Minute)
+	select {
+	case at := <-early:
+		if !at.Equal(start.Add(90 * time.Minute)) {
+			t.Errorf("early wait released at %s", at)
+		}
+	default:
+		t.Fatal("the one-hour wait was not released after 90 minutes")
+	}
+	select {
+	case <-late:
+		t.Fatal("the two-hour wait was released early")
+	default:
+	}
+	c.Set(start) // backwards: ignored
+	if !c.Now().Equal(start.Add(90 * time.Minute)) {
+		t.Errorf("Set backwards moved the clock to %s", c.Now())
+	}
+	c.Advance(time.Hour)
+	if _, ok := <-late; !ok || c.Waiting() != 0 {
+		t.Error("the two-hour wait must be released")
+	}
+	select {
+	case <-c.After(0):
+	default:
+		t.Error("a zero wait must be ready at once")
+	}
+}
