@@ -17,6 +17,23 @@ import (
 const cp = ControlPlaneStackID
 
 func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
+	tmpl := defaultBuild.template(cp)
+	expect(t, "one table", func() { tmpl.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(1)) })
+	expect(t, "store layout, on demand, PITR, encrypted", func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::DynamoDB::Table"), &map[string]any{
+			"KeySchema": []any{
+				map[string]any{"AttributeName": contract.TableAttrPartitionKey, "KeyType": "HASH"},
+				map[string]any{"AttributeName": contract.TableAttrSortKey, "KeyType": "RANGE"},
+			},
+			"BillingMode":                      "PAY_PER_REQUEST",
+			"TimeToLiveSpecification":          map[string]any{"AttributeName": contract.TableAttrTTL, "Enabled": true},
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"SSESpecification":                 map[string]any{"SSEEnabled": true},
+		})
+	})
+	expect(t, "retained", func() {
+		tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), &map[string]any{"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
+	})
 	tables := defaultBuild.resources(cp, "AWS::DynamoDB::Table")
 	if len(tables) != 1 {
 		t.Fatalf("want one table, found %d", len(tables))
@@ -152,6 +169,12 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 			contract.EnvProvisionerRoleArn},
 		contract.FunctionStackEvents: nil,
 	}
+	tmpl := defaultBuild.template(cp)
+	expect(t, "every function is a provided.al2023 arm64 bootstrap", func() {
+		tmpl.AllResourcesProperties(jsii.String("AWS::Lambda::Function"), &map[string]any{
+			"Runtime": "provided.al2023", "Architectures": []any{"arm64"}, "Handler": "bootstrap",
+		})
+	})
 	functions := defaultBuild.resources(cp, "AWS::Lambda::Function")
 	if len(functions) != len(contract.Functions) {
 		t.Fatalf("want %d functions, found %d", len(contract.Functions), len(functions))
