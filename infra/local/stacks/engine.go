@@ -104,9 +104,10 @@ type Config struct {
 	Clock     Clock        // nil: real time
 	Observer  func(StackEvent)
 	// DeliverEvent delivers a forwarded event (the complete EventBridge envelope, as AWS
-	// would deliver it) to a bus of the vendor account. Nil: a BusDelivery over AWS, which
-	// reads the bus's rules from kumo and invokes their targets itself (kumo's PutEvents
-	// would rewrite the envelope, and its matcher lacks operators the control plane uses).
+	// would deliver it: its id, account, region, time and resources) to a bus of the vendor
+	// account; the local cloud's eventbus.Bus.Deliver. kumo's PutEvents cannot do it: it
+	// rewrites the envelope, and its matcher lacks the wildcard the onboard rule uses. Nil:
+	// matching events are logged and dropped.
 	DeliverEvent func(ctx context.Context, busArn string, event []byte) error
 	// SSMParameters answers AWS::SSM::Parameter::Value<...> parameters in every account. The
 	// CDK bootstrap version parameter is preset so CDK templates deploy: each local account
@@ -173,9 +174,6 @@ func New(cfg Config) *Engine {
 	}
 	if e.logger == nil {
 		e.logger = slog.Default()
-	}
-	if e.cfg.DeliverEvent == nil {
-		e.cfg.DeliverEvent = NewBusDelivery(cfg.AWS, e.logger).Deliver
 	}
 	e.vendor = newVendorDeployer(e)
 	return e

@@ -202,6 +202,14 @@ func (e *Engine) putBusPolicy(busArn, key string, doc json.RawMessage) error {
 	return nil
 }
 
+// BusAdmits reports whether the resource policy of a vendor bus (from templates and
+// PutPermission) lets another account put events on it: the check EventBridge makes for a
+// cross-account PutEvents.
+func (e *Engine) BusAdmits(busArn, account string) bool {
+	ok, _ := e.busAdmits(busArn, accounts.RootPrincipal(account))
+	return ok
+}
+
 // busAdmits reports whether the policy of a vendor bus lets a principal put events on it.
 func (e *Engine) busAdmits(busArn string, principal accounts.Principal) (bool, string) {
 	e.mu.Lock()
@@ -349,6 +357,10 @@ func (e *Engine) forward(ev StackEvent, r *forwardRule, target ruleTarget, body 
 	}
 	if ok, why := e.busAdmits(target.arn, sender); !ok {
 		log.Warn("local CloudFormation: event not forwarded: the bus policy does not let the account put events", "why", why)
+		return
+	}
+	if e.cfg.DeliverEvent == nil {
+		log.Warn("local CloudFormation: event not forwarded: the stack engine has no DeliverEvent")
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -274,4 +274,11 @@ func TestBusPermissionRejectsBadInput(t *testing.T) {
 	}
 	_, err := f.events().RemovePermission(context.Background(), &eventbridge.RemovePermissionInput{EventBusName: aws.String("byoc"), StatementId: aws.String("nope")})
 	assertAPIError(t, err, "ResourceNotFoundException", "Statement with the provided id does not exist.")
+
+	// What the local EventBridge asks before a cross-account PutEvents.
+	f.admit(customer)
+	if !f.engine.BusAdmits(vendorBusArn, customer) || f.engine.BusAdmits(vendorBusArn, otherCustomer) ||
+		f.engine.BusAdmits("arn:aws:events:us-east-1:000000000000:event-bus/other", customer) {
+		t.Errorf("BusAdmits does not follow the PutPermission statements")
+	}
 }

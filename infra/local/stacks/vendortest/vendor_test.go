@@ -34,6 +34,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
+	"github.com/byocloud/byoc/infra/local/eventsources/eventbus"
 	"github.com/byocloud/byoc/infra/local/stacks"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 )
@@ -105,7 +106,12 @@ func newCloud(t *testing.T) *cloud {
 		Region: "us-east-1", BaseEndpoint: aws.String(door.URL), RetryMaxAttempts: 2,
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 	}
-	c.engine = stacks.New(stacks.Config{Accounts: c.accounts, AWS: c.cfg, Functions: c.host, Logger: quiet})
+	// Forwarded events reach the vendor bus through the local cloud's own EventBridge
+	// delivery, as in the assembled cloud.
+	var bus *eventbus.Bus
+	c.engine = stacks.New(stacks.Config{Accounts: c.accounts, AWS: c.cfg, Functions: c.host, Logger: quiet,
+		DeliverEvent: func(ctx context.Context, busArn string, event []byte) error { return bus.Deliver(ctx, busArn, event) }})
+	bus = eventbus.New(eventbus.Config{AWS: c.cfg, Account: accounts.VendorAccount, Region: "us-east-1", Admits: c.engine.BusAdmits, Logger: quiet})
 	t.Cleanup(c.engine.Wait)
 	return c
 }
