@@ -33,6 +33,9 @@ type Spec struct {
 	Timeout  time.Duration     // enforced by kumo, which reports the deadline to the handler
 	MemoryMB int               // becomes AWS_LAMBDA_FUNCTION_MEMORY_SIZE and a Go memory limit
 	RoleArn  string            // the execution role; the process gets credentials of a session of it
+	// Credentials, when set, are the session credentials to give the process (the stack
+	// engine issues them with the function); otherwise Config.Credentials issues them.
+	Credentials aws.Credentials
 }
 
 // Config is how processes are started.
@@ -280,7 +283,9 @@ func (h *Host) environment(spec Spec) ([]string, error) {
 		"GOMEMLIMIT": strconv.Itoa(memory*9/10) + "MiB",
 	}
 	creds := aws.Credentials{AccessKeyID: "AKIDLOCAL", SecretAccessKey: "local"}
-	if h.cfg.Credentials != nil && spec.RoleArn != "" {
+	if spec.Credentials.AccessKeyID != "" {
+		creds = spec.Credentials
+	} else if h.cfg.Credentials != nil && spec.RoleArn != "" {
 		c, err := h.cfg.Credentials(spec.RoleArn, spec.Name)
 		if err != nil {
 			return nil, fmt.Errorf("RoleArn %q: credentials for the execution role: %w", spec.RoleArn, err)

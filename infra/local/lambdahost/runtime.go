@@ -63,6 +63,12 @@ func newRelay(upstream string, observe func(Invocation)) (*relay, error) {
 		},
 		ModifyResponse: r.onResponse,
 		FlushInterval:  -1,
+		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+			if req.Context().Err() != nil {
+				return // the process went away mid-poll (stopped, crashed): nothing to answer
+			}
+			http.Error(w, "runtime relay: "+err.Error(), http.StatusBadGateway)
+		},
 	}
 	r.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = r.srv.Serve(ln) }()
