@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -98,81 +97,6 @@ func sendAll(b *testing.B, client *sqs.Client, url string) {
 			entries = nil
 		}
 	}
-}
-
-// drain polls the queue with benchPollers concurrent pollers until it is empty and returns
-// how many messages the handler accepted.
-func drain(b *testing.B, client *sqs.Client, url string, h *Handler) int {
-	ctx := context.Background()
-	var mu sync.Mutex
-	total := 0
-	var wg sync.WaitGroup
-	for range benchPollers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-					QueueUrl: aws.String(url), MaxNumberOfMessages: 10,
-					MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
-					MessageAttributeNames:       []string{"All"},
-				})
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if len(out.Messages) == 0 {
-					return
-				}
-				ev := toEvent(out.Messages, url)
-				resp, err := h.Handle(ctx, ev)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				failed := map[string]bool{}
-				for _, x := range resp.BatchItemFailures {
-					failed[x.ItemIdentifier] = true
-				}
-				var del []sqstypes.DeleteMessageBatchRequestEntry
-				for i, m := range out.Messages {
-					if !failed[aws.ToString(m.MessageId)] {
-						del = append(del, sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle})
-					}
-				}
-				if len(del) > 0 {
-					if _, err := client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: del}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-				mu.Lock()
-				total += len(del)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return total
-}
-
-// toEvent builds the event the SQS event source gives Lambda.
-func toEvent(msgs []sqstypes.Message, url string) events.SQSEvent {
-	var ev events.SQSEvent
-	for _, m := range msgs {
-		attrs := map[string]string{}
-		for k, v := range m.Attributes {
-			attrs[k] = v
-		}
-		if a, ok := m.MessageAttributes[contract.LocalSenderIDAttribute]; ok {
-			attrs["SenderId"] = aws.ToString(a.StringValue)
-		}
-		ev.Records = append(ev.Records, events.SQSMessage{
-			MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body),
-			Md5OfBody: aws.ToString(m.MD5OfBody), Attributes: attrs, EventSource: "aws:sqs", EventSourceARN: stateQueueARN, AWSRegion: "us-east-1",
-		})
-	}
-	return ev
 }
 
 // benchWriteLoop is the floor: the same number of conditional UpdateItems (newer order key

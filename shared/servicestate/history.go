@@ -65,15 +65,6 @@ func (r *Repo) historyPut(t health.Transition, sk string, now time.Time) (*types
 		PendingAlert{PK: deploymentPK(t.DeploymentID), SK: sk, Alert: alert}, nil
 }
 
-func (r *Repo) stillPending(ctx context.Context, p PendingAlert) (bool, error) {
-	item, err := r.get(ctx, p.PK, p.SK)
-	if err != nil {
-		return false, fmt.Errorf("read recorded transition: %w", err)
-	}
-	_, pending := item[AttrSweepPK]
-	return pending, nil
-}
-
 // MarkPublished takes a published alert out of the outbox. Marking an alert twice is
 // harmless.
 func (r *Repo) MarkPublished(ctx context.Context, p PendingAlert) error {

@@ -229,7 +229,9 @@ func (r *Repo) stateUpdate(cur, next Service) (*types.Update, error) {
 // notNewer handles a report that is not newer than the stored state: the same report again
 // (a redelivery, or the exporter sent it twice) or an older one. Neither writes the state.
 // A redelivery of the report that changed the service's health finishes what its first
-// delivery may not have: the deployment's health, and publishing the alert.
+// delivery may not have: the deployment's health. Its alert is not published again here: a
+// copy processed at the same time as the original would announce it twice; an alert that a
+// crashed delivery left unpublished is published by the sweep from the outbox.
 func (r *Repo) notNewer(ctx context.Context, cur Service, m statemsg.Message) (Result, error) {
 	if cur.OrderKey != m.OrderKey() {
 		return Result{Outcome: OutOfOrder, Service: cur}, nil
@@ -238,17 +240,7 @@ func (r *Repo) notNewer(ctx context.Context, cur Service, m statemsg.Message) (R
 	if cur.PrevHealth == cur.Health || cur.ChangeCause != "report "+cur.OrderKey {
 		return res, nil
 	}
-	t := serviceTransition(cur)
-	pending := PendingAlert{PK: deploymentPK(t.DeploymentID), SK: historySK(t, 0)}
-	still, err := r.stillPending(ctx, pending)
-	if err != nil {
-		return res, err
-	}
-	if still {
-		pending.Alert, _ = health.AlertFor(t)
-		res.Alerts = append(res.Alerts, pending)
-	}
-	dep, err := r.RefreshDeploymentHealth(ctx, t.DeploymentID, t)
+	dep, err := r.RefreshDeploymentHealth(ctx, cur.DeploymentID, serviceTransition(cur))
 	if dep != nil {
 		res.Alerts = append(res.Alerts, *dep)
 	}

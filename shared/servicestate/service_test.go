@@ -154,26 +154,27 @@ func TestTransitionsBuildHistoryAndDeploymentIsWorstService(t *testing.T) {
 	}
 }
 
-func TestReplayedTransitionRepublishesOnlyWhatIsUnpublished(t *testing.T) {
+func TestReplayedTransitionLeavesItsAlertToTheOutbox(t *testing.T) {
 	f := newFixture(t)
+	ctx := context.Background()
 	m := report("dep-1", "svc-a", 1)
 	first := f.apply(t, m)
 	if len(first.Alerts) != 2 {
 		t.Fatalf("alerts %v", first.Alerts)
 	}
-	// The first delivery stopped before publishing: the redelivery finds the transition
-	// recorded and its alert still pending.
+	// A copy delivered while the first is still publishing must not announce it again.
 	res := f.apply(t, m)
-	if res.Outcome != Duplicate || len(res.Alerts) != 1 || res.Alerts[0].ID() != first.Alerts[0].ID() {
+	if res.Outcome != Duplicate || len(res.Alerts) != 0 {
 		t.Fatalf("replay: outcome %s alerts %v", res.Outcome, res.Alerts)
 	}
-	hist, _ := f.repo.History(context.Background(), "dep-1", 100)
+	hist, _ := f.repo.History(ctx, "dep-1", 100)
 	if len(hist) != 2 {
 		t.Fatalf("replay duplicated history: %v", hist)
 	}
-	f.publishAll(t, first.Alerts)
-	if res := f.apply(t, m); len(res.Alerts) != 0 {
-		t.Fatalf("published alerts came back: %v", res.Alerts)
+	// If the first delivery never published, the outbox still holds both alerts.
+	f.clock.Advance(time.Minute)
+	if pending, err := f.repo.Unpublished(ctx, f.clock.now); err != nil || len(pending) != 2 {
+		t.Fatalf("outbox %v %v", pending, err)
 	}
 }
 

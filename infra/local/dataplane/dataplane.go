@@ -59,8 +59,8 @@ const (
 	Silence Fault = "silence"
 	// Duplicate: every message is sent twice.
 	Duplicate Fault = "duplicate"
-	// OutOfOrder: messages are sent in swapped pairs, so each older one arrives after the
-	// newer one.
+	// OutOfOrder: each service's messages are sent in swapped pairs, so the older one of
+	// a pair arrives after the newer one.
 	OutOfOrder Fault = "out-of-order"
 )
 
@@ -131,8 +131,9 @@ type service struct {
 	Service
 	status    statemsg.Status
 	ready     int
-	broken    bool // turned unhealthy by the Unhealthy fault
-	breakNext bool // changed while the Unhealthy fault is on: the next report breaks it
+	held      *sqs.SendMessageInput // OutOfOrder: the message waiting for its successor
+	broken    bool                  // turned unhealthy by the Unhealthy fault
+	breakNext bool                  // changed while the Unhealthy fault is on: the next report breaks it
 	acks      []statemsg.CommandAck
 	lastStart int // desired replicas before a stop, restored by start
 }
@@ -146,8 +147,7 @@ type plane struct {
 	faults   map[Fault]bool
 	reported bool
 	queueURL string
-	held     *sqs.SendMessageInput // OutOfOrder: the message waiting for its successor
-	handled  map[string]bool       // command ids applied: agents are idempotent by id
+	handled  map[string]bool // command ids applied: agents are idempotent by id
 }
 
 // Add starts simulating a deployment. Adding a deployment already simulated replaces it
@@ -435,15 +435,15 @@ func (s *Simulator) report(ctx context.Context, p *plane, svc *service) (int, er
 
 	var batch []*sqs.SendMessageInput
 	switch {
-	case p.faults[OutOfOrder] && p.held == nil:
-		p.held = in
+	case p.faults[OutOfOrder] && svc.held == nil:
+		svc.held = in
 		return 0, nil
 	case p.faults[OutOfOrder]:
-		batch = []*sqs.SendMessageInput{in, p.held}
-		p.held = nil
-	case p.held != nil: // the fault was cleared: release the held message, in order
-		batch = []*sqs.SendMessageInput{p.held, in}
-		p.held = nil
+		batch = []*sqs.SendMessageInput{in, svc.held}
+		svc.held = nil
+	case svc.held != nil: // the fault was cleared: release the held message, in order
+		batch = []*sqs.SendMessageInput{svc.held, in}
+		svc.held = nil
 	default:
 		batch = []*sqs.SendMessageInput{in}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,30 +226,33 @@ func TestDuplicateFaultSendsEveryMessageTwice(t *testing.T) {
 	}
 }
 
-func TestOutOfOrderFaultSwapsPairs(t *testing.T) {
+func TestOutOfOrderFaultSwapsEachServicesPairs(t *testing.T) {
 	f := newFixture(t)
 	f.add(t, OutOfOrder)
-	f.step(t)
-	f.step(t)
-	var seqs []int64
-	for _, m := range f.received(t) {
-		seqs = append(seqs, m.Sequence)
+	order := func() map[string][]int64 {
+		out := map[string][]int64{}
+		for _, m := range f.received(t) {
+			out[m.ServiceID] = append(out[m.ServiceID], m.Sequence)
+		}
+		return out
 	}
-	if len(seqs) != 4 || seqs[0] != 2 || seqs[1] != 1 || seqs[2] != 4 || seqs[3] != 3 {
-		t.Fatalf("sequence order %v, want 2 1 4 3", seqs)
+	if r := f.step(t); r.Sent != 0 {
+		t.Fatalf("the first step sent %d: each service's first message waits for its successor", r.Sent)
+	}
+	f.step(t)
+	got := order()
+	if !slices.Equal(got["svc-a"], []int64{3, 1}) || !slices.Equal(got["svc-b"], []int64{4, 2}) {
+		t.Fatalf("order %v, want svc-a 3 1 and svc-b 4 2", got)
 	}
 	// Clearing the fault releases a held message, in order.
-	f.step(t) // 5 is held, then 6 and 5 go out
+	f.step(t) // 5 and 6 are held
 	if err := f.sim.Clear(f.dep, OutOfOrder); err != nil {
 		t.Fatal(err)
 	}
 	f.step(t)
-	seqs = nil
-	for _, m := range f.received(t) {
-		seqs = append(seqs, m.Sequence)
-	}
-	if len(seqs) != 4 || seqs[0] != 6 || seqs[1] != 5 || seqs[2] != 7 || seqs[3] != 8 {
-		t.Fatalf("sequence order %v", seqs)
+	got = order()
+	if !slices.Equal(got["svc-a"], []int64{5, 7}) || !slices.Equal(got["svc-b"], []int64{6, 8}) {
+		t.Fatalf("order after clearing %v", got)
 	}
 }
 
