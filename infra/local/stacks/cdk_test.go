@@ -21,16 +21,18 @@ import (
 // when `make synth` has written it (so `make test` checks the templates of this very
 // commit), else the copy in testdata/cdk (refresh it with
 // `make synth && cp cdk.out/Byoc*.template.json infra/local/stacks/testdata/cdk/`).
-func cdkTemplate(t *testing.T, name string) string {
-	t.Helper()
+func cdkTemplate(t *testing.T, name string) string { return cdkTemplateB(t, name) }
+
+func cdkTemplateB(tb testing.TB, name string) string {
+	tb.Helper()
 	for _, dir := range []string{"../../../cdk.out", "testdata/cdk"} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err == nil {
-			t.Logf("%s from %s", name, dir)
+			tb.Logf("%s from %s", name, dir)
 			return string(b)
 		}
 	}
-	t.Fatalf("%s is neither in cdk.out/ nor in testdata/cdk/", name)
+	tb.Fatalf("%s is neither in cdk.out/ nor in testdata/cdk/", name)
 	return ""
 }
 

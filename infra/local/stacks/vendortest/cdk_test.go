@@ -26,7 +26,7 @@ import (
 
 // cdkTemplate reads a synthesized template: cdk.out/ when `make synth` wrote it, else the
 // stack engine's testdata copy.
-func cdkTemplate(t *testing.T, name string) []byte {
+func cdkTemplate(t testing.TB, name string) []byte {
 	t.Helper()
 	for _, dir := range []string{"../../../../cdk.out", "../testdata/cdk"} {
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {

@@ -77,7 +77,7 @@ type cloud struct {
 // newCloud starts kumo behind a front door: CloudFormation, STS and bus permissions go to
 // the engine and accounts, everything else to kumo (Step Functions included, until the
 // local cloud's own engine replaces it there).
-func newCloud(t *testing.T) *cloud {
+func newCloud(t testing.TB) *cloud {
 	t.Helper()
 	env := cloudtest.Start(t)
 	kumoURL, err := url.Parse(env.URL)
