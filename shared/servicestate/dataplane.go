@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
@@ -181,4 +182,24 @@ func (r *Repo) RemoveDataPlane(ctx context.Context, deploymentID string) error {
 		return fmt.Errorf("remove data plane of %s: %w", deploymentID, err)
 	}
 	return nil
+}
+
+// DataPlaneFromOutputs builds a deployment's data-plane record from its infrastructure
+// stack's outputs (what provisioning records): the exporter role's ARN and unique id, and
+// the data-plane-mgmt role as the agent. It fails, naming the output, when one is missing
+// or malformed.
+func DataPlaneFromOutputs(deploymentID, accountID string, outputs map[string]string) (DataPlane, error) {
+	for _, name := range []string{contract.InfraOutputStateExporterRoleArn, contract.InfraOutputStateExporterRoleID, contract.InfraOutputDataPlaneMgmtRoleArn} {
+		if outputs[name] == "" {
+			return DataPlane{}, fmt.Errorf("data plane of %s: the infrastructure stack has no %s output", deploymentID, name)
+		}
+	}
+	d := DataPlane{
+		DeploymentID:    deploymentID,
+		AccountID:       accountID,
+		ExporterRoleARN: outputs[contract.InfraOutputStateExporterRoleArn],
+		ExporterRoleID:  outputs[contract.InfraOutputStateExporterRoleID],
+		AgentRoleARN:    outputs[contract.InfraOutputDataPlaneMgmtRoleArn],
+	}
+	return d, d.Validate()
 }

@@ -125,3 +125,24 @@ func TestRemoveDataPlane(t *testing.T) {
 		t.Fatalf("second removal: %v", err)
 	}
 }
+
+func TestDataPlaneFromOutputs(t *testing.T) {
+	outputs := map[string]string{
+		"StateExporterRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-state-exporter",
+		"StateExporterRoleId":  "AROAABCDEFGHIJKLMNOPQ",
+		"DataPlaneMgmtRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-data-plane-mgmt",
+		"VpcId":                "vpc-1",
+	}
+	d, err := DataPlaneFromOutputs("dep-1", "111111111111", outputs)
+	if err != nil || d.ExporterRoleID != "AROAABCDEFGHIJKLMNOPQ" || d.AgentRoleARN != outputs["DataPlaneMgmtRoleArn"] {
+		t.Fatalf("%+v %v", d, err)
+	}
+	delete(outputs, "StateExporterRoleId")
+	if _, err := DataPlaneFromOutputs("dep-1", "111111111111", outputs); err == nil || !strings.Contains(err.Error(), "no StateExporterRoleId output") {
+		t.Fatalf("missing output: %v", err)
+	}
+	outputs["StateExporterRoleId"] = "AROAABCDEFGHIJKLMNOPQ"
+	if _, err := DataPlaneFromOutputs("dep-1", "222222222222", outputs); err == nil || !strings.Contains(err.Error(), "must be a role of account 222222222222") {
+		t.Fatalf("roles of another account: %v", err)
+	}
+}
