@@ -680,3 +680,22 @@ func (e *Engine) SendTaskHeartbeat(token string) error {
 	}
 	return nil
 }
+
+// UpdateMetadata changes a machine's service metadata (tags, say) in place; unlike
+// UpdateStateMachine it leaves the update date and revision alone, as tagging does on AWS.
+func (e *Engine) UpdateMetadata(arn string, change func(map[string]any)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m, err := e.machineLocked(arn)
+	if err != nil {
+		return err
+	}
+	n := *m
+	n.Metadata = map[string]any{}
+	for k, v := range m.Metadata {
+		n.Metadata[k] = v
+	}
+	change(n.Metadata)
+	e.machines[arn] = &n
+	return nil
+}

@@ -47,13 +47,13 @@ type DataDetails struct {
 }
 
 type ExecutionStartedEventDetails struct {
-	Input        string       `json:"input"`
+	Input        string       `json:"input,omitempty"`
 	InputDetails *DataDetails `json:"inputDetails,omitempty"`
 	RoleArn      string       `json:"roleArn,omitempty"`
 }
 
 type OutputEventDetails struct {
-	Output        string       `json:"output"`
+	Output        string       `json:"output,omitempty"`
 	OutputDetails *DataDetails `json:"outputDetails,omitempty"`
 }
 
@@ -64,13 +64,13 @@ type ErrorEventDetails struct {
 
 type StateEnteredEventDetails struct {
 	Name         string       `json:"name"`
-	Input        string       `json:"input"`
+	Input        string       `json:"input,omitempty"`
 	InputDetails *DataDetails `json:"inputDetails,omitempty"`
 }
 
 type StateExitedEventDetails struct {
 	Name          string       `json:"name"`
-	Output        string       `json:"output"`
+	Output        string       `json:"output,omitempty"`
 	OutputDetails *DataDetails `json:"outputDetails,omitempty"`
 }
 
@@ -96,7 +96,7 @@ type TaskEventDetails struct {
 
 type LambdaFunctionScheduledEventDetails struct {
 	Resource         string       `json:"resource"`
-	Input            string       `json:"input"`
+	Input            string       `json:"input,omitempty"`
 	InputDetails     *DataDetails `json:"inputDetails,omitempty"`
 	TimeoutInSeconds *int64       `json:"timeoutInSeconds,omitempty"`
 }
