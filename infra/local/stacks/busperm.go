@@ -44,6 +44,15 @@ func (e *Engine) serveBusPermission(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, "ValidationException", "the request body is not valid JSON: "+err.Error())
 		return
 	}
+	if caller := e.cfg.Accounts.CallerAccount(r); caller != e.cfg.VendorAccount {
+		// The vendor's buses are the only buses; another account may not change their policy.
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		body, _ := json.Marshal(map[string]string{"__type": "AccessDeniedException",
+			"message": "User: arn:aws:iam::" + caller + ":root is not authorized to perform: " + strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AWSEvents.") + " on the vendor's event buses"})
+		_, _ = w.Write(body)
+		return
+	}
 	region := e.cfg.Region
 	if scope, ok := accounts.SigningScope(r); ok && scope.Region != "" {
 		region = scope.Region

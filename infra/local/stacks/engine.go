@@ -102,7 +102,9 @@ type Config struct {
 	Delay     time.Duration
 	Functions FunctionHost // nil: functions are created in kumo but no process is started (a warning says so)
 	Clock     Clock        // nil: real time
-	Observer  func(StackEvent)
+	// Observer is told of every stack event, in order per stack; it is called from the
+	// goroutines of several stacks at once.
+	Observer func(StackEvent)
 	// DeliverEvent delivers a forwarded event (the complete EventBridge envelope, as AWS
 	// would deliver it: its id, account, region, time and resources) to a bus of the vendor
 	// account; the local cloud's eventbus.Bus.Deliver. kumo's PutEvents cannot do it: it

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -274,6 +275,16 @@ func TestBusPermissionRejectsBadInput(t *testing.T) {
 	}
 	_, err := f.events().RemovePermission(context.Background(), &eventbridge.RemovePermissionInput{EventBusName: aws.String("byoc"), StatementId: aws.String("nope")})
 	assertAPIError(t, err, "ResourceNotFoundException", "Statement with the provided id does not exist.")
+
+	// A customer account may not change the vendor bus's policy.
+	customerEvents := eventbridge.New(eventbridge.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.url),
+		Credentials: credentials.StaticCredentialsProvider{Value: accounts.AdminCredentials(otherCustomer)}})
+	_, err = customerEvents.PutPermission(context.Background(), &eventbridge.PutPermissionInput{EventBusName: aws.String("byoc"),
+		Action: aws.String("events:PutEvents"), Principal: aws.String(otherCustomer), StatementId: aws.String("self")})
+	assertAPIError(t, err, "AccessDeniedException", "is not authorized to perform: PutPermission")
+	if f.engine.BusAdmits(vendorBusArn, otherCustomer) {
+		t.Errorf("a customer admitted itself to the vendor bus")
+	}
 
 	// What the local EventBridge asks before a cross-account PutEvents.
 	f.admit(customer)
