@@ -24,7 +24,8 @@ type Service struct {
 	Status       statemsg.Status `json:"status"`
 	Health       health.Health   `json:"health"`
 	HealthReason string          `json:"healthReason"`
-	// PrevHealth is the health before the last write that changed it.
+	// PrevHealth is the health before the last write (equal to Health unless that write
+	// changed it).
 	PrevHealth health.Health `json:"prevHealth"`
 	// ChangeAt and ChangeCause describe the last write (a report, or the sweep finding the
 	// service silent): the time and cause of the transition PrevHealth -> Health, if any.
