@@ -36,7 +36,15 @@ type Spec struct {
 	// Credentials, when set, are the session credentials to give the process (the stack
 	// engine issues them with the function); otherwise Config.Credentials issues them.
 	Credentials aws.Credentials
+	// AssetDir is the function's deployment bundle (cdk.out/asset.<hash>), when it carries
+	// files besides bootstrap that the function reads from /var/task. The process then runs
+	// in a task root holding those files and the host build as bootstrap, and environment
+	// values under /var/task point into it.
+	AssetDir string
 }
+
+// lambdaTaskRoot is where Lambda unpacks a function's bundle.
+const lambdaTaskRoot = "/var/task"
 
 // Config is how processes are started.
 type Config struct {
@@ -76,6 +84,7 @@ type Host struct {
 	out   *lineWriter
 	mu    sync.Mutex
 	procs map[string]*supervisor
+	roots string // temporary directory of the task roots of bundles
 }
 
 // New returns a host that runs nothing yet. It listens on a loopback port of its own, the
@@ -96,6 +105,13 @@ func New(cfg Config) (*Host, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 10 * time.Second
 	}
+	// Each process runs in its binary's directory (LAMBDA_TASK_ROOT): the path must not
+	// depend on the working directory.
+	abs, err := filepath.Abs(cfg.BinDir)
+	if err != nil {
+		return nil, fmt.Errorf("lambdahost: BinDir %q: %w", cfg.BinDir, err)
+	}
+	cfg.BinDir = abs
 	r, err := newRelay(cfg.RuntimeAPI, cfg.Observer)
 	if err != nil {
 		return nil, fmt.Errorf("lambdahost: %w", err)
@@ -159,12 +175,16 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 	if err := h.Validate(spec); err != nil {
 		return fmt.Errorf("start function %s: %w", spec.Name, err)
 	}
-	env, err := h.environment(spec)
+	root, err := h.taskRoot(spec)
+	if err != nil {
+		return fmt.Errorf("start function %s: %w", spec.Name, err)
+	}
+	env, err := h.environment(spec, root)
 	if err != nil {
 		return fmt.Errorf("start function %s: %w", spec.Name, err)
 	}
 	s := &supervisor{
-		host: h, name: spec.Name, binary: h.binary(spec), env: env,
+		host: h, name: spec.Name, binary: h.binary(spec), dir: root, env: env,
 		stop: make(chan struct{}), done: make(chan struct{}), started: make(chan error, 1),
 	}
 	h.mu.Lock()
@@ -231,6 +251,12 @@ func (h *Host) Close() error {
 	}
 	wg.Wait()
 	h.relay.close()
+	h.mu.Lock()
+	roots := h.roots
+	h.mu.Unlock()
+	if roots != "" {
+		return os.RemoveAll(roots)
+	}
 	return nil
 }
 
@@ -254,9 +280,52 @@ func (h *Host) Restarts(name string) int {
 	return s.restarts
 }
 
+// taskRoot returns the directory the process runs in: the binary's own, or, for a bundle
+// with files, a directory of links to those files and to the host build as bootstrap.
+func (h *Host) taskRoot(spec Spec) (string, error) {
+	if spec.AssetDir == "" {
+		return filepath.Dir(h.binary(spec)), nil
+	}
+	entries, err := os.ReadDir(spec.AssetDir)
+	if err != nil {
+		return "", fmt.Errorf("AssetDir %q: %w", spec.AssetDir, err)
+	}
+	h.mu.Lock()
+	if h.roots == "" {
+		if h.roots, err = os.MkdirTemp("", "byoc-lambda-"); err != nil {
+			h.mu.Unlock()
+			return "", err
+		}
+	}
+	h.mu.Unlock()
+	root := filepath.Join(h.roots, spec.Name)
+	if err := os.RemoveAll(root); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", err
+	}
+	asset, err := filepath.Abs(spec.AssetDir)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range entries {
+		if e.Name() == "bootstrap" {
+			continue // the deploy build (linux/arm64): the host build replaces it
+		}
+		if err := os.Symlink(filepath.Join(asset, e.Name()), filepath.Join(root, e.Name())); err != nil {
+			return "", err
+		}
+	}
+	if err := os.Symlink(h.binary(spec), filepath.Join(root, "bootstrap")); err != nil {
+		return "", err
+	}
+	return root, nil
+}
+
 // environment is what Lambda gives a provided.al2023 function, plus the template's
-// variables, plus the local cloud's endpoint.
-func (h *Host) environment(spec Spec) ([]string, error) {
+// variables (with /var/task mapped to the task root), plus the local cloud's endpoint.
+func (h *Host) environment(spec Spec, root string) ([]string, error) {
 	memory := spec.MemoryMB
 	if memory == 0 {
 		memory = 128
@@ -277,7 +346,7 @@ func (h *Host) environment(spec Spec) ([]string, error) {
 		"AWS_LAMBDA_LOG_STREAM_NAME":      time.Now().UTC().Format("2006/01/02") + "/[$LATEST]local",
 		"AWS_LAMBDA_RUNTIME_API":          h.relay.addr + "/_runtime/" + spec.Name,
 		"AWS_LAMBDA_MAX_CONCURRENCY":      strconv.Itoa(h.cfg.Concurrency),
-		"LAMBDA_TASK_ROOT":                filepath.Dir(h.binary(spec)),
+		"LAMBDA_TASK_ROOT":                root,
 		"AWS_ENDPOINT_URL":                h.cfg.Endpoint,
 		// A Go heap limit a little under the memory size, as the sandbox's memory is.
 		"GOMEMLIMIT": strconv.Itoa(memory*9/10) + "MiB",
@@ -298,6 +367,9 @@ func (h *Host) environment(spec Spec) ([]string, error) {
 		env["AWS_SESSION_TOKEN"] = creds.SessionToken
 	}
 	for k, v := range spec.Env {
+		if rest, ok := strings.CutPrefix(v, lambdaTaskRoot); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
+			v = root + rest
+		}
 		env[k] = v
 	}
 	out := make([]string, 0, len(env))
@@ -321,6 +393,7 @@ type supervisor struct {
 	host    *Host
 	name    string
 	binary  string
+	dir     string // the task root: the process's working directory
 	env     []string
 	stop    chan struct{}
 	done    chan struct{}
@@ -359,7 +432,7 @@ func (s *supervisor) run() {
 	for {
 		cmd := exec.Command(s.binary)
 		cmd.Env = s.env
-		cmd.Dir = filepath.Dir(s.binary)
+		cmd.Dir = s.dir
 		stdout := s.host.out.prefixed(s.name)
 		cmd.Stdout, cmd.Stderr = stdout, stdout
 		s.mu.Lock()

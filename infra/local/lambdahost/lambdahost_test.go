@@ -372,3 +372,34 @@ func TestProcessThatNeverPollsFailsStart(t *testing.T) {
 		t.Errorf("its output must be shown, prefixed:\n%s", out.String())
 	}
 }
+
+func TestBundleFilesAreServedFromTheTaskRoot(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	asset := t.TempDir()
+	if err := os.WriteFile(filepath.Join(asset, "infrastructure.template.json"), []byte(`{"Resources":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The deploy build in the bundle is for another platform: it must not be what runs.
+	if err := os.WriteFile(filepath.Join(asset, "bootstrap"), []byte("not this machine's binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := f.createFunction(t, 3)
+	err := f.host.Start(context.Background(), Spec{Name: name, ByocName: "echo", AssetDir: asset,
+		Env: map[string]string{"INFRA_TEMPLATE_PATH": "/var/task/infrastructure.template.json", "OTHER": "/var/taskforce"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, fnErr := f.invoke(t, name, `{}`)
+	path := env["INFRA_TEMPLATE_PATH"]
+	if fnErr != "" || !strings.HasSuffix(path, "/"+name+"/infrastructure.template.json") || env["OTHER"] != "/var/taskforce" {
+		t.Fatalf("INFRA_TEMPLATE_PATH = %q, OTHER = %q (%s): /var/task must map to the task root, and only it", path, env["OTHER"], fnErr)
+	}
+	env, fnErr = f.invoke(t, name, `{"read":"`+path+`"}`)
+	if fnErr != "" || env["READ"] != `{"Resources":{}}` || env["LAMBDA_TASK_ROOT"] != filepath.Dir(path) || env["PWD"] != filepath.Dir(path) {
+		t.Errorf("READ=%q LAMBDA_TASK_ROOT=%q PWD=%q (%s)", env["READ"], env["LAMBDA_TASK_ROOT"], env["PWD"], fnErr)
+	}
+	err = f.host.Start(context.Background(), Spec{Name: name, ByocName: "echo", AssetDir: filepath.Join(asset, "missing")})
+	if err == nil || !strings.Contains(err.Error(), "AssetDir") {
+		t.Errorf("a missing bundle: error = %v", err)
+	}
+}

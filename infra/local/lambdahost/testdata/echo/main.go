@@ -14,6 +14,7 @@ import (
 type request struct {
 	Crash bool   `json:"crash"`
 	Log   string `json:"log"`
+	Read  string `json:"read"` // a file to return, as a function reads its bundle
 }
 
 func main() {
@@ -35,6 +36,16 @@ func main() {
 		for _, kv := range os.Environ() {
 			k, v, _ := strings.Cut(kv, "=")
 			env[k] = v
+		}
+		if req.Read != "" {
+			b, err := os.ReadFile(req.Read)
+			if err != nil {
+				return nil, err
+			}
+			env["READ"] = string(b)
+		}
+		if wd, err := os.Getwd(); err == nil {
+			env["PWD"] = wd
 		}
 		return env, nil
 	})
