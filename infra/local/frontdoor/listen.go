@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -80,5 +81,12 @@ func Proxy(target string) (http.Handler, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	p.FlushInterval = -1 // Runtime API responses stream as soon as kumo writes them
+	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if r.Context().Err() != nil {
+			return // the client went away (a long poll ended): nothing to answer
+		}
+		slog.Warn("front door: the backend did not answer", "method", r.Method, "path", r.URL.Path, "target", r.Header.Get("X-Amz-Target"), "error", err)
+		http.Error(w, "front door: "+err.Error(), http.StatusBadGateway)
+	}
 	return p, nil
 }

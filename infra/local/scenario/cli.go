@@ -1,0 +1,309 @@
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/shared/contract"
+)
+
+// Exit codes of byoc-local.
+const (
+	ExitOK       = 0
+	ExitFailed   = 1 // the scenario's outcome is wrong, or the cloud could not run it
+	ExitUsage    = 2
+	maxEventSize = 256 * 1024
+)
+
+type flags struct {
+	scenario, failResource, failReason, addr, templates, bin, logs, customer string
+	stackDelay, timeout                                                      time.Duration
+	speed                                                                    float64
+	serve                                                                    bool
+	// invoke
+	function, event string
+}
+
+func newFlagSet(name string, out io.Writer, f *flags) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&f.addr, "addr", frontdoor.DefaultAddr, "address of the local cloud's AWS endpoint")
+	fs.StringVar(&f.templates, "templates", "cdk.out", "directory of the synthesized templates (make synth)")
+	fs.StringVar(&f.bin, "bin", filepath.Join("build", "local"), "directory of the functions built for this machine (make build)")
+	fs.StringVar(&f.logs, "logs", filepath.Join("build", "local", "functions.log"), `where the functions' logs go ("-": standard error)`)
+	fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "how long the scenario may take")
+	return fs
+}
+
+// Main is byoc-local: it parses args, runs the local cloud and the chosen scenario, and
+// returns the process exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "invoke" {
+		return invokeMain(ctx, args[1:], stdout, stderr)
+	}
+	var f flags
+	fs := newFlagSet("byoc-local", stderr, &f)
+	fs.StringVar(&f.scenario, "scenario", Onboard, "what to run: "+strings.Join(Names, ", ")+`; "none" with --serve`)
+	fs.DurationVar(&f.stackDelay, "stack-delay", 500*time.Millisecond, "how long a customer stack operation stays *_IN_PROGRESS")
+	fs.Float64Var(&f.speed, "speed", 1, "how much faster than real time the cloud's clock runs (schedules, stack delays)")
+	fs.StringVar(&f.failResource, "fail-resource", DefaultFailResource, "infra-fails, rollback-retry: logical id of the infrastructure resource that fails")
+	fs.StringVar(&f.failReason, "fail-reason", DefaultFailReason, "infra-fails, rollback-retry: the reason CloudFormation reports")
+	fs.StringVar(&f.customer, "customer", "", "the customer's 12-digit account id (random when empty)")
+	fs.BoolVar(&f.serve, "serve", false, "keep the cloud running afterwards and print how to use it with the AWS CLI")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `byoc-local runs the byoc control plane on this machine, with no AWS account, and
+onboards a customer end to end: invite, bootstrap stack, forwarded event, provision
+workflow, infrastructure stack, ready deployment.
+
+usage: byoc-local [flags]
+       byoc-local invoke --function <name> --event <file.json>
+
+scenarios:
+  onboard            invite, bootstrap, provision: the deployment is ready
+  infra-fails        every attempt of the infrastructure stack fails: deployment failed, reason recorded
+  rollback-retry     the first attempt rolls back: the stack is deleted, recreated and completes
+  wrong-external-id  the customer applies the bootstrap with another ExternalId: onboarding fails, nothing created
+  duplicate-event    the bootstrap's completion is delivered twice: one workflow
+  malformed-event    a malformed stack event reaches the vendor bus: refused, nothing changed
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "byoc-local: unexpected argument %q (see --help)\n", fs.Arg(0))
+		return ExitUsage
+	}
+	if f.scenario != "none" && !contains(Names, f.scenario) || f.scenario == "none" && !f.serve {
+		fmt.Fprintf(stderr, "byoc-local: --scenario %q: must be one of %s (or none with --serve)\n", f.scenario, strings.Join(Names, ", "))
+		return ExitUsage
+	}
+	if f.speed <= 0 {
+		fmt.Fprintf(stderr, "byoc-local: --speed %g: must be positive\n", f.speed)
+		return ExitUsage
+	}
+	if f.stackDelay < 0 {
+		fmt.Fprintf(stderr, "byoc-local: --stack-delay %s: must not be negative\n", f.stackDelay)
+		return ExitUsage
+	}
+	if f.customer != "" && !isAccount(f.customer) {
+		fmt.Fprintf(stderr, "byoc-local: --customer %q: must be a 12-digit account id\n", f.customer)
+		return ExitUsage
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tl := NewTimeline(stdout)
+	runner := &Runner{}
+	env, err := start(ctx, f, tl, stderr, runner)
+	if err != nil {
+		fmt.Fprintf(stderr, "byoc-local: %v\n", err)
+		return ExitFailed
+	}
+	defer env.close()
+	code := ExitOK
+	if f.scenario != "none" {
+		tl.Printf("\nscenario %s: customer account %s\n", f.scenario, orRandom(f.customer))
+		res, err := runner.Run(ctx, Options{Scenario: f.scenario, Customer: f.customer, FailResource: f.failResource, FailReason: f.failReason, Timeout: f.timeout})
+		report(tl, res)
+		if err != nil {
+			tl.Printf("\n%v\n", err)
+			code = ExitFailed
+		} else {
+			tl.Printf("\nscenario %s: ok in %.1fs\n", f.scenario, res.Elapsed.Seconds())
+		}
+	}
+	if f.serve {
+		serve(ctx, tl, env)
+	}
+	return code
+}
+
+func orRandom(customer string) string {
+	if customer == "" {
+		return "(random)"
+	}
+	return customer
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func isAccount(s string) bool {
+	if len(s) != 12 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// environment is a started cloud with the control plane deployed.
+type environment struct {
+	cloud *cloud.Cloud
+	cp    ControlPlane
+	logs  io.Closer
+}
+
+func (e *environment) close() {
+	_ = e.cloud.Close()
+	if e.logs != nil {
+		_ = e.logs.Close()
+	}
+}
+
+// start runs the cloud and deploys the control plane, narrating on the timeline.
+func start(ctx context.Context, f flags, tl *Timeline, stderr io.Writer, runner *Runner) (*environment, error) {
+	var logs io.Writer = stderr
+	var closer io.Closer
+	if f.logs != "-" {
+		if err := os.MkdirAll(filepath.Dir(f.logs), 0o755); err != nil {
+			return nil, err
+		}
+		file, err := os.Create(f.logs)
+		if err != nil {
+			return nil, fmt.Errorf("--logs: %w", err)
+		}
+		logs, closer = file, file
+	}
+	for _, need := range []string{filepath.Join(f.templates, ControlPlaneTemplate), filepath.Join(f.templates, BootstrapTemplate)} {
+		if _, err := os.Stat(need); err != nil {
+			return nil, fmt.Errorf("%s is missing: run `make synth` (or `make local`, which builds and synthesizes first)", need)
+		}
+	}
+	c, err := cloud.Start(ctx, cloud.Options{
+		Addr: f.addr, BinDir: f.bin, StackDelay: f.stackDelay, Speed: f.speed, Output: logs,
+		Observer: func(e cloud.Event) { tl.Observe(e); runner.Observe(e) },
+	})
+	if err != nil {
+		if closer != nil {
+			_ = closer.Close()
+		}
+		return nil, err
+	}
+	tl.Printf("local cloud at %s (started in %.2fs; function logs: %s)\n", c.URL, c.Uptime().Seconds(), f.logs)
+	tl.Printf("deploying %s into the vendor account %s\n", filepath.Join(f.templates, ControlPlaneTemplate), cloud.VendorAccount)
+	cp, err := Deploy(ctx, c, f.templates)
+	if err != nil {
+		_ = c.Close()
+		if closer != nil {
+			_ = closer.Close()
+		}
+		return nil, err
+	}
+	for _, w := range cp.Warnings {
+		tl.Printf("  warning: %s\n", w)
+	}
+	tl.Printf("control plane ready at %.2fs\n", tl.Since().Seconds())
+	runner.Cloud, runner.ControlPlane = c, cp
+	return &environment{cloud: c, cp: cp, logs: closer}, nil
+}
+
+// report prints the final deployment record and the counts.
+func report(tl *Timeline, res Result) {
+	if res.Deployment.ID != "" {
+		record, _ := json.MarshalIndent(res.Deployment, "", "  ")
+		tl.Printf("\ndeployment record:\n%s\n", record)
+	}
+	if len(res.CustomerStacks) > 0 {
+		tl.Printf("stacks in customer account %s:\n", res.Customer)
+		for name, status := range res.CustomerStacks {
+			tl.Printf("  %-60s %s\n", name, status)
+		}
+	}
+	tl.Printf("provision executions: %d; AWS calls: %d; Lambda invocations: %d; state transitions: %d\n",
+		res.Executions, res.Counters.AWSCalls, res.Counters.LambdaInvocations, res.Counters.StateTransitions)
+}
+
+// serve keeps the cloud up until interrupted.
+func serve(ctx context.Context, tl *Timeline, env *environment) {
+	c := env.cloud
+	tl.Printf(`
+The local cloud keeps running. Point the AWS CLI at it:
+
+  export AWS_ENDPOINT_URL=%[1]s AWS_REGION=%[2]s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  aws cloudformation describe-stacks --stack-name %[3]s
+  aws stepfunctions list-executions --state-machine-arn %[4]s
+  aws dynamodb scan --table-name %[5]s
+  aws lambda invoke --function-name %[6]s --payload fileb://events/invite/valid.json out.json
+
+An access key that is a 12-digit account id acts as that account's root user (a customer):
+
+  AWS_ACCESS_KEY_ID=111122223333 aws cloudformation describe-stacks
+
+Press Ctrl-C to stop.
+`, c.URL, c.Region, ControlPlaneStack, env.cp.Outputs[outProvisionMachine], env.cp.Outputs[outTable], env.cp.Outputs[functionOutput(contract.FunctionInvite)])
+	<-ctx.Done()
+	tl.Printf("stopping\n")
+}
+
+// invokeMain is `byoc-local invoke`: run one function on one sample event against a
+// freshly deployed local control plane, as `make invoke` does.
+func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f flags
+	fs := newFlagSet("byoc-local invoke", stderr, &f)
+	fs.StringVar(&f.function, "function", "", "the function: "+strings.Join(contract.Functions, ", "))
+	fs.StringVar(&f.event, "event", "", "a JSON file with the event (events/<function>/*.json)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if f.function == "" || f.event == "" {
+		fmt.Fprintln(stderr, "byoc-local invoke: --function and --event are required")
+		return ExitUsage
+	}
+	payload, err := os.ReadFile(f.event)
+	if err != nil {
+		fmt.Fprintf(stderr, "byoc-local invoke: --event: %v\n", err)
+		return ExitUsage
+	}
+	if len(payload) > maxEventSize || !json.Valid(payload) {
+		fmt.Fprintf(stderr, "byoc-local invoke: --event %s: must be a JSON document of at most %d bytes\n", f.event, maxEventSize)
+		return ExitUsage
+	}
+	tl := NewTimeline(stderr)
+	env, err := start(ctx, f, tl, stderr, &Runner{})
+	if err != nil {
+		fmt.Fprintf(stderr, "byoc-local invoke: %v\n", err)
+		return ExitFailed
+	}
+	defer env.close()
+	out, err := Invoke(ctx, env.cloud, env.cp, f.function, payload)
+	if len(out) > 0 {
+		fmt.Fprintf(stdout, "%s\n", out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "byoc-local invoke: %v\n", err)
+		return ExitFailed
+	}
+	return ExitOK
+}

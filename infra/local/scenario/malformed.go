@@ -1,0 +1,82 @@
+package scenario
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/google/uuid"
+
+	"github.com/byocloud/byoc/infra/local/cloud"
+	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+)
+
+// MalformedEvent returns a Stack Status Change for the customer's bootstrap stack whose
+// status CloudFormation never emits: it matches the vendor bus's rules, so it reaches
+// onboard and stackevents, which must refuse it.
+func malformedEvent(customer, region string) []byte {
+	stackID := fmt.Sprintf("arn:aws:cloudformation:%s:%s:stack/%s/%s", region, customer, contract.BootstrapStackName, uuid.NewString())
+	event, _ := json.Marshal(map[string]any{
+		"version": "0", "id": uuid.NewString(), "detail-type": contract.DetailTypeStackStatusChange,
+		"source": contract.SourceCloudFormation, "account": customer, "time": time.Now().UTC().Format(time.RFC3339),
+		"region": region, "resources": []string{stackID},
+		"detail": map[string]any{
+			"stack-id":             stackID,
+			"status-details":       map[string]string{"status": "BOOTSTRAPPED", "status-reason": ""},
+			"client-request-token": "",
+		},
+	})
+	return event
+}
+
+// malformed delivers a malformed event to the vendor bus, as a broken forwarder would, and
+// checks that onboard refuses it and that nothing changed: no item written, no workflow.
+func (r *Runner) malformed(ctx context.Context, o Options) (Result, error) {
+	table := r.ControlPlane.Outputs[outTable]
+	before, err := r.items(ctx, table)
+	if err != nil {
+		return Result{}, err
+	}
+	execsBefore := r.executions()
+	rejected := r.expect(func(e cloud.Event) bool {
+		return e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionOnboard && e.Failed && strings.Contains(e.Detail, "Malformed")
+	})
+	if err := r.Cloud.Bus.Deliver(ctx, r.ControlPlane.Outputs[outVendorBusName], malformedEvent(o.Customer, r.Cloud.Region)); err != nil {
+		return Result{}, err
+	}
+	if _, err := await(ctx, rejected, "onboard to refuse the malformed event"); err != nil {
+		return Result{}, err
+	}
+	res := r.result(ctx, o, "")
+	after, err := r.items(ctx, table)
+	if err != nil {
+		return res, err
+	}
+	if after != before {
+		return res, &Failure{Scenario: o.Scenario, Reason: fmt.Sprintf("the table changed: %d items before, %d after", before, after)}
+	}
+	if n := r.executions(); n != execsBefore {
+		return res, &Failure{Scenario: o.Scenario, Reason: fmt.Sprintf("a workflow started: %d executions before, %d after", execsBefore, n)}
+	}
+	return res, nil
+}
+
+func (r *Runner) items(ctx context.Context, table string) (int32, error) {
+	out, err := byoccloud.NewDynamoDB(r.Cloud.WatchConfig()).Scan(ctx, &dynamodb.ScanInput{
+		TableName: aws.String(table), Select: "COUNT", ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count the table's items: %w", err)
+	}
+	return out.Count, nil
+}
+
+func (r *Runner) executions() int {
+	execs, _ := r.Cloud.States.Engine.ListExecutions(r.ControlPlane.Outputs[outProvisionMachine], "")
+	return len(execs)
+}

@@ -1,0 +1,349 @@
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/byocloud/byoc/infra/local/cloud"
+	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// Names of the scenarios.
+const (
+	Onboard         = "onboard"           // invite, bootstrap, provision: the deployment is ready
+	InfraFails      = "infra-fails"       // every attempt of the infrastructure stack fails: deployment failed, reason recorded
+	RollbackRetry   = "rollback-retry"    // the first attempt rolls back: the stack is deleted and recreated, then ready
+	WrongExternalID = "wrong-external-id" // the customer applies the bootstrap with another ExternalId: provision cannot assume the role
+	DuplicateEvent  = "duplicate-event"   // the bootstrap's completion is delivered twice: one workflow
+	MalformedEvent  = "malformed-event"   // a malformed stack event reaches the bus: rejected, nothing changed
+)
+
+// Names lists every scenario, in the order --help shows them.
+var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent}
+
+// Options say which scenario to run and how.
+type Options struct {
+	Scenario     string
+	Customer     string // the customer's account id; a random one when empty
+	FailResource string // infra-fails, rollback-retry: the resource of the infrastructure stack that fails
+	FailReason   string
+	Timeout      time.Duration // how long the scenario may take; default 2 minutes
+}
+
+// DefaultFailResource and DefaultFailReason are what the failure scenarios inject when not told.
+const (
+	DefaultFailResource = "Cluster"
+	DefaultFailReason   = `Resource handler returned message: "Cannot create cluster because us-east-1e, the targeted availability zone, does not currently have sufficient capacity to support the cluster." (Service: Eks, Status Code: 400)`
+)
+
+// Result is what a scenario ends with.
+type Result struct {
+	Scenario   string
+	Customer   string
+	Deployment store.Deployment
+	// Executions are the provision workflow executions the deployment got.
+	Executions int
+	// CustomerStacks are the stacks in the customer's account and their statuses.
+	CustomerStacks map[string]string
+	Elapsed        time.Duration
+	Counters       cloud.Counters
+}
+
+// Failure is a scenario whose outcome is not the one it expects.
+type Failure struct {
+	Scenario string
+	Reason   string
+}
+
+func (f *Failure) Error() string { return fmt.Sprintf("scenario %s failed: %s", f.Scenario, f.Reason) }
+
+// Runner runs scenarios on one cloud and one deployed control plane. Its Observe method
+// must be the cloud's observer (it waits on the timeline).
+type Runner struct {
+	Cloud        *cloud.Cloud
+	ControlPlane ControlPlane
+
+	mu      sync.Mutex
+	waiters []*waiter
+}
+
+type waiter struct {
+	match func(cloud.Event) bool
+	ch    chan cloud.Event
+}
+
+// Observe receives the cloud's timeline.
+func (r *Runner) Observe(e cloud.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	keep := r.waiters[:0]
+	for _, w := range r.waiters {
+		if w.match(e) {
+			w.ch <- e
+			continue
+		}
+		keep = append(keep, w)
+	}
+	r.waiters = keep
+}
+
+// expect registers interest in an event before the action that causes it.
+func (r *Runner) expect(match func(cloud.Event) bool) <-chan cloud.Event {
+	w := &waiter{match: match, ch: make(chan cloud.Event, 1)}
+	r.mu.Lock()
+	r.waiters = append(r.waiters, w)
+	r.mu.Unlock()
+	return w.ch
+}
+
+func await(ctx context.Context, ch <-chan cloud.Event, what string) (cloud.Event, error) {
+	select {
+	case e := <-ch:
+		return e, nil
+	case <-ctx.Done():
+		return cloud.Event{}, fmt.Errorf("timed out waiting for %s", what)
+	}
+}
+
+// RandomAccount returns a 12-digit account id for a customer.
+func RandomAccount() string {
+	n, _ := rand.Int(rand.Reader, big.NewInt(899_999_999_999))
+	return fmt.Sprintf("%012d", n.Int64()+100_000_000_000)
+}
+
+// Run runs one scenario and checks its expected outcome.
+func (r *Runner) Run(ctx context.Context, o Options) (Result, error) {
+	if !slices.Contains(Names, o.Scenario) {
+		return Result{}, fmt.Errorf("scenario %q: must be one of %s", o.Scenario, strings.Join(Names, ", "))
+	}
+	if o.Customer == "" {
+		o.Customer = RandomAccount()
+	}
+	if o.FailResource == "" {
+		o.FailResource = DefaultFailResource
+	}
+	if o.FailReason == "" {
+		o.FailReason = DefaultFailReason
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	began, before := time.Now(), r.Cloud.Counters()
+	res, err := r.run(ctx, o)
+	res.Scenario, res.Customer, res.Elapsed = o.Scenario, o.Customer, time.Since(began)
+	after := r.Cloud.Counters()
+	res.Counters = cloud.Counters{
+		AWSCalls:          after.AWSCalls - before.AWSCalls,
+		LambdaInvocations: after.LambdaInvocations - before.LambdaInvocations,
+		StateTransitions:  after.StateTransitions - before.StateTransitions,
+	}
+	if err != nil {
+		var f *Failure
+		if !errors.As(err, &f) {
+			err = &Failure{Scenario: o.Scenario, Reason: err.Error()}
+		}
+	}
+	return res, err
+}
+
+func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
+	if o.Scenario == MalformedEvent {
+		return r.malformed(ctx, o)
+	}
+	invitation, err := r.invite(ctx, o.Customer)
+	if err != nil {
+		return Result{}, err
+	}
+	id := invitation.DeploymentID
+	switch o.Scenario {
+	case InfraFails:
+		// Every attempt fails: one injection per attempt the workflow may make.
+		for range maxAttempts {
+			r.Cloud.Stacks.InjectFailure(o.Customer, invitation.infraStack(), o.FailResource, o.FailReason)
+		}
+	case RollbackRetry:
+		r.Cloud.Stacks.InjectFailure(o.Customer, invitation.infraStack(), o.FailResource, o.FailReason)
+	}
+	params := invitation.Parameters
+	if o.Scenario == WrongExternalID {
+		params = maps(params)
+		params[contract.BootstrapParamExternalID] = "not-the-external-id-" + id
+	}
+	ended := r.expect(func(e cloud.Event) bool {
+		return e.Kind == cloud.KindExecution && strings.Contains(e.Detail, id) && e.Status != "RUNNING"
+	})
+	if o.Scenario == DuplicateEvent {
+		delivered := r.expect(func(e cloud.Event) bool {
+			return e.Kind == cloud.KindEvent && e.Account == o.Customer && strings.Contains(e.Status, contract.BootstrapStackName+" CREATE_COMPLETE") && strings.Contains(e.Detail, contract.FunctionOnboard)
+		})
+		go func() {
+			if e, err := await(ctx, delivered, "the bootstrap's completion"); err == nil {
+				_ = r.Cloud.Bus.Redeliver(ctx, e.EventID) // at-least-once: the same event again
+			}
+		}()
+	}
+	if err := r.applyBootstrap(ctx, o.Customer, invitation, params); err != nil {
+		return Result{}, err
+	}
+	if _, err := await(ctx, ended, "the provision workflow of deployment "+id+" to end"); err != nil {
+		return r.result(ctx, o, id), err
+	}
+	res := r.result(ctx, o, id)
+	return res, check(o, res)
+}
+
+// maxAttempts is the control plane's MAX_PROVISION_ATTEMPTS (the template's value).
+const maxAttempts = 3
+
+func maps(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// invitation is the invite function's answer.
+type invitation struct {
+	DeploymentID string            `json:"deploymentId"`
+	ExternalID   string            `json:"externalId"`
+	StackName    string            `json:"stackName"`
+	TemplateURL  string            `json:"templateUrl"`
+	Parameters   map[string]string `json:"parameters"`
+	Settings     struct {
+		ResourcePrefix string `json:"resourcePrefix"`
+	} `json:"settings"`
+}
+
+func (i invitation) infraStack() string {
+	return i.Settings.ResourcePrefix + "-" + i.DeploymentID + "-infra"
+}
+
+// invite calls the invite function as an operator would.
+func (r *Runner) invite(ctx context.Context, customer string) (invitation, error) {
+	payload, _ := json.Marshal(map[string]any{"customerId": "acme-" + customer, "accountId": customer, "region": r.Cloud.Region, "actor": "byoc-local"})
+	out, err := Invoke(ctx, r.Cloud, r.ControlPlane, contract.FunctionInvite, payload)
+	if err != nil {
+		return invitation{}, err
+	}
+	var inv invitation
+	if err := json.Unmarshal(out, &inv); err != nil || inv.DeploymentID == "" {
+		return invitation{}, fmt.Errorf("invite answered %s", out)
+	}
+	return inv, nil
+}
+
+// Invoke calls a control-plane function synchronously through the front door and returns
+// its response; a function error is an error carrying the function's error document.
+func Invoke(ctx context.Context, c *cloud.Cloud, cp ControlPlane, byocName string, payload []byte) ([]byte, error) {
+	name, err := cp.FunctionName(byocName)
+	if err != nil {
+		return nil, err
+	}
+	out, err := lambda.NewFromConfig(c.Config()).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload})
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: %w", byocName, err)
+	}
+	if out.FunctionError != nil {
+		return out.Payload, fmt.Errorf("%s failed (%s): %s", byocName, aws.ToString(out.FunctionError), out.Payload)
+	}
+	return out.Payload, nil
+}
+
+// applyBootstrap creates the bootstrap stack as the customer does from the quick-create
+// link: the template at the invite's URL, its parameters, IAM acknowledged.
+func (r *Runner) applyBootstrap(ctx context.Context, customer string, inv invitation, params map[string]string) error {
+	var ps []cfntypes.Parameter
+	for k, v := range params {
+		ps = append(ps, cfntypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)})
+	}
+	_, err := cloudformation.NewFromConfig(r.Cloud.ConfigAs(customer)).CreateStack(ctx, &cloudformation.CreateStackInput{
+		StackName: aws.String(inv.StackName), TemplateURL: aws.String(inv.TemplateURL), Parameters: ps,
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam},
+	})
+	if err != nil {
+		return fmt.Errorf("the customer's CreateStack of %s: %w", inv.StackName, err)
+	}
+	return nil
+}
+
+// result reads what the scenario left: the deployment, its executions, the customer's stacks.
+func (r *Runner) result(ctx context.Context, o Options, id string) Result {
+	res := Result{CustomerStacks: map[string]string{}}
+	if id != "" {
+		st := store.New(byoccloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable])
+		if d, err := st.Get(ctx, id); err == nil {
+			res.Deployment = d
+		}
+		if execs, err := r.Cloud.States.Engine.ListExecutions(r.ControlPlane.Outputs[outProvisionMachine], ""); err == nil {
+			for _, x := range execs {
+				if strings.Contains(x.Name, id) {
+					res.Executions++
+				}
+			}
+		}
+	}
+	out, err := cloudformation.NewFromConfig(r.Cloud.ConfigAs(o.Customer)).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{})
+	if err == nil {
+		for _, s := range out.Stacks {
+			res.CustomerStacks[aws.ToString(s.StackName)] = string(s.StackStatus)
+		}
+	}
+	return res
+}
+
+// check compares a scenario's outcome with what it expects.
+func check(o Options, res Result) error {
+	d := res.Deployment
+	fail := func(format string, args ...any) error {
+		return &Failure{Scenario: o.Scenario, Reason: fmt.Sprintf(format, args...)}
+	}
+	reason := ""
+	if d.Failure != nil {
+		reason = d.Failure.Reason
+	}
+	switch o.Scenario {
+	case Onboard, RollbackRetry, DuplicateEvent:
+		if d.Status != lifecycle.Ready {
+			return fail("deployment %s is %q, want ready (failure: %s)", d.ID, d.Status, reason)
+		}
+		if res.Executions != 1 {
+			return fail("deployment %s got %d provision executions, want 1", d.ID, res.Executions)
+		}
+		if o.Scenario == RollbackRetry && d.ProvisionAttempts < 2 {
+			return fail("deployment %s is ready after %d attempt(s); the rolled-back stack should have been recreated", d.ID, d.ProvisionAttempts)
+		}
+	case InfraFails:
+		if d.Status != lifecycle.Failed || !strings.Contains(reason, o.FailReason) || d.Failure.Resource != o.FailResource {
+			return fail("deployment %s is %q with failure %+v; want failed with %s's reason recorded", d.ID, d.Status, d.Failure, o.FailResource)
+		}
+	case WrongExternalID:
+		if d.Status != lifecycle.Failed || !strings.Contains(reason, "AccessDenied") {
+			return fail("deployment %s is %q with failure %+v; want failed with AccessDenied from sts:AssumeRole", d.ID, d.Status, d.Failure)
+		}
+		for name := range res.CustomerStacks {
+			if name != contract.BootstrapStackName {
+				return fail("stack %s exists in the customer account; with a wrong ExternalId nothing may be created", name)
+			}
+		}
+	}
+	return nil
+}
