@@ -60,11 +60,15 @@ func (c *Cloud) emit(e Event) {
 }
 
 func (c *Cloud) onStackEvent(ev stacks.StackEvent) {
+	subject := ev.StackName
 	if !ev.IsStack() {
-		return // resource events: the stack's own status carries the failure reason
+		if !strings.HasSuffix(ev.ResourceStatus, "_FAILED") {
+			return // a resource's progress: only its failure belongs on the timeline
+		}
+		subject += " " + ev.LogicalResourceID
 	}
 	c.emit(Event{
-		At: time.Now(), Kind: KindStack, Account: ev.Account, Subject: ev.StackName, Status: ev.ResourceStatus,
+		At: time.Now(), Kind: KindStack, Account: ev.Account, Subject: subject, Status: ev.ResourceStatus,
 		Detail: ev.ResourceStatusReason, Failed: strings.Contains(ev.ResourceStatus, "FAILED") || strings.Contains(ev.ResourceStatus, "ROLLBACK"),
 	})
 }

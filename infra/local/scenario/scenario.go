@@ -168,7 +168,7 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 	if o.Scenario == MalformedEvent {
 		return r.malformed(ctx, o)
 	}
-	invitation, err := r.invite(ctx, o.Customer)
+	invitation, err := r.Invite(ctx, o.Customer)
 	if err != nil {
 		return Result{}, err
 	}
@@ -177,10 +177,10 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 	case InfraFails:
 		// Every attempt fails: one injection per attempt the workflow may make.
 		for range maxAttempts {
-			r.Cloud.Stacks.InjectFailure(o.Customer, invitation.infraStack(), o.FailResource, o.FailReason)
+			r.Cloud.Stacks.InjectFailure(o.Customer, invitation.InfraStack(), o.FailResource, o.FailReason)
 		}
 	case RollbackRetry:
-		r.Cloud.Stacks.InjectFailure(o.Customer, invitation.infraStack(), o.FailResource, o.FailReason)
+		r.Cloud.Stacks.InjectFailure(o.Customer, invitation.InfraStack(), o.FailResource, o.FailReason)
 	}
 	params := invitation.Parameters
 	if o.Scenario == WrongExternalID {
@@ -200,7 +200,7 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 			}
 		}()
 	}
-	if err := r.applyBootstrap(ctx, o.Customer, invitation, params); err != nil {
+	if err := r.ApplyBootstrap(ctx, o.Customer, invitation, params, nil); err != nil {
 		return Result{}, err
 	}
 	if _, err := await(ctx, ended, "the provision workflow of deployment "+id+" to end"); err != nil {
@@ -221,8 +221,8 @@ func maps(m map[string]string) map[string]string {
 	return out
 }
 
-// invitation is the invite function's answer.
-type invitation struct {
+// Invitation is the invite function's answer: what the customer needs.
+type Invitation struct {
 	DeploymentID string            `json:"deploymentId"`
 	ExternalID   string            `json:"externalId"`
 	StackName    string            `json:"stackName"`
@@ -233,20 +233,21 @@ type invitation struct {
 	} `json:"settings"`
 }
 
-func (i invitation) infraStack() string {
+// InfraStack is the name of the deployment's infrastructure stack.
+func (i Invitation) InfraStack() string {
 	return i.Settings.ResourcePrefix + "-" + i.DeploymentID + "-infra"
 }
 
-// invite calls the invite function as an operator would.
-func (r *Runner) invite(ctx context.Context, customer string) (invitation, error) {
+// Invite calls the invite function for a customer account, as an operator would.
+func (r *Runner) Invite(ctx context.Context, customer string) (Invitation, error) {
 	payload, _ := json.Marshal(map[string]any{"customerId": "acme-" + customer, "accountId": customer, "region": r.Cloud.Region, "actor": "byoc-local"})
 	out, err := Invoke(ctx, r.Cloud, r.ControlPlane, contract.FunctionInvite, payload)
 	if err != nil {
-		return invitation{}, err
+		return Invitation{}, err
 	}
-	var inv invitation
+	var inv Invitation
 	if err := json.Unmarshal(out, &inv); err != nil || inv.DeploymentID == "" {
-		return invitation{}, fmt.Errorf("invite answered %s", out)
+		return Invitation{}, fmt.Errorf("invite answered %s", out)
 	}
 	return inv, nil
 }
@@ -268,21 +269,32 @@ func Invoke(ctx context.Context, c *cloud.Cloud, cp ControlPlane, byocName strin
 	return out.Payload, nil
 }
 
-// applyBootstrap creates the bootstrap stack as the customer does from the quick-create
-// link: the template at the invite's URL, its parameters, IAM acknowledged.
-func (r *Runner) applyBootstrap(ctx context.Context, customer string, inv invitation, params map[string]string) error {
+// ApplyBootstrap creates the bootstrap stack as the customer does from the quick-create
+// link: the template at the invite's URL, its parameters, IAM acknowledged. A non-nil body
+// replaces the published template (a customer who edited it).
+func (r *Runner) ApplyBootstrap(ctx context.Context, customer string, inv Invitation, params map[string]string, body []byte) error {
 	var ps []cfntypes.Parameter
 	for k, v := range params {
 		ps = append(ps, cfntypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)})
 	}
-	_, err := cloudformation.NewFromConfig(r.Cloud.ConfigAs(customer)).CreateStack(ctx, &cloudformation.CreateStackInput{
+	in := &cloudformation.CreateStackInput{
 		StackName: aws.String(inv.StackName), TemplateURL: aws.String(inv.TemplateURL), Parameters: ps,
 		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam},
-	})
+	}
+	if body != nil {
+		in.TemplateURL, in.TemplateBody = nil, aws.String(string(body))
+	}
+	_, err := cloudformation.NewFromConfig(r.Cloud.ConfigAs(customer)).CreateStack(ctx, in)
 	if err != nil {
 		return fmt.Errorf("the customer's CreateStack of %s: %w", inv.StackName, err)
 	}
 	return nil
+}
+
+// Result reads the state of a customer's onboarding: the deployment (when id is set), its
+// executions, the customer's stacks.
+func (r *Runner) Result(ctx context.Context, customer, id string) Result {
+	return r.result(ctx, Options{Customer: customer}, id)
 }
 
 // result reads what the scenario left: the deployment, its executions, the customer's stacks.
@@ -332,7 +344,8 @@ func check(o Options, res Result) error {
 			return fail("deployment %s is ready after %d attempt(s); the rolled-back stack should have been recreated", d.ID, d.ProvisionAttempts)
 		}
 	case InfraFails:
-		if d.Status != lifecycle.Failed || !strings.Contains(reason, o.FailReason) || d.Failure.Resource != o.FailResource {
+		// The record names the resource as "<logical id> (<type>)".
+		if d.Status != lifecycle.Failed || !strings.Contains(reason, o.FailReason) || !strings.HasPrefix(d.Failure.Resource, o.FailResource+" ") {
 			return fail("deployment %s is %q with failure %+v; want failed with %s's reason recorded", d.ID, d.Status, d.Failure, o.FailResource)
 		}
 	case WrongExternalID:
