@@ -248,7 +248,7 @@ func serve(ctx context.Context, tl *Timeline, env *environment) {
 	tl.Printf(`
 The local cloud keeps running. Point the AWS CLI at it:
 
-  export AWS_ENDPOINT_URL=%[1]s AWS_REGION=%[2]s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  export AWS_ENDPOINT_URL=%[1]s AWS_DEFAULT_REGION=%[2]s AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   aws cloudformation describe-stacks --stack-name %[3]s
   aws stepfunctions list-executions --state-machine-arn %[4]s
   aws dynamodb scan --table-name %[5]s
