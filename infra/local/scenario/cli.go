@@ -121,7 +121,10 @@ flags:
 	defer env.close()
 	code := ExitOK
 	if f.scenario != "none" {
-		tl.Printf("\nscenario %s: customer account %s\n", f.scenario, orRandom(f.customer))
+		if f.customer == "" {
+			f.customer = RandomAccount()
+		}
+		tl.Printf("\nscenario %s: customer account %s\n", f.scenario, f.customer)
 		res, err := runner.Run(ctx, Options{Scenario: f.scenario, Customer: f.customer, FailResource: f.failResource, FailReason: f.failReason, Timeout: f.timeout})
 		report(tl, res)
 		if err != nil {
@@ -135,13 +138,6 @@ flags:
 		serve(ctx, tl, env)
 	}
 	return code
-}
-
-func orRandom(customer string) string {
-	if customer == "" {
-		return "(random)"
-	}
-	return customer
 }
 
 func contains(list []string, s string) bool {
