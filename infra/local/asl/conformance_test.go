@@ -59,7 +59,8 @@ type behaviour struct {
 	FunctionError string          `json:"functionError"` // errorType of an Unhandled function error
 	Message       string          `json:"message"`
 	NoErrorType   bool            `json:"noErrorType"`
-	ServiceError  string          `json:"serviceError"` // error code of a service error answer
+	ServiceError  string          `json:"serviceError"`        // error code of a service error answer
+	UncodedError  bool            `json:"uncodedServiceError"` // a service error answer without a code
 	Status        int             `json:"status"`
 	ClientError   string          `json:"clientError"`
 	SleepSeconds  float64         `json:"sleepSeconds"`
@@ -235,6 +236,9 @@ func asAPIError(err error, target **APIError) bool {
 }
 
 func (w *fakeWorld) serviceErr(b behaviour) error {
+	if b.UncodedError {
+		return &ServiceError{Message: "Internal Server Error", StatusCode: 500}
+	}
 	if b.ServiceError != "" {
 		return &ServiceError{Code: b.ServiceError, Message: "simulated " + b.ServiceError, StatusCode: b.Status, RequestID: "req-1"}
 	}

@@ -109,12 +109,18 @@ func (sc *stateCtx) task(input any) (any, *Failure) {
 		v, f := sc.callIntegration(ctx, ts, params, wait, heartbeat)
 		done <- outcome{v, f}
 	}()
-	timer := e.clock.NewTimer(time.Duration(timeout) * time.Second)
-	defer timer.Stop()
+	// Without TimeoutSeconds AWS allows 99999999 seconds, which no local run reaches: no timer,
+	// so a manual clock's pending timers are only the ones the workflow asked for.
+	var expired <-chan time.Time
+	if explicitTimeout {
+		timer := e.clock.NewTimer(time.Duration(timeout) * time.Second)
+		defer timer.Stop()
+		expired = timer.C()
+	}
 	select {
 	case o := <-done:
 		return sc.taskResult(ts, input, o.v, o.f)
-	case <-timer.C():
+	case <-expired:
 		fail := &Failure{Name: ErrTimeout, Cause: fmt.Sprintf("The task ran longer than its timeout of %d seconds", timeout)}
 		ev := sc.failureEvent(fail, true)
 		if !ts.close(&ev) {
