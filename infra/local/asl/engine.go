@@ -36,7 +36,7 @@ type Options struct {
 	Clock     Clock              // default SystemClock()
 	Region    string             // default us-east-1
 	AccountID string             // default 000000000000 (kumo's Lambda account)
-	Observer  func(HistoryEvent) // called for every history event, in order; must not call the engine
+	Observer  func(HistoryEvent) // called for every history event, in order; it may read the engine but must not start, stop or answer tasks
 	Random    func() float64     // [0,1) for retry jitter; default math/rand
 }
 
@@ -309,15 +309,16 @@ type Execution struct {
 	cancel  context.CancelCauseFunc
 	done    chan struct{}
 
-	mu       sync.Mutex
-	status   string
-	stop     time.Time
-	output   string
-	errName  string
-	cause    string
-	history  []HistoryEvent
-	lastID   int64
-	children []*Execution
+	mu        sync.Mutex
+	observing sync.Mutex // held while the observer sees an event; keeps events in order
+	status    string
+	stop      time.Time
+	output    string
+	errName   string
+	cause     string
+	history   []HistoryEvent
+	lastID    int64
+	children  []*Execution
 }
 
 // ExecutionInfo describes an execution (DescribeExecution).
@@ -458,9 +459,8 @@ func (x *Execution) finish(status, output, errName, cause string, stopCause erro
 		ev.Type = EventExecutionAborted
 		ev.ExecutionAbortedEventDetails = &ErrorEventDetails{Error: errName, Cause: cause}
 	}
-	x.appendLocked(ev, x.lastID)
 	children := slices.Clone(x.children)
-	x.mu.Unlock()
+	x.notifyAndUnlock(x.appendLocked(ev, x.lastID))
 	if stopCause != nil {
 		x.cancel(stopCause)
 	} else {
@@ -478,24 +478,37 @@ func (x *Execution) finish(status, output, errName, cause string, stopCause erro
 // record appends an event unless the execution has closed, and returns its id (0 if dropped).
 func (x *Execution) record(ev HistoryEvent, prev int64) int64 {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	if x.status != StatusRunning {
+		x.mu.Unlock()
 		return 0
 	}
-	return x.appendLocked(ev, prev)
+	ev = x.appendLocked(ev, prev)
+	x.notifyAndUnlock(ev)
+	return ev.ID
 }
 
-func (x *Execution) appendLocked(ev HistoryEvent, prev int64) int64 {
+func (x *Execution) appendLocked(ev HistoryEvent, prev int64) HistoryEvent {
 	x.lastID++
 	ev.ID = x.lastID
 	ev.PreviousEventID = prev
 	ev.ExecutionArn = x.arn
 	ev.Timestamp = x.engine.clock.Now()
 	x.history = append(x.history, ev)
-	if x.engine.observer != nil {
-		x.engine.observer(ev)
+	return ev
+}
+
+// notifyAndUnlock releases x.mu and passes ev to the observer. The observer lock is taken
+// before x.mu is released, so events reach the observer in history order, and the observer
+// runs without x.mu, so it may read the execution (DescribeExecution, History).
+func (x *Execution) notifyAndUnlock(ev HistoryEvent) {
+	if x.engine.observer == nil {
+		x.mu.Unlock()
+		return
 	}
-	return ev.ID
+	x.observing.Lock()
+	x.mu.Unlock()
+	defer x.observing.Unlock()
+	x.engine.observer(ev)
 }
 
 func (e *Engine) execution(arn string) (*Execution, error) {

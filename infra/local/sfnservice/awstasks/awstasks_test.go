@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,6 +28,11 @@ import (
 
 // These tests run the adapter against kumo, the emulator the local cloud uses: a real Lambda
 // Runtime API served by a handler loop in the test, real SQS queues, a real event bus.
+// kumo keeps one state per process, so every resource gets a name of its own.
+
+var serial atomic.Int64
+
+func unique(name string) string { return fmt.Sprintf("%s-%d", name, serial.Add(1)) }
 
 type world struct {
 	url   string
@@ -59,8 +66,9 @@ func zipOf(t *testing.T) []byte {
 
 // function creates a Lambda function in kumo and serves it from a goroutine speaking the
 // Runtime API: a payload {"fail": "<type>"} fails with that errorType, anything else is echoed.
-func (w *world) function(t *testing.T, name string) {
+func (w *world) function(t *testing.T, base string) string {
 	t.Helper()
+	name := unique(base)
 	ctx := context.Background()
 	_, err := lambda.NewFromConfig(w.cfg).CreateFunction(ctx, &lambda.CreateFunctionInput{
 		FunctionName: aws.String(name), Runtime: lambdatypes.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
@@ -72,11 +80,11 @@ func (w *world) function(t *testing.T, name string) {
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { stop(); <-done })
-	base := w.url + "/_runtime/" + name + "/2018-06-01/runtime/invocation/"
+	api := w.url + "/_runtime/" + name + "/2018-06-01/runtime/invocation/"
 	go func() {
 		defer close(done)
 		for runCtx.Err() == nil {
-			req, _ := http.NewRequestWithContext(runCtx, http.MethodGet, base+"next", nil)
+			req, _ := http.NewRequestWithContext(runCtx, http.MethodGet, api+"next", nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				continue
@@ -88,9 +96,9 @@ func (w *world) function(t *testing.T, name string) {
 				Fail string `json:"fail"`
 			}
 			_ = json.Unmarshal(payload, &in)
-			url, body := base+id+"/response", []byte(`{"echo":`+string(payload)+`}`)
+			url, body := api+id+"/response", []byte(`{"echo":`+string(payload)+`}`)
 			if in.Fail != "" {
-				url = base + id + "/error"
+				url = api + id + "/error"
 				body, _ = json.Marshal(map[string]string{"errorMessage": "asked to fail", "errorType": in.Fail})
 			}
 			post, _ := http.NewRequestWithContext(runCtx, http.MethodPost, url, bytes.NewReader(body))
@@ -107,7 +115,7 @@ func (w *world) function(t *testing.T, name string) {
 	for {
 		_, err := w.tasks.Invoke(ctx, &asl.InvokeInput{FunctionName: name, Payload: []byte(`{"warm":true}`)})
 		if err == nil {
-			return
+			return name
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the function never became invocable: %v", err)
@@ -118,16 +126,16 @@ func (w *world) function(t *testing.T, name string) {
 
 func TestInvoke(t *testing.T) {
 	w := newWorld(t)
-	w.function(t, "echo")
+	echo := w.function(t, "echo")
 	ctx := context.Background()
-	out, err := w.tasks.Invoke(ctx, &asl.InvokeInput{FunctionName: "echo", Payload: []byte(`{"n":1}`)})
+	out, err := w.tasks.Invoke(ctx, &asl.InvokeInput{FunctionName: echo, Payload: []byte(`{"n":1}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if out.StatusCode != 200 || out.FunctionError != "" || string(out.Payload) != `{"echo":{"n":1}}` {
 		t.Errorf("invoke = %+v (%s)", out, out.Payload)
 	}
-	failed, err := w.tasks.Invoke(ctx, &asl.InvokeInput{FunctionName: "echo", Payload: []byte(`{"fail":"StackFailed"}`)})
+	failed, err := w.tasks.Invoke(ctx, &asl.InvokeInput{FunctionName: echo, Payload: []byte(`{"fail":"StackFailed"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +153,7 @@ func TestSendMessage(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	client := sqs.NewFromConfig(w.cfg)
-	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("work")})
+	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(unique("work"))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +167,7 @@ func TestSendMessage(t *testing.T) {
 	if err != nil || len(got.Messages) != 1 || *got.Messages[0].Body != `{"id":1}` || *got.Messages[0].MessageAttributes["kind"].StringValue != "test" {
 		t.Fatalf("received %+v, %v", got, err)
 	}
-	_, err = w.tasks.SendMessage(ctx, &asl.SendMessageInput{QueueURL: strings.Replace(*q.QueueUrl, "work", "nope", 1), MessageBody: "x"})
+	_, err = w.tasks.SendMessage(ctx, &asl.SendMessageInput{QueueURL: *q.QueueUrl + "-missing", MessageBody: "x"})
 	var se *asl.ServiceError
 	if !errors.As(err, &se) || se.Code == "" || se.StatusCode < 400 {
 		t.Errorf("sending to a missing queue gave %v", err)
@@ -169,10 +177,11 @@ func TestSendMessage(t *testing.T) {
 func TestPutEvents(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	if _, err := eventbridge.NewFromConfig(w.cfg).CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("vendor")}); err != nil {
+	bus := unique("vendor")
+	if _, err := eventbridge.NewFromConfig(w.cfg).CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(bus)}); err != nil {
 		t.Fatal(err)
 	}
-	out, err := w.tasks.PutEvents(ctx, []asl.EventEntry{{Source: "byoc", DetailType: "Ready", Detail: `{"id":1}`, EventBusName: "vendor"}})
+	out, err := w.tasks.PutEvents(ctx, []asl.EventEntry{{Source: "byoc", DetailType: "Ready", Detail: `{"id":1}`, EventBusName: bus}})
 	if err != nil || out.FailedEntryCount != 0 || len(out.Entries) != 1 || out.Entries[0].EventID == "" {
 		t.Fatalf("put = %+v, %v", out, err)
 	}
@@ -197,13 +206,13 @@ func TestUnreachableServiceStaysAClientError(t *testing.T) {
 // which kumo's own Step Functions cannot do.
 func TestEngineOnKumoLambda(t *testing.T) {
 	w := newWorld(t)
-	w.function(t, "worker")
+	worker := w.function(t, "worker")
 	e := asl.NewEngine(asl.Options{Tasks: w.tasks})
 	def := `{"StartAt":"Try","States":{
-	  "Try":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"worker","Payload":{"fail":"StackFailed"}},
+	  "Try":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke","Parameters":{"FunctionName":"` + worker + `","Payload":{"fail":"StackFailed"}},
 	    "Retry":[{"ErrorEquals":["TransientError"],"MaxAttempts":2}],
 	    "Catch":[{"ErrorEquals":["StackFailed"],"ResultPath":"$.error","Next":"Recover"}],"End":true},
-	  "Recover":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:000000000000:function:worker","Parameters":{"recovered.$":"$.error.Error"},"End":true}}}`
+	  "Recover":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:000000000000:function:` + worker + `","Parameters":{"recovered.$":"$.error.Error"},"End":true}}}`
 	m, err := e.CreateStateMachine(asl.CreateStateMachineInput{Name: "OnKumo", Definition: def, RoleARN: "arn:aws:iam::000000000000:role/states"})
 	if err != nil {
 		t.Fatal(err)
