@@ -371,11 +371,12 @@ func (f *intrinsic) eval(input any, context contextFn) (any, error) {
 		if !ok {
 			return nil, f.fail("The first argument must be a string")
 		}
-		raw := tmpl
+		// A literal template is read with its escapes (\{ is a brace, not a placeholder); a
+		// template from the input is plain text with {} placeholders.
 		if f.args[0].kind == argLiteral {
-			raw = f.args[0].raw
+			return f.format(f.args[0].raw, true, args[1:])
 		}
-		return f.format(raw, args[1:])
+		return f.format(tmpl, false, args[1:])
 	case "States.StringToJson":
 		s, ok := args[0].(string)
 		if !ok {
@@ -580,13 +581,13 @@ func (f *intrinsic) eval(input any, context contextFn) (any, error) {
 	return nil, f.fail("not implemented")
 }
 
-func (f *intrinsic) format(raw string, values []any) (any, error) {
+func (f *intrinsic) format(raw string, escapes bool, values []any) (any, error) {
 	var b strings.Builder
 	next := 0
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
 		switch {
-		case c == '\\' && i+1 < len(raw):
+		case escapes && c == '\\' && i+1 < len(raw):
 			b.WriteByte(raw[i+1])
 			i++
 		case c == '{' && i+1 < len(raw) && raw[i+1] == '}':
