@@ -273,3 +273,11 @@ func TestProvisionWorkflowCustomErrorIsCaughtNotRetried(t *testing.T) {
 		}
 	})
 }
+
+// The workflow file as committed (placeholders and all) passes validation, so
+// `aws stepfunctions validate-state-machine-definition` can check it before a deploy.
+func TestProvisionWorkflowValidates(t *testing.T) {
+	if diags := asl.ValidateDefinition(workflows.Provision); len(diags) != 0 {
+		t.Errorf("the provision workflow has problems: %v", diags)
+	}
+}
