@@ -159,6 +159,9 @@ func (w *fakeWorld) record(key, body string) {
 	w.requests[key] = append(w.requests[key], body)
 }
 
+// tokenPattern finds a task token wherever a request carries it.
+var tokenPattern = regexp.MustCompile(tokenPrefix + `[A-Za-z0-9_-]+`)
+
 // findToken looks for the task token in a request body.
 func findToken(v any) string {
 	switch t := v.(type) {
@@ -194,11 +197,7 @@ func (w *fakeWorld) act(ctx context.Context, b behaviour, body string) error {
 	if b.SendSuccess == nil && b.SendFailure == nil {
 		return nil
 	}
-	v, err := ParseJSON([]byte(body))
-	if err != nil {
-		return err
-	}
-	token := findToken(v)
+	token := tokenPattern.FindString(body)
 	if token == "" {
 		w.t.Errorf("the request %s carries no task token", body)
 		return nil

@@ -2,11 +2,9 @@ package asl
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
-	"slices"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -40,12 +38,6 @@ func (n Number) Int64() (int64, bool) {
 		return 0, false
 	}
 	return int64(f), true
-}
-
-// IsInteger reports whether the number has no fractional part.
-func (n Number) IsInteger() bool {
-	f, err := strconv.ParseFloat(string(n), 64)
-	return err == nil && !math.IsInf(f, 0) && f == math.Trunc(f)
 }
 
 // IntNumber makes a Number from an integer.
@@ -595,53 +587,4 @@ func typeName(v any) string {
 		return "array"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-// FromGo converts plain Go values (map[string]any, []any, float64, int, json.Number, ...) into
-// the engine's model. Map members are sorted by key because Go maps have no order.
-func FromGo(v any) (any, error) {
-	switch t := v.(type) {
-	case nil, bool, string, Number, *Object:
-		return t, nil
-	case int:
-		return IntNumber(int64(t)), nil
-	case int64:
-		return IntNumber(t), nil
-	case float64:
-		if math.IsNaN(t) || math.IsInf(t, 0) {
-			return nil, fmt.Errorf("%v is not a JSON number", t)
-		}
-		return Number(strconv.FormatFloat(t, 'f', -1, 64)), nil
-	case json.Number:
-		if _, err := strconv.ParseFloat(string(t), 64); err != nil {
-			return nil, fmt.Errorf("%q is not a JSON number", string(t))
-		}
-		return Number(t), nil
-	case []any:
-		out := make([]any, len(t))
-		for i, e := range t {
-			c, err := FromGo(e)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = c
-		}
-		return out, nil
-	case map[string]any:
-		keys := make([]string, 0, len(t))
-		for k := range t {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var b ObjectBuilder
-		for _, k := range keys {
-			c, err := FromGo(t[k])
-			if err != nil {
-				return nil, err
-			}
-			b.Set(k, c)
-		}
-		return b.Object(), nil
-	}
-	return nil, fmt.Errorf("cannot convert %T to JSON", v)
 }
