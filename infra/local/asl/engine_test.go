@@ -194,6 +194,10 @@ func TestListDescribeStopAndDelete(t *testing.T) {
 		if len(running) != 1 || running[0].ARN != b.ARN || running[0].Input != `{"k":"v"}` {
 			t.Errorf("running %+v", running)
 		}
+		wantCode(t, e.DeleteStateMachine("arn:aws:states:us-east-1:000000000000:activity:M"), CodeInvalidArn)
+		if _, err := e.DescribeStateMachine(m.ARN); err != nil {
+			t.Fatalf("a refused delete removed the machine: %v", err)
+		}
 		if err := e.DeleteStateMachine(m.ARN); err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package sfnservice_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -380,7 +381,11 @@ func TestProtocolErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if c.code == "ValidationException" && !strings.Contains(string(body), "'stateMachineArn'") {
+			t.Errorf("a missing parameter answered %s; the message must name the field", body)
+		}
 		if resp.StatusCode != c.status || resp.Header.Get("X-Amzn-ErrorType") != c.code {
 			t.Errorf("%s %s %q: %d %s, want %d %s", c.method, c.target, c.body, resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), c.status, c.code)
 		}
