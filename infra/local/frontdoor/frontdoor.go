@@ -10,6 +10,7 @@
 package frontdoor
 
 import (
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -60,11 +61,41 @@ func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	service := ServiceOf(r)
+	op := Operation(r, service)
 	if r.Header.Get(InternalHeader) == "" {
-		d.stats.record(service, Operation(r, service))
+		d.stats.record(service, op)
 	}
-	d.handlerFor(service, r).ServeHTTP(w, r)
+	sw := &statusWriter{ResponseWriter: w}
+	d.handlerFor(service, r).ServeHTTP(sw, r)
+	if sw.status >= 500 {
+		// SDKs retry 5xx answers, and a retried create is a duplicate: say which call got one.
+		slog.Warn("front door: server error", "service", service, "operation", op, "status", sw.status)
+	}
 }
+
+// statusWriter remembers the status a handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Flush lets streamed answers (Runtime API long polls go around the door, but a handler may
+// flush) through the wrapper.
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap gives http.ResponseController the underlying writer.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (d *Door) handlerFor(service string, r *http.Request) http.Handler {
 	d.mu.RLock()

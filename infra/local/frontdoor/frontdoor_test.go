@@ -1,9 +1,11 @@
 package frontdoor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -249,5 +251,23 @@ func TestInternalCallsAreRoutedButNotCounted(t *testing.T) {
 	}
 	if total := d.Stats().Total(); total != 0 {
 		t.Errorf("internal calls counted: %v", d.Stats().Snapshot())
+	}
+}
+
+func TestServerErrorsAreReportedAndPassedThrough(t *testing.T) {
+	var logged bytes.Buffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
+	defer slog.SetDefault(prev)
+	d, _, url := newDoor(t)
+	d.Handle("states", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "engine broke", http.StatusInternalServerError)
+	}))
+	_, err := sfn.NewFromConfig(sdkConfig(url)).ListStateMachines(context.Background(), &sfn.ListStateMachinesInput{})
+	if err == nil || !strings.Contains(err.Error(), "500") {
+		t.Errorf("the client must see the 500: %v", err)
+	}
+	if !strings.Contains(logged.String(), "front door: server error") || !strings.Contains(logged.String(), "operation=ListStateMachines") {
+		t.Errorf("the door must say which call got a server error; logged %q", logged.String())
 	}
 }

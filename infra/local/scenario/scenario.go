@@ -259,7 +259,10 @@ func Invoke(ctx context.Context, c *cloud.Cloud, cp ControlPlane, byocName strin
 	if err != nil {
 		return nil, err
 	}
-	out, err := lambda.NewFromConfig(c.Config()).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload})
+	// One attempt: a retried invocation whose first answer was lost would run the function
+	// twice (invite would then find its own deployment).
+	out, err := lambda.NewFromConfig(c.Config()).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String(name), Payload: payload},
+		func(o *lambda.Options) { o.RetryMaxAttempts = 1 })
 	if err != nil {
 		return nil, fmt.Errorf("invoke %s: %w", byocName, err)
 	}
@@ -280,6 +283,8 @@ func (r *Runner) ApplyBootstrap(ctx context.Context, customer string, inv Invita
 	in := &cloudformation.CreateStackInput{
 		StackName: aws.String(inv.StackName), TemplateURL: aws.String(inv.TemplateURL), Parameters: ps,
 		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam},
+		// The token makes a retried CreateStack the same operation, not a second one.
+		ClientRequestToken: aws.String("byoc-local-bootstrap-" + inv.DeploymentID),
 	}
 	if body != nil {
 		in.TemplateURL, in.TemplateBody = nil, aws.String(string(body))
