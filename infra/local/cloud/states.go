@@ -46,6 +46,9 @@ func (s *States) Handler() http.Handler { return s.service }
 func (s *States) Close() {}
 
 func (c *Cloud) onHistory(ev asl.HistoryEvent) {
+	// The timeline is in real time; the engine's timestamps follow the cloud's clock, which
+	// --speed runs faster.
+	ev.Timestamp = time.Now()
 	machine, execution := executionNames(ev.ExecutionArn)
 	switch {
 	case ev.StateEnteredEventDetails != nil:
