@@ -147,7 +147,7 @@ func TestByocLocalCommand(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	if b, err := os.ReadFile(logs); err != nil || !strings.Contains(string(b), "InviteFunction") || !strings.Contains(string(b), `"msg":"invited"`) {
+	if b, err := os.ReadFile(logs); err != nil || !strings.Contains(string(b), "[invite] ") || !strings.Contains(string(b), `"msg":"invited"`) {
 		t.Errorf("function logs must be written, prefixed with the function's name: %v\n%.500s", err, b)
 	}
 

@@ -60,7 +60,8 @@ type Config struct {
 	// function makes carry its role's identity (customer trust policies name that role).
 	// Nil gives every process static dummy keys.
 	Credentials func(roleArn, sessionName string) (aws.Credentials, error)
-	// Output receives every process's stdout and stderr, line by line, prefixed "[name] ".
+	// Output receives every process's stdout and stderr, line by line, prefixed
+	// "[<ByocName>] " (the function's name in functions/).
 	// Nil means os.Stderr.
 	Output io.Writer
 	// Concurrency is AWS_LAMBDA_MAX_CONCURRENCY: how many invocations one process serves
@@ -184,7 +185,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 		return fmt.Errorf("start function %s: %w", spec.Name, err)
 	}
 	s := &supervisor{
-		host: h, name: spec.Name, binary: h.binary(spec), dir: root, env: env,
+		host: h, name: spec.Name, logName: spec.ByocName, binary: h.binary(spec), dir: root, env: env,
 		stop: make(chan struct{}), done: make(chan struct{}), started: make(chan error, 1),
 	}
 	h.mu.Lock()
@@ -218,7 +219,7 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 		return fail(fmt.Errorf("waiting for its first poll: %w", ctx.Err()))
 	case <-timer.C:
 		return fail(fmt.Errorf("its process did not poll the Runtime API within %s (it exited %d times; see the [%s] lines above)",
-			h.cfg.ReadyTimeout, s.exits(), spec.Name))
+			h.cfg.ReadyTimeout, s.exits(), spec.ByocName))
 	}
 }
 
@@ -392,6 +393,7 @@ func sortedKeys[V any](m map[string]V) []string {
 type supervisor struct {
 	host    *Host
 	name    string
+	logName string // the prefix of its output: the byoc name, which people know
 	binary  string
 	dir     string // the task root: the process's working directory
 	env     []string
@@ -433,7 +435,7 @@ func (s *supervisor) run() {
 		cmd := exec.Command(s.binary)
 		cmd.Env = s.env
 		cmd.Dir = s.dir
-		stdout := s.host.out.prefixed(s.name)
+		stdout := s.host.out.prefixed(s.logName)
 		cmd.Stdout, cmd.Stderr = stdout, stdout
 		s.mu.Lock()
 		select {
@@ -474,7 +476,7 @@ func (s *supervisor) run() {
 		if time.Since(began) > 10*time.Second {
 			backoff = s.host.cfg.MinBackoff // it ran fine for a while: this is a new crash
 		}
-		s.host.out.line(s.name, fmt.Sprintf("process exited (%v); restarting in %s", describeExit(err), backoff))
+		s.host.out.line(s.logName, fmt.Sprintf("process exited (%v); restarting in %s", describeExit(err), backoff))
 		select {
 		case <-s.stop:
 			return

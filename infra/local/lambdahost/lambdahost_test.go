@@ -218,9 +218,9 @@ func TestCrashedProcessIsRestartedAndLogsArePrefixed(t *testing.T) {
 	}
 	out := f.out.String()
 	for _, want := range []string{
-		"[" + name + "] hello from the handler\n",
-		"[" + name + "] crashing on request\n",
-		"[" + name + "] process exited (exit status 3); restarting in",
+		"[echo] hello from the handler\n",
+		"[echo] crashing on request\n",
+		"[echo] process exited (exit status 3); restarting in",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -368,7 +368,7 @@ func TestProcessThatNeverPollsFailsStart(t *testing.T) {
 	if got := h.Running(); len(got) != 0 {
 		t.Errorf("a function that never became ready is left running: %v", got)
 	}
-	if !strings.Contains(out.String(), "[broken] bad configuration") {
+	if !strings.Contains(out.String(), "[echo] bad configuration") || !strings.Contains(err.Error(), "see the [echo] lines") {
 		t.Errorf("its output must be shown, prefixed:\n%s", out.String())
 	}
 }
