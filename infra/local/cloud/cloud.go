@@ -191,6 +191,7 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("events", eventbus.IsPutEvents, c.Bus)
 	d.HandleIf("lambda", esm.IsMappingRequest, c.Mappings)
 	d.HandleIf("scheduler", schedules.IsScheduleWrite, schedules.Validate(proxy))
+	c.controls()
 	var h http.Handler = d
 	lazy.h.Store(&h)
 	c.Firer.Start()

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +112,43 @@ func TestEventSourceMappingsAreServedByTheCloud(t *testing.T) {
 	}
 	if aws.ToString(got.State) != "Disabled" || len(got.FunctionResponseTypes) != 1 || got.FunctionResponseTypes[0] != ltypes.FunctionResponseTypeReportBatchItemFailures {
 		t.Errorf("mapping %+v: want it disabled with ReportBatchItemFailures kept", got)
+	}
+}
+
+// The cloud's controls fire a schedule now and deliver an event again, over plain HTTP.
+func TestLocalControls(t *testing.T) {
+	ctx := context.Background()
+	url, arn := queue(t, "controls")
+	sched := scheduler.NewFromConfig(shared.cloud.Config())
+	name := "e2e-far-" + scenario.RandomAccount()
+	if _, err := sched.CreateSchedule(ctx, &scheduler.CreateScheduleInput{
+		Name: aws.String(name), ScheduleExpression: aws.String("cron(0 0 1 1 ? 2199)"),
+		FlexibleTimeWindow: &schtypes.FlexibleTimeWindow{Mode: schtypes.FlexibleTimeWindowModeOff},
+		Target:             &schtypes.Target{Arn: aws.String(arn), RoleArn: aws.String("arn:aws:iam::000000000000:role/scheduler"), Input: aws.String(`"now"`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = sched.DeleteSchedule(ctx, &scheduler.DeleteScheduleInput{Name: aws.String(name)}) })
+	post := func(path string) (int, string) {
+		resp, err := http.Post(shared.cloud.URL+path, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post("/_byoc/schedules/default/" + name + "/fire"); code != 200 || !strings.Contains(body, `"attempt":1`) {
+		t.Fatalf("fire: %d %s", code, body)
+	}
+	out, err := sqs.NewFromConfig(shared.cloud.Config()).ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 2})
+	if err != nil || len(out.Messages) != 1 || aws.ToString(out.Messages[0].Body) != `"now"` {
+		t.Errorf("the fired schedule's target received %+v (%v)", out, err)
+	}
+	if code, body := post("/_byoc/schedules/default/no-such-schedule/fire"); code != http.StatusNotFound || !strings.Contains(body, "no-such-schedule") {
+		t.Errorf("fire of a missing schedule: %d %s", code, body)
+	}
+	if code, body := post("/_byoc/events/no-such-event/redeliver"); code != http.StatusNotFound || !strings.Contains(body, "no recent event") {
+		t.Errorf("redeliver of an unknown event: %d %s", code, body)
 	}
 }

@@ -31,11 +31,24 @@ type Door struct {
 	routes   []Route
 	fallback http.Handler
 	stats    *Stats
+	local    *http.ServeMux // LocalPrefix: the local cloud's own controls
 }
+
+// LocalPrefix is the path of the local cloud's own controls (fire a schedule now, deliver an
+// event again): plain HTTP, no AWS signature, not counted as AWS calls.
+const LocalPrefix = "/_byoc/"
 
 // New returns a door that sends every request no route claims to fallback.
 func New(fallback http.Handler) *Door {
-	return &Door{fallback: fallback, stats: NewStats()}
+	return &Door{fallback: fallback, stats: NewStats(), local: http.NewServeMux()}
+}
+
+// HandleLocal serves a control of the local cloud; pattern is an http.ServeMux pattern under
+// LocalPrefix ("POST /_byoc/schedules/{group}/{name}/fire").
+func (d *Door) HandleLocal(pattern string, h http.Handler) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.local.Handle(pattern, h)
 }
 
 // Handle sends every request of service to h.
@@ -55,6 +68,13 @@ func (d *Door) Stats() *Stats { return d.stats }
 
 // ServeHTTP routes one request.
 func (d *Door) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, LocalPrefix) {
+		d.mu.RLock()
+		local := d.local
+		d.mu.RUnlock()
+		local.ServeHTTP(w, r)
+		return
+	}
 	if isKumoNative(r.URL.Path) {
 		// Runtime API long polls and kumo's debug endpoints: not AWS calls, not counted.
 		d.fallback.ServeHTTP(w, r)

@@ -271,3 +271,30 @@ func TestServerErrorsAreReportedAndPassedThrough(t *testing.T) {
 		t.Errorf("the door must say which call got a server error; logged %q", logged.String())
 	}
 }
+
+func TestLocalControlsAreServedUnsignedAndNotCounted(t *testing.T) {
+	d, fallback, base := newDoor(t)
+	d.HandleLocal("POST /_byoc/things/{name}/poke", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "poked "+r.PathValue("name"))
+	}))
+	resp, err := http.Post(base+"/_byoc/things/x/poke", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "poked x" {
+		t.Errorf("local control answered %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get(base + "/_byoc/unknown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || fallback.count() != 0 {
+		t.Errorf("an unknown control: %d, fallback hit %d times; want 404 and kumo untouched", resp.StatusCode, fallback.count())
+	}
+	if d.Stats().Total() != 0 {
+		t.Errorf("local controls counted as AWS calls: %v", d.Stats().Snapshot())
+	}
+}

@@ -254,6 +254,11 @@ An access key that is a 12-digit account id acts as that account's root user (a 
 
   AWS_ACCESS_KEY_ID=111122223333 aws cloudformation describe-stacks
 
+The cloud's own controls (plain HTTP):
+
+  curl -X POST %[1]s/_byoc/schedules/<group>/<name>/fire      # fire a schedule now
+  curl -X POST %[1]s/_byoc/events/<event id>/redeliver        # deliver a vendor-bus event again
+
 Press Ctrl-C to stop.
 `, c.URL, c.Region, ControlPlaneStack, env.cp.Outputs[outProvisionMachine], env.cp.Outputs[outTable], env.cp.Outputs[functionOutput(contract.FunctionInvite)])
 	<-ctx.Done()
