@@ -243,6 +243,11 @@ func (c *Cloud) ConfigAs(account string) aws.Config {
 // test that reads the cloud's state to follow it, which the control plane does not do.
 func (c *Cloud) WatchConfig() aws.Config { return c.internalConfig() }
 
+// WatchConfigAs is WatchConfig acting in account.
+func (c *Cloud) WatchConfigAs(account string) aws.Config {
+	return c.configWith(credentials.StaticCredentialsProvider{Value: accounts.AdminCredentials(account)}, frontdoor.InternalClient())
+}
+
 // internalConfig is the vendor configuration of the cloud's own components: their calls
 // are routed by the door but not counted.
 func (c *Cloud) internalConfig() aws.Config {

@@ -318,7 +318,7 @@ func (r *Runner) result(ctx context.Context, o Options, id string) Result {
 			}
 		}
 	}
-	out, err := cloudformation.NewFromConfig(r.Cloud.ConfigAs(o.Customer)).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{})
+	out, err := cloudformation.NewFromConfig(r.Cloud.WatchConfigAs(o.Customer)).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{})
 	if err == nil {
 		for _, s := range out.Stacks {
 			res.CustomerStacks[aws.ToString(s.StackName)] = string(s.StackStatus)
