@@ -1,0 +1,58 @@
+# byoc — every command a developer or CI needs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# The CDK CLI is pinned: the same version locally, in CI and in every deploy.
+CDK_CLI   := npx --yes aws-cdk@2.1148.1
+GO        ?= go
+FUNCTIONS := $(notdir $(wildcard functions/*))
+HOST_OS   := $(shell $(GO) env GOOS)
+HOST_ARCH := $(shell $(GO) env GOARCH)
+GOFLAGS_LAMBDA := -trimpath -tags lambda.norpc -ldflags "-s -w"
+
+.PHONY: help build build-deploy build-local synth test bench lint invoke local deploy clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+build: build-deploy build-local ## every function: build/<fn>/bootstrap (linux/arm64) and build/local/<fn>/bootstrap (this machine)
+
+build-deploy:
+	@for fn in $(FUNCTIONS); do \
+	  echo "build  $$fn (linux/arm64)"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o build/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	done
+
+build-local:
+	@for fn in $(FUNCTIONS); do \
+	  echo "build  $$fn ($(HOST_OS)/$(HOST_ARCH), for the local cloud)"; \
+	  CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o build/local/$$fn/bootstrap ./functions/$$fn || exit 1; \
+	done
+
+synth: build-deploy ## write the control-plane, bootstrap and infrastructure templates to cdk.out/
+	$(GO) run ./infra
+
+test: build synth ## run every test (unit, CDK assertions + cdk-nag, local-cloud end to end)
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+bench: build synth ## benchmarks: workflow engine, local cloud start and onboarding
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+invoke: build synth ## run one function on one sample event against the local cloud: make invoke FN=onboard EVENT=events/onboard/x.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/...json>"; exit 2; }
+	$(GO) run ./infra/local/cmd/byoc-local invoke --function $(FN) --event $(EVENT)
+
+local: build synth ## run the control plane end to end on the local cloud (ARGS=--help for options)
+	$(GO) run ./infra/local/cmd/byoc-local $(ARGS)
+
+deploy: build synth ## deploy the control plane to the AWS account of your current credentials
+	$(CDK_CLI) deploy ByocControlPlane --app cdk.out --require-approval broadening
+
+clean: ## remove build outputs
+	rm -rf build cdk.out
