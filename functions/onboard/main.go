@@ -2,8 +2,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -15,17 +13,7 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	awsCfg, err := cloud.Load(context.Background())
-	if err != nil {
-		log.Error("cannot load AWS configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	conf, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		log.Error("bad configuration", "error", err.Error())
-		os.Exit(1)
-	}
+	log, awsCfg, conf := cloud.Boot(ConfigFromEnv)
 	h := &Handler{
 		Store:     store.New(cloud.NewDynamoDB(awsCfg), os.Getenv(contract.EnvTableName)),
 		Workflows: sfn.NewFromConfig(awsCfg),

@@ -6,6 +6,8 @@ package cloud
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -50,4 +52,22 @@ func NewDynamoDB(cfg aws.Config) *dynamodb.Client {
 			o.DisableValidateResponseChecksum = true
 		}
 	})
+}
+
+// Boot is the cold start every function shares: JSON logs on stdout, the AWS configuration
+// from the environment, and the function's own configuration read by fromEnv. A failure ends
+// the process, which Lambda reports as an init error, so a bad variable fails loudly at once.
+func Boot[C any](fromEnv func(getenv func(string) string) (C, error)) (*slog.Logger, aws.Config, C) {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	awsCfg, err := Load(context.Background())
+	if err != nil {
+		log.Error("cannot load AWS configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	conf, err := fromEnv(os.Getenv)
+	if err != nil {
+		log.Error("bad configuration", "error", err.Error())
+		os.Exit(1)
+	}
+	return log, awsCfg, conf
 }
