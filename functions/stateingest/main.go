@@ -2,8 +2,6 @@
 package main
 
 import (
-	"context"
-	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -16,15 +14,10 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	cfg, err := cloud.Load(context.Background())
-	if err != nil {
-		log.Error("cannot load AWS configuration", "error", err.Error())
-		os.Exit(1)
-	}
+	log, cfg, table := cloud.Boot(cloud.TableName)
 	db := servicestate.CountWrites(cloud.NewDynamoDB(cfg))
 	h := &Handler{
-		Repo:      servicestate.New(db, os.Getenv(contract.EnvTableName)),
+		Repo:      servicestate.New(db, table),
 		Publisher: servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: os.Getenv(contract.EnvEventBusName)},
 		Tasks:     sfn.NewFromConfig(cfg),
 		Log:       log,

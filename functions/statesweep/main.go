@@ -2,8 +2,8 @@
 package main
 
 import (
-	"context"
-	"log/slog"
+	"time"
+
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -16,17 +16,9 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	cfg, err := cloud.Load(context.Background())
-	if err != nil {
-		log.Error("cannot load AWS configuration", "error", err.Error())
-		os.Exit(1)
-	}
-	staleAfter, err := ParseStaleAfter(os.Getenv(contract.EnvStateStaleAfter))
-	if err != nil {
-		log.Error("bad configuration", "error", err.Error())
-		os.Exit(1)
-	}
+	log, cfg, staleAfter := cloud.Boot(func(getenv func(string) string) (time.Duration, error) {
+		return ParseStaleAfter(getenv(contract.EnvStateStaleAfter))
+	})
 	h := &Handler{
 		Repo:          servicestate.New(cloud.NewDynamoDB(cfg), os.Getenv(contract.EnvTableName)),
 		Publisher:     servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: os.Getenv(contract.EnvEventBusName)},

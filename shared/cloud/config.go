@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/byocloud/byoc/shared/contract"
 )
 
 // Retry bounds for SDK calls inside one Lambda invocation. They are modest on purpose: the
@@ -70,4 +72,13 @@ func Boot[C any](fromEnv func(getenv func(string) string) (C, error)) (*slog.Log
 		os.Exit(1)
 	}
 	return log, awsCfg, conf
+}
+
+// TableName reads the table's name for Boot, refusing an empty one: every function needs it.
+func TableName(getenv func(string) string) (string, error) {
+	name := getenv(contract.EnvTableName)
+	if name == "" {
+		return "", fmt.Errorf("%s is not set: the control-plane stack gives every function its table", contract.EnvTableName)
+	}
+	return name, nil
 }
