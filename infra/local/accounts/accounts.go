@@ -5,7 +5,8 @@
 // the onboarding failures byoc must handle (wrong ExternalId, role not created yet).
 //
 // Access keys:
-//   - a key this package issued (AssumeRole, FunctionCredentials) acts as that role session;
+//   - a key this package issued (AssumeRole, FunctionCredentials, WorkloadCredentials) acts
+//     as that role session;
 //   - a key that is exactly a 12-digit account id acts as that account's root user, so
 //     `AWS_ACCESS_KEY_ID=111111111111 aws cloudformation ...` works in a customer account;
 //   - any other key (the usual static dummy keys) is the vendor account's root user.
@@ -190,15 +191,37 @@ func AdminCredentials(account string) aws.Credentials {
 // trust policy names lambda.amazonaws.com). The function's calls then carry the role's
 // identity, which is what customer trust policies name.
 func (a *Accounts) FunctionCredentials(roleArn, sessionName string, lifetime time.Duration) (aws.Credentials, error) {
+	return a.serviceSession(roleArn, sessionName, lifetime)
+}
+
+// WorkloadCredentials issues session credentials for a role as EKS Pod Identity issues them
+// to a pod whose service account is associated with the role (the local cloud plays EKS for
+// the simulated data planes). There is no trust check, as for FunctionCredentials: the role
+// trusts pods.eks.amazonaws.com, which the local cloud is. The session's UserID is
+// RoleID(roleArn)+":"+sessionName, what SQS reports as the SenderId of its messages.
+func (a *Accounts) WorkloadCredentials(roleArn, sessionName string, lifetime time.Duration) (aws.Credentials, error) {
+	return a.serviceSession(roleArn, sessionName, lifetime)
+}
+
+// serviceSession is the one path for sessions an AWS service (Lambda, EKS) obtains for a
+// workload: no caller, no trust check, default lifetime 12 hours.
+func (a *Accounts) serviceSession(roleArn, sessionName string, lifetime time.Duration) (aws.Credentials, error) {
 	account, _, name, err := parseRoleArn(roleArn)
 	if err != nil {
 		return aws.Credentials{}, err
+	}
+	// The session name becomes part of the UserID "<role id>:<session>" and of the session
+	// ARN, so it must not contain ':' or '/': STS's characters, 1 to 64 of them.
+	if !serviceSessionPattern.MatchString(sessionName) {
+		return aws.Credentials{}, fmt.Errorf("session name %q: must be 1 to 64 characters of letters, digits and +=,.@_-", sessionName)
 	}
 	if lifetime <= 0 {
 		lifetime = 12 * time.Hour
 	}
 	return a.issue(account, roleArn, name, sessionName, lifetime), nil
 }
+
+var serviceSessionPattern = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 
 func (a *Accounts) issue(account, roleArn, roleName, sessionName string, lifetime time.Duration) aws.Credentials {
 	p := Principal{

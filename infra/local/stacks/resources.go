@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/byocloud/byoc/infra/local/accounts"
 )
 
 // resourceFacts is what CloudFormation knows about one resource instance once it exists:
@@ -126,7 +128,9 @@ var typeSpecs = map[string]typeSpec{
 	"AWS::S3::BucketPolicy": {facts: func(c *factContext) resourceFacts { return facts(c.physicalID, nil) }},
 	"AWS::IAM::Role": {nameProp: "RoleName", maxLen: 64, facts: func(c *factContext) resourceFacts {
 		arn := fmt.Sprintf("arn:%s:iam::%s:role%s%s", c.partition, c.account, iamPath(c.prop("Path")), c.physicalID)
-		return nameFacts(c, map[string]any{"Arn": arn, "RoleId": "AROA" + strings.ToUpper(c.hexID("roleid", 17))})
+		// RoleId is the id the local cloud's sessions of this role carry in their UserID
+		// ("<role id>:<session>", SQS's SenderId), so a stack output of it identifies them.
+		return nameFacts(c, map[string]any{"Arn": arn, "RoleId": accounts.RoleID(arn)})
 	}},
 	"AWS::IAM::Policy": {maxLen: 128, facts: func(c *factContext) resourceFacts {
 		return facts(c.physicalID, map[string]any{"Id": c.physicalID})
