@@ -35,6 +35,13 @@ func TestConfigFromEnv(t *testing.T) {
 	if c.TemplateBody != `{"Resources":{"Vpc":{"Type":"AWS::EC2::VPC"}}}` {
 		t.Fatalf("template not compacted: %q", c.TemplateBody)
 	}
+	if c.StateQueueURL != "" {
+		t.Fatalf("state queue URL %q without STATE_QUEUE_URL", c.StateQueueURL)
+	}
+	env[contract.EnvStateQueueURL] = "https://sqs.us-east-1.amazonaws.com/999999999999/byoc-state"
+	if c, err := ConfigFromEnv(func(k string) string { return env[k] }); err != nil || c.StateQueueURL != env[contract.EnvStateQueueURL] {
+		t.Fatalf("state queue URL %q, %v", c.StateQueueURL, err)
+	}
 	env[contract.EnvMaxProvisionAttempts] = "5"
 	if c, _ := ConfigFromEnv(func(k string) string { return env[k] }); c.MaxAttempts != 5 {
 		t.Fatalf("max attempts %d", c.MaxAttempts)
@@ -60,6 +67,8 @@ func TestConfigFromEnvRefusesBadValues(t *testing.T) {
 		{"attempts zero", contract.EnvMaxProvisionAttempts, "0", "MAX_PROVISION_ATTEMPTS \"0\" must be a whole number from 1 to 10"},
 		{"attempts word", contract.EnvMaxProvisionAttempts, "three", "must be a whole number"},
 		{"unknown region", contract.EnvSupportedRegions, "us-east-1,atlantis-1", "atlantis-1"},
+		{"state queue name", contract.EnvStateQueueURL, "byoc-state", `STATE_QUEUE_URL "byoc-state" must be an SQS queue URL`},
+		{"state queue arn", contract.EnvStateQueueURL, "arn:aws:sqs:us-east-1:999999999999:byoc-state", "must be an SQS queue URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/store"
@@ -55,6 +57,14 @@ func (e *InvalidState) Error() string {
 	return fmt.Sprintf("deployment %s is %s: step %s cannot run", e.DeploymentID, e.Status, e.Step)
 }
 
+// InvalidOutputs is a complete stack whose outputs cannot describe the data plane (an output
+// missing or malformed: a template that does not match this code). Retrying cannot help: the
+// deployment fails with the output named, and is not marked ready.
+type InvalidOutputs struct{ Err error }
+
+func (e *InvalidOutputs) Error() string { return e.Err.Error() }
+func (e *InvalidOutputs) Unwrap() error { return e.Err }
+
 // InvalidInput is a step input the workflow should never send.
 type InvalidInput struct{ Problem string }
 
@@ -67,13 +77,22 @@ func classify(err error) error {
 	case err == nil:
 		return nil
 	case errors.As(err, new(*TransientError)), errors.As(err, new(*AccessDenied)), errors.As(err, new(*StackFailed)),
-		errors.As(err, new(*StackBlocked)), errors.As(err, new(*InvalidState)), errors.As(err, new(*InvalidInput)):
+		errors.As(err, new(*StackBlocked)), errors.As(err, new(*InvalidState)), errors.As(err, new(*InvalidInput)),
+		errors.As(err, new(*InvalidOutputs)):
 		return err
 	case errors.As(err, &denied), cloud.IsAccessDenied(err):
 		return &AccessDenied{Err: err}
-	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict):
+	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict), queueDeletedRecently(err):
 		return &TransientError{Err: err}
 	default:
 		return err
 	}
+}
+
+// queueDeletedRecently: SQS refuses to create a queue under the name of one deleted less than
+// 60 seconds ago (a deployment torn down and provisioned again at once). It passes; the
+// workflow's backoff waits it out.
+func queueDeletedRecently(err error) bool {
+	var recent *sqstypes.QueueDeletedRecently
+	return errors.As(err, &recent) || cloud.ErrorCode(err) == "AWS.SimpleQueueService.QueueDeletedRecently"
 }

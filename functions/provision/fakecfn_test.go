@@ -217,8 +217,11 @@ func (f *fakeCFN) settle(name, status string) {
 	defer f.mu.Unlock()
 	s := f.find(name)
 	switch status {
-	case "CREATE_COMPLETE", "UPDATE_COMPLETE":
-		s.outputs = map[string]string{"VpcId": "vpc-0abc", "ClusterName": "clickhouse-cloud-" + s.params["DeploymentId"]}
+	case "CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE": // a rolled-back update has the outputs of before
+		s.outputs = map[string]string{"VpcId": "vpc-0abc", "ClusterName": "clickhouse-cloud-" + s.params["DeploymentId"],
+			"StateExporterRoleArn": "arn:aws:iam::" + f.account + ":role/clickhouse-cloud-state-exporter",
+			"StateExporterRoleId":  "AROA3XFRBF23STATEXPRT",
+			"DataPlaneMgmtRoleArn": "arn:aws:iam::" + f.account + ":role/clickhouse-cloud-data-plane-mgmt"}
 		s.setStatus(status, "")
 	case "ROLLBACK_COMPLETE":
 		s.event("EksCluster", "AWS::EKS::Cluster", "CREATE_FAILED", "Resource handler returned message: \"Cannot create cluster: insufficient capacity in usw2-az4\"")

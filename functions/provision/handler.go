@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -24,6 +27,9 @@ type Config struct {
 	TemplateBody          string // the infrastructure template, compacted
 	StateQueueArn         string // infrastructure parameter StateQueueArn
 	ControlPlaneAccountID string // infrastructure parameter ControlPlaneAccountId
+	// StateQueueURL is the state queue, whose policy record admits a new exporter to at once.
+	// Optional: empty leaves admission to statesweep's next run.
+	StateQueueURL string
 }
 
 // DefaultMaxAttempts bounds delete-and-recreate after a rollback when
@@ -58,6 +64,12 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		} else {
 			c.ControlPlaneAccountID = parts[4]
 		}
+	}
+	if v := getenv(contract.EnvStateQueueURL); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("%s %q must be an SQS queue URL", contract.EnvStateQueueURL, v))
+		}
+		c.StateQueueURL = v
 	}
 	if v := getenv(contract.EnvMaxProvisionAttempts); v != "" {
 		n, err := strconv.Atoi(v)
@@ -112,8 +124,12 @@ type Handler struct {
 	Store     *store.Store
 	Tasks     cloud.TaskCompleter
 	Customers CustomerCloud
-	Config    Config
-	Log       *slog.Logger
+	// State is the service-state repository on the same table, where record registers the
+	// data plane; SQS opens its command channel and updates the state queue's policy.
+	State  *servicestate.Repo
+	SQS    channel.SQS
+	Config Config
+	Log    *slog.Logger
 }
 
 // Steps of the workflow: the "step" field of the input.

@@ -14,13 +14,16 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
+	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/store"
@@ -42,6 +45,7 @@ type fixture struct {
 	cfn     *fakeCFN
 	env     *cloudtest.Env
 	table   string
+	sqs     *flakySQS
 	mu      sync.Mutex
 	assumed []aws.Config // configurations the CloudFormation clients were built from
 }
@@ -56,10 +60,20 @@ func (refusingSTS) AssumeRole(context.Context, *sts.AssumeRoleInput, ...func(*st
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	table := env.CreateTable(t, store.TableDefinition(""), store.TTLAttribute)
-	f := &fixture{cfn: newFakeCFN(account, region), env: env, table: table}
+	// The control-plane table as the stack declares it: the store's keys and the sweep index.
+	table := env.CreateTable(t, servicestate.TableDefinition(""), store.TTLAttribute)
+	f := &fixture{cfn: newFakeCFN(account, region), env: env, table: table, sqs: &flakySQS{Client: sqs.NewFromConfig(env.Config)}}
+	q, err := f.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("byoc-state"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// kumo is one process-wide emulator and the deployment id is fixed: each test starts
+	// without the deployment's command queue.
+	t.Cleanup(func() { _ = channel.Close(ctx, f.sqs.Client, deploymentID) })
 	f.h = &Handler{
 		Store: store.New(env.DynamoDB(), table),
+		State: servicestate.New(env.DynamoDB(), table),
+		SQS:   f.sqs,
 		Tasks: env.StepFunctions(),
 		Customers: Customers{STS: env.STS(), Base: env.Config, NewCloudFormation: func(cfg aws.Config) cloud.CloudFormation {
 			f.mu.Lock()
@@ -67,10 +81,11 @@ func newFixture(t *testing.T) *fixture {
 			f.assumed = append(f.assumed, cfg)
 			return f.cfn
 		}},
-		Config: Config{MaxAttempts: 3, TemplateBody: template, StateQueueArn: "arn:aws:sqs:us-east-1:999999999999:byoc-state", ControlPlaneAccountID: "999999999999"},
-		Log:    slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		Config: Config{MaxAttempts: 3, TemplateBody: template, StateQueueArn: "arn:aws:sqs:us-east-1:999999999999:byoc-state", ControlPlaneAccountID: "999999999999",
+			StateQueueURL: aws.ToString(q.QueueUrl)},
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
-	_, err := f.h.Store.Create(ctx, store.Deployment{
+	_, err = f.h.Store.Create(ctx, store.Deployment{
 		ID: deploymentID,
 		Settings: settings.Settings{CustomerID: "acme", AccountID: account, Region: region, VPCCIDR: "10.0.0.0/16",
 			ZoneIDs: []string{"usw2-az1", "usw2-az2", "usw2-az3"}, ResourcePrefix: "clickhouse-cloud"},

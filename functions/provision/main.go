@@ -6,19 +6,24 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/store"
 )
 
 func main() {
 	log, awsCfg, conf := cloud.Boot(ConfigFromEnv)
+	db, table := cloud.NewDynamoDB(awsCfg), os.Getenv(contract.EnvTableName)
 	h := &Handler{
-		Store:     store.New(cloud.NewDynamoDB(awsCfg), os.Getenv(contract.EnvTableName)),
+		Store:     store.New(db, table),
 		Tasks:     sfn.NewFromConfig(awsCfg),
 		Customers: Customers{STS: sts.NewFromConfig(awsCfg), Base: awsCfg},
+		State:     servicestate.New(db, table), // the same table: data-plane records live beside deployments
+		SQS:       sqs.NewFromConfig(awsCfg),
 		Config:    conf,
 		Log:       log,
 	}

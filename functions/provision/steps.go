@@ -419,7 +419,8 @@ var recordable = []cfntypes.StackStatus{
 	cfntypes.StackStatusImportComplete, cfntypes.StackStatusImportRollbackComplete,
 }
 
-// record stores the stack's outputs and marks the deployment ready.
+// record connects the data plane (connectDataPlane), stores the stack's outputs and marks
+// the deployment ready.
 func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (RecordResult, error) {
 	d, err := h.Store.Get(ctx, in.DeploymentID)
 	if err != nil {
@@ -450,14 +451,20 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 		}
 		return RecordResult{}, fmt.Errorf("record: stack %s is %s, not complete", ref, status)
 	}
+	outputs := map[string]string{}
+	for _, o := range stack.Outputs {
+		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
+	}
+	// The data plane must be able to report and receive commands before anyone is told the
+	// deployment is ready.
+	if err := h.connectDataPlane(ctx, log, d, outputs); err != nil {
+		return RecordResult{}, err
+	}
 	next := d
 	next.Status = lifecycle.Ready
 	next.StackID = aws.ToString(stack.StackId)
 	next.Failure = nil
-	next.Outputs = map[string]string{}
-	for _, o := range stack.Outputs {
-		next.Outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
-	}
+	next.Outputs = outputs
 	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: "provision.ready",
 		Detail: fmt.Sprintf("stack %s %s with %d outputs", next.StackID, stack.StackStatus, len(next.Outputs))}); err != nil {
 		return RecordResult{}, err
