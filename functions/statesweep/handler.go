@@ -39,21 +39,49 @@ type Summary struct {
 	PolicyChanged bool `json:"policyChanged"`
 }
 
-// Handle runs one sweep. The scheduler's event is ignored: the sweep works from the clock.
-// It goes through every step even when one fails, and reports the failures together, so a
-// broken item does not stop the others from being swept.
-func (h *Handler) Handle(ctx context.Context, _ any) (Summary, error) {
+// Event is the schedule's input: exactly {"scheduledTime": "<aws.scheduler.scheduled-time>"}
+// (the control-plane stack sets the target's Input so). Any other event, or none, runs on
+// the clock.
+type Event struct {
+	ScheduledTime string `json:"scheduledTime,omitempty"`
+}
+
+// AsOf is the time a sweep judges staleness as of: the scheduled time when the event carries
+// one, else the clock. Judging as of the schedule means a run the scheduler retried (or that
+// waited for a cold start) decides what the run due at that minute would have decided, not
+// something later; and in the local cloud, whose schedule firer runs on its own (possibly
+// fast-forwarded) clock, that clock drives staleness. An unparseable scheduledTime is an
+// error naming the field: the schedule is misconfigured, and guessing would hide it.
+func (e Event) AsOf(clock func() time.Time) (time.Time, error) {
+	if e.ScheduledTime == "" {
+		return clock().UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, e.ScheduledTime)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("statesweep: event scheduledTime %q is not an RFC 3339 time (the schedule's input must be {\"scheduledTime\":\"<aws.scheduler.scheduled-time>\"})", e.ScheduledTime)
+	}
+	return t.UTC(), nil
+}
+
+// Handle runs one sweep as of the event's time (Event.AsOf). It goes through every step even
+// when one fails, and reports the failures together, so a broken item does not stop the
+// others from being swept.
+func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 	var sum Summary
 	var errs []error
-	now := h.Repo.Now().UTC()
+	now, err := ev.AsOf(h.Repo.Now)
+	if err != nil {
+		return sum, err
+	}
+	repo := h.Repo.AsOf(now) // transitions and outbox entries carry the time judged
 	cutoff := health.StaleCutoff(now, h.StaleAfter)
 
-	silent, err := h.Repo.SilentServices(ctx, cutoff)
+	silent, err := repo.SilentServices(ctx, cutoff)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	for _, k := range silent {
-		alerts, err := h.Repo.MarkStale(ctx, k, cutoff)
+		alerts, err := repo.MarkStale(ctx, k, cutoff)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -66,17 +94,17 @@ func (h *Handler) Handle(ctx context.Context, _ any) (Summary, error) {
 			h.Log.Warn("health transition", "deploymentId", a.Alert.DeploymentID, "serviceId", a.Alert.ServiceID,
 				"scope", a.Alert.Scope, "from", a.Alert.From, "to", a.Alert.To, "reason", a.Alert.Reason)
 		}
-		if err := h.Repo.Deliver(ctx, h.Publisher, alerts); err != nil {
+		if err := repo.Deliver(ctx, h.Publisher, alerts); err != nil {
 			errs = append(errs, err)
 		}
 	}
 
-	left, err := h.Repo.Unpublished(ctx, now.Add(-OutboxGrace))
+	left, err := repo.Unpublished(ctx, now.Add(-OutboxGrace))
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if len(left) > 0 {
-		if err := h.Repo.Deliver(ctx, h.Publisher, left); err != nil {
+		if err := repo.Deliver(ctx, h.Publisher, left); err != nil {
 			errs = append(errs, err)
 		} else {
 			sum.Republished = len(left)
@@ -84,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, _ any) (Summary, error) {
 	}
 
 	if h.StateQueueURL != "" {
-		planes, err := h.Repo.DataPlanes(ctx)
+		planes, err := repo.DataPlanes(ctx)
 		if err == nil {
 			sum.PolicyChanged, err = channel.AdmitExporters(ctx, h.SQS, h.StateQueueURL, planes)
 		}
@@ -92,7 +120,7 @@ func (h *Handler) Handle(ctx context.Context, _ any) (Summary, error) {
 			errs = append(errs, fmt.Errorf("state queue admission: %w", err))
 		}
 	}
-	h.Log.Info("state sweep", "staleAfter", h.StaleAfter.String(), "silent", len(silent), "stale", sum.Stale,
+	h.Log.Info("state sweep", "asOf", now.Format(time.RFC3339), "staleAfter", h.StaleAfter.String(), "silent", len(silent), "stale", sum.Stale,
 		"alerts", sum.Alerts, "republished", sum.Republished, "policyChanged", sum.PolicyChanged, "errors", len(errs))
 	return sum, errors.Join(errs...)
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
@@ -105,7 +106,7 @@ func (f *fixture) detailTypes(t *testing.T) []string {
 
 func (f *fixture) sweep(t *testing.T) Summary {
 	t.Helper()
-	sum, err := f.h.Handle(context.Background(), nil)
+	sum, err := f.h.Handle(context.Background(), Event{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestSweepReportsFailuresButFinishes(t *testing.T) {
 	f.report(t, "svc-a", 1)
 	f.h.StateQueueURL = f.url + "-missing"
 	f.now = t0.Add(10 * time.Minute)
-	sum, err := f.h.Handle(context.Background(), nil)
+	sum, err := f.h.Handle(context.Background(), Event{})
 	if err == nil || !strings.Contains(err.Error(), "state queue admission") {
 		t.Fatalf("error %v", err)
 	}
@@ -214,5 +215,84 @@ func TestParseStaleAfter(t *testing.T) {
 		if _, err := ParseStaleAfter(bad); err == nil || !strings.Contains(err.Error(), "STATE_STALE_AFTER") {
 			t.Fatalf("%q: %v", bad, err)
 		}
+	}
+}
+
+// invoke runs the handler the way Lambda does, from the schedule's JSON input.
+func (f *fixture) invoke(t *testing.T, event string) (Summary, error) {
+	t.Helper()
+	raw, err := lambda.NewHandler(f.h.Handle).Invoke(context.Background(), []byte(event))
+	if err != nil {
+		return Summary{}, err
+	}
+	var sum Summary
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatalf("output %s: %v", raw, err)
+	}
+	return sum, nil
+}
+
+// The schedule's time, not the function's clock, decides: a run fired six minutes after a
+// service's last report marks it stale even when the function's clock lags (a local cloud
+// moved forward), and the transition is dated at the schedule.
+func TestSweepJudgesAsOfTheScheduledTime(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if err := f.repo.Deliver(ctx, f.h.Publisher, f.report(t, "svc-a", 1).Alerts); err != nil {
+		t.Fatal(err)
+	}
+	published := len(f.detailTypes(t))
+	for _, event := range []string{`{}`, `{"scheduledTime":""}`, `{"version":"0","detail-type":"Scheduled Event"}`} {
+		if sum, err := f.invoke(t, event); err != nil || sum.Stale != 0 {
+			t.Fatalf("%s, on the clock (no silence yet): %+v %v", event, sum, err)
+		}
+	}
+	scheduled := t0.Add(6 * time.Minute)
+	sum, err := f.invoke(t, `{"scheduledTime":"`+scheduled.Format(time.RFC3339)+`"}`)
+	if err != nil || sum.Stale != 1 || sum.Alerts != 2 {
+		t.Fatalf("sweep as of %s: %+v %v", scheduled, sum, err)
+	}
+	s, _ := f.repo.Service(ctx, "dep-1", "svc-a")
+	if s.Health != health.Stale {
+		t.Fatalf("svc-a is %s", s.Health)
+	}
+	events := f.detailTypes(t)[published:]
+	if len(events) != 2 || !strings.Contains(events[0], `"at":"`+scheduled.Format(time.RFC3339)) || !strings.Contains(events[0], "no report for 6m0s") {
+		t.Fatalf("events %v, want the stale transition dated %s", events, scheduled)
+	}
+}
+
+// A scheduledTime that is not a time fails the run, naming the field, before anything is
+// swept: a misconfigured schedule shows at once instead of judging by a guess.
+func TestSweepRefusesAMalformedScheduledTime(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.report(t, "svc-a", 1) // recorded, its alerts left in the outbox
+	if err := f.repo.RegisterDataPlane(ctx, servicestate.DataPlane{DeploymentID: "dep-1", AccountID: "111111111111",
+		ExporterRoleARN: "arn:aws:iam::111111111111:role/exporter", ExporterRoleID: "AROAAAAAAAAAAAAAAAAAA",
+		AgentRoleARN: "arn:aws:iam::111111111111:role/agent"}); err != nil {
+		t.Fatal(err)
+	}
+	f.now = t0.Add(10 * time.Minute) // on the clock, everything would be swept
+	for _, event := range []string{
+		`{"scheduledTime":"soon"}`,
+		`{"scheduledTime":"2026-11-25 09:10:00"}`,
+		`{"scheduledTime":"<aws.scheduler.scheduled-time>"}`,
+		`{"scheduledTime":1764061800}`,
+	} {
+		sum, err := f.invoke(t, event)
+		if err == nil || !strings.Contains(err.Error(), "scheduledTime") || sum != (Summary{}) {
+			t.Fatalf("%s: %+v %v, want an error naming scheduledTime", event, sum, err)
+		}
+	}
+	if s, _ := f.repo.Service(ctx, "dep-1", "svc-a"); s.Health == health.Stale {
+		t.Fatal("swept despite the error")
+	}
+	if n := len(f.detailTypes(t)); n != 0 {
+		t.Fatalf("%d events published", n)
+	}
+	out, err := f.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(f.url), AttributeNames: []sqstypes.QueueAttributeName{"Policy"}})
+	if err != nil || out.Attributes["Policy"] != "" {
+		t.Fatalf("policy written: %v %v", out.Attributes, err)
 	}
 }

@@ -113,6 +113,14 @@ func New(db DynamoDB, table string) *Repo {
 
 func (r *Repo) now() time.Time { return r.Now().UTC() }
 
+// AsOf returns the repository with its clock stopped at t: what one run that judges "as of" a
+// given time (the sweep, as of its schedule) writes with, so the transitions it records,
+// their reasons and the outbox entries all carry that time. r is not changed.
+func (r *Repo) AsOf(t time.Time) *Repo {
+	t = t.UTC()
+	return &Repo{db: r.db, table: r.table, Now: func() time.Time { return t }}
+}
+
 // TableDefinition is the control-plane table with the sweep index: what tests create and
 // what the CDK stack must declare (keys as package store's TableDefinition, plus SweepIndex).
 func TableDefinition(name string) *dynamodb.CreateTableInput {

@@ -125,3 +125,33 @@ func TestSweepIndexKeyChangesAtMostOncePerMinute(t *testing.T) {
 		t.Fatal("index key did not follow the minute")
 	}
 }
+
+// A run judging as of another time than the clock (the sweep, as of its schedule) records
+// the transition at that time, and the repository it came from keeps its clock.
+func TestMarkStaleAsOfATimeRecordsThatTime(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.apply(t, report("dep-1", "svc-a", 1))
+	asOf := f.clock.now.Add(6 * time.Minute) // the clock has not moved
+	repo := f.repo.AsOf(asOf)
+	cutoff := health.StaleCutoff(asOf, 5*time.Minute)
+	keys, err := repo.SilentServices(ctx, cutoff)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("silent services %v %v", keys, err)
+	}
+	alerts, err := repo.MarkStale(ctx, keys[0], cutoff)
+	if err != nil || len(alerts) != 2 {
+		t.Fatalf("mark: %v %v", alerts, err)
+	}
+	for _, p := range alerts {
+		if !p.Alert.At.Equal(asOf) {
+			t.Fatalf("alert %+v, want it at %s", p.Alert, asOf)
+		}
+	}
+	if a := alerts[0].Alert; a.Reason != "no report for 6m0s" {
+		t.Fatalf("alert reason %q", a.Reason)
+	}
+	if got := f.repo.Now(); !got.Equal(t0) {
+		t.Fatalf("the original clock moved to %s", got)
+	}
+}
