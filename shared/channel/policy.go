@@ -79,16 +79,17 @@ func StateQueuePolicy(queueARN string, planes []servicestate.DataPlane) (string,
 }
 
 // CommandQueuePolicy is a command channel's resource policy: the deployment's agent role may
-// receive, delete and extend the visibility of messages; no other principal, in any account,
-// may receive (the explicit deny holds even against broad IAM permissions in the vendor
-// account); nothing goes over plain HTTP. The control plane sends with its own IAM
+// find the queue (GetQueueUrl with the vendor account as owner: another account's lookup
+// needs the queue policy's Allow), receive, delete and extend the visibility of messages;
+// no other principal, in any account, may receive (the explicit deny holds even against
+// broad IAM permissions in the vendor account); nothing goes over plain HTTP. The control plane sends with its own IAM
 // permissions (same account), which the policy does not need to grant.
 func CommandQueuePolicy(queueARN, agentRoleARN string) (string, error) {
 	return render(policy{Version: "2012-10-17", Statement: []statement{
 		denyInsecure(queueARN),
 		{
 			Sid: "AgentReads", Effect: "Allow", Principal: map[string]any{"AWS": agentRoleARN},
-			Action:   []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+			Action:   []string{"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
 			Resource: queueARN,
 		},
 		{

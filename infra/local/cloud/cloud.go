@@ -29,6 +29,7 @@ import (
 	"github.com/byocloud/byoc/infra/local/eventsources/schedules"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/infra/local/lambdahost"
+	"github.com/byocloud/byoc/infra/local/sqsgate"
 	"github.com/byocloud/byoc/infra/local/stacks"
 )
 
@@ -69,6 +70,7 @@ type Cloud struct {
 	Firer    *schedules.Firer
 	Host     *lambdahost.Host
 	Door     *frontdoor.Door
+	SQS      *sqsgate.Gate // stamps senders, enforces queue policies
 	Clock    clock.Clock
 	States   *States
 
@@ -185,7 +187,13 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 		return err
 	}
 
+	// The SQS gate reads queue policies straight from kumo (not counted, not gated).
+	kumoCfg := internal
+	kumoCfg.BaseEndpoint = aws.String(c.kumo.URL)
+	c.SQS = sqsgate.New(sqsgate.Config{Accounts: c.Accounts, Next: proxy, AWS: kumoCfg, VendorAccount: VendorAccount, Logger: c.logger})
+
 	d := c.Door
+	d.HandleIf("sqs", sqsgate.IsRequest, c.SQS)
 	d.Handle("cloudformation", c.Stacks)
 	d.Handle("sts", c.Accounts)
 	d.Handle("states", c.States.Handler())

@@ -24,7 +24,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/infra/local/sqsgate"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
+	"github.com/byocloud/byoc/shared/contract"
 )
 
 type fixture struct {
@@ -458,5 +460,62 @@ func TestDisableAndDeleteStopPolling(t *testing.T) {
 	var nf *ltypes.ResourceNotFoundException
 	if !errors.As(err, &nf) {
 		t.Errorf("get after delete: %v, want ResourceNotFoundException", err)
+	}
+}
+
+// The front door stamps each sent message with its sender (package sqsgate); the record
+// Lambda gets carries it as SQS's SenderId attribute, not as a message attribute.
+func TestStampedSenderBecomesTheRecordsSenderId(t *testing.T) {
+	f := newFixture(t)
+	var mu sync.Mutex
+	var records []events.SQSMessage
+	fn := f.function(t, 3, func(ev events.SQSEvent) (string, bool) {
+		mu.Lock()
+		records = append(records, ev.Records...)
+		mu.Unlock()
+		return `null`, false
+	})
+	url, arn := f.queue(t, nil)
+	ctx := context.Background()
+	sender := "AROAEXAMPLEEXAMPLEEXA:state-exporter"
+	kind := sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String("report")}
+	for body, attrs := range map[string]map[string]sqstypes.MessageAttributeValue{
+		"stamped":          {contract.LocalSenderIDAttribute: {DataType: aws.String("String"), StringValue: aws.String(sender)}, "kind": kind},
+		"stamped-only":     {contract.LocalSenderIDAttribute: {DataType: aws.String("String"), StringValue: aws.String(sender)}},
+		"not-stamped":      {"kind": kind},
+		"no-attributes-at": nil,
+	} {
+		if _, err := f.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(body), MessageAttributes: attrs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.create(t, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String(fn), EventSourceArn: aws.String(arn), BatchSize: aws.Int32(10)})
+	waitFor(t, "the queue to drain", func() bool { return f.depth(t, url) == 0 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(records) != 4 {
+		t.Fatalf("%d records, want 4", len(records))
+	}
+	kindOnly := sqsgate.MessageAttributesMD5(map[string]sqstypes.MessageAttributeValue{"kind": kind})
+	for _, r := range records {
+		if _, ok := r.MessageAttributes[contract.LocalSenderIDAttribute]; ok {
+			t.Errorf("%s: the sender is still a message attribute", r.Body)
+		}
+		senderID, hasSender := r.Attributes["SenderId"]
+		switch r.Body {
+		case "stamped":
+			if senderID != sender || aws.ToString(r.MessageAttributes["kind"].StringValue) != "report" || r.Md5OfMessageAttributes != kindOnly {
+				t.Errorf("stamped record: SenderId %q, attributes %v, md5 %q (want %q)", senderID, r.MessageAttributes, r.Md5OfMessageAttributes, kindOnly)
+			}
+		case "stamped-only":
+			if senderID != sender || len(r.MessageAttributes) != 0 || r.Md5OfMessageAttributes != "" {
+				t.Errorf("stamped-only record: SenderId %q, attributes %v, md5 %q", senderID, r.MessageAttributes, r.Md5OfMessageAttributes)
+			}
+		default:
+			// stateingest refuses these as no-sender.
+			if hasSender {
+				t.Errorf("%s: SenderId %q on a message nobody stamped", r.Body, senderID)
+			}
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/infra/local/eventpattern"
+	"github.com/byocloud/byoc/infra/local/sqsgate"
+	"github.com/byocloud/byoc/shared/contract"
 )
 
 // Config wires the mappings.
@@ -392,14 +395,27 @@ func (p *poller) matches(rec events.SQSMessage) bool {
 	return false
 }
 
-// record turns a received message into the record Lambda puts in an SQS event.
+// record turns a received message into the record Lambda puts in an SQS event. The sender
+// the front door stamped (contract.LocalSenderIDAttribute) becomes the SenderId attribute,
+// as SQS reports it, and is not a message attribute; a message without it has no SenderId.
+// md5OfMessageAttributes is SQS's digest of the attributes left (kumo computes none).
 func record(msg sqstypes.Message, queueArn, region string) events.SQSMessage {
+	attrs := msg.MessageAttributes
+	if sender, ok := attrs[contract.LocalSenderIDAttribute]; ok {
+		attrs = maps.Clone(attrs)
+		delete(attrs, contract.LocalSenderIDAttribute)
+		msg.Attributes = maps.Clone(msg.Attributes)
+		if msg.Attributes == nil {
+			msg.Attributes = map[string]string{}
+		}
+		msg.Attributes[string(sqstypes.MessageSystemAttributeNameSenderId)] = aws.ToString(sender.StringValue)
+	}
 	rec := events.SQSMessage{
 		MessageId:              aws.ToString(msg.MessageId),
 		ReceiptHandle:          aws.ToString(msg.ReceiptHandle),
 		Body:                   aws.ToString(msg.Body),
 		Md5OfBody:              aws.ToString(msg.MD5OfBody),
-		Md5OfMessageAttributes: aws.ToString(msg.MD5OfMessageAttributes),
+		Md5OfMessageAttributes: sqsgate.MessageAttributesMD5(attrs),
 		Attributes:             map[string]string{},
 		MessageAttributes:      map[string]events.SQSMessageAttribute{},
 		EventSourceARN:         queueArn,
@@ -409,7 +425,7 @@ func record(msg sqstypes.Message, queueArn, region string) events.SQSMessage {
 	for k, v := range msg.Attributes {
 		rec.Attributes[k] = v
 	}
-	for name, a := range msg.MessageAttributes {
+	for name, a := range attrs {
 		attr := events.SQSMessageAttribute{
 			StringValue: a.StringValue, BinaryValue: a.BinaryValue, DataType: aws.ToString(a.DataType),
 			StringListValues: a.StringListValues, BinaryListValues: a.BinaryListValues,
