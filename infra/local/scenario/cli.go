@@ -10,11 +10,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/dataplane"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/shared/contract"
 )
@@ -31,7 +33,8 @@ type flags struct {
 	scenario, failResource, failReason, addr, templates, bin, logs, customer string
 	stackDelay, timeout                                                      time.Duration
 	speed                                                                    float64
-	serve                                                                    bool
+	serve, dataPlane                                                         bool
+	fault                                                                    string
 	// invoke
 	function, event string
 }
@@ -62,10 +65,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.failReason, "fail-reason", DefaultFailReason, "infra-fails, rollback-retry: the reason CloudFormation reports")
 	fs.StringVar(&f.customer, "customer", "", "the customer's 12-digit account id (random when empty)")
 	fs.BoolVar(&f.serve, "serve", false, "keep the cloud running afterwards and print how to use it with the AWS CLI")
+	fs.BoolVar(&f.dataPlane, "data-plane", true, "once the deployment is ready ("+strings.Join(ReadyScenarios, ", ")+"), run its simulated data plane until the control plane reports it healthy")
+	fs.StringVar(&f.fault, "fault", "", "a fault of the simulated data plane: "+faultList()+`; "silence" runs the cloud's clock at --speed `+fmt.Sprint(SilenceSpeed)+" unless --speed is given")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `byoc-local runs the byoc control plane on this machine, with no AWS account, and
 onboards a customer end to end: invite, bootstrap stack, forwarded event, provision
-workflow, infrastructure stack, ready deployment.
+workflow, infrastructure stack, ready deployment. Then the deployment's simulated data
+plane (an agent and a State Exporter) reports its services until the control plane judges
+the deployment healthy; the health alerts on the vendor bus show on the timeline.
 
 usage: byoc-local [flags]
        byoc-local invoke --function <name> --event <file.json>
@@ -77,6 +84,12 @@ scenarios:
   wrong-external-id  the customer applies the bootstrap with another ExternalId: onboarding fails, nothing created
   duplicate-event    the bootstrap's completion is delivered twice: one workflow
   malformed-event    a malformed stack event reaches the vendor bus: refused, nothing changed
+
+data-plane faults (--fault, with onboard, rollback-retry, duplicate-event):
+  unhealthy          after their first report the services turn unhealthy: a critical alert (the expected outcome, exit 0)
+  silence            after the deployment is healthy the exporter falls silent: the sweep marks it stale
+  duplicate          every state message is sent twice: dropped as duplicates, stored state unchanged
+  out-of-order       messages arrive in swapped pairs: the older one is dropped, stored state never goes back
 
 flags:
 `)
@@ -108,11 +121,19 @@ flags:
 		fmt.Fprintf(stderr, "byoc-local: --customer %q: must be a 12-digit account id\n", f.customer)
 		return ExitUsage
 	}
+	fault, speedNote, usage := dataPlaneFlags(fs, &f)
+	if usage != "" {
+		fmt.Fprintf(stderr, "byoc-local: %s\n", usage)
+		return ExitUsage
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	tl := NewTimeline(stdout)
-	runner := &Runner{}
+	runner := &Runner{Progress: tl.Observe, Ingest: &IngestLog{}}
+	if speedNote != "" {
+		tl.Printf("%s\n", speedNote)
+	}
 	env, err := start(ctx, f, tl, stderr, runner)
 	if err != nil {
 		fmt.Fprintf(stderr, "byoc-local: %v\n", err)
@@ -125,13 +146,14 @@ flags:
 			f.customer = RandomAccount()
 		}
 		tl.Printf("\nscenario %s: customer account %s\n", f.scenario, f.customer)
-		res, err := runner.Run(ctx, Options{Scenario: f.scenario, Customer: f.customer, FailResource: f.failResource, FailReason: f.failReason, Timeout: f.timeout})
+		res, err := runner.Run(ctx, Options{Scenario: f.scenario, Customer: f.customer, FailResource: f.failResource, FailReason: f.failReason, Timeout: f.timeout,
+			DataPlane: f.dataPlane && slices.Contains(ReadyScenarios, f.scenario), Fault: fault})
 		report(tl, res)
 		if err != nil {
 			tl.Printf("\n%v\n", err)
 			code = ExitFailed
 		} else {
-			tl.Printf("\nscenario %s: ok in %.1fs\n", f.scenario, res.Elapsed.Seconds())
+			tl.Printf("\nscenario %s%s: ok in %.1fs%s\n", f.scenario, faultNote(fault), res.Elapsed.Seconds(), expectedNote(fault))
 		}
 	}
 	if f.serve {
@@ -194,6 +216,9 @@ func start(ctx context.Context, f flags, tl *Timeline, stderr io.Writer, runner 
 			return nil, fmt.Errorf("%s is missing: run `make synth` (or `make local`, which builds and synthesizes first)", need)
 		}
 	}
+	if runner.Ingest != nil {
+		logs = io.MultiWriter(logs, runner.Ingest)
+	}
 	c, err := cloud.Start(ctx, cloud.Options{
 		Addr: f.addr, BinDir: f.bin, StackDelay: f.stackDelay, Speed: f.speed, Output: logs,
 		Observer: func(e cloud.Event) { tl.Observe(e); runner.Observe(e) },
@@ -236,6 +261,9 @@ func report(tl *Timeline, res Result) {
 	}
 	tl.Printf("provision executions: %d; AWS calls: %d; Lambda invocations: %d; state transitions: %d\n",
 		res.Executions, res.Counters.AWSCalls, res.Counters.LambdaInvocations, res.Counters.StateTransitions)
+	if h := res.Health; h != nil {
+		reportHealth(tl, res.Deployment.ID, h)
+	}
 }
 
 // serve keeps the cloud up until interrupted.
@@ -307,4 +335,82 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// SilenceSpeed is the cloud's clock speed --fault silence uses when --speed is not given:
+// the default STATE_STALE_AFTER (5 minutes) and the sweep's one-minute schedule then pass in
+// seconds.
+const SilenceSpeed = 60
+
+func faultList() string {
+	names := make([]string, len(dataplane.Faults))
+	for i, f := range dataplane.Faults {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
+}
+
+// dataPlaneFlags checks --fault and --data-plane against the scenario and sets the speed
+// --fault silence needs. It returns the fault, a note about the speed it chose, and a
+// usage error (empty when the flags are good).
+func dataPlaneFlags(fs *flag.FlagSet, f *flags) (fault dataplane.Fault, note, usage string) {
+	if f.fault == "" {
+		return "", "", ""
+	}
+	fault, err := dataplane.ParseFault(f.fault)
+	if err != nil {
+		return "", "", fmt.Sprintf("--fault %q: must be one of %s", f.fault, faultList())
+	}
+	if !slices.Contains(ReadyScenarios, f.scenario) {
+		return "", "", fmt.Sprintf("--fault %s: the %s scenario's deployment does not become ready, so it has no data plane (use one of %s)",
+			f.fault, f.scenario, strings.Join(ReadyScenarios, ", "))
+	}
+	if !f.dataPlane {
+		return "", "", fmt.Sprintf("--fault %s: needs the data plane (--data-plane=false turns it off)", f.fault)
+	}
+	speedSet := false
+	fs.Visit(func(fl *flag.Flag) { speedSet = speedSet || fl.Name == "speed" })
+	if fault == dataplane.Silence && !speedSet {
+		f.speed = SilenceSpeed
+		note = fmt.Sprintf("--fault silence: the cloud's clock runs %dx (--speed %d) so that minutes of silence and the sweep's one-minute schedule pass in seconds; --speed overrides",
+			SilenceSpeed, SilenceSpeed)
+	}
+	return fault, note, ""
+}
+
+// expectedNote says why a run whose data plane was faulted still succeeded.
+func expectedNote(f dataplane.Fault) string {
+	switch f {
+	case dataplane.Unhealthy:
+		return " (the critical alert is the expected outcome of --fault unhealthy)"
+	case dataplane.Silence:
+		return " (the stale alerts are the expected outcome of --fault silence)"
+	case dataplane.Duplicate, dataplane.OutOfOrder:
+		return fmt.Sprintf(" (the %s messages changed nothing)", f)
+	}
+	return ""
+}
+
+// reportHealth prints what the data-plane follow-up saw.
+func reportHealth(tl *Timeline, id string, h *HealthResult) {
+	tl.Printf("\ndata plane of %s: %d steps, %d state messages sent in %.1fs; stored health %s\n",
+		id, h.Steps, h.Sent, h.Elapsed.Seconds(), orUnknown(string(h.Final)))
+	for _, s := range h.Services {
+		tl.Printf("  %-14s %-10s report %s  %s\n", s.ServiceID, s.Health, s.OrderKey, s.HealthReason)
+	}
+	tl.Printf("health alerts on the vendor bus: %d", len(h.Transitions))
+	if h.Redelivered > 0 {
+		tl.Printf(" (+%d redelivered, same alert id)", h.Redelivered)
+	}
+	tl.Printf("\n")
+	if h.Ingest != nil {
+		tl.Printf("stateingest: %s\n", h.Ingest)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/dataplane"
 	byoccloud "github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
@@ -44,7 +45,14 @@ type Options struct {
 	FailResource string // infra-fails, rollback-retry: the resource of the infrastructure stack that fails
 	FailReason   string
 	Timeout      time.Duration // how long the scenario may take; default 2 minutes
+	// DataPlane: once the deployment is ready (the scenarios in ReadyScenarios), run its
+	// simulated data plane until the control plane reports it healthy, then as Fault says.
+	DataPlane bool
+	Fault     dataplane.Fault // with DataPlane: the fault the data plane suffers, if any
 }
+
+// ReadyScenarios are the scenarios whose deployment ends ready, which a data plane can follow.
+var ReadyScenarios = []string{Onboard, RollbackRetry, DuplicateEvent}
 
 // DefaultFailResource and DefaultFailReason are what the failure scenarios inject when not told.
 const (
@@ -63,6 +71,8 @@ type Result struct {
 	CustomerStacks map[string]string
 	Elapsed        time.Duration
 	Counters       cloud.Counters
+	// Health is the data-plane follow-up (Options.DataPlane), when it ran.
+	Health *HealthResult
 }
 
 // Failure is a scenario whose outcome is not the one it expects.
@@ -78,6 +88,12 @@ func (f *Failure) Error() string { return fmt.Sprintf("scenario %s failed: %s", 
 type Runner struct {
 	Cloud        *cloud.Cloud
 	ControlPlane ControlPlane
+	// Progress, when set, is told what the runner itself does (the data plane's steps), as
+	// timeline events of kind cloud.KindDataPlane.
+	Progress func(cloud.Event)
+	// Ingest, when set, reads the functions' output: the data-plane follow-up reports
+	// stateingest's counters from it.
+	Ingest *IngestLog
 
 	mu      sync.Mutex
 	waiters []*waiter
@@ -86,6 +102,7 @@ type Runner struct {
 type waiter struct {
 	match func(cloud.Event) bool
 	ch    chan cloud.Event
+	keep  bool // a watch: every match, until stopped
 }
 
 // Observe receives the cloud's timeline.
@@ -94,13 +111,34 @@ func (r *Runner) Observe(e cloud.Event) {
 	defer r.mu.Unlock()
 	keep := r.waiters[:0]
 	for _, w := range r.waiters {
-		if w.match(e) {
+		if !w.match(e) {
+			keep = append(keep, w)
+			continue
+		}
+		if !w.keep {
 			w.ch <- e
 			continue
+		}
+		select {
+		case w.ch <- e:
+		default: // a watcher that stopped reading loses events, never blocks the cloud
 		}
 		keep = append(keep, w)
 	}
 	r.waiters = keep
+}
+
+// watch registers interest in every matching event until stop is called.
+func (r *Runner) watch(match func(cloud.Event) bool) (events <-chan cloud.Event, stop func()) {
+	w := &waiter{match: match, ch: make(chan cloud.Event, 4096), keep: true}
+	r.mu.Lock()
+	r.waiters = append(r.waiters, w)
+	r.mu.Unlock()
+	return w.ch, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.waiters = slices.DeleteFunc(r.waiters, func(x *waiter) bool { return x == w })
+	}
 }
 
 // expect registers interest in an event before the action that causes it.
@@ -143,6 +181,9 @@ func (r *Runner) Run(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
+	}
+	if err := o.checkDataPlane(); err != nil {
+		return Result{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -207,7 +248,27 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 		return r.result(ctx, o, id), err
 	}
 	res := r.result(ctx, o, id)
-	return res, check(o, res)
+	if err := check(o, res); err != nil || !o.DataPlane {
+		return res, err
+	}
+	res.Health, err = r.follow(ctx, o, res.Deployment)
+	return res, err
+}
+
+// checkDataPlane refuses a data-plane option the scenario cannot honour.
+func (o Options) checkDataPlane() error {
+	if o.Fault != "" {
+		if _, err := dataplane.ParseFault(string(o.Fault)); err != nil {
+			return err
+		}
+		if !o.DataPlane {
+			return fmt.Errorf("fault %s: there is no data plane to inject it into (DataPlane is off)", o.Fault)
+		}
+	}
+	if o.DataPlane && !slices.Contains(ReadyScenarios, o.Scenario) {
+		return fmt.Errorf("scenario %s: its deployment does not become ready, so no data plane can follow it (only %s)", o.Scenario, strings.Join(ReadyScenarios, ", "))
+	}
+	return nil
 }
 
 // maxAttempts is the control plane's MAX_PROVISION_ATTEMPTS (the template's value).

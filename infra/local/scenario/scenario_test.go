@@ -26,7 +26,8 @@ func TestHelpListsScenariosAndOptions(t *testing.T) {
 	if code != ExitOK {
 		t.Errorf("--help exited %d", code)
 	}
-	for _, want := range append(append([]string{}, Names...), "-scenario", "-speed", "-stack-delay", "-fail-resource", "-fail-reason", "-serve", "-addr", "byoc-local invoke") {
+	for _, want := range append(append([]string{}, Names...), "-scenario", "-speed", "-stack-delay", "-fail-resource", "-fail-reason", "-serve", "-addr", "byoc-local invoke",
+		"-fault", "-data-plane", "unhealthy", "silence", "duplicate", "out-of-order", "the expected outcome") {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("--help does not mention %q:\n%s", want, stderr)
 		}
@@ -49,6 +50,11 @@ func TestBadFlagsAreRefusedBeforeAnythingStarts(t *testing.T) {
 		{[]string{"--stack-delay", "-1s"}, "--stack-delay -1s: must not be negative"},
 		{[]string{"--customer", "12345"}, `--customer "12345": must be a 12-digit account id`},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--fault", "sideways"}, `--fault "sideways": must be one of unhealthy, silence, duplicate, out-of-order`},
+		{[]string{"--fault", "Unhealthy"}, `--fault "Unhealthy": must be one of`},
+		{[]string{"--fault", "unhealthy", "--scenario", "infra-fails"}, "--fault unhealthy: the infra-fails scenario's deployment does not become ready"},
+		{[]string{"--fault", "silence", "--scenario", "malformed-event"}, "--fault silence: the malformed-event scenario's deployment does not become ready"},
+		{[]string{"--fault", "duplicate", "--data-plane=false"}, "--fault duplicate: needs the data plane"},
 		{[]string{"--no-such-flag"}, "flag provided but not defined: -no-such-flag"},
 		{[]string{"invoke", "--event", notJSON}, "--function and --event are required"},
 		{[]string{"invoke", "--function", "invite", "--event", filepath.Join(dir, "missing.json")}, "--event: open"},
