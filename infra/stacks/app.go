@@ -32,6 +32,9 @@ const (
 	ContextSupportedRegions = "supportedRegions"
 	// ContextBuildDir: where `make build` leaves <function>/bootstrap. Default "build".
 	ContextBuildDir = "buildDir"
+	// ContextStateStaleAfter: statesweep's STATE_STALE_AFTER, a duration from 1m to 24h;
+	// default: the function's own (5m).
+	ContextStateStaleAfter = "stateStaleAfter"
 )
 
 // DefaultBootstrapTemplateURL is used when no bootstrapTemplateUrl is given: an S3 bucket of
@@ -52,6 +55,7 @@ type Config struct {
 	SupportedRegions     string
 	Tracing              bool
 	ProvisionDefinition  string // the provision ASL; ConfigFromContext sets workflows.Provision
+	StateStaleAfter      string // statesweep's STATE_STALE_AFTER; empty keeps its default
 }
 
 // ConfigFromContext reads the app's CDK context. A malformed value is an error naming the key.
@@ -72,6 +76,9 @@ func ConfigFromContext(app awscdk.App) (Config, error) {
 	}
 	if v, ok := get(ContextSupportedRegions); ok {
 		cfg.SupportedRegions = v
+	}
+	if v, ok := get(ContextStateStaleAfter); ok {
+		cfg.StateStaleAfter = v
 	}
 	if v, ok := get(ContextXRayTracing); ok {
 		on, err := strconv.ParseBool(v)
@@ -100,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkDefinition(c.ProvisionDefinition); err != nil {
 		errs = append(errs, err)
+	}
+	if err := checkStaleAfter(c.StateStaleAfter); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", ContextStateStaleAfter, err))
 	}
 	var missing []string
 	for _, fn := range contract.Functions {
@@ -217,6 +227,7 @@ func Build(app awscdk.App, cfg Config) (*App, error) {
 		ProvisionDefinition:  cfg.ProvisionDefinition,
 		SupportedRegions:     cfg.SupportedRegions,
 		Tracing:              cfg.Tracing,
+		StateStaleAfter:      cfg.StateStaleAfter,
 	})
 	if err != nil {
 		return nil, err

@@ -153,6 +153,9 @@ func TestConfigValidateRejectsBadInput(t *testing.T) {
 			[]string{"ProvisionDefinition", "placeholders are []", workflows.ProvisionFunctionArn}},
 		{"definition with unknown placeholder", func(c *Config) { c.ProvisionDefinition = workflows.Provision + "${OtherArn}" },
 			[]string{"ProvisionDefinition", "OtherArn"}},
+		{"stale-after not a duration", func(c *Config) { c.StateStaleAfter = "five minutes" }, []string{ContextStateStaleAfter, `"five minutes"`, "between 1m and 24h"}},
+		{"stale-after below the sweep's resolution", func(c *Config) { c.StateStaleAfter = "30s" }, []string{ContextStateStaleAfter, `"30s"`, "between 1m and 24h"}},
+		{"stale-after over a day", func(c *Config) { c.StateStaleAfter = "25h" }, []string{ContextStateStaleAfter, `"25h"`, "between 1m and 24h"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -191,14 +194,14 @@ func TestBuildChangesNothingWhenTheConfigIsWrong(t *testing.T) {
 func TestConfigFromContext(t *testing.T) {
 	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir()), Context: &map[string]any{
 		ContextBuildDir: "out/bin", ContextBootstrapTemplateURL: "https://t.example/b.json",
-		ContextSupportedRegions: "eu-west-1", ContextXRayTracing: true,
+		ContextSupportedRegions: "eu-west-1", ContextXRayTracing: true, ContextStateStaleAfter: "10m",
 	}})
 	cfg, err := ConfigFromContext(app)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{BuildDir: "out/bin", BootstrapTemplateURL: "https://t.example/b.json", SupportedRegions: "eu-west-1",
-		Tracing: true, ProvisionDefinition: workflows.Provision}
+		Tracing: true, ProvisionDefinition: workflows.Provision, StateStaleAfter: "10m"}
 	if cfg != want {
 		t.Errorf("config = %+v, want %+v", cfg, want)
 	}

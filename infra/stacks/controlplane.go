@@ -3,6 +3,7 @@ package stacks
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -11,14 +12,20 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/byocloud/byoc/infra/workflows"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 // ControlPlaneStackID is the construct id and template name of the vendor's stack
@@ -27,6 +34,29 @@ const ControlPlaneStackID = "ByocControlPlane"
 
 // maxProvisionAttempts bounds delete-and-recreate after a failed infrastructure stack.
 const maxProvisionAttempts = "3"
+
+// Service state (docs/state.md "CDK wiring").
+const (
+	// stateIngestTimeout is stateingest's timeout: a batch of ten is judged concurrently and
+	// costs a few DynamoDB round trips per message, far below it.
+	stateIngestTimeout = 30
+	// stateQueueVisibility is the state queue's visibility timeout: at least six times
+	// stateingest's timeout, as Lambda's SQS event source asks, so a batch still being
+	// handled (or retried by Lambda after throttling) is not delivered twice.
+	stateQueueVisibility = 6 * stateIngestTimeout
+	// stateIngestBatch and stateIngestWindow: batches of ten, gathered for at most a second,
+	// so a lone report is judged within a second and a burst costs one invocation per ten.
+	stateIngestBatch  = 10
+	stateIngestWindow = 1
+	// stateSweepRate: the sweep runs every minute (the sweep index has minute resolution).
+	stateSweepRate = "rate(1 minute)"
+	// stateSweepRetries is how often Scheduler retries a sweep it could not invoke; after
+	// that the event goes to the events DLQ. The next minute's sweep catches up anyway.
+	stateSweepRetries = 2
+	// stateSweepMaxAge: a sweep not delivered within five minutes is superseded by the
+	// sweeps since; Scheduler sends it to the DLQ instead of running it late.
+	stateSweepMaxAge = 300
+)
 
 // Control-plane output names (operators and the local cloud read them).
 const (
@@ -60,6 +90,9 @@ type ControlPlaneProps struct {
 	SupportedRegions string
 	// Tracing turns on X-Ray for the functions and the workflow.
 	Tracing bool
+	// StateStaleAfter is statesweep's STATE_STALE_AFTER (a Go duration, 1m to 24h); empty
+	// leaves the function's default (5m) and sets no variable.
+	StateStaleAfter string
 }
 
 // ControlPlane is the synthesized control-plane stack with the constructs tests refer to.
@@ -72,12 +105,21 @@ type ControlPlane struct {
 	StateDLQ         awssqs.Queue
 	Functions        map[string]awslambda.Function
 	ProvisionMachine awsstepfunctions.CfnStateMachine
+	SweepSchedule    awsscheduler.CfnSchedule
 }
 
 // NewControlPlaneStack builds the vendor's stack: the table, the vendor bus and its rules, the
-// state queue, the four functions, the provision workflow and the alarms.
+// state queue, the functions (contract.Functions), the provision workflow, the state sweep's
+// schedule and the alarms.
 func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPlaneProps) (*ControlPlane, error) {
 	if err := checkDefinition(props.ProvisionDefinition); err != nil {
+		return nil, err
+	}
+	if err := checkStaleAfter(props.StateStaleAfter); err != nil {
+		return nil, err
+	}
+	indexes, err := tableIndexes(servicestate.TableDefinition(""))
+	if err != nil {
 		return nil, err
 	}
 	for _, fn := range contract.Functions {
@@ -89,8 +131,9 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPl
 		Description: jsii.String("byoc control plane: event-driven provisioning of ClickHouse BYOC infrastructure in customer accounts"),
 	})
 	b := &controlPlaneBuilder{props: props, cp: &ControlPlane{Stack: stack, Functions: map[string]awslambda.Function{}}}
-	b.data()
+	b.data(indexes)
 	b.functionsAndWorkflow()
+	b.stateFunctions()
 	b.rules()
 	b.alarms()
 	b.outputs()
@@ -118,7 +161,69 @@ func checkDefinition(def string) error {
 	return nil
 }
 
-func (b *controlPlaneBuilder) data() {
+// checkStaleAfter applies statesweep's rule for STATE_STALE_AFTER at synthesis, so a wrong
+// value fails `cdk synth` rather than every sweep's cold start.
+func checkStaleAfter(v string) error {
+	if v == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Minute || d > 24*time.Hour {
+		return fmt.Errorf("control plane: StateStaleAfter %q: must be a duration between 1m and 24h (the sweep index has one-minute resolution)", v)
+	}
+	return nil
+}
+
+// tableIndexes turns the global secondary indexes of the table the repository expects
+// (servicestate.TableDefinition) into the CDK's, so the stack and the code share one
+// definition of the index names, keys and projections.
+func tableIndexes(def *dynamodb.CreateTableInput) ([]*awsdynamodb.GlobalSecondaryIndexProps, error) {
+	attrTypes := map[string]types.ScalarAttributeType{}
+	for _, a := range def.AttributeDefinitions {
+		attrTypes[aws.ToString(a.AttributeName)] = a.AttributeType
+	}
+	attribute := func(name string) (*awsdynamodb.Attribute, error) {
+		t, ok := map[types.ScalarAttributeType]awsdynamodb.AttributeType{
+			types.ScalarAttributeTypeS: awsdynamodb.AttributeType_STRING,
+			types.ScalarAttributeTypeN: awsdynamodb.AttributeType_NUMBER,
+			types.ScalarAttributeTypeB: awsdynamodb.AttributeType_BINARY,
+		}[attrTypes[name]]
+		if !ok {
+			return nil, fmt.Errorf("control plane: table index key %q has no attribute definition", name)
+		}
+		return &awsdynamodb.Attribute{Name: jsii.String(name), Type: t}, nil
+	}
+	var out []*awsdynamodb.GlobalSecondaryIndexProps
+	for _, gsi := range def.GlobalSecondaryIndexes {
+		props := &awsdynamodb.GlobalSecondaryIndexProps{IndexName: gsi.IndexName}
+		for _, k := range gsi.KeySchema {
+			a, err := attribute(aws.ToString(k.AttributeName))
+			if err != nil {
+				return nil, err
+			}
+			if k.KeyType == types.KeyTypeHash {
+				props.PartitionKey = a
+			} else {
+				props.SortKey = a
+			}
+		}
+		switch p := gsi.Projection; {
+		case p == nil || p.ProjectionType == types.ProjectionTypeAll:
+			props.ProjectionType = awsdynamodb.ProjectionType_ALL
+		case p.ProjectionType == types.ProjectionTypeKeysOnly:
+			props.ProjectionType = awsdynamodb.ProjectionType_KEYS_ONLY
+		case p.ProjectionType == types.ProjectionTypeInclude:
+			props.ProjectionType = awsdynamodb.ProjectionType_INCLUDE
+			props.NonKeyAttributes = jsii.Strings(p.NonKeyAttributes...)
+		default:
+			return nil, fmt.Errorf("control plane: index %s: unknown projection %q", aws.ToString(gsi.IndexName), p.ProjectionType)
+		}
+		out = append(out, props)
+	}
+	return out, nil
+}
+
+func (b *controlPlaneBuilder) data(indexes []*awsdynamodb.GlobalSecondaryIndexProps) {
 	s := b.cp.Stack
 	// Key names and TTL attribute are the store's (contract.TableAttr*); on-demand, PITR, encrypted.
 	// Retained on stack deletion: it is the record of every customer deployment.
@@ -133,6 +238,11 @@ func (b *controlPlaneBuilder) data() {
 		},
 		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
+	// SweepIndex (servicestate): the sweep's key queries for silent services and unpublished
+	// alerts.
+	for _, index := range indexes {
+		b.cp.Table.AddGlobalSecondaryIndex(index)
+	}
 
 	// The bus starts with no policy: invite adds each customer account (events:PutPermission,
 	// statement "customer-<account>") and teardown removes it. The template must never own
@@ -141,23 +251,33 @@ func (b *controlPlaneBuilder) data() {
 		Description: jsii.String("CloudFormation events forwarded from invited customer accounts"),
 	})
 
-	queue := func(id string, dlq awssqs.IQueue) awssqs.Queue {
-		props := &awssqs.QueueProps{
+	// A dead-letter queue keeps messages 14 days; the state queue 4 (a report older than
+	// that is long superseded). Dead-letter queues carry the stack's TLS-only policy.
+	dlq := func(id string) awssqs.Queue {
+		return awssqs.NewQueue(s, jsii.String(id), &awssqs.QueueProps{
 			Encryption:      awssqs.QueueEncryption_SQS_MANAGED,
 			EnforceSSL:      jsii.Bool(true),
 			RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
-		}
-		if dlq != nil {
-			props.DeadLetterQueue = &awssqs.DeadLetterQueue{Queue: dlq, MaxReceiveCount: jsii.Number(5)}
-			props.RetentionPeriod = awscdk.Duration_Days(jsii.Number(4))
-		}
-		return awssqs.NewQueue(s, jsii.String(id), props)
+		})
 	}
-	b.cp.EventsDLQ = queue("EventsDlq", nil)
+	b.cp.EventsDLQ = dlq("EventsDlq")
 	suppress(b.cp.EventsDLQ, "AwsSolutions-SQS3",
-		"this queue is itself a dead-letter queue: of the vendor-bus rule targets and of onboard's and stackevents' asynchronous invocations")
-	b.cp.StateDLQ = queue("StateDlq", nil)
-	b.cp.StateQueue = queue("StateQueue", b.cp.StateDLQ)
+		"this queue is itself a dead-letter queue: of the vendor-bus rule targets, of onboard's, stackevents' and statesweep's asynchronous invocations and of the state sweep's schedule")
+	b.cp.StateDLQ = dlq("StateDlq")
+	// The state queue has no policy in the template: statesweep (and provision, as it
+	// registers a data plane) writes it with channel.AdmitExporters, admitting every
+	// registered exporter role and denying plain HTTP. SetQueueAttributes replaces the whole
+	// policy, so a template-owned AWS::SQS::QueuePolicy would be reset by every deploy and
+	// refuse the exporters until the next sweep.
+	b.cp.StateQueue = awssqs.NewQueue(s, jsii.String("StateQueue"), &awssqs.QueueProps{
+		Encryption:        awssqs.QueueEncryption_SQS_MANAGED,
+		RetentionPeriod:   awscdk.Duration_Days(jsii.Number(4)),
+		VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(stateQueueVisibility)),
+		DeadLetterQueue:   &awssqs.DeadLetterQueue{Queue: b.cp.StateDLQ, MaxReceiveCount: jsii.Number(5)},
+	})
+	suppress(b.cp.StateQueue, "AwsSolutions-SQS4",
+		"the state queue's policy, TLS-only deny included, is written at run time by statesweep and provision (channel.AdmitExporters) "+
+			"because it lists every registered exporter role; a template-owned queue policy would replace it on every deploy")
 }
 
 func (b *controlPlaneBuilder) functionsAndWorkflow() {
@@ -170,16 +290,24 @@ func (b *controlPlaneBuilder) functionsAndWorkflow() {
 	b.roles = map[string]awsiam.Role{}
 
 	// provision: its role is the one customers' management roles trust (the provisioner); it
-	// reads the vendor's account from that ARN.
+	// reads the vendor's account from that ARN. Recording a deployment it opens the
+	// deployment's command channel and admits its exporter to the state queue.
 	provision := b.function(contract.FunctionProvision, 120, map[string]*string{
 		contract.EnvTableName:            b.cp.Table.TableName(),
 		contract.EnvStateQueueArn:        b.cp.StateQueue.QueueArn(),
+		contract.EnvStateQueueURL:        b.cp.StateQueue.QueueUrl(),
 		contract.EnvInfraTemplatePath:    jsii.String("/var/task/" + contract.InfraTemplateFile),
 		contract.EnvMaxProvisionAttempts: jsii.String(maxProvisionAttempts),
 	}, nil, tableGrant, grant{
 		sid:       "AssumeCustomerManagementRole",
 		actions:   []string{"sts:AssumeRole"},
 		resources: []string{subf("arn:${AWS::Partition}:iam::*:role/%s", contract.ManagementRoleName)},
+	}, b.stateQueuePolicyGrant(), grant{
+		sid:     "ManageCommandChannels",
+		actions: []string{"sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:DeleteQueue"},
+		// Whatever sends commands later needs sqs:GetQueueUrl and sqs:SendMessage on the same
+		// pattern; no function sends yet.
+		resources: []string{commandQueuesArn},
 	})
 
 	machine := b.provisionWorkflow(provision)
@@ -217,6 +345,105 @@ func (b *controlPlaneBuilder) functionsAndWorkflow() {
 			b.cp.Functions[fn].AddEnvironment(jsii.String(contract.EnvSupportedRegions), jsii.String(b.props.SupportedRegions), nil)
 		}
 	}
+}
+
+// commandQueuesArn matches every deployment's command channel in this account and region
+// (channel.QueueName: contract.CommandQueuePrefix + deployment id + ".fifo").
+var commandQueuesArn = subf("arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:%s*", contract.CommandQueuePrefix)
+
+// stateQueuePolicyGrant lets a function keep the state queue's policy
+// (channel.AdmitExporters reads it and writes it only when it changed).
+func (b *controlPlaneBuilder) stateQueuePolicyGrant() grant {
+	return grant{resources: []string{*b.cp.StateQueue.QueueArn()}, actions: []string{"sqs:GetQueueAttributes", "sqs:SetQueueAttributes"}}
+}
+
+// stateFunctions: the service-state path (docs/state.md). stateingest is fed by the state
+// queue; statesweep runs every minute from an EventBridge Scheduler schedule; statewait is
+// invoked by workflows that wait for a state (none does yet, so no workflow may invoke it).
+func (b *controlPlaneBuilder) stateFunctions() {
+	table := *b.cp.Table.TableArn()
+	// Item access only: transactions are authorized per item action (ConditionCheckItem for
+	// their condition checks); the state functions never scan, batch or describe.
+	items := grant{resources: []string{table}, actions: []string{
+		"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
+	}}
+	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"}}
+	// Resuming waiting tasks: statewait's callers are the workflows that wait. None waits
+	// yet; the provision workflow is the only state machine of this stack and the first that
+	// will, so the grant names it (a new waiting workflow adds its ARN here).
+	resume := grant{resources: []string{*b.cp.ProvisionMachine.AttrArn()}, actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}}
+
+	ingest := b.function(contract.FunctionStateIngest, stateIngestTimeout, map[string]*string{
+		contract.EnvTableName:    b.cp.Table.TableName(),
+		contract.EnvEventBusName: b.cp.Bus.EventBusName(),
+	}, nil, items, putEvents, resume)
+	// The event source grants the consume actions on the state queue. Failed messages are
+	// reported one by one (ReportBatchItemFailures), so a poison message never makes the
+	// good ones of its batch run again; after 5 receives SQS moves it to the state DLQ.
+	ingest.AddEventSource(awslambdaeventsources.NewSqsEventSource(b.cp.StateQueue, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize:               jsii.Number(stateIngestBatch),
+		MaxBatchingWindow:       awscdk.Duration_Seconds(jsii.Number(stateIngestWindow)),
+		ReportBatchItemFailures: jsii.Bool(true),
+	}))
+
+	sweepEnv := map[string]*string{
+		contract.EnvTableName:     b.cp.Table.TableName(),
+		contract.EnvEventBusName:  b.cp.Bus.EventBusName(),
+		contract.EnvStateQueueURL: b.cp.StateQueue.QueueUrl(),
+	}
+	if b.props.StateStaleAfter != "" {
+		sweepEnv[contract.EnvStateStaleAfter] = jsii.String(b.props.StateStaleAfter)
+	}
+	// A sweep that fails after Lambda's own retries lands in the events DLQ, whose alarm
+	// then says the sweep is stuck (the next minute's sweep would otherwise hide it).
+	sweep := b.function(contract.FunctionStateSweep, 60, sweepEnv, b.cp.EventsDLQ, items,
+		grant{resources: []string{table + "/index/" + servicestate.SweepIndex}, actions: []string{"dynamodb:Query"}},
+		putEvents, b.stateQueuePolicyGrant())
+	b.sweepSchedule(sweep)
+
+	b.function(contract.FunctionStateWait, 30, map[string]*string{
+		contract.EnvTableName: b.cp.Table.TableName(),
+	}, nil, items, resume)
+}
+
+// sweepSchedule runs statesweep every minute. Its input carries the scheduled time, so a
+// retried sweep judges staleness as of its schedule, not of the retry. An L1 resource so
+// that its role holds exactly the statements written here.
+func (b *controlPlaneBuilder) sweepSchedule(sweep awslambda.Function) {
+	s := b.cp.Stack
+	role := awsiam.NewRole(s, jsii.String("StateSweepScheduleRole"), &awsiam.RoleProps{
+		// Only schedules of this account may use the role (confused-deputy guard).
+		AssumedBy: awsiam.NewPrincipalWithConditions(awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), nil),
+			&map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": s.Account()}}),
+		Description: jsii.String("Lets EventBridge Scheduler invoke the byoc statesweep function, and nothing else"),
+	})
+	grants := []grant{
+		{resources: []string{*sweep.FunctionArn()}, actions: []string{"lambda:InvokeFunction"}},
+		// Scheduler delivers events it could not deliver to the DLQ with this role.
+		{resources: []string{*b.cp.EventsDLQ.QueueArn()}, actions: []string{"sqs:SendMessage"}},
+	}
+	for _, g := range grants {
+		role.AddToPolicy(g.statement())
+	}
+	schedule := awsscheduler.NewCfnSchedule(s, jsii.String("StateSweepSchedule"), &awsscheduler.CfnScheduleProps{
+		Description:        jsii.String("Runs the byoc state sweep: stale services, unpublished alerts, the state queue's policy"),
+		ScheduleExpression: jsii.String(stateSweepRate),
+		FlexibleTimeWindow: &awsscheduler.CfnSchedule_FlexibleTimeWindowProperty{Mode: jsii.String("OFF")},
+		State:              jsii.String("ENABLED"),
+		Target: &awsscheduler.CfnSchedule_TargetProperty{
+			Arn:     sweep.FunctionArn(),
+			RoleArn: role.RoleArn(),
+			Input:   jsii.String(contract.StateSweepScheduleInput),
+			RetryPolicy: &awsscheduler.CfnSchedule_RetryPolicyProperty{
+				MaximumRetryAttempts:     jsii.Number(stateSweepRetries),
+				MaximumEventAgeInSeconds: jsii.Number(stateSweepMaxAge),
+			},
+			DeadLetterConfig: &awsscheduler.CfnSchedule_DeadLetterConfigProperty{Arn: b.cp.EventsDLQ.QueueArn()},
+		},
+	})
+	// Scheduler checks nothing at creation, but the first run must find the role's policy.
+	schedule.Node().AddDependency(role)
+	b.cp.SweepSchedule = schedule
 }
 
 // function creates one Lambda function with its own role and log group. The role starts

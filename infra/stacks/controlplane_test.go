@@ -2,16 +2,19 @@ package stacks
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/byocloud/byoc/infra/workflows"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 const cp = ControlPlaneStackID
@@ -52,8 +55,34 @@ func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
 				t.Errorf("table %s = %s, want %s", key, toJSON(p[key]), toJSON(value))
 			}
 		}
-		if p["GlobalSecondaryIndexes"] != nil {
-			t.Errorf("table has GSIs %s: the store queries by key only", toJSON(p["GlobalSecondaryIndexes"]))
+		// Exactly the indexes of the table the repository expects: SweepIndex.
+		def := servicestate.TableDefinition("")
+		var wantIndexes []any
+		for _, g := range def.GlobalSecondaryIndexes {
+			var keys []any
+			for _, k := range g.KeySchema {
+				keys = append(keys, map[string]any{"AttributeName": *k.AttributeName, "KeyType": string(k.KeyType)})
+			}
+			wantIndexes = append(wantIndexes, map[string]any{"IndexName": *g.IndexName, "KeySchema": keys,
+				"Projection": map[string]any{"ProjectionType": string(g.Projection.ProjectionType)}})
+		}
+		if got, want := toJSON(p["GlobalSecondaryIndexes"]), toJSON(wantIndexes); got != want {
+			t.Errorf("table indexes = %s, want %s (servicestate.TableDefinition)", got, want)
+		}
+		if want := `[{"IndexName":"SweepIndex","KeySchema":[{"AttributeName":"sweepPK","KeyType":"HASH"},{"AttributeName":"sweepAt","KeyType":"RANGE"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}]`; toJSON(wantIndexes) != want {
+			t.Errorf("servicestate.TableDefinition's indexes = %s, docs/state.md says %s", toJSON(wantIndexes), want)
+		}
+		var gotAttrs, wantAttrs []string
+		for _, a := range asList(p["AttributeDefinitions"]) {
+			gotAttrs = append(gotAttrs, fmt.Sprint(dig(a, "AttributeName"), ":", dig(a, "AttributeType")))
+		}
+		for _, a := range def.AttributeDefinitions {
+			wantAttrs = append(wantAttrs, fmt.Sprint(*a.AttributeName, ":", a.AttributeType))
+		}
+		slices.Sort(gotAttrs)
+		slices.Sort(wantAttrs)
+		if !slices.Equal(gotAttrs, wantAttrs) {
+			t.Errorf("table attribute definitions = %v, want %v", gotAttrs, wantAttrs)
 		}
 		if table["DeletionPolicy"] != "Retain" || table["UpdateReplacePolicy"] != "Retain" {
 			t.Errorf("table deletion/update-replace policy = %v/%v, want Retain: it is the record of every deployment", table["DeletionPolicy"], table["UpdateReplacePolicy"])
@@ -133,7 +162,8 @@ func TestRulesSendStackEventsToOnboardAndStackevents(t *testing.T) {
 }
 
 func TestStateQueueHasADeadLetterQueueAndIsEncrypted(t *testing.T) {
-	queue := props(defaultBuild.resource(t, cp, defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue")))
+	stateQueue := defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue")
+	queue := props(defaultBuild.resource(t, cp, stateQueue))
 	dlq := defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateDlq")
 	if dig(queue, "RedrivePolicy", "deadLetterTargetArn", "Fn::GetAtt", 0) != dlq || dig(queue, "RedrivePolicy", "maxReceiveCount") != 5.0 {
 		t.Errorf("state queue redrive = %s, want %s after 5 receives", toJSON(queue["RedrivePolicy"]), dlq)
@@ -143,8 +173,18 @@ func TestStateQueueHasADeadLetterQueueAndIsEncrypted(t *testing.T) {
 			t.Errorf("queue %s is not encrypted (SqsManagedSseEnabled)", id)
 		}
 	}
-	// Every queue is TLS-only.
-	denied := map[string]bool{}
+	// The state queue's policy belongs to statesweep and provision (channel.AdmitExporters,
+	// TLS-only deny included): the template must not own one, or every deploy would reset
+	// it and refuse the exporters until the next sweep.
+	for id, qp := range defaultBuild.resources(cp, "AWS::SQS::QueuePolicy") {
+		for _, q := range asList(props(qp)["Queues"]) {
+			if dig(q, "Ref") == stateQueue {
+				t.Errorf("queue policy %s is attached to the state queue", id)
+			}
+		}
+	}
+	// Every other queue is TLS-only.
+	denied := map[string]bool{toJSON(stateQueue): true}
 	for _, st := range defaultBuild.policyStatements(cp) {
 		if st.body["Effect"] == "Deny" && toJSON(dig(st.body, "Condition", "Bool", "aws:SecureTransport")) == `"false"` {
 			for _, r := range asList(st.body["Resource"]) {
@@ -165,9 +205,12 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 		contract.FunctionInvite: {contract.EnvEventBusName, contract.EnvEventBusArn, contract.EnvProvisionerRoleArn,
 			contract.EnvBootstrapTemplateURL, contract.EnvStateQueueArn},
 		contract.FunctionOnboard: {contract.EnvProvisionMachineArn},
-		contract.FunctionProvision: {contract.EnvStateQueueArn, contract.EnvInfraTemplatePath, contract.EnvMaxProvisionAttempts,
+		contract.FunctionProvision: {contract.EnvStateQueueArn, contract.EnvStateQueueURL, contract.EnvInfraTemplatePath, contract.EnvMaxProvisionAttempts,
 			contract.EnvProvisionerRoleArn},
 		contract.FunctionStackEvents: nil,
+		contract.FunctionStateIngest: {contract.EnvEventBusName},
+		contract.FunctionStateSweep:  {contract.EnvEventBusName, contract.EnvStateQueueURL}, // STATE_STALE_AFTER only when configured
+		contract.FunctionStateWait:   nil,
 	}
 	tmpl := defaultBuild.template(cp)
 	expect(t, "every function is a provided.al2023 arm64 bootstrap", func() {
@@ -231,6 +274,22 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 	}
 	if got := resolve(env[contract.EnvBootstrapTemplateURL], sampleVars); got != "https://byoc-templates-111122223333-us-west-2.s3.us-west-2.amazonaws.com/ByocBootstrap.template.json" {
 		t.Errorf("default %s = %s", contract.EnvBootstrapTemplateURL, got)
+	}
+
+	// The state functions' references: the table, the vendor bus (by name) and the state
+	// queue (by URL).
+	refs := map[string]string{
+		contract.EnvTableName:     "<Ref:" + defaultBuild.logicalIDOf(t, cp, "AWS::DynamoDB::Table", "Table") + ">",
+		contract.EnvEventBusName:  "<Ref:" + defaultBuild.logicalIDOf(t, cp, "AWS::Events::EventBus", "VendorBus") + ">",
+		contract.EnvStateQueueURL: "<Ref:" + defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue") + ">",
+	}
+	for _, fn := range []string{contract.FunctionProvision, contract.FunctionStateIngest, contract.FunctionStateSweep, contract.FunctionStateWait} {
+		p := props(defaultBuild.resource(t, cp, defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", title(fn)+"Function")))
+		for name, value := range dig(p, "Environment", "Variables").(map[string]any) {
+			if want, ok := refs[name]; ok && resolve(value, nil) != want {
+				t.Errorf("%s's %s = %s, want %s", fn, name, resolve(value, nil), want)
+			}
+		}
 	}
 }
 
@@ -310,6 +369,11 @@ func TestFunctionPermissions(t *testing.T) {
 	machine := "<ProvisionWorkflow.Arn>"
 	bus := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::Events::EventBus", "VendorBus") + ".Arn>"
 	dlq := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "EventsDlq") + ".Arn>"
+	stateQueue := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue") + ".Arn>"
+	commandQueues := "arn:aws:sqs:us-west-2:111122223333:" + contract.CommandQueuePrefix + "*"
+	stateItems := []string{"dynamodb:ConditionCheckItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
+	resume := []string{"states:SendTaskFailure", "states:SendTaskSuccess"}
+	queuePolicy := []string{"sqs:GetQueueAttributes", "sqs:SetQueueAttributes"}
 	tableActions := []string{"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem", "dynamodb:DeleteItem",
 		"dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"}
 	taskTokens := []string{"states:SendTaskFailure", "states:SendTaskHeartbeat", "states:SendTaskSuccess"}
@@ -331,9 +395,22 @@ func TestFunctionPermissions(t *testing.T) {
 		contract.FunctionOnboard: slices.Concat(logs(contract.FunctionOnboard), with(table, tableActions...),
 			with(machine, "states:StartExecution"), with(dlq, "sqs:SendMessage")),
 		contract.FunctionProvision: slices.Concat(logs(contract.FunctionProvision), with(table, tableActions...),
-			with(machine, taskTokens...), with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole")),
+			with(machine, taskTokens...), with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
+			with(stateQueue, queuePolicy...),
+			with(commandQueues, "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:DeleteQueue")),
 		contract.FunctionStackEvents: slices.Concat(logs(contract.FunctionStackEvents), with(table, tableActions...),
 			with(machine, taskTokens...), with(dlq, "sqs:SendMessage")),
+		// The consume actions come with the event source mapping.
+		contract.FunctionStateIngest: slices.Concat(logs(contract.FunctionStateIngest), with(table, stateItems...),
+			with(bus, "events:PutEvents"), with(machine, resume...),
+			with(stateQueue, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
+		contract.FunctionStateSweep: slices.Concat(logs(contract.FunctionStateSweep), with(table, stateItems...),
+			with(strings.TrimSuffix(table, ">")+">/index/"+servicestate.SweepIndex, "dynamodb:Query"),
+			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(dlq, "sqs:SendMessage")),
+		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(machine, resume...)),
+	}
+	if len(want) != len(contract.Functions) {
+		t.Fatalf("the test lists the permissions of %d functions, the contract has %d", len(want), len(contract.Functions))
 	}
 	for fn, expected := range want {
 		t.Run(fn, func(t *testing.T) {
@@ -447,4 +524,119 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 			"Roles": []any{map[string]any{"Ref": tracingBuild.logicalIDOf(t, cp, "AWS::IAM::Role", "ProvisionWorkflowRole")}},
 		})
 	})
+}
+
+// TestStateIngestIsFedByTheStateQueue: one event source mapping, from the state queue to
+// stateingest, in batches of ten with per-message failures; the queue hides a message long
+// enough for every retry of a batch.
+func TestStateIngestIsFedByTheStateQueue(t *testing.T) {
+	mappings := defaultBuild.resources(cp, "AWS::Lambda::EventSourceMapping")
+	if len(mappings) != 1 {
+		t.Fatalf("want one event source mapping, found %d", len(mappings))
+	}
+	fn := defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", "StateingestFunction")
+	queue := defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue")
+	for id, m := range mappings {
+		p := props(m)
+		if dig(p, "FunctionName", "Ref") != fn || dig(p, "EventSourceArn", "Fn::GetAtt", 0) != queue {
+			t.Errorf("%s maps %s to %s, want the state queue to stateingest", id, toJSON(p["EventSourceArn"]), toJSON(p["FunctionName"]))
+		}
+		if p["BatchSize"] != 10.0 || toJSON(p["FunctionResponseTypes"]) != `["ReportBatchItemFailures"]` {
+			t.Errorf("%s batch size %v, response types %s, want 10 and [ReportBatchItemFailures]", id, p["BatchSize"], toJSON(p["FunctionResponseTypes"]))
+		}
+		if w, ok := p["MaximumBatchingWindowInSeconds"].(float64); !ok || w > 1 {
+			t.Errorf("%s batching window = %v, want at most 1 s", id, p["MaximumBatchingWindowInSeconds"])
+		}
+		if p["Enabled"] == false {
+			t.Errorf("%s is disabled", id)
+		}
+	}
+	timeout, _ := props(defaultBuild.resource(t, cp, fn))["Timeout"].(float64)
+	visibility, _ := props(defaultBuild.resource(t, cp, queue))["VisibilityTimeout"].(float64)
+	if timeout != 30 || visibility < 6*timeout {
+		t.Errorf("stateingest timeout %v s, state queue visibility %v s: want 30 s and at least six times it", timeout, visibility)
+	}
+}
+
+// TestStateSweepRunsEveryMinute: one schedule, every minute on the dot, with the scheduled
+// time as input, two retries and the events DLQ; its role may invoke statesweep and reach
+// the DLQ, nothing else.
+func TestStateSweepRunsEveryMinute(t *testing.T) {
+	schedules := defaultBuild.resources(cp, "AWS::Scheduler::Schedule")
+	if len(schedules) != 1 {
+		t.Fatalf("want one schedule, found %d", len(schedules))
+	}
+	p := props(schedules["StateSweepSchedule"])
+	if p == nil {
+		t.Fatalf("no StateSweepSchedule among %v", slices.Collect(maps.Keys(schedules)))
+	}
+	fn := defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", "StatesweepFunction")
+	dlq := defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "EventsDlq")
+	if p["ScheduleExpression"] != "rate(1 minute)" || dig(p, "FlexibleTimeWindow", "Mode") != "OFF" || p["State"] != "ENABLED" {
+		t.Errorf("schedule %v, window %s, state %v: want rate(1 minute), OFF, ENABLED", p["ScheduleExpression"], toJSON(p["FlexibleTimeWindow"]), p["State"])
+	}
+	if dig(p, "Target", "Arn", "Fn::GetAtt", 0) != fn {
+		t.Errorf("target = %s, want statesweep", toJSON(dig(p, "Target", "Arn")))
+	}
+	// Exactly this text (the agreed interface), which is also the contract's constant.
+	const agreed = `{"scheduledTime":"<aws.scheduler.scheduled-time>"}`
+	if input := dig(p, "Target", "Input"); input != agreed {
+		t.Errorf("input = %v, want exactly %s", input, agreed)
+	}
+	if contract.StateSweepScheduleInput != agreed {
+		t.Errorf("contract.StateSweepScheduleInput = %s, want %s", contract.StateSweepScheduleInput, agreed)
+	}
+	if dig(p, "Target", "RetryPolicy", "MaximumRetryAttempts") != 2.0 {
+		t.Errorf("retry policy = %s, want 2 attempts", toJSON(dig(p, "Target", "RetryPolicy")))
+	}
+	if dig(p, "Target", "DeadLetterConfig", "Arn", "Fn::GetAtt", 0) != dlq {
+		t.Errorf("dead-letter config = %s, want the events DLQ", toJSON(dig(p, "Target", "DeadLetterConfig")))
+	}
+
+	role := dig(p, "Target", "RoleArn", "Fn::GetAtt", 0).(string)
+	trust := asList(dig(defaultBuild.resource(t, cp, role), "Properties", "AssumeRolePolicyDocument", "Statement"))
+	if len(trust) != 1 || dig(trust[0], "Principal", "Service") != "scheduler.amazonaws.com" ||
+		toJSON(dig(trust[0], "Condition", "StringEquals", "aws:SourceAccount")) != `{"Ref":"AWS::AccountId"}` {
+		t.Errorf("schedule role trust = %s, want Scheduler of this account only", toJSON(trust))
+	}
+	var got []string
+	for _, st := range defaultBuild.statementsOfRole(cp, role) {
+		for _, a := range actionsOf(st) {
+			for _, r := range resourcesOf(st, nil) {
+				got = append(got, a+" on "+r)
+			}
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"lambda:InvokeFunction on <" + fn + ".Arn>", "sqs:SendMessage on <" + dlq + ".Arn>"}; !slices.Equal(got, want) {
+		t.Errorf("schedule role may %v, want exactly %v", got, want)
+	}
+}
+
+// TestStateStaleAfterIsSetOnlyWhenConfigured: the tracing build sets stateStaleAfter=10m;
+// the default build leaves statesweep its own default (asserted by the exact environment
+// in TestFunctionsRunTheBuiltBinariesWithTheirEnvironment).
+func TestStateStaleAfterIsSetOnlyWhenConfigured(t *testing.T) {
+	for _, fn := range contract.Functions {
+		p := props(tracingBuild.resource(t, cp, tracingBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", title(fn)+"Function")))
+		value, set := dig(p, "Environment", "Variables").(map[string]any)[contract.EnvStateStaleAfter]
+		if want := fn == contract.FunctionStateSweep; set != want || (set && value != "10m") {
+			t.Errorf("%s %s = %v (set %v), want it only on statesweep, as configured (10m)", fn, contract.EnvStateStaleAfter, value, set)
+		}
+	}
+}
+
+func TestControlPlaneRefusesAWrongStaleAfter(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	codeDirs := map[string]string{}
+	for _, fn := range contract.Functions {
+		codeDirs[fn] = t.TempDir()
+	}
+	_, err := NewControlPlaneStack(app, "Refused", ControlPlaneProps{CodeDirs: codeDirs, ProvisionDefinition: workflows.Provision, StateStaleAfter: "10s"})
+	if err == nil || !strings.Contains(err.Error(), `StateStaleAfter "10s"`) {
+		t.Fatalf("StateStaleAfter 10s: err = %v, want one naming the value", err)
+	}
+	if n := len(*app.Node().Children()); n != 0 {
+		t.Errorf("app has %d constructs after a refused stack", n)
+	}
 }

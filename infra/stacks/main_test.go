@@ -22,7 +22,7 @@ import (
 // binary and every test reads the result.
 var (
 	defaultBuild *synthesized // context defaults (no tracing)
-	tracingBuild *synthesized // xrayTracing=true
+	tracingBuild *synthesized // xrayTracing=true, supportedRegions and stateStaleAfter set
 )
 
 // synthesized is one app built and synthesized into a temporary cdk.out.
@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "synthesize default app:", err)
 			return 1
 		}
-		if tracingBuild, err = synthesize(root, "tracing", Config{Tracing: true, SupportedRegions: "us-east-1,eu-west-1"}); err != nil {
+		if tracingBuild, err = synthesize(root, "tracing", Config{Tracing: true, SupportedRegions: "us-east-1,eu-west-1", StateStaleAfter: "10m"}); err != nil {
 			fmt.Fprintln(os.Stderr, "synthesize tracing app:", err)
 			return 1
 		}

@@ -27,6 +27,7 @@ var wildcardReasons = map[string]string{
 	"AssumeCustomerManagementRole": "customer accounts are not known when the control plane is deployed: the account is the only wildcard, the role name is fixed (ClickHouseManagementRole) and each customer's trust policy also demands its ExternalId",
 	"WriteXRayTraces":              "X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource",
 	"DeliverWorkflowLogs":          "CloudWatch Logs' log-delivery actions used by Step Functions logging accept no resource",
+	"ManageCommandChannels":        "command channels are created at provisioning, one per deployment (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
 
 	// bootstrap: the management role
 	"DescribeNetwork":           "EC2 Describe actions are read-only and accept no resource; CloudFormation's EC2 and EKS handlers call a changing set of them",

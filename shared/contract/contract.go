@@ -11,8 +11,10 @@ const (
 	FunctionStackEvents = "stackevents"
 )
 
-// Functions lists every Lambda function of the control plane, in build order.
-var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents}
+// Functions lists every Lambda function of the control plane, in build order: the CDK
+// creates one function per entry and the local cloud hosts every entry.
+var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents,
+	FunctionStateIngest, FunctionStateSweep, FunctionStateWait}
 
 // Environment variables the control-plane stack gives the functions.
 const (
@@ -105,9 +107,10 @@ const (
 	InfraOutputDataPlaneMgmtRoleArn          = "DataPlaneMgmtRoleArn"
 )
 
-// The control-plane table (EnvTableName): string partition and sort keys, no index, and a TTL
-// attribute (epoch seconds) that expires task-token waiters and event idempotency records.
-// shared/store.TableDefinition is the authoritative shape.
+// The control-plane table (EnvTableName): string partition and sort keys, a TTL attribute
+// (epoch seconds) that expires task-token waiters and event idempotency records, and one
+// sparse index for the service-state sweep. shared/servicestate.TableDefinition is the
+// authoritative shape (shared/store.TableDefinition without the index).
 const (
 	TableAttrPartitionKey = "PK"
 	TableAttrSortKey      = "SK"
@@ -121,6 +124,11 @@ const (
 	FunctionStateSweep  = "statesweep"  // scheduled: staleness, unpublished alerts, queue policy
 	FunctionStateWait   = "statewait"   // invoked with .waitForTaskToken by workflows
 )
+
+// StateSweepScheduleInput is the input the state sweep's schedule gives statesweep:
+// Scheduler replaces the placeholder with the run's scheduled time (RFC 3339), so a retried
+// run judges staleness as of its schedule. The local cloud's scheduler substitutes it too.
+const StateSweepScheduleInput = `{"scheduledTime":"<aws.scheduler.scheduled-time>"}`
 
 // Environment of the state functions.
 const (
