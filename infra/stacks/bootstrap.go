@@ -261,6 +261,11 @@ func roleBoundary() []grant {
 			"route53:ListHostedZones", "route53:ListHostedZonesByName", "route53:GetChange",
 			"sqs:SendMessage",
 		}},
+		// The agent's command channel in the vendor's account (the data-plane-mgmt role).
+		{sid: "BoundaryCommandChannels", actions: commandChannelReadActions, resources: []string{*awscdk.Fn_Sub(
+			jsii.String("arn:${AWS::Partition}:sqs:*:${VendorAccount}:"+contract.CommandQueuePrefix+"*.fifo"),
+			&map[string]*string{"VendorAccount": awscdk.Fn_Select(jsii.Number(4),
+				awscdk.Fn_Split(jsii.String(":"), jsii.String(ref(contract.BootstrapParamControlPlaneRoleArn)), nil))})}},
 		{sid: "BoundaryDeploymentBuckets", resources: []string{
 			subf("arn:${AWS::Partition}:s3:::%s-*", prefix), subf("arn:${AWS::Partition}:s3:::%s-*/*", prefix),
 		}, actions: []string{

@@ -287,9 +287,26 @@ func (b *infraBuilder) roles() {
 
 	// The vendor's control plane reconciles ClickHouse custom resources through this role. It can
 	// describe this one cluster; what it may do inside is the Kubernetes group of its access entry.
+	// As the data plane's agent it reads this deployment's command channel, which lives in the
+	// vendor's account next to the state queue (same region: the one in StateQueueArn).
 	b.role(roleDataPlaneMgmt,
 		trustDocument(map[string]any{"AWS": subf("arn:${AWS::Partition}:iam::${%s}:root", contract.InfraParamControlPlaneAccountID)}, []string{"sts:AssumeRole"}, nil),
-		[]grant{{actions: []string{"eks:DescribeCluster"}, resources: []string{sub("arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/" + clusterNameSub)}}})
+		[]grant{
+			{actions: []string{"eks:DescribeCluster"}, resources: []string{sub("arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/" + clusterNameSub)}},
+			{actions: commandChannelReadActions, resources: []string{commandQueueArn(b.stateQueueArn)}},
+		})
+}
+
+// commandChannelReadActions are what a deployment's agent does on its command channel; the
+// channel's own policy (channel.CommandQueuePolicy) grants the same to the agent role only.
+var commandChannelReadActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+
+// commandQueueArn is the ARN of this deployment's command channel (channel.QueueName) in the
+// vendor's account, in the region of the state queue.
+func commandQueueArn(stateQueueArn *string) string {
+	return *awscdk.Fn_Sub(jsii.String(fmt.Sprintf("arn:${AWS::Partition}:sqs:${VendorRegion}:${%s}:%s${%s}.fifo",
+		contract.InfraParamControlPlaneAccountID, contract.CommandQueuePrefix, contract.InfraParamDeploymentID)),
+		&map[string]*string{"VendorRegion": awscdk.Fn_Select(jsii.Number(3), awscdk.Fn_Split(jsii.String(":"), stateQueueArn, nil))})
 }
 
 // podRole is a role for one Kubernetes service account through EKS Pod Identity. The trust

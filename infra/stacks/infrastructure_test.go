@@ -2,10 +2,12 @@ package stacks
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/contract"
 )
 
@@ -269,7 +271,8 @@ func TestRolesTrustOnlyTheirComponent(t *testing.T) {
 func TestNarrowRolePermissions(t *testing.T) {
 	want := map[string]string{
 		roleStateExporter.ID:   `[{"Action":"sqs:SendMessage","Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:state"}]`,
-		roleDataPlaneMgmt.ID:   `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"}]`,
+		roleDataPlaneMgmt.ID: `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"},` +
+			`{"Action":["sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
 		roleK8sControlPlane.ID: `null`,
 		roleK8sWorker.ID:       `null`,
 		roleEbsCsiDriver.ID:    `null`,
@@ -368,5 +371,55 @@ func TestRolePoliciesFitIAMLimits(t *testing.T) {
 			t.Errorf("role %s inline policies are %d characters, over IAM's 10,240", id, size)
 		}
 		t.Logf("%s: %d characters of inline policy", id, size)
+	}
+}
+
+// TestAgentReadsOnlyItsCommandChannel: the data-plane-mgmt role (the agent) may read exactly
+// its deployment's command channel, named as channel.QueueName names it, in the vendor's
+// account and the state queue's region; and the bootstrap boundary admits that.
+func TestAgentReadsOnlyItsCommandChannel(t *testing.T) {
+	name, err := channel.QueueName(sampleVars[contract.InfraParamDeploymentID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "arn:aws:sqs:us-east-1:" + sampleVars[contract.InfraParamControlPlaneAccountID] + ":" + name
+	vars := maps.Clone(sampleVars)
+	vars[contract.BootstrapParamControlPlaneRoleArn] = "arn:aws:iam::" + sampleVars[contract.InfraParamControlPlaneAccountID] + ":role/provisioner"
+	var boundary []map[string]any
+	for _, st := range asList(dig(props(defaultBuild.resource(t, bs, "RoleBoundary")), "PolicyDocument", "Statement")) {
+		boundary = append(boundary, st.(map[string]any))
+	}
+	var found int
+	for _, st := range defaultBuild.statementsOfRole(is, roleDataPlaneMgmt.ID) {
+		for _, a := range actionsOf(st) {
+			if !strings.HasPrefix(a, "sqs:") {
+				continue
+			}
+			found++
+			if got := resourcesOf(st, sampleVars); len(got) != 1 || got[0] != want {
+				t.Errorf("agent's %s applies to %v, want only %s", a, got, want)
+			}
+			admitted := false
+			for _, b := range boundary {
+				for _, r := range resourcesOf(b, vars) {
+					admitted = admitted || (slices.Contains(actionsOf(b), a) && iamMatch(r, want))
+				}
+			}
+			if !admitted {
+				t.Errorf("the boundary does not admit %s on %s", a, want)
+			}
+		}
+	}
+	if found != len(commandChannelReadActions) {
+		t.Errorf("agent has %d SQS actions, want %v", found, commandChannelReadActions)
+	}
+	// Another vendor account's channels stay outside the boundary.
+	other := strings.Replace(want, sampleVars[contract.InfraParamControlPlaneAccountID], "123456789012", 1)
+	for _, b := range boundary {
+		for _, r := range resourcesOf(b, vars) {
+			if strings.Contains(r, ":sqs:") && iamMatch(r, other) {
+				t.Errorf("the boundary admits another account's channel %s (statement %v)", other, b["Sid"])
+			}
+		}
 	}
 }

@@ -226,13 +226,23 @@ func resolve(v any, vars map[string]string) string {
 		return x
 	case map[string]any:
 		if body, ok := x["Fn::Sub"].(string); ok {
-			return subVar.ReplaceAllStringFunc(body, func(m string) string {
-				name := m[2 : len(m)-1]
-				if val, ok := vars[name]; ok {
-					return val
-				}
-				return "<" + name + ">"
-			})
+			return resolveSub(body, nil, vars)
+		}
+		if args, ok := x["Fn::Sub"].([]any); ok && len(args) == 2 {
+			body, _ := args[0].(string)
+			local, _ := args[1].(map[string]any)
+			return resolveSub(body, local, vars)
+		}
+		if args, ok := x["Fn::Select"].([]any); ok && len(args) == 2 {
+			i, _ := args[0].(float64)
+			var list []string
+			if split, ok := dig(args[1], "Fn::Split").([]any); ok && len(split) == 2 {
+				list = strings.Split(resolve(split[1], vars), split[0].(string))
+			}
+			if int(i) < len(list) {
+				return list[int(i)]
+			}
+			return "<" + toJSON(x) + ">"
 		}
 		if name, ok := x["Ref"].(string); ok {
 			if val, ok := vars[name]; ok {
@@ -252,6 +262,20 @@ func resolve(v any, vars map[string]string) string {
 		}
 	}
 	return toJSON(v)
+}
+
+// resolveSub renders an Fn::Sub body: its own variables first, then vars.
+func resolveSub(body string, local map[string]any, vars map[string]string) string {
+	return subVar.ReplaceAllStringFunc(body, func(m string) string {
+		name := m[2 : len(m)-1]
+		if v, ok := local[name]; ok {
+			return resolve(v, vars)
+		}
+		if val, ok := vars[name]; ok {
+			return val
+		}
+		return "<" + name + ">"
+	})
 }
 
 // iamMatch reports whether an IAM resource pattern (with * and ?) matches value.
