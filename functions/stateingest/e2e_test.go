@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/sqsgate"
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
@@ -21,9 +24,10 @@ import (
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
-// The loop on the local cloud: the data-plane simulator sends through kumo's SQS (a state
-// queue with a DLQ after two receives), a poller plays the Lambda event source, the
-// handler writes to kumo's DynamoDB and puts alerts on kumo's EventBridge.
+// The loop on the local cloud: the data-plane simulator sends as its exporter role through
+// the local cloud's SQS front door (which stamps the sender) to kumo's SQS (a state queue
+// with a DLQ after two receives), a poller plays the Lambda event source, the handler
+// writes to kumo's DynamoDB and puts alerts on kumo's EventBridge.
 type loop struct {
 	*fixture
 	sqs   *sqs.Client
@@ -57,7 +61,32 @@ func newLoop(t *testing.T) *loop {
 	l := &loop{fixture: f, sqs: client, queue: aws.ToString(q.QueueUrl), dlq: aws.ToString(dlq.QueueUrl), clock: time.Now().UTC()}
 	now := func() time.Time { return l.clock }
 	f.repo.Now, f.h.Now = now, now
-	l.sim = dataplane.New(dataplane.Config{SQS: client, StateQueueURL: l.queue, Now: now, Log: f.h.Log})
+	// In the local cloud a role's id is accounts.RoleID(arn): the data planes are recorded
+	// with it, and both exporters are admitted to the state queue.
+	planes := []servicestate.DataPlane{sampleDeployment, otherDeployment}
+	for i := range planes {
+		planes[i].ExporterRoleID = accounts.RoleID(planes[i].ExporterRoleARN)
+		if err := f.repo.RegisterDataPlane(ctx, planes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := channel.AdmitExporters(ctx, client, l.queue, planes); err != nil {
+		t.Fatal(err)
+	}
+	accts := accounts.New()
+	door, _, err := sqsgate.Door(f.env.Config, accts, f.h.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(door)
+	t.Cleanup(srv.Close)
+	l.sim = dataplane.New(dataplane.Config{
+		AWS: aws.Config{Region: cloudtest.Region, BaseEndpoint: aws.String(srv.URL)}, StateQueueURL: l.queue,
+		VendorAccount: accounts.VendorAccount, Now: now, Log: f.h.Log,
+		Credentials: func(roleArn, session string) (aws.Credentials, error) {
+			return accts.WorkloadCredentials(roleArn, session, time.Hour)
+		},
+	})
 	return l
 }
 
@@ -72,10 +101,11 @@ func (l *loop) round(t *testing.T) int {
 	return drain(t, l.sqs, l.queue, l.h)
 }
 
-func (l *loop) add(t *testing.T, sender string, faults ...dataplane.Fault) {
+// add simulates the sample deployment, its exporter running as exporter's role.
+func (l *loop) add(t *testing.T, exporter servicestate.DataPlane, faults ...dataplane.Fault) {
 	t.Helper()
-	err := l.sim.Add(dataplane.Deployment{ID: sampleDeployment.DeploymentID, SenderID: sender, Faults: faults,
-		Services: []dataplane.Service{{ID: "svc-a"}, {ID: "svc-b"}}})
+	err := l.sim.Add(dataplane.Deployment{ID: sampleDeployment.DeploymentID, ExporterRoleARN: exporter.ExporterRoleARN,
+		AgentRoleARN: sampleDeployment.AgentRoleARN, Faults: faults, Services: []dataplane.Service{{ID: "svc-a"}, {ID: "svc-b"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +138,7 @@ func (l *loop) alerts(t *testing.T) []servicestate.AlertDetail {
 
 func TestLoopReportsANewDeploymentHealthy(t *testing.T) {
 	l := newLoop(t)
-	l.add(t, sampleSender)
+	l.add(t, sampleDeployment)
 	if n := l.round(t); n != 2 {
 		t.Fatalf("accepted %d", n)
 	}
@@ -131,7 +161,7 @@ func TestLoopReportsANewDeploymentHealthy(t *testing.T) {
 
 func TestLoopUnhealthyFaultRaisesACriticalAlert(t *testing.T) {
 	l := newLoop(t)
-	l.add(t, sampleSender, dataplane.Unhealthy)
+	l.add(t, sampleDeployment, dataplane.Unhealthy)
 	l.round(t)
 	if h := l.deploymentHealth(t); h != health.Healthy {
 		t.Fatalf("first report: %s", h)
@@ -159,7 +189,7 @@ func TestLoopUnhealthyFaultRaisesACriticalAlert(t *testing.T) {
 
 func TestLoopDuplicatesAndOutOfOrderKeepTheNewest(t *testing.T) {
 	l := newLoop(t)
-	l.add(t, sampleSender, dataplane.Duplicate, dataplane.OutOfOrder)
+	l.add(t, sampleDeployment, dataplane.Duplicate, dataplane.OutOfOrder)
 	for range 4 {
 		l.round(t)
 	}
@@ -186,7 +216,7 @@ func TestLoopDuplicatesAndOutOfOrderKeepTheNewest(t *testing.T) {
 
 func TestLoopForgedSenderEndsInTheDLQUntouched(t *testing.T) {
 	l := newLoop(t)
-	l.add(t, otherSender) // dep-9c41's exporter speaking for dep-7f3a
+	l.add(t, otherDeployment) // dep-9c41's exporter speaking for dep-7f3a
 	l.round(t)
 	if keys := l.serviceKeys(t); len(keys) != 0 {
 		t.Fatalf("forged reports wrote %v", keys)
@@ -230,7 +260,7 @@ func TestLoopForgedSenderEndsInTheDLQUntouched(t *testing.T) {
 func TestLoopSilenceMakesTheServicesStaleOnce(t *testing.T) {
 	l := newLoop(t)
 	ctx := context.Background()
-	l.add(t, sampleSender)
+	l.add(t, sampleDeployment)
 	l.round(t)
 	if err := l.sim.Inject(sampleDeployment.DeploymentID, dataplane.Silence); err != nil {
 		t.Fatal(err)
@@ -291,7 +321,7 @@ func TestLoopCommandIsAcknowledgedAndResumesTheWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = channel.Close(context.Background(), l.sqs, dep) })
-	l.add(t, sampleSender)
+	l.add(t, sampleDeployment)
 	l.round(t)
 
 	sender := &channel.Sender{SQS: l.sqs, Recorder: l.repo}

@@ -113,7 +113,7 @@ func Close(ctx context.Context, client SQS, deploymentID string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil && !queueMissing(err) {
+	if _, err := client.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(url)}); err != nil && !QueueMissing(err) {
 		return fmt.Errorf("delete command queue of %s: %w", deploymentID, err)
 	}
 	return nil
@@ -125,7 +125,7 @@ func queueURL(ctx context.Context, client SQS, deploymentID string) (string, err
 		return "", fmt.Errorf("channel of %q: deploymentId %w", deploymentID, err)
 	}
 	out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-	if queueMissing(err) {
+	if QueueMissing(err) {
 		return "", fmt.Errorf("%s: %w", deploymentID, ErrNoChannel)
 	}
 	if err != nil {
@@ -134,10 +134,10 @@ func queueURL(ctx context.Context, client SQS, deploymentID string) (string, err
 	return aws.ToString(out.QueueUrl), nil
 }
 
-// queueMissing recognises SQS's "no such queue" under both of its codes: QueueDoesNotExist
+// QueueMissing recognises SQS's "no such queue" under both of its codes: QueueDoesNotExist
 // (JSON protocol) and AWS.SimpleQueueService.NonExistentQueue (the query protocol's code,
 // which some emulators, kumo among them, still return).
-func queueMissing(err error) bool {
+func QueueMissing(err error) bool {
 	var dne *sqstypes.QueueDoesNotExist
 	return errors.As(err, &dne) || cloud.ErrorCode(err) == "AWS.SimpleQueueService.NonExistentQueue"
 }

@@ -8,9 +8,14 @@
 // twice, and messages delivered out of order.
 //
 // The local cloud drives it: Add a deployment once it is provisioned, then call Step on a
-// timer (or Run). kumo's SQS sets no SenderId, so every message carries the exporter's
-// identity in contract.LocalSenderIDAttribute; the local cloud's SQS poller must move it
-// into the event's SenderId attribute (docs/state.md).
+// timer (or Run). Each deployment's components call SQS as the real ones do: the exporter
+// with a session of the deployment's exporter role ("state-exporter"), the agent with a
+// session of its agent role ("agent"), both issued as EKS Pod Identity issues them
+// (Config.Credentials; in the local cloud accounts.WorkloadCredentials). The simulator
+// claims no identity of its own: the local cloud's front door stamps each message with its
+// sender and enforces the queues' policies, so a deployment is only heard when its exporter
+// role was admitted, and a forged sender is simulated by giving a deployment another
+// deployment's exporter role.
 package dataplane
 
 import (
@@ -26,25 +31,18 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/shared/channel"
-	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
-// SQS is what the simulator needs of an SQS client. In the local cloud, an agent's reads
-// should use credentials of the deployment's agent role and the exporter's sends those of
-// its exporter role (Deployment.AgentSQS, ExporterSQS), so the front door sees the
-// identities AWS would.
-type SQS interface {
-	GetQueueUrl(ctx context.Context, in *sqs.GetQueueUrlInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueUrlOutput, error)
-	SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
-	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
-	DeleteMessage(ctx context.Context, in *sqs.DeleteMessageInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
-}
-
-var _ SQS = (*sqs.Client)(nil)
+// Session names of the simulated components' role sessions: they appear in the SenderId
+// of the exporter's messages ("<exporter role id>:state-exporter").
+const (
+	ExporterSession = "state-exporter"
+	AgentSession    = "agent"
+)
 
 // Fault is a misbehaviour injected into a deployment's data plane.
 type Fault string
@@ -87,15 +85,15 @@ type Service struct {
 // Deployment is a simulated data plane.
 type Deployment struct {
 	ID string
-	// SenderID is the identity its exporter sends as: "<exporter role id>:<session>", the
-	// role id being the one recorded at provisioning (servicestate.DataPlane). A different
-	// deployment's id here simulates a forged sender.
-	SenderID string
-	Services []Service
-	Faults   []Fault
-	// AgentSQS reads the command channel and ExporterSQS sends state; nil means the
-	// simulator's default client.
-	AgentSQS, ExporterSQS SQS
+	// ExporterRoleARN is the role the State Exporter sends as (the infrastructure stack's
+	// StateExporterRoleArn output). Another deployment's exporter role here simulates a
+	// forged sender.
+	ExporterRoleARN string
+	// AgentRoleARN is the role the agent reads the command channel as (the
+	// DataPlaneMgmtRoleArn output).
+	AgentRoleARN string
+	Services     []Service
+	Faults       []Fault
 }
 
 // DefaultVersions are the versions a service starts with when none are given.
@@ -103,8 +101,16 @@ var DefaultVersions = statemsg.Versions{ClickHouse: "24.8.1.2684", Operator: "0.
 
 // Config configures a simulator.
 type Config struct {
-	SQS           SQS
+	// AWS is where the data planes call SQS (endpoint and region); its credentials are not
+	// used: each component calls with its role's session.
+	AWS aws.Config
+	// Credentials issues a session of a role to a pod (EKS Pod Identity); required.
+	Credentials func(roleArn, session string) (aws.Credentials, error)
+	// StateQueueURL is the vendor's state queue (the control plane's StateQueueUrl output).
 	StateQueueURL string
+	// VendorAccount owns the command channels: the agent looks its queue up there
+	// (GetQueueUrl with QueueOwnerAWSAccountId).
+	VendorAccount string
 	Now           func() time.Time // the exporters' clock; time.Now when nil
 	Log           *slog.Logger     // slog.Default() when nil
 }
@@ -140,6 +146,8 @@ type service struct {
 
 type plane struct {
 	d        Deployment
+	exporter *sqs.Client // as the exporter role's session
+	agent    *sqs.Client // as the agent role's session
 	epoch    int64
 	seq      int64
 	services map[string]*service
@@ -156,10 +164,16 @@ func (s *Simulator) Add(d Deployment) error {
 	if !statemsg.ValidID(d.ID) {
 		return fmt.Errorf("simulate deployment %q: id %s", d.ID, statemsg.IDRule)
 	}
-	if d.SenderID == "" {
-		return fmt.Errorf("simulate deployment %s: SenderID is required (\"<exporter role id>:<session>\")", d.ID)
+	exporter, err := s.client(d.ExporterRoleARN, ExporterSession)
+	if err != nil {
+		return fmt.Errorf("simulate deployment %s: exporterRoleArn: %w", d.ID, err)
 	}
-	p := &plane{d: d, epoch: s.cfg.Now().UnixMilli(), services: map[string]*service{}, faults: map[Fault]bool{}, handled: map[string]bool{}}
+	agent, err := s.client(d.AgentRoleARN, AgentSession)
+	if err != nil {
+		return fmt.Errorf("simulate deployment %s: agentRoleArn: %w", d.ID, err)
+	}
+	p := &plane{d: d, exporter: exporter, agent: agent, epoch: s.cfg.Now().UnixMilli(),
+		services: map[string]*service{}, faults: map[Fault]bool{}, handled: map[string]bool{}}
 	for _, f := range d.Faults {
 		if _, err := ParseFault(string(f)); err != nil {
 			return fmt.Errorf("simulate deployment %s: %w", d.ID, err)
@@ -272,18 +286,23 @@ func (s *Simulator) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (s *Simulator) agent(p *plane) SQS {
-	if p.d.AgentSQS != nil {
-		return p.d.AgentSQS
+// client returns an SQS client acting as a pod's session of roleArn, renewed before it
+// expires. A role that cannot have a session is refused here, at Add.
+func (s *Simulator) client(roleArn, session string) (*sqs.Client, error) {
+	if _, ok := servicestate.RoleARNAccount(roleArn); !ok {
+		return nil, fmt.Errorf("must be an IAM role ARN, got %q", roleArn)
 	}
-	return s.cfg.SQS
-}
-
-func (s *Simulator) exporter(p *plane) SQS {
-	if p.d.ExporterSQS != nil {
-		return p.d.ExporterSQS
+	if s.cfg.Credentials == nil {
+		return nil, errors.New("the simulator has no Config.Credentials to issue role sessions")
 	}
-	return s.cfg.SQS
+	if _, err := s.cfg.Credentials(roleArn, session); err != nil {
+		return nil, fmt.Errorf("session %s of %s: %w", session, roleArn, err)
+	}
+	cfg := s.cfg.AWS.Copy()
+	cfg.Credentials = aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return s.cfg.Credentials(roleArn, session)
+	}))
+	return sqs.NewFromConfig(cfg), nil
 }
 
 func (s *Simulator) step(ctx context.Context, p *plane) (StepReport, error) {
@@ -295,6 +314,9 @@ func (s *Simulator) step(ctx context.Context, p *plane) (StepReport, error) {
 	}
 	if p.faults[Silence] {
 		return r, nil
+	}
+	if s.cfg.StateQueueURL == "" {
+		return r, errors.New("no state queue to report to (Config.StateQueueURL): is the control plane deployed?")
 	}
 	for _, id := range p.order {
 		sent, err := s.report(ctx, p, p.services[id])
@@ -309,15 +331,22 @@ func (s *Simulator) step(ctx context.Context, p *plane) (StepReport, error) {
 
 // applyCommands receives what waits on the deployment's channel and applies it.
 func (s *Simulator) applyCommands(ctx context.Context, p *plane) (int, error) {
-	client := s.agent(p)
+	client := p.agent
 	if p.queueURL == "" {
 		name, err := channel.QueueName(p.d.ID)
 		if err != nil {
 			return 0, err
 		}
-		out, err := client.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
-		if err != nil {
+		in := &sqs.GetQueueUrlInput{QueueName: aws.String(name)}
+		if s.cfg.VendorAccount != "" {
+			in.QueueOwnerAWSAccountId = aws.String(s.cfg.VendorAccount)
+		}
+		out, err := client.GetQueueUrl(ctx, in)
+		if channel.QueueMissing(err) {
 			return 0, nil // no channel (yet): nothing to apply
+		}
+		if err != nil {
+			return 0, fmt.Errorf("find the command channel %s: %w", name, err)
 		}
 		p.queueURL = aws.ToString(out.QueueUrl)
 	}
@@ -423,12 +452,7 @@ func (s *Simulator) report(ctx context.Context, p *plane, svc *service) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("encode report of %s: %w", svc.ID, err)
 	}
-	in := &sqs.SendMessageInput{
-		QueueUrl: aws.String(s.cfg.StateQueueURL), MessageBody: aws.String(string(body)),
-		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
-			contract.LocalSenderIDAttribute: {DataType: aws.String("String"), StringValue: aws.String(p.d.SenderID)},
-		},
-	}
+	in := &sqs.SendMessageInput{QueueUrl: aws.String(s.cfg.StateQueueURL), MessageBody: aws.String(string(body))}
 	// Acknowledgements ride on this message; if it is lost the agent would repeat them, the
 	// simulator's messages are not lost, so they are sent once.
 	svc.acks = nil
@@ -454,7 +478,7 @@ func (s *Simulator) report(ctx context.Context, p *plane, svc *service) (int, er
 			copies = 2
 		}
 		for range copies {
-			if _, err := s.exporter(p).SendMessage(ctx, msg); err != nil {
+			if _, err := p.exporter.SendMessage(ctx, msg); err != nil {
 				return sent, fmt.Errorf("send state of %s: %w", svc.ID, err)
 			}
 			sent++

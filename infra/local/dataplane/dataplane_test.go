@@ -2,16 +2,22 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/smithy-go"
 
+	"github.com/byocloud/byoc/infra/local/accounts"
+	"github.com/byocloud/byoc/infra/local/sqsgate"
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
@@ -19,41 +25,77 @@ import (
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
-const sender = "AROA3XFRBF23STATEXP7F:state-exporter-sim"
+const customer = "111111111111"
 
 type fixture struct {
-	sqs    *sqs.Client
-	state  string
-	dep    string
-	sender *channel.Sender
-	sim    *Simulator
+	accounts *accounts.Accounts
+	vendor   *sqs.Client // the control plane, through the front door
+	kumo     *sqs.Client // straight to kumo: reads what was sent
+	state    string
+	dep      string
+	exporter string // the deployment's exporter role, admitted to the state queue
+	agent    string // its agent role, the only reader of its channel
+	sender   *channel.Sender
+	sim      *Simulator
+	door     aws.Config // the front door, as the simulator's data planes reach it
 }
 
+func roles(dep string) (exporter, agent string) {
+	return "arn:aws:iam::" + customer + ":role/" + dep + "-state-exporter", "arn:aws:iam::" + customer + ":role/" + dep + "-data-plane-mgmt"
+}
+
+// newFixture serves kumo behind the local cloud's SQS front door (sender stamps, queue
+// policies), with a state queue that admits the deployment's exporter and its command
+// channel opened for its agent, as provisioning leaves them.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
 	ctx := context.Background()
-	client := sqs.NewFromConfig(env.Config)
-	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("state"))})
+	f := &fixture{accounts: accounts.New(), kumo: sqs.NewFromConfig(env.Config), dep: cloudtest.UniqueName("dep")}
+	door, _, err := sqsgate.Door(env.Config, f.accounts, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dep := cloudtest.UniqueName("dep")
-	if _, err := channel.Open(ctx, client, dep, "arn:aws:iam::111111111111:role/agent"); err != nil {
+	srv := httptest.NewServer(door)
+	t.Cleanup(srv.Close)
+	f.door = aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1}
+	vendorCfg := f.door.Copy()
+	vendorCfg.Credentials = credentials.NewStaticCredentialsProvider("test", "test", "")
+	f.vendor = sqs.NewFromConfig(vendorCfg)
+
+	q, err := f.vendor.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("state"))})
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = channel.Close(context.Background(), client, dep) })
+	f.state = aws.ToString(q.QueueUrl)
+	f.exporter, f.agent = roles(f.dep)
+	if _, err := channel.AdmitExporters(ctx, f.vendor, f.state, []servicestate.DataPlane{{ExporterRoleARN: f.exporter}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := channel.Open(ctx, f.vendor, f.dep, f.agent); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = channel.Close(context.Background(), f.vendor, f.dep) })
 	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
-	sim := New(Config{SQS: client, StateQueueURL: aws.ToString(q.QueueUrl), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))})
-	return &fixture{
-		sqs: client, state: aws.ToString(q.QueueUrl), dep: dep, sim: sim,
-		sender: &channel.Sender{SQS: client, Recorder: servicestate.New(env.DynamoDB(), table)},
+	f.sim = New(f.config())
+	f.sender = &channel.Sender{SQS: f.vendor, Recorder: servicestate.New(env.DynamoDB(), table)}
+	return f
+}
+
+// config is the simulator's configuration in the local cloud: pod sessions from accounts.
+func (f *fixture) config() Config {
+	return Config{
+		AWS: f.door, StateQueueURL: f.state, VendorAccount: accounts.VendorAccount,
+		Credentials: func(roleArn, session string) (aws.Credentials, error) {
+			return f.accounts.WorkloadCredentials(roleArn, session, time.Hour)
+		},
+		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
 }
 
 func (f *fixture) add(t *testing.T, faults ...Fault) {
 	t.Helper()
-	err := f.sim.Add(Deployment{ID: f.dep, SenderID: sender, Faults: faults,
+	err := f.sim.Add(Deployment{ID: f.dep, ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Faults: faults,
 		Services: []Service{{ID: "svc-a"}, {ID: "svc-b", Replicas: 2, Versions: statemsg.Versions{ClickHouse: "24.3", Operator: "0.24", Kubernetes: "1.29"}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -80,12 +122,18 @@ func (f *fixture) send(t *testing.T, c channel.Command) {
 	}
 }
 
-// received drains the state queue, checking each message's sender attribute.
+// received drains the state queue, checking that each message was stamped with the
+// exporter role's session (the SenderId SQS would report).
 func (f *fixture) received(t *testing.T) []statemsg.Message {
+	t.Helper()
+	return f.receivedFrom(t, accounts.RoleID(f.exporter)+":"+ExporterSession)
+}
+
+func (f *fixture) receivedFrom(t *testing.T, sender string) []statemsg.Message {
 	t.Helper()
 	var out []statemsg.Message
 	for {
-		r, err := f.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+		r, err := f.kumo.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(f.state), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
 		})
 		if err != nil {
@@ -96,14 +144,14 @@ func (f *fixture) received(t *testing.T) []statemsg.Message {
 		}
 		for _, m := range r.Messages {
 			if got := aws.ToString(m.MessageAttributes[contract.LocalSenderIDAttribute].StringValue); got != sender {
-				t.Fatalf("sender attribute %q", got)
+				t.Fatalf("sent by %q, want %q", got, sender)
 			}
 			msg, err := statemsg.Parse([]byte(aws.ToString(m.Body)), time.Now())
 			if err != nil {
 				t.Fatalf("the simulator sent an invalid message: %v", err)
 			}
 			out = append(out, msg)
-			if _, err := f.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(f.state), ReceiptHandle: m.ReceiptHandle}); err != nil {
+			if _, err := f.kumo.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(f.state), ReceiptHandle: m.ReceiptHandle}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -199,12 +247,12 @@ func TestACommandIsAppliedOncePerID(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, _ := channel.QueueName(f.dep)
-	url, err := f.sqs.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	url, err := f.vendor.GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, dedup := range []string{"a", "b"} { // two copies past SQS's deduplication
-		if _, err := f.sqs.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: url.QueueUrl, MessageBody: aws.String(string(body)),
+		if _, err := f.vendor.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: url.QueueUrl, MessageBody: aws.String(string(body)),
 			MessageGroupId: aws.String("svc-a"), MessageDeduplicationId: aws.String(dedup)}); err != nil {
 			t.Fatal(err)
 		}
@@ -323,24 +371,42 @@ func TestUnhealthyFaultBreaksOnlyWhatChanges(t *testing.T) {
 	}
 }
 
-func TestBadInput(t *testing.T) {
+func TestBadInputIsRefusedAndNothingIsSimulated(t *testing.T) {
 	f := newFixture(t)
 	cases := []struct {
 		d    Deployment
 		says string
 	}{
-		{Deployment{ID: "a b", SenderID: sender}, "id must be"},
-		{Deployment{ID: "d"}, "SenderID is required"},
-		{Deployment{ID: "d", SenderID: sender, Faults: []Fault{"flaky"}}, `unknown fault "flaky"`},
-		{Deployment{ID: "d", SenderID: sender, Services: []Service{{ID: ""}}}, "service id"},
+		{Deployment{ID: "a b", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}, "id must be"},
+		{Deployment{ID: "d", AgentRoleARN: f.agent}, `exporterRoleArn: must be an IAM role ARN, got ""`},
+		{Deployment{ID: "d", ExporterRoleARN: "arn:aws:iam::111111111111:user/x", AgentRoleARN: f.agent}, "exporterRoleArn: must be an IAM role ARN"},
+		{Deployment{ID: "d", ExporterRoleARN: f.exporter}, "agentRoleArn: must be an IAM role ARN"},
+		{Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Faults: []Fault{"flaky"}}, `unknown fault "flaky"`},
+		{Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: ""}}}, "service id"},
 	}
 	for _, c := range cases {
 		if err := f.sim.Add(c.d); err == nil || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%+v: %v, want %q", c.d, err, c.says)
 		}
 	}
+	// No way to obtain a session: refused at Add.
+	noCreds := f.config()
+	noCreds.Credentials = nil
+	if err := New(noCreds).Add(Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}); err == nil || !strings.Contains(err.Error(), "Config.Credentials") {
+		t.Errorf("without Credentials: %v", err)
+	}
+	failing := f.config()
+	failing.Credentials = func(string, string) (aws.Credentials, error) {
+		return aws.Credentials{}, errors.New("no pod identity association")
+	}
+	if err := New(failing).Add(Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}); err == nil || !strings.Contains(err.Error(), "no pod identity association") {
+		t.Errorf("failing Credentials: %v", err)
+	}
 	if r, _ := f.sim.Step(context.Background()); len(r) != 0 {
 		t.Fatalf("refused deployments are simulated: %v", r)
+	}
+	if msgs := f.received(t); len(msgs) != 0 {
+		t.Fatalf("refused deployments sent %v", msgs)
 	}
 	if err := f.sim.Inject("nobody", Silence); err == nil {
 		t.Fatal("a fault was injected into an unknown deployment")
@@ -348,11 +414,20 @@ func TestBadInput(t *testing.T) {
 	if _, err := ParseFault("unhealthy"); err != nil {
 		t.Fatal(err)
 	}
+	noQueue := f.config()
+	noQueue.StateQueueURL = ""
+	sim := New(noQueue)
+	if err := sim.Add(Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: "s"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sim.Step(context.Background()); err == nil || !strings.Contains(err.Error(), "no state queue") {
+		t.Errorf("step without a state queue: %v", err)
+	}
 }
 
 func TestDeploymentWithoutChannelStillReports(t *testing.T) {
 	f := newFixture(t)
-	if err := f.sim.Add(Deployment{ID: "no-channel-yet", SenderID: sender, Services: []Service{{ID: "svc-a"}}}); err != nil {
+	if err := f.sim.Add(Deployment{ID: "no-channel-yet", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: "svc-a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := f.sim.Step(context.Background())
@@ -362,5 +437,55 @@ func TestDeploymentWithoutChannelStillReports(t *testing.T) {
 	f.sim.Remove("no-channel-yet")
 	if r, _ := f.sim.Step(context.Background()); len(r) != 0 {
 		t.Fatalf("a removed deployment is simulated: %v", r)
+	}
+}
+
+// A deployment whose exporter runs as another deployment's exporter role speaks with that
+// role's identity: the front door stamps the session, whatever the message claims.
+func TestAnotherDeploymentsExporterRoleSendsAsThatRole(t *testing.T) {
+	f := newFixture(t)
+	other, _ := roles(cloudtest.UniqueName("other"))
+	if _, err := channel.AdmitExporters(context.Background(), f.vendor, f.state, []servicestate.DataPlane{{ExporterRoleARN: f.exporter}, {ExporterRoleARN: other}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.sim.Add(Deployment{ID: f.dep, ExporterRoleARN: other, AgentRoleARN: f.agent, Services: []Service{{ID: "svc-a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.step(t)
+	msgs := f.receivedFrom(t, accounts.RoleID(other)+":"+ExporterSession)
+	if len(msgs) != 1 || msgs[0].DeploymentID != f.dep {
+		t.Fatalf("messages %+v", msgs)
+	}
+}
+
+// The queues' policies hold for the simulated components as for real ones.
+func TestQueuePoliciesRefuseRolesTheyDoNotAdmit(t *testing.T) {
+	f := newFixture(t)
+	stranger, strangerAgent := roles(cloudtest.UniqueName("stranger"))
+	// An exporter the state queue does not admit.
+	if err := f.sim.Add(Deployment{ID: f.dep, ExporterRoleARN: stranger, AgentRoleARN: f.agent, Services: []Service{{ID: "svc-a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.sim.Step(context.Background())
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" || !strings.Contains(err.Error(), "send state of svc-a") {
+		t.Fatalf("step with an exporter not admitted: %v, want AccessDenied on send", err)
+	}
+	if msgs := f.received(t); len(msgs) != 0 {
+		t.Fatalf("a refused exporter's messages arrived: %v", msgs)
+	}
+	// An agent that is not the channel's.
+	f.send(t, channel.Command{ID: "cmd-1", ServiceID: "svc-a", Kind: channel.Backup})
+	if err := f.sim.Add(Deployment{ID: f.dep, ExporterRoleARN: f.exporter, AgentRoleARN: strangerAgent, Services: []Service{{ID: "svc-a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.sim.Step(context.Background())
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "AccessDenied" || r[f.dep].Commands != 0 {
+		t.Fatalf("step with another agent role: %v %+v, want AccessDenied and nothing applied", err, r)
+	}
+	// The right agent still finds the command.
+	f.add(t)
+	if r := f.step(t); r.Commands != 1 {
+		t.Fatalf("the channel's agent applied %d commands, want the one a refused agent could not take", r.Commands)
 	}
 }

@@ -30,7 +30,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,6 +48,7 @@ import (
 
 	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/contract"
 )
 
@@ -271,7 +271,7 @@ func (g *Gate) facts(ctx context.Context, path string) (queueFacts, error) {
 	})
 	f = queueFacts{fetched: time.Now()}
 	switch {
-	case queueMissing(err):
+	case channel.QueueMissing(err):
 		f.missing = true
 	case err != nil:
 		return queueFacts{}, err
@@ -307,14 +307,6 @@ func urlPath(queueURL string) string {
 		return u.Path
 	}
 	return queueURL
-}
-
-func queueMissing(err error) bool {
-	var dne *sqstypes.QueueDoesNotExist
-	if errors.As(err, &dne) {
-		return true
-	}
-	return err != nil && strings.Contains(err.Error(), "NonExistentQueue")
 }
 
 func regionOf(r *http.Request) string {

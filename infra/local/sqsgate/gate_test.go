@@ -52,14 +52,12 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	proxy, err := frontdoor.Proxy(env.URL)
+	f := &fixture{env: env, accounts: accounts.New(), kumo: sqs.NewFromConfig(env.Config)}
+	door, gate, err := Door(env.Config, f.accounts, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{env: env, accounts: accounts.New(), kumo: sqs.NewFromConfig(env.Config)}
-	f.gate = New(Config{Accounts: f.accounts, Next: proxy, AWS: env.Config, Logger: slog.New(slog.DiscardHandler)})
-	door := frontdoor.New(proxy)
-	door.HandleIf("sqs", IsRequest, f.gate)
+	f.gate = gate
 	srv := httptest.NewServer(door)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
