@@ -26,6 +26,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	schtypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -102,6 +103,15 @@ func (v *vendorDeployer) create(ctx context.Context, s *stack, r *liveResource) 
 		return v.createMapping(ctx, r)
 	case "AWS::StepFunctions::StateMachine":
 		return v.createStateMachine(ctx, r)
+	case "AWS::Scheduler::Schedule":
+		out, err := v.sched.CreateSchedule(ctx, scheduleInput(r))
+		if err != nil {
+			return err
+		}
+		if arn := aws.ToString(out.ScheduleArn); arn != "" {
+			r.facts.Attrs["Arn"] = arn
+		}
+		return nil
 	case "AWS::Scheduler::ScheduleGroup":
 		out, err := v.sched.CreateScheduleGroup(ctx, &scheduler.CreateScheduleGroupInput{Name: aws.String(r.physicalID)})
 		if err != nil {
@@ -147,6 +157,16 @@ func (v *vendorDeployer) update(ctx context.Context, s *stack, old, r *liveResou
 			r.facts, r.physicalID = old.facts, old.physicalID
 			_, err := v.lambda.UpdateEventSourceMapping(ctx, mappingUpdate(old.physicalID, r.props))
 			return err
+		case "AWS::Scheduler::Schedule":
+			if stringProp(old.props, "GroupName") == stringProp(r.props, "GroupName") {
+				r.facts = old.facts
+				in := scheduleInput(r)
+				_, err := v.sched.UpdateSchedule(ctx, &scheduler.UpdateScheduleInput{
+					Name: in.Name, GroupName: in.GroupName, Description: in.Description, ScheduleExpression: in.ScheduleExpression,
+					ScheduleExpressionTimezone: in.ScheduleExpressionTimezone, FlexibleTimeWindow: in.FlexibleTimeWindow, State: in.State, Target: in.Target,
+				})
+				return err
+			}
 		case "AWS::StepFunctions::StateMachine":
 			r.facts = old.facts
 			def, err := definition(r.props)
@@ -212,6 +232,9 @@ func (v *vendorDeployer) delete(ctx context.Context, s *stack, r *liveResource) 
 		return err
 	case "AWS::StepFunctions::StateMachine":
 		_, err := v.sfn.DeleteStateMachine(ctx, &sfn.DeleteStateMachineInput{StateMachineArn: aws.String(stateMachineArn(r))})
+		return err
+	case "AWS::Scheduler::Schedule":
+		_, err := v.sched.DeleteSchedule(ctx, &scheduler.DeleteScheduleInput{Name: aws.String(r.physicalID), GroupName: optString(r.props, "GroupName")})
 		return err
 	case "AWS::Scheduler::ScheduleGroup":
 		_, err := v.sched.DeleteScheduleGroup(ctx, &scheduler.DeleteScheduleGroupInput{Name: aws.String(r.physicalID)})
@@ -436,6 +459,33 @@ func (v *vendorDeployer) putRule(ctx context.Context, s *stack, r, old *liveReso
 		return fmt.Errorf("PutTargets: %s", aws.ToString(res.FailedEntries[0].ErrorMessage))
 	}
 	return nil
+}
+
+// scheduleInput maps AWS::Scheduler::Schedule properties to CreateSchedule (the target's
+// Arn, RoleArn, Input, RetryPolicy and DeadLetterConfig: what byoc's templates use).
+func scheduleInput(r *liveResource) *scheduler.CreateScheduleInput {
+	in := &scheduler.CreateScheduleInput{
+		Name: aws.String(r.physicalID), GroupName: optString(r.props, "GroupName"), Description: optString(r.props, "Description"),
+		ScheduleExpression: optString(r.props, "ScheduleExpression"), ScheduleExpressionTimezone: optString(r.props, "ScheduleExpressionTimezone"),
+	}
+	if state := stringProp(r.props, "State"); state != "" {
+		in.State = schtypes.ScheduleState(state)
+	}
+	if w, ok := r.props["FlexibleTimeWindow"].(map[string]any); ok {
+		in.FlexibleTimeWindow = &schtypes.FlexibleTimeWindow{Mode: schtypes.FlexibleTimeWindowMode(stringProp(w, "Mode")),
+			MaximumWindowInMinutes: optInt32(w, "MaximumWindowInMinutes")}
+	}
+	if t, ok := r.props["Target"].(map[string]any); ok {
+		in.Target = &schtypes.Target{Arn: optString(t, "Arn"), RoleArn: optString(t, "RoleArn"), Input: optString(t, "Input")}
+		if rp, ok := t["RetryPolicy"].(map[string]any); ok {
+			in.Target.RetryPolicy = &schtypes.RetryPolicy{MaximumRetryAttempts: optInt32(rp, "MaximumRetryAttempts"),
+				MaximumEventAgeInSeconds: optInt32(rp, "MaximumEventAgeInSeconds")}
+		}
+		if dl, ok := t["DeadLetterConfig"].(map[string]any); ok {
+			in.Target.DeadLetterConfig = &schtypes.DeadLetterConfig{Arn: optString(dl, "Arn")}
+		}
+	}
+	return in
 }
 
 func optString(props map[string]any, name string) *string {

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
@@ -66,6 +67,30 @@ func TestCDKControlPlaneOnboarding(t *testing.T) {
 		if !byoc[fn] {
 			t.Errorf("function %s was not started (started: %v)", fn, byoc)
 		}
+	}
+	// The state sweep's schedule is created in the cloud's Scheduler, with its input.
+	sweepName := outputs["StatesweepFunctionName"]
+	sched := scheduler.NewFromConfig(c.cfg)
+	list, err := sched.ListSchedules(ctx, &scheduler.ListSchedulesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sweeps int
+	for _, sum := range list.Schedules {
+		if sum.Target == nil || !strings.HasSuffix(aws.ToString(sum.Target.Arn), ":function:"+sweepName) {
+			continue
+		}
+		sweeps++
+		got, err := sched.GetSchedule(ctx, &scheduler.GetScheduleInput{Name: sum.Name, GroupName: sum.GroupName})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if aws.ToString(got.ScheduleExpression) != "rate(1 minute)" || aws.ToString(got.Target.Input) != contract.StateSweepScheduleInput {
+			t.Errorf("sweep schedule = %s with input %s", aws.ToString(got.ScheduleExpression), aws.ToString(got.Target.Input))
+		}
+	}
+	if sweeps != 1 {
+		t.Errorf("%d schedules target statesweep (%s), want 1", sweeps, sweepName)
 	}
 
 	bus := outputs["VendorEventBusName"]
