@@ -297,9 +297,11 @@ func (b *infraBuilder) roles() {
 		})
 }
 
-// commandChannelReadActions are what a deployment's agent does on its command channel; the
-// channel's own policy (channel.CommandQueuePolicy) grants the same to the agent role only.
-var commandChannelReadActions = []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
+// commandChannelReadActions are what a deployment's agent does on its command channel
+// (GetQueueUrl finds it in the vendor's account); the channel's own policy
+// (channel.CommandQueuePolicy) grants the same to the agent role only. Cross-account, both
+// policies must allow.
+var commandChannelReadActions = []string{"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}
 
 // commandQueueArn is the ARN of this deployment's command channel (channel.QueueName) in the
 // vendor's account, in the region of the state queue.

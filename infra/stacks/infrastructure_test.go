@@ -1,6 +1,7 @@
 package stacks
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -272,7 +273,7 @@ func TestNarrowRolePermissions(t *testing.T) {
 	want := map[string]string{
 		roleStateExporter.ID:   `[{"Action":"sqs:SendMessage","Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:state"}]`,
 		roleDataPlaneMgmt.ID: `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"},` +
-			`{"Action":["sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
+			`{"Action":["sqs:GetQueueUrl","sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
 		roleK8sControlPlane.ID: `null`,
 		roleK8sWorker.ID:       `null`,
 		roleEbsCsiDriver.ID:    `null`,
@@ -412,6 +413,25 @@ func TestAgentReadsOnlyItsCommandChannel(t *testing.T) {
 	}
 	if found != len(commandChannelReadActions) {
 		t.Errorf("agent has %d SQS actions, want %v", found, commandChannelReadActions)
+	}
+	// The channel's own policy allows the agent the same actions (cross-account, both must).
+	doc, err := channel.CommandQueuePolicy(want, "arn:aws:iam::111122223333:role/agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var policy struct{ Statement []map[string]any }
+	if err := json.Unmarshal([]byte(doc), &policy); err != nil {
+		t.Fatal(err)
+	}
+	var allowed []string
+	for _, st := range policy.Statement {
+		if st["Effect"] == "Allow" {
+			allowed = append(allowed, actionsOf(st)...)
+		}
+	}
+	slices.Sort(allowed)
+	if mine := slices.Sorted(slices.Values(commandChannelReadActions)); !slices.Equal(allowed, mine) {
+		t.Errorf("the channel's policy allows the agent %v, its role may %v", allowed, mine)
 	}
 	// Another vendor account's channels stay outside the boundary.
 	other := strings.Replace(want, sampleVars[contract.InfraParamControlPlaneAccountID], "123456789012", 1)
