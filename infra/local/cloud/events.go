@@ -51,6 +51,8 @@ type Event struct {
 	// (servicestate.AlertDetail or servicestate.RejectionDetail), for code that waits on them.
 	DetailType string
 	Data       json.RawMessage
+	// Messages is how many messages a KindBatch event handed to its function.
+	Messages int
 }
 
 func (e Event) String() string {
@@ -135,7 +137,7 @@ func (c *Cloud) onInvocation(inv lambdahost.Invocation) {
 
 func (c *Cloud) onBatch(b esm.Batch) {
 	e := Event{At: b.At, Kind: KindBatch, Subject: c.byocName(b.Function), Status: "ok",
-		Detail: fmt.Sprintf("%d messages, %d deleted", len(b.MessageIDs), len(b.Deleted))}
+		Detail: fmt.Sprintf("%d messages, %d deleted", len(b.MessageIDs), len(b.Deleted)), Messages: len(b.MessageIDs)}
 	switch {
 	case b.Err != nil:
 		e.Failed, e.Status, e.Detail = true, "not invoked", b.Err.Error()

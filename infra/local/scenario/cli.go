@@ -153,7 +153,7 @@ flags:
 			tl.Printf("\n%v\n", err)
 			code = ExitFailed
 		} else {
-			tl.Printf("\nscenario %s%s: ok in %.1fs%s\n", f.scenario, faultNote(fault), res.Elapsed.Seconds(), expectedNote(fault))
+			tl.Printf("\nscenario %s%s: ok in %.1fs%s\n", f.scenario, faultFlag(fault), res.Elapsed.Seconds(), expectedNote(fault))
 		}
 	}
 	if f.serve {
@@ -376,6 +376,13 @@ func dataPlaneFlags(fs *flag.FlagSet, f *flags) (fault dataplane.Fault, note, us
 			SilenceSpeed, SilenceSpeed)
 	}
 	return fault, note, ""
+}
+
+func faultFlag(f dataplane.Fault) string {
+	if f == "" {
+		return ""
+	}
+	return " --fault " + string(f)
 }
 
 // expectedNote says why a run whose data plane was faulted still succeeded.

@@ -30,7 +30,7 @@ import (
 const (
 	ControlPlaneTemplate = "ByocControlPlane.template.json"
 	BootstrapTemplate    = "ByocBootstrap.template.json"
-	ControlPlaneStack    = "ByocControlPlane"
+	ControlPlaneStack    = cloud.ControlPlaneStack
 )
 
 // ControlPlane is the deployed control plane: its stack outputs.

@@ -9,8 +9,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/infra/local/cloud"
 	"github.com/byocloud/byoc/infra/local/dataplane"
@@ -25,7 +23,7 @@ import (
 var DataPlaneServices = []string{"ch-primary", "ch-analytics"}
 
 // Output of the control-plane stack the data-plane follow-up reads.
-const outStateQueueURL = "StateQueueUrl"
+const outStateQueueURL = cloud.OutputStateQueueURL
 
 // How the follow-up paces the simulator. Exporters report every 30 seconds; the local
 // data plane reports every StepInterval of real time, and waits for stateingest to take
@@ -37,7 +35,7 @@ const (
 	// SteadySteps are the reports sent after the deployment is healthy to show that a
 	// steady state raises no alert (and, with duplicate or out-of-order, that the stored
 	// state does not move backwards).
-	SteadySteps = 3
+	SteadySteps = 2
 )
 
 // HealthResult is what the data-plane follow-up observed.
@@ -80,22 +78,24 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 	if err := r.Cloud.WatchStateEvents(ctx, r.ControlPlane.Outputs[outVendorBusName]); err != nil {
 		return hr, err
 	}
-	f := &follower{r: r, o: o, hr: hr, id: d.ID, queueURL: queueURL,
+	f := &follower{r: r, o: o, hr: hr, id: d.ID,
 		repo:   servicestate.New(byoccloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable]),
 		seen:   map[string]bool{},
 		stored: map[string]string{},
 	}
 	f.events, f.stop = r.watch(func(e cloud.Event) bool { return e.Kind == cloud.KindHealth && eventDeployment(e) == d.ID })
 	defer f.stop()
+	var stopBatches func()
+	f.batches, stopBatches = r.watch(func(e cloud.Event) bool {
+		return e.Kind == cloud.KindBatch && e.Subject == contract.FunctionStateIngest
+	})
+	defer stopBatches()
 	if r.Ingest != nil {
 		f.ingest0 = r.Ingest.Totals()
 	}
 
-	sim, err := r.simulator(queueURL)
-	if err != nil {
-		return hr, err
-	}
-	dep := dataplane.Deployment{ID: d.ID, SenderID: senderID(dp)}
+	sim := r.Cloud.DataPlane(func(c *dataplane.Config) { c.StateQueueURL = queueURL })
+	dep := dataplane.Deployment{ID: d.ID, ExporterRoleARN: dp.ExporterRoleARN, AgentRoleARN: dp.AgentRoleARN}
 	for _, s := range DataPlaneServices {
 		dep.Services = append(dep.Services, dataplane.Service{ID: s})
 	}
@@ -115,12 +115,12 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 	deploymentTo := func(h health.Health) func(servicestate.AlertDetail) bool {
 		return func(a servicestate.AlertDetail) bool { return a.Scope == health.ScopeDeployment && a.To == h }
 	}
-	if err := f.until(ctx, PhaseTimeout, fmt.Sprintf("a %q event to healthy", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Healthy)); err != nil {
+	if err := f.until(ctx, PhaseTimeout, fmt.Sprintf("the %q event to healthy", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Healthy)); err != nil {
 		return f.finish(ctx, err)
 	}
 	switch o.Fault {
 	case dataplane.Unhealthy:
-		err = f.until(ctx, PhaseTimeout, fmt.Sprintf("a critical %q event to unhealthy", contract.DetailTypeDeploymentHealthChanged),
+		err = f.until(ctx, PhaseTimeout, fmt.Sprintf("the critical %q event to unhealthy", contract.DetailTypeDeploymentHealthChanged),
 			func(a servicestate.AlertDetail) bool {
 				return deploymentTo(health.Unhealthy)(a) && a.Severity == health.SeverityCritical
 			})
@@ -132,7 +132,7 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
 		f.progress("silent from now: the statesweep schedule should mark the services stale after %s of the cloud's clock (waiting up to %s)",
 			staleAfter, bound.Round(time.Second))
-		err = f.until(ctx, bound, fmt.Sprintf("a %q event to stale", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Stale))
+		err = f.until(ctx, bound, fmt.Sprintf("the %q event to stale", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Stale))
 	default: // none, duplicate, out-of-order: a steady state raises no alert
 		before := len(hr.Transitions)
 		for range SteadySteps {
@@ -154,13 +154,15 @@ type follower struct {
 	o        Options
 	hr       *HealthResult
 	id       string
-	queueURL string
 	sim      *dataplane.Simulator
 	repo     *servicestate.Repo
 	events   <-chan cloud.Event
 	stop     func()
-	seen     map[string]bool   // alert ids
-	stored   map[string]string // service id -> the order key last read
+	batches  <-chan cloud.Event // stateingest's batches
+	handed   int                // messages handed to stateingest so far
+	rejected []string           // rejections announced on the bus
+	seen     map[string]bool    // alert ids
+	stored   map[string]string  // service id -> the order key last read
 	ingest0  IngestTotals
 }
 
@@ -186,10 +188,15 @@ func (f *follower) step(ctx context.Context) error {
 	default:
 		f.progress("step %d: nothing sent yet", f.hr.Steps)
 	}
-	if err := f.drain(ctx); err != nil {
+	wait, cancel := context.WithTimeout(ctx, PhaseTimeout)
+	defer cancel()
+	if err := f.ingested(wait); err != nil {
 		return err
 	}
 	f.collect()
+	if len(f.rejected) > 0 {
+		return &Failure{Scenario: f.o.Scenario, Reason: "stateingest rejected the data plane's state messages: " + strings.Join(f.rejected, "; ")}
+	}
 	return f.checkOrder(ctx)
 }
 
@@ -223,29 +230,33 @@ func (f *follower) until(ctx context.Context, bound time.Duration, what string, 
 		stored = string(dh.Health)
 	}
 	return &Failure{Scenario: f.o.Scenario, Reason: fmt.Sprintf(
-		"no %s for deployment %s arrived on the vendor bus within %s (%d data-plane steps, %d state messages sent; the deployment's stored health is %s; alerts seen: %s)",
+		"%s for deployment %s did not arrive on the vendor bus within %s (%d data-plane steps, %d state messages sent; the deployment's stored health is %s; alerts seen: %s)",
 		what, f.id, bound.Round(time.Second), f.hr.Steps, f.hr.Sent, stored, describe(f.hr.Transitions))}
 }
 
-// drain waits until the state queue holds nothing, visible or in flight: the event source
-// has handed everything to stateingest, which has finished with it (its alerts are on the
-// bus before the messages are deleted).
-func (f *follower) drain(ctx context.Context) error {
-	client := sqs.NewFromConfig(f.r.Cloud.WatchConfig())
+// ingested waits until the event source has handed stateingest as many messages as the
+// simulator sent, and stateingest has answered (a batch is reported once the function
+// returned, and its alerts are on the bus by then). Counting batches rather than watching
+// the queue empty keeps a rejected message, which stays in flight, from stalling the run.
+func (f *follower) ingested(ctx context.Context) error {
 	for {
-		out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(f.queueURL),
-			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
-		if err != nil {
-			return fmt.Errorf("read the state queue's depth: %w", err)
+		for {
+			select {
+			case e := <-f.batches:
+				f.handed += e.Messages
+				continue
+			default:
+			}
+			break
 		}
-		if out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)] == "0" &&
-			out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)] == "0" {
+		if f.handed >= f.hr.Sent {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the state queue still holds messages: %w", ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+			return fmt.Errorf("stateingest was handed %d of the %d state messages sent: %w", f.handed, f.hr.Sent, ctx.Err())
+		case e := <-f.batches:
+			f.handed += e.Messages
 		}
 	}
 }
@@ -256,7 +267,8 @@ func (f *follower) collect() {
 		select {
 		case e := <-f.events:
 			if e.DetailType == contract.DetailTypeStateMessageRejected {
-				continue // on the timeline; the outcome checks read the stored state
+				f.rejected = append(f.rejected, e.Status+": "+e.Detail)
+				continue
 			}
 			var a servicestate.AlertDetail
 			if err := json.Unmarshal(e.Data, &a); err != nil || a.AlertID == "" {
