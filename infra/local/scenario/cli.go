@@ -153,7 +153,7 @@ flags:
 			tl.Printf("\n%v\n", err)
 			code = ExitFailed
 		} else {
-			tl.Printf("\nscenario %s%s: ok in %.1fs%s\n", f.scenario, faultFlag(fault), res.Elapsed.Seconds(), expectedNote(fault))
+			tl.Printf("\nscenario %s%s: ok in %.1fs%s\n", f.scenario, faultFlag(fault), res.Elapsed.Seconds(), expectedNote(fault, res.Health))
 		}
 	}
 	if f.serve {
@@ -386,14 +386,22 @@ func faultFlag(f dataplane.Fault) string {
 }
 
 // expectedNote says why a run whose data plane was faulted still succeeded.
-func expectedNote(f dataplane.Fault) string {
+func expectedNote(f dataplane.Fault, h *HealthResult) string {
 	switch f {
 	case dataplane.Unhealthy:
 		return " (the critical alert is the expected outcome of --fault unhealthy)"
 	case dataplane.Silence:
 		return " (the stale alerts are the expected outcome of --fault silence)"
 	case dataplane.Duplicate, dataplane.OutOfOrder:
-		return fmt.Sprintf(" (the %s messages changed nothing)", f)
+		dropped := ""
+		if h != nil && h.Ingest != nil {
+			n := h.Ingest.Duplicate
+			if f == dataplane.OutOfOrder {
+				n = h.Ingest.OutOfOrder
+			}
+			dropped = fmt.Sprintf(": stateingest dropped %d, no alert, the stored state never went back", n)
+		}
+		return fmt.Sprintf(" (the %s messages changed nothing%s)", f, dropped)
 	}
 	return ""
 }

@@ -128,6 +128,7 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		if err := sim.Inject(d.ID, dataplane.Silence); err != nil {
 			return f.finish(ctx, err)
 		}
+		f.silentAt, f.silentCloud = time.Now(), r.Cloud.Clock.Now()
 		staleAfter := r.staleAfter(ctx)
 		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
 		f.progress("silent from now: the statesweep schedule should mark the services stale after %s of the cloud's clock (waiting up to %s)",
@@ -161,9 +162,12 @@ type follower struct {
 	batches  <-chan cloud.Event // stateingest's batches
 	handed   int                // messages handed to stateingest so far
 	rejected []string           // rejections announced on the bus
-	seen     map[string]bool    // alert ids
-	stored   map[string]string  // service id -> the order key last read
-	ingest0  IngestTotals
+	// silentAt and silentCloud are when the silence fault began, in real and cloud time.
+	silentAt, silentCloud time.Time
+	silentSteps           int
+	seen                  map[string]bool   // alert ids
+	stored                map[string]string // service id -> the order key last read
+	ingest0               IngestTotals
 }
 
 func (f *follower) progress(format string, args ...any) {
@@ -183,10 +187,15 @@ func (f *follower) step(ctx context.Context) error {
 		return fmt.Errorf("data-plane step %d: %w", f.hr.Steps, err)
 	case r.Sent > 0:
 		f.progress("step %d: %d state message(s) sent", f.hr.Steps, r.Sent)
-	case f.o.Fault == dataplane.Silence:
-		f.progress("step %d: silent", f.hr.Steps)
+	case !f.silentAt.IsZero():
+		if f.silentSteps++; f.silentSteps%4 == 1 {
+			f.progress("step %d: silent for %.1fs, %s of the cloud's clock", f.hr.Steps,
+				time.Since(f.silentAt).Seconds(), f.r.Cloud.Clock.Now().Sub(f.silentCloud).Round(time.Second))
+		}
+	case f.o.Fault == dataplane.OutOfOrder:
+		f.progress("step %d: reports held back, to follow the next ones (out-of-order)", f.hr.Steps)
 	default:
-		f.progress("step %d: nothing sent yet", f.hr.Steps)
+		f.progress("step %d: nothing sent", f.hr.Steps)
 	}
 	wait, cancel := context.WithTimeout(ctx, PhaseTimeout)
 	defer cancel()

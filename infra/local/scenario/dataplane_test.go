@@ -198,8 +198,15 @@ func TestHealthReportAndTimelineLines(t *testing.T) {
 	}
 	for f, note := range map[dataplane.Fault]string{"": "", dataplane.Unhealthy: "critical alert is the expected outcome", dataplane.Silence: "stale alerts are the expected outcome",
 		dataplane.Duplicate: "duplicate messages changed nothing", dataplane.OutOfOrder: "out-of-order messages changed nothing"} {
-		if got := expectedNote(f); note == "" && got != "" || !strings.Contains(got, note) {
+		if got := expectedNote(f, nil); note == "" && got != "" || !strings.Contains(got, note) {
 			t.Errorf("expectedNote(%q) = %q, want %q", f, got, note)
 		}
+	}
+	counted := &HealthResult{Ingest: &IngestTotals{Duplicate: 6, OutOfOrder: 3}}
+	if got := expectedNote(dataplane.OutOfOrder, counted); !strings.Contains(got, "stateingest dropped 3") {
+		t.Errorf("out-of-order note %q", got)
+	}
+	if got := expectedNote(dataplane.Duplicate, counted); !strings.Contains(got, "stateingest dropped 6") {
+		t.Errorf("duplicate note %q", got)
 	}
 }
