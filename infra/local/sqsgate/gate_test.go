@@ -84,7 +84,7 @@ func (f *fixture) vendor() *sqs.Client {
 	return f.client(aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"})
 }
 
-func (f *fixture) queue(t *testing.T, name string) string {
+func (f *fixture) queue(t testing.TB, name string) string {
 	t.Helper()
 	out, err := f.vendor().CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName(name))})
 	if err != nil {
@@ -123,7 +123,7 @@ func (f *fixture) depth(t *testing.T, url string) int {
 }
 
 // admit writes the state queue policy the sweep writes for these data planes.
-func (f *fixture) admit(t *testing.T, url string, exporters ...string) {
+func (f *fixture) admit(t testing.TB, url string, exporters ...string) {
 	t.Helper()
 	var planes []servicestate.DataPlane
 	for _, arn := range exporters {
