@@ -13,6 +13,7 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/stacks/template"
 	"github.com/byocloud/byoc/shared/contract"
 )
@@ -130,6 +131,16 @@ func TestCDKCustomerTemplates(t *testing.T) {
 		if out[key] == "" {
 			t.Errorf("output %s missing (outputs %v)", key, out)
 		}
+	}
+	// byoc records StateExporterRoleId and compares it with SQS's SenderId: the id the
+	// exporter role's sessions carry in their UserID ("<role id>:<session>").
+	exporter := out[contract.InfraOutputStateExporterRoleArn]
+	if id := out[contract.InfraOutputStateExporterRoleID]; id != accounts.RoleID(exporter) {
+		t.Errorf("%s = %q, want accounts.RoleID(%s) = %q", contract.InfraOutputStateExporterRoleID, id, exporter, accounts.RoleID(exporter))
+	}
+	if pod, err := f.accounts.WorkloadCredentials(exporter, "state-exporter", time.Hour); err != nil ||
+		f.accounts.PrincipalForAccessKey(pod.AccessKeyID).UserID != out[contract.InfraOutputStateExporterRoleID]+":state-exporter" {
+		t.Errorf("the exporter's pod session is not <%s>:state-exporter (%v)", contract.InfraOutputStateExporterRoleID, err)
 	}
 	if ids := strings.Split(out[contract.InfraOutputPrivateSubnetIDs], ","); len(ids) != 3 || !strings.HasPrefix(ids[0], "subnet-") {
 		t.Errorf("%s = %q", contract.InfraOutputPrivateSubnetIDs, out[contract.InfraOutputPrivateSubnetIDs])
