@@ -131,6 +131,9 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		f.silentAt, f.silentCloud = time.Now(), r.Cloud.Clock.Now()
 		staleAfter := r.staleAfter(ctx)
 		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
+		if err := fitsDeadline(ctx, bound); err != nil {
+			return f.finish(ctx, fail("--fault silence: %v", err))
+		}
 		f.progress("silent from now: the statesweep schedule should mark the services stale after %s of the cloud's clock (waiting up to %s)",
 			staleAfter, bound.Round(time.Second))
 		err = f.until(ctx, bound, fmt.Sprintf("the %q event to stale", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Stale))
@@ -147,6 +150,16 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		}
 	}
 	return f.finish(ctx, err)
+}
+
+// fitsDeadline refuses a wait of up to bound that the scenario's deadline would cut short,
+// so the run says why instead of timing out midway.
+func fitsDeadline(ctx context.Context, bound time.Duration) error {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < bound {
+		return fmt.Errorf("staleness may take up to %s at this clock speed, more than the %s the scenario has left (raise --speed or --timeout)",
+			bound.Round(time.Second), time.Until(deadline).Round(time.Second))
+	}
+	return nil
 }
 
 // follower is one follow-up's state.
@@ -213,6 +226,7 @@ func (f *follower) step(ctx context.Context) error {
 func (f *follower) until(ctx context.Context, bound time.Duration, what string, want func(servicestate.AlertDetail) bool) error {
 	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
+	began := time.Now()
 	from := 0
 	for {
 		if err := f.step(ctx); err != nil {
@@ -240,7 +254,7 @@ func (f *follower) until(ctx context.Context, bound time.Duration, what string, 
 	}
 	return &Failure{Scenario: f.o.Scenario, Reason: fmt.Sprintf(
 		"%s for deployment %s did not arrive on the vendor bus within %s (%d data-plane steps, %d state messages sent; the deployment's stored health is %s; alerts seen: %s)",
-		what, f.id, bound.Round(time.Second), f.hr.Steps, f.hr.Sent, stored, describe(f.hr.Transitions))}
+		what, f.id, time.Since(began).Round(time.Second), f.hr.Steps, f.hr.Sent, stored, describe(f.hr.Transitions))}
 }
 
 // ingested waits until the event source has handed stateingest as many messages as the

@@ -210,3 +210,18 @@ func TestHealthReportAndTimelineLines(t *testing.T) {
 		t.Errorf("duplicate note %q", got)
 	}
 }
+
+func TestASilenceLongerThanTheTimeoutLeftIsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := fitsDeadline(ctx, 7*time.Minute+30*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "up to 7m30s at this clock speed, more than the 1m0s the scenario has left (raise --speed or --timeout)") {
+		t.Errorf("error %v", err)
+	}
+	if err := fitsDeadline(ctx, 37*time.Second); err != nil {
+		t.Errorf("a wait that fits: %v", err)
+	}
+	if err := fitsDeadline(context.Background(), time.Hour); err != nil {
+		t.Errorf("no deadline: %v", err)
+	}
+}
