@@ -140,7 +140,7 @@ flags:
 		return ExitFailed
 	}
 	defer env.close()
-	code := ExitOK
+	code, followed := ExitOK, false
 	if f.scenario != "none" {
 		if f.customer == "" {
 			f.customer = RandomAccount()
@@ -149,6 +149,7 @@ flags:
 		res, err := runner.Run(ctx, Options{Scenario: f.scenario, Customer: f.customer, FailResource: f.failResource, FailReason: f.failReason, Timeout: f.timeout,
 			DataPlane: f.dataPlane && slices.Contains(ReadyScenarios, f.scenario), Fault: fault})
 		report(tl, res)
+		followed = res.Health != nil
 		if err != nil {
 			tl.Printf("\n%v\n", err)
 			code = ExitFailed
@@ -157,6 +158,9 @@ flags:
 		}
 	}
 	if f.serve {
+		if followed {
+			tl.Printf("\nThe simulated data plane stopped with the scenario: the sweep will mark its services stale\nafter STATE_STALE_AFTER of the cloud's clock (health lines on the timeline).\n")
+		}
 		serve(ctx, tl, env)
 	}
 	return code
