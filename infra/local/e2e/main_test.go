@@ -37,6 +37,7 @@ type env struct {
 	runner *scenario.Runner
 	deploy time.Duration // how long deploying the control plane took
 	logs   *lockedBuffer
+	clock  *cloudClock // the cloud's clock: real time, moved only by the staleness test
 
 	mu        sync.Mutex
 	observers map[int]func(cloud.Event)
@@ -58,18 +59,25 @@ func (e *env) observe(ev cloud.Event) {
 	}
 }
 
-// record collects the timeline while a test runs.
-func (e *env) record(t testing.TB) *recording {
-	r := &recording{}
+// subscribe tells fn of every timeline event until the test ends.
+func (e *env) subscribe(t testing.TB, fn func(cloud.Event)) {
 	e.mu.Lock()
 	id := e.next
 	e.next++
-	e.observers[id] = r.add
+	e.observers[id] = fn
 	e.mu.Unlock()
 	t.Cleanup(func() {
 		e.mu.Lock()
 		delete(e.observers, id)
 		e.mu.Unlock()
+	})
+}
+
+// record collects the timeline while a test runs.
+func (e *env) record(t testing.TB) *recording {
+	r := &recording{}
+	e.subscribe(t, r.add)
+	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("timeline:\n%s\nfunction logs (tail):\n%s", r, e.logs.tail(60))
 		}
@@ -113,6 +121,20 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+// size is how much was written so far: a mark for since.
+func (l *lockedBuffer) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Len()
+}
+
+// since returns what was written after mark.
+func (l *lockedBuffer) since(mark int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.b.Bytes()[mark:])
+}
+
 func (l *lockedBuffer) tail(n int) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -154,9 +176,9 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	logs := &lockedBuffer{}
-	shared = &env{logs: logs, observers: map[int]func(cloud.Event){}}
+	shared = &env{logs: logs, clock: &cloudClock{}, observers: map[int]func(cloud.Event){}}
 	c, err := cloud.Start(context.Background(), cloud.Options{
-		Addr: "127.0.0.1:0", BinDir: binDir, Output: logs, Observer: shared.observe,
+		Addr: "127.0.0.1:0", BinDir: binDir, Output: logs, Observer: shared.observe, Clock: shared.clock,
 	})
 	if err != nil {
 		return 1, err

@@ -1,0 +1,399 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/scenario"
+	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/servicestate"
+)
+
+// simulate starts simulating tn's data plane with services: its exporter sends as the
+// exporter role, its agent reads the command channel as the agent role.
+func simulate(t testing.TB, tn tenant, services ...string) *dataplane.Simulator {
+	t.Helper()
+	sim := shared.cloud.DataPlane()
+	d := dataplane.Deployment{ID: tn.dep.ID, ExporterRoleARN: tn.exporterRole, AgentRoleARN: tn.agentRole}
+	for _, s := range services {
+		d.Services = append(d.Services, dataplane.Service{ID: s})
+	}
+	if err := sim.Add(d); err != nil {
+		t.Fatal(err)
+	}
+	return sim
+}
+
+func tick(t testing.TB, sim *dataplane.Simulator) {
+	t.Helper()
+	if _, err := sim.Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A new deployment reported healthy by the simulator: the services' and the deployment's
+// state and history in the table, one alert per transition on the vendor bus, and steady
+// reports afterwards write no history and raise no alert.
+func TestStateNewDeploymentReportedHealthy(t *testing.T) {
+	st := state(t)
+	tn := onboard(t)
+	sim := simulate(t, tn, "svc-a", "svc-b")
+	rec := shared.record(t)
+	tick(t, sim)
+	awaitDeleted(t, rec, 2)
+
+	svcs := st.services(t, tn.dep.ID)
+	for _, id := range []string{"svc-a", "svc-b"} {
+		s := svcs[id]
+		if s.Health != health.Healthy || s.Status != "healthy" || s.Replicas.Ready == 0 || s.Versions.ClickHouse == "" || s.LastSeenAt.IsZero() {
+			t.Errorf("service %s stored as %+v, want healthy with its report", id, s)
+		}
+	}
+	if h := st.deploymentHealth(t, tn.dep.ID); h != health.Healthy {
+		t.Fatalf("deployment %s", h)
+	}
+	hist := st.history(t, tn.dep.ID)
+	scopes := map[string]int{}
+	for _, h := range hist {
+		if h.From == health.Unknown && h.To == health.Healthy {
+			scopes[string(h.Scope)+" "+h.ServiceID]++
+		}
+	}
+	if len(hist) != 3 || scopes["service svc-a"] != 1 || scopes["service svc-b"] != 1 || scopes["deployment "] != 1 {
+		t.Fatalf("history %v: want svc-a, svc-b and the deployment unknown -> healthy, once each", hist)
+	}
+	events := alerts(st.tap.events(t, tn.dep.ID))
+	want := map[string]bool{"service svc-a": true, "service svc-b": true, "deployment ": true}
+	ids := map[string]bool{}
+	for _, e := range events {
+		a := e.Alert
+		key := string(a.Scope) + " " + a.ServiceID
+		if !want[key] || a.To != health.Healthy || a.Severity != health.SeverityInfo || ids[a.AlertID] {
+			t.Errorf("unexpected alert %s (%+v)", e, a)
+		}
+		delete(want, key)
+		ids[a.AlertID] = true
+	}
+	if len(want) != 0 || len(events) != 3 {
+		t.Errorf("alerts %v: want one per transition", events)
+	}
+
+	// Steady: two more rounds, nothing new.
+	tick(t, sim)
+	tick(t, sim)
+	awaitDeleted(t, rec, 6)
+	if n := len(st.history(t, tn.dep.ID)); n != 3 {
+		t.Errorf("steady reports wrote %d history entries", n-3)
+	}
+	if got := alerts(st.tap.events(t, tn.dep.ID)); len(got) != 3 {
+		t.Errorf("steady reports raised alerts: %v", got[3:])
+	}
+}
+
+// statesweep runs from its Scheduler schedule with {"scheduledTime": ...} as input.
+func sweepSchedule(t testing.TB) (group, name string) {
+	t.Helper()
+	fn, ok := shared.cloud.FunctionName(contract.FunctionStateSweep)
+	if !ok {
+		t.Fatal("statesweep is not running")
+	}
+	c := scheduler.NewFromConfig(shared.cloud.WatchConfig())
+	list, err := c.ListSchedules(context.Background(), &scheduler.ListSchedulesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list.Schedules {
+		got, err := c.GetSchedule(context.Background(), &scheduler.GetScheduleInput{GroupName: s.GroupName, Name: s.Name})
+		if err != nil || got.Target == nil || !strings.HasSuffix(aws.ToString(got.Target.Arn), ":function:"+fn) {
+			continue
+		}
+		if in := aws.ToString(got.Target.Input); in != `{"scheduledTime":"<aws.scheduler.scheduled-time>"}` {
+			t.Errorf("the sweep schedule's input is %s", in)
+		}
+		if e := aws.ToString(got.ScheduleExpression); e != "rate(1 minute)" {
+			t.Errorf("the sweep schedule is %s, want rate(1 minute)", e)
+		}
+		return aws.ToString(got.GroupName), aws.ToString(got.Name)
+	}
+	t.Fatalf("no schedule targets statesweep (%s)", fn)
+	return "", ""
+}
+
+// staleAfter is statesweep's STATE_STALE_AFTER in the synthesized template (the default
+// when the stack does not set it).
+func staleAfter(t testing.TB) time.Duration {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join(templatesDir, scenario.ControlPlaneTemplate))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tmpl struct {
+		Resources map[string]struct {
+			Type       string
+			Properties struct {
+				Tags        []struct{ Key, Value string }
+				Environment struct {
+					Variables map[string]any
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &tmpl); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range tmpl.Resources {
+		for _, tag := range r.Properties.Tags {
+			if r.Type == "AWS::Lambda::Function" && tag.Key == contract.FunctionTagKey && tag.Value == contract.FunctionStateSweep {
+				if v, ok := r.Properties.Environment.Variables[contract.EnvStateStaleAfter].(string); ok {
+					d, err := time.ParseDuration(v)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return d
+				}
+				return health.DefaultStaleAfter
+			}
+		}
+	}
+	t.Fatal("the control-plane template has no statesweep function")
+	return 0
+}
+
+// A service silent past STATE_STALE_AFTER becomes stale through the real path: the
+// cloud's clock moves on, the schedule fires statesweep with its scheduledTime, statesweep
+// queries the sweep index and marks it; one alert per scope, however many sweeps run. Its
+// next report brings it back.
+func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
+	st := state(t)
+	tn := onboard(t)
+	group, name := sweepSchedule(t)
+	silence := staleAfter(t) + 2*time.Minute
+	exporter := tn.exporter(t)
+	st.send(t, exporter, encode(t, tn.report("svc-a", 1)))
+	st.awaitStored(t, tn, map[string]int64{"svc-a": 1})
+	until(t, 10*time.Second, "the deployment to be healthy", func() (bool, string) {
+		h := st.deploymentHealth(t, tn.dep.ID)
+		return h == health.Healthy, string(h)
+	})
+	before := len(alerts(st.tap.events(t, tn.dep.ID)))
+
+	rec := shared.record(t)
+	// The silence: the cloud's clock jumps; the schedule fires every minute it skipped.
+	shared.clock.Jump(silence)
+	t.Cleanup(func() { shared.clock.Jump(-shared.clock.Offset()) })
+	until(t, 30*time.Second, "svc-a and the deployment to turn stale", func() (bool, string) {
+		s, d := st.services(t, tn.dep.ID)["svc-a"].Health, st.deploymentHealth(t, tn.dep.ID)
+		return s == health.Stale && d == health.Stale, fmt.Sprintf("svc-a %s, deployment %s", s, d)
+	})
+	// Every sweep the schedule fired has finished.
+	until(t, 30*time.Second, "the sweeps to finish", func() (bool, string) {
+		fired, done := 0, 0
+		for _, e := range rec.all() {
+			if e.Kind == cloud.KindSchedule && e.Subject == group+"/"+name && !e.Failed {
+				fired++
+			}
+			if e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionStateSweep {
+				done++
+			}
+		}
+		next, ok := shared.cloud.Firer.Next(group, name)
+		return fired > 0 && done >= fired && ok && next.After(shared.clock.Now()), fmt.Sprintf("%d fired, %d done", fired, done)
+	})
+	sweeps := 0
+	for _, e := range rec.all() {
+		if e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionStateSweep {
+			sweeps++
+			if e.Failed {
+				t.Errorf("a sweep failed: %s", e)
+			}
+		}
+	}
+	if sweeps < 2 {
+		t.Errorf("%d sweeps ran: the jump should have fired one per skipped minute", sweeps)
+	}
+	stale := alerts(st.tap.events(t, tn.dep.ID))[before:]
+	if len(stale) != 2 || stale[0].Alert.To != health.Stale || stale[1].Alert.To != health.Stale || stale[0].Alert.Severity != health.SeverityWarning {
+		t.Fatalf("alerts after %d sweeps: %v; want one for svc-a and one for the deployment", sweeps, stale)
+	}
+
+	// Back to the present; the exporter speaks again.
+	shared.clock.Jump(-shared.clock.Offset())
+	st.send(t, exporter, encode(t, tn.report("svc-a", 2)))
+	until(t, 30*time.Second, "the deployment to recover", func() (bool, string) {
+		s, d := st.services(t, tn.dep.ID)["svc-a"].Health, st.deploymentHealth(t, tn.dep.ID)
+		return s == health.Healthy && d == health.Healthy, fmt.Sprintf("svc-a %s, deployment %s", s, d)
+	})
+	recovered := alerts(st.tap.events(t, tn.dep.ID))[before+2:]
+	if len(recovered) != 2 || !recovered[0].Alert.Recovered || !recovered[1].Alert.Recovered {
+		t.Errorf("alerts after the report: %v; want svc-a and the deployment recovered", recovered)
+	}
+}
+
+// channelSender sends commands as the control plane does.
+func channelSender(st *stateEnv) *channel.Sender {
+	return &channel.Sender{SQS: sqs.NewFromConfig(shared.cloud.Config()), Recorder: st.repo}
+}
+
+func commandFor(tn tenant, svc, id, version string) channel.Command {
+	return channel.Command{ID: id, DeploymentID: tn.dep.ID, ServiceID: svc, Kind: channel.ApplyRelease,
+		Params: map[string]string{"clickhouseVersion": version}}
+}
+
+func channelURL(t testing.TB, tn tenant) string {
+	t.Helper()
+	name, err := channel.QueueName(tn.dep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sqs.NewFromConfig(shared.cloud.WatchConfig()).GetQueueUrl(context.Background(), &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+	if err != nil {
+		t.Fatalf("provisioning opened no command channel for %s: %v", tn.dep.ID, err)
+	}
+	return aws.ToString(out.QueueUrl)
+}
+
+// waitMachine creates a workflow that waits on statewait as docs/state.md shows, with a
+// timeout from its input; a timed-out wait ends in the TimedOut state.
+func waitMachine(t testing.TB) string {
+	t.Helper()
+	fn, ok := shared.cloud.FunctionName(contract.FunctionStateWait)
+	if !ok {
+		t.Fatal("statewait is not running")
+	}
+	def := `{
+  "StartAt": "WaitHealthyOnVersion",
+  "States": {
+    "WaitHealthyOnVersion": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+      "Parameters": {
+        "FunctionName": "` + fn + `",
+        "Payload": {
+          "taskToken.$": "$$.Task.Token",
+          "deploymentId.$": "$.deploymentId",
+          "condition": {"serviceId.$": "$.serviceId", "health": "healthy", "clickhouseVersion.$": "$.version", "commandId.$": "$.commandId"},
+          "timeoutSeconds.$": "$.timeoutSeconds"
+        }
+      },
+      "TimeoutSecondsPath": "$.timeoutSeconds",
+      "ResultPath": "$.state",
+      "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "TimedOut"}],
+      "End": true
+    },
+    "TimedOut": {"Type": "Pass", "Result": "timed out", "ResultPath": "$.outcome", "End": true}
+  }
+}`
+	out, err := sfn.NewFromConfig(shared.cloud.Config()).CreateStateMachine(context.Background(), &sfn.CreateStateMachineInput{
+		Name: aws.String("e2e-wait-" + scenario.RandomAccount()), Definition: aws.String(def),
+		RoleArn: aws.String("arn:aws:iam::" + cloud.VendorAccount + ":role/e2e-wait"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.StateMachineArn)
+}
+
+// execute starts an execution and waits for it to end; it returns its status and output.
+func execute(t testing.TB, machine string, input map[string]any, during func()) (string, map[string]any) {
+	t.Helper()
+	c := sfn.NewFromConfig(shared.cloud.Config())
+	name := "e2e-" + scenario.RandomAccount()
+	ended := make(chan cloud.Event, 1)
+	shared.subscribe(t, func(e cloud.Event) {
+		if e.Kind == cloud.KindExecution && strings.HasPrefix(e.Detail, name) && e.Status != "RUNNING" {
+			select {
+			case ended <- e:
+			default:
+			}
+		}
+	})
+	in, _ := json.Marshal(input)
+	out, err := c.StartExecution(context.Background(), &sfn.StartExecutionInput{StateMachineArn: aws.String(machine), Name: aws.String(name), Input: aws.String(string(in))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during != nil {
+		during()
+	}
+	select {
+	case <-ended:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("execution %s did not end", name)
+	}
+	desc, err := c.DescribeExecution(context.Background(), &sfn.DescribeExecutionInput{ExecutionArn: out.ExecutionArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var result map[string]any
+	_ = json.Unmarshal([]byte(aws.ToString(desc.Output)), &result)
+	return string(desc.Status), result
+}
+
+// A workflow task waiting on statewait resumes when the simulated agent has applied the
+// command and the exporter reports the version; one waiting for a version nobody reports
+// times out cleanly at its TimeoutSeconds.
+func TestStateWaitResumesOnAcknowledgementAndTimesOut(t *testing.T) {
+	st := state(t)
+	tn := onboard(t)
+	sim := simulate(t, tn, "svc-a")
+	rec := shared.record(t)
+	tick(t, sim)
+	awaitDeleted(t, rec, 1)
+	machine := waitMachine(t)
+	ctx := context.Background()
+
+	cmd := commandFor(tn, "svc-a", "cmd-wait-1", "25.1.3")
+	status, out := execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.1.3", "commandId": cmd.ID, "timeoutSeconds": 60}, func() {
+		// The workflow waits first; then the command goes out, the agent applies it and the
+		// exporter's next report acknowledges it with the new version.
+		until(t, 10*time.Second, "statewait to register the waiter", func() (bool, string) {
+			s := st.services(t, tn.dep.ID)["svc-a"]
+			return s.Waiters > 0, fmt.Sprintf("%d waiters", s.Waiters)
+		})
+		if _, err := channelSender(st).Send(ctx, cmd); err != nil {
+			t.Fatal(err)
+		}
+		tick(t, sim)
+	})
+	state, _ := out["state"].(map[string]any)
+	if status != "SUCCEEDED" || state == nil || state["commandId"] != cmd.ID || state["health"] != "healthy" || !strings.Contains(fmt.Sprint(state["versions"]), "25.1.3") {
+		t.Errorf("execution %s with output %v: want it resumed with svc-a's state on 25.1.3", status, out)
+	}
+	if rec, err := st.repo.Command(ctx, tn.dep.ID, cmd.ID); err != nil || rec.Status != servicestate.CommandSucceeded {
+		t.Errorf("command record %+v (%v): want succeeded", rec, err)
+	}
+
+	began := time.Now()
+	status, out = execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "99.9.9", "commandId": "", "timeoutSeconds": 1}, func() {
+		tick(t, sim) // a report that does not satisfy the condition
+	})
+	if status != "SUCCEEDED" || out["outcome"] != "timed out" || !strings.Contains(fmt.Sprint(out["error"]), "States.Timeout") {
+		t.Errorf("execution %s with output %v: want it to time out into TimedOut", status, out)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("the wait took %s to time out, want about its 1 s", d)
+	}
+	// A report after the timeout is ingested as usual (its resume of the expired task is
+	// refused by Step Functions and must not fail the message).
+	logMark := shared.logs.size()
+	tick(t, sim)
+	awaitDeleted(t, rec, 4)
+	if totals := batchTotals(t, shared.logs.since(logMark)); totals["retry"]+totals["rejected"] != 0 {
+		t.Errorf("stateingest after the timeout: %v", totals)
+	}
+}
