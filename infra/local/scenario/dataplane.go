@@ -125,15 +125,15 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 				return deploymentTo(health.Unhealthy)(a) && a.Severity == health.SeverityCritical
 			})
 	case dataplane.Silence:
-		if err := sim.Inject(d.ID, dataplane.Silence); err != nil {
-			return f.finish(ctx, err)
-		}
-		f.silentAt, f.silentCloud = time.Now(), r.Cloud.Clock.Now()
 		staleAfter := r.staleAfter(ctx)
 		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
 		if err := fitsDeadline(ctx, bound); err != nil {
 			return f.finish(ctx, fail("--fault silence: %v", err))
 		}
+		if err := sim.Inject(d.ID, dataplane.Silence); err != nil {
+			return f.finish(ctx, err)
+		}
+		f.silentAt, f.silentCloud = time.Now(), r.Cloud.Clock.Now()
 		f.progress("silent from now: the statesweep schedule should mark the services stale after %s of the cloud's clock (waiting up to %s)",
 			staleAfter, bound.Round(time.Second))
 		err = f.until(ctx, bound, fmt.Sprintf("the %q event to stale", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Stale))
