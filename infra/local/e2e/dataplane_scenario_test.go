@@ -1,12 +1,19 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
 	"github.com/byocloud/byoc/infra/local/cloud"
 	"github.com/byocloud/byoc/infra/local/dataplane"
 	"github.com/byocloud/byoc/infra/local/scenario"
+	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 )
 
@@ -88,5 +95,59 @@ func TestScenarioDuplicateAndOutOfOrderChangeNothing(t *testing.T) {
 				t.Errorf("%d messages in %d steps, want %d", res.Health.Sent, steps, want)
 			}
 		})
+	}
+}
+
+func TestScenarioSilenceTurnsTheDeploymentStale(t *testing.T) {
+	// The shared cloud keeps real time, and its clock must not move under the other tests
+	// (a jump back leaves the sweep schedule's next occurrence minutes ahead). So once the
+	// runner says the exporter fell silent, statesweep is invoked as its schedule will
+	// invoke it after the silence: with that scheduledTime, as of which it judges.
+	sweep, ok := shared.cloud.FunctionName(contract.FunctionStateSweep)
+	if !ok {
+		t.Fatal("statesweep is not running")
+	}
+	silence := shared.runner.StaleAfter(context.Background()) + 2*time.Minute
+	var swept []byte
+	var sweepErr error
+	shared.runner.Progress = func(e cloud.Event) {
+		if e.Kind != cloud.KindDataPlane || !strings.HasPrefix(e.Status, "silent from now") || swept != nil {
+			return
+		}
+		in := fmt.Sprintf(`{"scheduledTime":%q}`, time.Now().Add(silence).UTC().Format(time.RFC3339))
+		out, err := lambda.NewFromConfig(shared.cloud.WatchConfig()).Invoke(context.Background(), &lambda.InvokeInput{
+			FunctionName: aws.String(sweep), Payload: []byte(in)})
+		swept, sweepErr = []byte(in), err
+		if err == nil && out.FunctionError != nil {
+			sweepErr = fmt.Errorf("statesweep failed: %s", out.Payload)
+		}
+	}
+	t.Cleanup(func() { shared.runner.Progress = nil })
+	rec := shared.record(t)
+	// Timeout: the runner checks that a silence in real time (7 minutes) would fit.
+	res, err := shared.runner.Run(context.Background(), scenario.Options{Scenario: scenario.Onboard, DataPlane: true,
+		Fault: dataplane.Silence, Timeout: 10 * time.Minute})
+	if sweepErr != nil || swept == nil {
+		t.Fatalf("sweep %s: %v", swept, sweepErr)
+	}
+	if err != nil {
+		t.Fatalf("%v\nresult: %+v", err, res.Health)
+	}
+	d := res.Deployment
+	if res.Health.Final != health.Stale {
+		t.Fatalf("deployment %s is %s after the sweep %s: want stale", d.ID, res.Health.Final, swept)
+	}
+	order(t, rec, healthTo(d.ID, health.Healthy), healthTo(d.ID, health.Stale))
+	stale := 0
+	for _, e := range healthLines(rec, d.ID) {
+		if e.Status == "healthy -> stale" {
+			if !e.Failed || !strings.HasPrefix(e.Detail, "warning") {
+				t.Errorf("health line %s: stale is a warning, marked !", e)
+			}
+			stale++
+		}
+	}
+	if stale != len(scenario.DataPlaneServices)+1 {
+		t.Errorf("%d stale lines, want each service and the deployment once", stale)
 	}
 }

@@ -125,7 +125,7 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 				return deploymentTo(health.Unhealthy)(a) && a.Severity == health.SeverityCritical
 			})
 	case dataplane.Silence:
-		staleAfter := r.staleAfter(ctx)
+		staleAfter := r.StaleAfter(ctx)
 		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
 		if err := fitsDeadline(ctx, bound); err != nil {
 			return f.finish(ctx, fail("--fault silence: %v", err))
@@ -426,8 +426,9 @@ func faultNote(f dataplane.Fault) string {
 	return "; fault " + string(f)
 }
 
-// staleAfter is statesweep's STATE_STALE_AFTER, read from the deployed function.
-func (r *Runner) staleAfter(ctx context.Context) time.Duration {
+// StaleAfter is statesweep's STATE_STALE_AFTER, read from the deployed function (the
+// default when it is unset or unreadable).
+func (r *Runner) StaleAfter(ctx context.Context) time.Duration {
 	name, err := r.ControlPlane.FunctionName(contract.FunctionStateSweep)
 	if err != nil {
 		return health.DefaultStaleAfter
