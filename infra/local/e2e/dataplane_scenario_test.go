@@ -32,6 +32,24 @@ func healthLines(rec *recording, dep string) []cloud.Event {
 	return out
 }
 
+// badOnce checks that each service and the deployment turned from healthy to bad once,
+// each line marked ! with the severity.
+func badOnce(t *testing.T, rec *recording, dep string, bad health.Health, severity health.Severity) {
+	t.Helper()
+	n := 0
+	for _, e := range healthLines(rec, dep) {
+		if e.Status == "healthy -> "+string(bad) {
+			if !e.Failed || !strings.HasPrefix(e.Detail, string(severity)) {
+				t.Errorf("health line %s: want %s, marked !", e, severity)
+			}
+			n++
+		}
+	}
+	if n != len(scenario.DataPlaneServices)+1 {
+		t.Errorf("%d lines to %s, want each service and the deployment once", n, bad)
+	}
+}
+
 func healthTo(dep string, to health.Health) step {
 	return step{"deployment " + dep + " -> " + string(to), func(e cloud.Event) bool {
 		return e.Kind == cloud.KindHealth && e.Subject == "deployment "+dep && strings.HasSuffix(e.Status, "-> "+string(to))
@@ -64,18 +82,7 @@ func TestScenarioUnhealthyFaultShowsTheCriticalAlert(t *testing.T) {
 		t.Fatalf("deployment %s is %s, want unhealthy", d.ID, res.Health.Final)
 	}
 	order(t, rec, healthTo(d.ID, health.Healthy), healthTo(d.ID, health.Unhealthy))
-	critical := 0
-	for _, e := range healthLines(rec, d.ID) {
-		if e.Status == "healthy -> unhealthy" {
-			if !e.Failed || !strings.HasPrefix(e.Detail, "critical") {
-				t.Errorf("health line %s: an unhealthy transition is a critical alert, marked !", e)
-			}
-			critical++
-		}
-	}
-	if critical != len(scenario.DataPlaneServices)+1 {
-		t.Errorf("%d critical lines, want each service and the deployment once", critical)
-	}
+	badOnce(t, rec, d.ID, health.Unhealthy, health.SeverityCritical)
 }
 
 func TestScenarioDuplicateAndOutOfOrderChangeNothing(t *testing.T) {
@@ -138,16 +145,5 @@ func TestScenarioSilenceTurnsTheDeploymentStale(t *testing.T) {
 		t.Fatalf("deployment %s is %s after the sweep %s: want stale", d.ID, res.Health.Final, swept)
 	}
 	order(t, rec, healthTo(d.ID, health.Healthy), healthTo(d.ID, health.Stale))
-	stale := 0
-	for _, e := range healthLines(rec, d.ID) {
-		if e.Status == "healthy -> stale" {
-			if !e.Failed || !strings.HasPrefix(e.Detail, "warning") {
-				t.Errorf("health line %s: stale is a warning, marked !", e)
-			}
-			stale++
-		}
-	}
-	if stale != len(scenario.DataPlaneServices)+1 {
-		t.Errorf("%d stale lines, want each service and the deployment once", stale)
-	}
+	badOnce(t, rec, d.ID, health.Stale, health.SeverityWarning)
 }
