@@ -125,15 +125,12 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 	return sum, errors.Join(errs...)
 }
 
-// ParseStaleAfter reads the staleness period (a Go duration such as "5m"); empty means the
-// default.
+// ParseStaleAfter reads STATE_STALE_AFTER (health.ParseStaleAfter's rule), naming the
+// variable in its error.
 func ParseStaleAfter(s string) (time.Duration, error) {
-	if s == "" {
-		return health.DefaultStaleAfter, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < time.Minute || d > 24*time.Hour {
-		return 0, fmt.Errorf("STATE_STALE_AFTER %q: must be a duration between 1m and 24h (the sweep index has one-minute resolution)", s)
+	d, err := health.ParseStaleAfter(s)
+	if err != nil {
+		return 0, fmt.Errorf("STATE_STALE_AFTER %w", err)
 	}
 	return d, nil
 }

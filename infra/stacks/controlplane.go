@@ -3,7 +3,6 @@ package stacks
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/byocloud/byoc/infra/workflows"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
@@ -164,12 +164,8 @@ func checkDefinition(def string) error {
 // checkStaleAfter applies statesweep's rule for STATE_STALE_AFTER at synthesis, so a wrong
 // value fails `cdk synth` rather than every sweep's cold start.
 func checkStaleAfter(v string) error {
-	if v == "" {
-		return nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < time.Minute || d > 24*time.Hour {
-		return fmt.Errorf("control plane: StateStaleAfter %q: must be a duration between 1m and 24h (the sweep index has one-minute resolution)", v)
+	if _, err := health.ParseStaleAfter(v); err != nil {
+		return fmt.Errorf("control plane: StateStaleAfter %w", err)
 	}
 	return nil
 }

@@ -98,6 +98,27 @@ func OfReport(m statemsg.Message) (Health, string) {
 // are not a network blip.
 const DefaultStaleAfter = 5 * time.Minute
 
+// Bounds of a configured staleness period: the sweep index has one-minute resolution, and a
+// day of silence unnoticed is no longer monitoring.
+const (
+	MinStaleAfter = time.Minute
+	MaxStaleAfter = 24 * time.Hour
+)
+
+// ParseStaleAfter reads a staleness period (a Go duration such as "5m"); empty means
+// DefaultStaleAfter. It is the one rule for STATE_STALE_AFTER, applied by statesweep at cold
+// start and by the CDK app at synthesis.
+func ParseStaleAfter(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultStaleAfter, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < MinStaleAfter || d > MaxStaleAfter {
+		return 0, fmt.Errorf("%q: must be a duration between 1m and 24h (the sweep index has one-minute resolution)", s)
+	}
+	return d, nil
+}
+
 // IsStale reports whether a service last heard at lastSeen is stale at now.
 func IsStale(lastSeen, now time.Time, staleAfter time.Duration) bool {
 	return now.Sub(lastSeen) > staleAfter

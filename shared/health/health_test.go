@@ -1,6 +1,7 @@
 package health
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -130,5 +131,21 @@ func TestTransitionString(t *testing.T) {
 	s = Transition{Scope: ScopeDeployment, DeploymentID: "d1", From: Unknown, To: Healthy, Reason: "worst of 2 services"}.String()
 	if s != "deployment d1: unknown -> healthy (worst of 2 services)" {
 		t.Fatal(s)
+	}
+}
+
+func TestParseStaleAfter(t *testing.T) {
+	if d, err := ParseStaleAfter(""); err != nil || d != DefaultStaleAfter {
+		t.Fatalf("empty = %v, %v; want the default", d, err)
+	}
+	for in, want := range map[string]time.Duration{"1m": time.Minute, "90s": 90 * time.Second, "24h": 24 * time.Hour} {
+		if d, err := ParseStaleAfter(in); err != nil || d != want {
+			t.Errorf("%q = %v, %v; want %v", in, d, err, want)
+		}
+	}
+	for _, bad := range []string{"59s", "24h1s", "five minutes", "-5m", "0"} {
+		if _, err := ParseStaleAfter(bad); err == nil || !strings.Contains(err.Error(), "between 1m and 24h") || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: err = %v, want the rule and the value", bad, err)
+		}
 	}
 }
