@@ -131,6 +131,20 @@ func (s *stateEnv) setVisibility(t testing.TB, seconds string) {
 	}
 }
 
+// awaitEmpty waits until the state queue holds no message, visible or in flight.
+func (s *stateEnv) awaitEmpty(t testing.TB) {
+	t.Helper()
+	until(t, 10*time.Second, "the state queue to be empty", func() (bool, string) {
+		out, err := s.watchSQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.queueURL),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		visible, inFlight := out.Attributes["ApproximateNumberOfMessages"], out.Attributes["ApproximateNumberOfMessagesNotVisible"]
+		return visible == "0" && inFlight == "0", visible + " visible, " + inFlight + " in flight"
+	})
+}
+
 func queueURLOf(ctx context.Context, c *sqs.Client, arn string) (string, error) {
 	parts := strings.Split(arn, ":")
 	if len(parts) != 6 {
