@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -134,46 +132,6 @@ func sweepSchedule(t testing.TB) (group, name string) {
 	return "", ""
 }
 
-// staleAfter is statesweep's STATE_STALE_AFTER in the synthesized template (the default
-// when the stack does not set it).
-func staleAfter(t testing.TB) time.Duration {
-	t.Helper()
-	body, err := os.ReadFile(filepath.Join(templatesDir, scenario.ControlPlaneTemplate))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tmpl struct {
-		Resources map[string]struct {
-			Type       string
-			Properties struct {
-				Tags        []struct{ Key, Value string }
-				Environment struct {
-					Variables map[string]any
-				}
-			}
-		}
-	}
-	if err := json.Unmarshal(body, &tmpl); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range tmpl.Resources {
-		for _, tag := range r.Properties.Tags {
-			if r.Type == "AWS::Lambda::Function" && tag.Key == contract.FunctionTagKey && tag.Value == contract.FunctionStateSweep {
-				if v, ok := r.Properties.Environment.Variables[contract.EnvStateStaleAfter].(string); ok {
-					d, err := time.ParseDuration(v)
-					if err != nil {
-						t.Fatal(err)
-					}
-					return d
-				}
-				return health.DefaultStaleAfter
-			}
-		}
-	}
-	t.Fatal("the control-plane template has no statesweep function")
-	return 0
-}
-
 // A service silent past STATE_STALE_AFTER becomes stale through the real path: the
 // cloud's clock moves on, the schedule fires statesweep with its scheduledTime, statesweep
 // queries the sweep index and marks it; one alert per scope, however many sweeps run. Its
@@ -182,14 +140,14 @@ func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
 	st := state(t)
 	tn := onboard(t)
 	group, name := sweepSchedule(t)
-	silence := staleAfter(t) + 2*time.Minute
+	silence := shared.runner.StaleAfter(context.Background()) + 2*time.Minute
 	exporter := tn.exporter(t)
+	setup := shared.record(t)
 	st.send(t, exporter, encode(t, tn.report("svc-a", 1)))
-	st.awaitStored(t, tn, map[string]int64{"svc-a": 1})
-	until(t, 10*time.Second, "the deployment to be healthy", func() (bool, string) {
-		h := st.deploymentHealth(t, tn.dep.ID)
-		return h == health.Healthy, string(h)
-	})
+	awaitDeleted(t, setup, 1) // processed, its alerts published
+	if h := st.deploymentHealth(t, tn.dep.ID); h != health.Healthy {
+		t.Fatalf("deployment %s after its first report", h)
+	}
 	before := len(alerts(st.tap.events(t, tn.dep.ID)))
 
 	rec := shared.record(t)
@@ -231,13 +189,17 @@ func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
 		t.Fatalf("alerts after %d sweeps: %v; want one for svc-a and one for the deployment", sweeps, stale)
 	}
 
-	// Back to the present; the exporter speaks again.
+	// Back to the present (the clock must not stay ahead: every later report would be
+	// judged minutes old). The firer keeps its next occurrence, minutes ahead, so the
+	// schedule does not fire again during this run; nothing after this test relies on it.
+	// The exporter speaks again.
 	shared.clock.Jump(-shared.clock.Offset())
+	again := shared.record(t)
 	st.send(t, exporter, encode(t, tn.report("svc-a", 2)))
-	until(t, 30*time.Second, "the deployment to recover", func() (bool, string) {
-		s, d := st.services(t, tn.dep.ID)["svc-a"].Health, st.deploymentHealth(t, tn.dep.ID)
-		return s == health.Healthy && d == health.Healthy, fmt.Sprintf("svc-a %s, deployment %s", s, d)
-	})
+	awaitDeleted(t, again, 1)
+	if s, d := st.services(t, tn.dep.ID)["svc-a"].Health, st.deploymentHealth(t, tn.dep.ID); s != health.Healthy || d != health.Healthy {
+		t.Errorf("after the report: svc-a %s, deployment %s; want both healthy again", s, d)
+	}
 	recovered := alerts(st.tap.events(t, tn.dep.ID))[before+2:]
 	if len(recovered) != 2 || !recovered[0].Alert.Recovered || !recovered[1].Alert.Recovered {
 		t.Errorf("alerts after the report: %v; want svc-a and the deployment recovered", recovered)
