@@ -206,7 +206,7 @@ func sessionConfig(t testing.TB, roleArn, session string) aws.Config {
 	return cfg
 }
 
-// exporterSession is the exporter's SQS client; the session name is the simulator's.
+// exporter is an SQS client of the exporter role, with the simulator's session name.
 func (tn tenant) exporter(t testing.TB) *sqs.Client {
 	return sqs.NewFromConfig(sessionConfig(t, tn.exporterRole, "state-exporter"))
 }
