@@ -116,9 +116,12 @@ func setupState() (*stateEnv, error) {
 	return s, nil
 }
 
-// fastRedelivery shortens the state queue's visibility timeout (see redeliveryAfter);
-// stackRedelivery restores the stack's.
-func (s *stateEnv) fastRedelivery(t testing.TB) { s.setVisibility(t, fmt.Sprint(redeliveryAfter)) }
+// fastRedelivery shortens the state queue's visibility timeout (see redeliveryAfter) until
+// the test ends; stackRedelivery restores the stack's.
+func (s *stateEnv) fastRedelivery(t testing.TB) {
+	s.setVisibility(t, fmt.Sprint(redeliveryAfter))
+	t.Cleanup(func() { s.stackRedelivery(t) })
+}
 
 func (s *stateEnv) stackRedelivery(t testing.TB) { s.setVisibility(t, s.visibilityTimeout) }
 
