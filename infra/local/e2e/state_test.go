@@ -135,9 +135,9 @@ func (s *stateEnv) setVisibility(t testing.TB, seconds string) {
 }
 
 // awaitEmpty waits until the state queue holds no message, visible or in flight.
-func (s *stateEnv) awaitEmpty(t testing.TB) {
+func (s *stateEnv) awaitEmpty(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	until(t, 10*time.Second, "the state queue to be empty", func() (bool, string) {
+	until(t, timeout, "the state queue to be empty", func() (bool, string) {
 		out, err := s.watchSQS.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.queueURL),
 			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
 		if err != nil {
