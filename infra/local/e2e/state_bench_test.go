@@ -134,9 +134,10 @@ func benchPipeline(b *testing.B) {
 
 		began := time.Now()
 		setMapping(b, mapping, true)
-		// Done when every service stores its newest report. Not "10,000 deleted": kumo's SQS,
-		// like SQS, may now and then hand a message to both pollers (at-least-once), so
-		// deletions are not a count of distinct messages.
+		// Done when every service stores its newest report. Not "10,000 deleted": now and then
+		// the local cloud loses the answer to a call and the SDK sends it again (a batch
+		// invoked twice is deleted twice; a receive sent again leaves its first batch in
+		// flight), so deletions are not a count of distinct messages.
 		newest := statemsg.OrderKey(tn.epoch, seq)
 		drained := func() bool {
 			if deleted.Load() < benchMessages-benchServices {
