@@ -196,6 +196,9 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("sqs", sqsgate.IsRequest, c.SQS)
 	d.Handle("cloudformation", c.Stacks)
 	d.Handle("sts", c.Accounts)
+	// kumo ignores TransactWriteItems' ClientRequestToken; AWS honours it, and the store's
+	// writes are transactions whose SDK retries must not apply twice.
+	d.HandleIf("dynamodb", frontdoor.IsTransactWrite, frontdoor.TransactTokens(proxy))
 	d.Handle("states", c.States.Handler())
 	d.HandleIf("events", stacks.IsBusPermissionRequest, c.Stacks.BusPermissions())
 	d.HandleIf("events", eventbus.IsPutEvents, c.Bus)
