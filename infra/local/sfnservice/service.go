@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,21 +141,34 @@ func (t epoch) MarshalJSON() ([]byte, error) {
 	return []byte(strconv.FormatFloat(float64(ms)/1000, 'f', 3, 64)), nil
 }
 
+// decode reads an operation's input into the struct v points to, and refuses it as Step
+// Functions does when a string field tagged required:"true" is missing or empty (the first
+// such field in declaration order is named).
 func decode(body []byte, v any) error {
 	if err := json.Unmarshal(body, v); err != nil {
 		return &asl.APIError{Code: "SerializationException", Message: "the request body is not valid JSON for this operation: " + err.Error()}
 	}
-	return nil
-}
-
-func required(name, value string) error {
-	if value == "" {
-		return &asl.APIError{Code: asl.CodeValidation, Message: fmt.Sprintf("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", name)}
+	in := reflect.ValueOf(v).Elem()
+	for i := range in.NumField() {
+		f := in.Type().Field(i)
+		if f.Tag.Get("required") == "true" && in.Field(i).String() == "" {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			return &asl.APIError{Code: asl.CodeValidation, Message: fmt.Sprintf("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", name)}
+		}
 	}
 	return nil
 }
 
 // Pagination: a nextToken is the base64 of the offset into the (stable) result list.
+
+// listPage is a list operation's answer: the items under key, and nextToken when more remain.
+func listPage(key string, list any, next string) map[string]any {
+	out := map[string]any{key: list}
+	if next != "" {
+		out["nextToken"] = next
+	}
+	return out
+}
 
 func checkMaxResults(maxResults int) error {
 	if maxResults < 0 || maxResults > 1000 {
@@ -203,9 +217,9 @@ func tagsOf(m map[string]any) map[string]string {
 
 func (s *Service) createStateMachine(body []byte) (any, error) {
 	var in struct {
-		Name                 string          `json:"name"`
-		Definition           string          `json:"definition"`
-		RoleArn              string          `json:"roleArn"`
+		Name                 string          `json:"name" required:"true"`
+		Definition           string          `json:"definition" required:"true"`
+		RoleArn              string          `json:"roleArn" required:"true"`
 		Type                 string          `json:"type"`
 		LoggingConfiguration json.RawMessage `json:"loggingConfiguration"`
 		TracingConfiguration json.RawMessage `json:"tracingConfiguration"`
@@ -214,11 +228,6 @@ func (s *Service) createStateMachine(body []byte) (any, error) {
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
-	}
-	for _, r := range []struct{ name, value string }{{"name", in.Name}, {"definition", in.Definition}, {"roleArn", in.RoleArn}} {
-		if err := required(r.name, r.value); err != nil {
-			return nil, err
-		}
 	}
 	if in.Publish {
 		return nil, &asl.APIError{Code: asl.CodeValidation, Message: "the local Step Functions does not implement state machine versions (publish)"}
@@ -246,12 +255,9 @@ func (s *Service) createStateMachine(body []byte) (any, error) {
 
 func (s *Service) describeStateMachine(body []byte) (any, error) {
 	var in struct {
-		StateMachineArn string `json:"stateMachineArn"`
+		StateMachineArn string `json:"stateMachineArn" required:"true"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("stateMachineArn", in.StateMachineArn); err != nil {
 		return nil, err
 	}
 	m, err := s.engine.DescribeStateMachine(in.StateMachineArn)
@@ -281,7 +287,7 @@ func (s *Service) describeStateMachine(body []byte) (any, error) {
 
 func (s *Service) updateStateMachine(body []byte) (any, error) {
 	var in struct {
-		StateMachineArn      string          `json:"stateMachineArn"`
+		StateMachineArn      string          `json:"stateMachineArn" required:"true"`
 		Definition           *string         `json:"definition"`
 		RoleArn              *string         `json:"roleArn"`
 		LoggingConfiguration json.RawMessage `json:"loggingConfiguration"`
@@ -289,9 +295,6 @@ func (s *Service) updateStateMachine(body []byte) (any, error) {
 		Publish              bool            `json:"publish"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("stateMachineArn", in.StateMachineArn); err != nil {
 		return nil, err
 	}
 	if in.Publish {
@@ -316,12 +319,9 @@ func (s *Service) updateStateMachine(body []byte) (any, error) {
 
 func (s *Service) deleteStateMachine(body []byte) (any, error) {
 	var in struct {
-		StateMachineArn string `json:"stateMachineArn"`
+		StateMachineArn string `json:"stateMachineArn" required:"true"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("stateMachineArn", in.StateMachineArn); err != nil {
 		return nil, err
 	}
 	return struct{}{}, s.engine.DeleteStateMachine(in.StateMachineArn)
@@ -343,23 +343,16 @@ func (s *Service) listStateMachines(body []byte) (any, error) {
 	for i, m := range items {
 		list[i] = map[string]any{"stateMachineArn": m.ARN, "name": m.Name, "type": m.Type, "creationDate": epoch(m.CreationDate)}
 	}
-	out := map[string]any{"stateMachines": list}
-	if next != "" {
-		out["nextToken"] = next
-	}
-	return out, nil
+	return listPage("stateMachines", list, next), nil
 }
 
 func (s *Service) validateDefinition(body []byte) (any, error) {
 	var in struct {
-		Definition string `json:"definition"`
+		Definition string `json:"definition" required:"true"`
 		Type       string `json:"type"`
 		MaxResults int    `json:"maxResults"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("definition", in.Definition); err != nil {
 		return nil, err
 	}
 	diags := asl.ValidateDefinition(in.Definition)
@@ -386,14 +379,11 @@ func (s *Service) validateDefinition(body []byte) (any, error) {
 
 func (s *Service) startExecution(body []byte) (any, error) {
 	var in struct {
-		StateMachineArn string  `json:"stateMachineArn"`
+		StateMachineArn string  `json:"stateMachineArn" required:"true"`
 		Name            string  `json:"name"`
 		Input           *string `json:"input"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("stateMachineArn", in.StateMachineArn); err != nil {
 		return nil, err
 	}
 	input := ""
@@ -423,12 +413,9 @@ func executionSummary(x asl.ExecutionInfo) map[string]any {
 
 func (s *Service) describeExecution(body []byte) (any, error) {
 	var in struct {
-		ExecutionArn string `json:"executionArn"`
+		ExecutionArn string `json:"executionArn" required:"true"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("executionArn", in.ExecutionArn); err != nil {
 		return nil, err
 	}
 	x, err := s.engine.DescribeExecution(in.ExecutionArn)
@@ -455,7 +442,7 @@ var statuses = []string{asl.StatusRunning, asl.StatusSucceeded, asl.StatusFailed
 
 func (s *Service) listExecutions(body []byte) (any, error) {
 	var in struct {
-		StateMachineArn string `json:"stateMachineArn"`
+		StateMachineArn string `json:"stateMachineArn" required:"true"`
 		StatusFilter    string `json:"statusFilter"`
 		MaxResults      int    `json:"maxResults"`
 		NextToken       string `json:"nextToken"`
@@ -466,9 +453,6 @@ func (s *Service) listExecutions(body []byte) (any, error) {
 	}
 	if in.MapRunArn != "" {
 		return nil, &asl.APIError{Code: asl.CodeValidation, Message: "the local Step Functions has no map runs (Distributed Map is not implemented)"}
-	}
-	if err := required("stateMachineArn", in.StateMachineArn); err != nil {
-		return nil, err
 	}
 	if err := checkMaxResults(in.MaxResults); err != nil {
 		return nil, err
@@ -488,23 +472,16 @@ func (s *Service) listExecutions(body []byte) (any, error) {
 	for i, x := range items {
 		list[i] = executionSummary(x)
 	}
-	out := map[string]any{"executions": list}
-	if next != "" {
-		out["nextToken"] = next
-	}
-	return out, nil
+	return listPage("executions", list, next), nil
 }
 
 func (s *Service) stopExecution(body []byte) (any, error) {
 	var in struct {
-		ExecutionArn string `json:"executionArn"`
+		ExecutionArn string `json:"executionArn" required:"true"`
 		Error        string `json:"error"`
 		Cause        string `json:"cause"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("executionArn", in.ExecutionArn); err != nil {
 		return nil, err
 	}
 	stop, err := s.engine.StopExecution(in.ExecutionArn, in.Error, in.Cause)
@@ -522,16 +499,13 @@ type wireEvent struct {
 
 func (s *Service) getExecutionHistory(body []byte) (any, error) {
 	var in struct {
-		ExecutionArn         string `json:"executionArn"`
+		ExecutionArn         string `json:"executionArn" required:"true"`
 		MaxResults           int    `json:"maxResults"`
 		NextToken            string `json:"nextToken"`
 		ReverseOrder         bool   `json:"reverseOrder"`
 		IncludeExecutionData *bool  `json:"includeExecutionData"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("executionArn", in.ExecutionArn); err != nil {
 		return nil, err
 	}
 	if err := checkMaxResults(in.MaxResults); err != nil {
@@ -556,11 +530,7 @@ func (s *Service) getExecutionHistory(body []byte) (any, error) {
 		}
 		list[i] = wireEvent{Timestamp: epoch(ev.Timestamp), HistoryEvent: &ev}
 	}
-	out := map[string]any{"events": list}
-	if next != "" {
-		out["nextToken"] = next
-	}
-	return out, nil
+	return listPage("events", list, next), nil
 }
 
 // withoutData drops inputs and outputs, as includeExecutionData=false asks.
@@ -604,16 +574,10 @@ func withoutData(ev asl.HistoryEvent) asl.HistoryEvent {
 
 func (s *Service) sendTaskSuccess(body []byte) (any, error) {
 	var in struct {
-		TaskToken string `json:"taskToken"`
-		Output    string `json:"output"`
+		TaskToken string `json:"taskToken" required:"true"`
+		Output    string `json:"output" required:"true"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("taskToken", in.TaskToken); err != nil {
-		return nil, err
-	}
-	if err := required("output", in.Output); err != nil {
 		return nil, err
 	}
 	return struct{}{}, s.engine.SendTaskSuccess(in.TaskToken, in.Output)
@@ -621,14 +585,11 @@ func (s *Service) sendTaskSuccess(body []byte) (any, error) {
 
 func (s *Service) sendTaskFailure(body []byte) (any, error) {
 	var in struct {
-		TaskToken string `json:"taskToken"`
+		TaskToken string `json:"taskToken" required:"true"`
 		Error     string `json:"error"`
 		Cause     string `json:"cause"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("taskToken", in.TaskToken); err != nil {
 		return nil, err
 	}
 	return struct{}{}, s.engine.SendTaskFailure(in.TaskToken, in.Error, in.Cause)
@@ -636,12 +597,9 @@ func (s *Service) sendTaskFailure(body []byte) (any, error) {
 
 func (s *Service) sendTaskHeartbeat(body []byte) (any, error) {
 	var in struct {
-		TaskToken string `json:"taskToken"`
+		TaskToken string `json:"taskToken" required:"true"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("taskToken", in.TaskToken); err != nil {
 		return nil, err
 	}
 	return struct{}{}, s.engine.SendTaskHeartbeat(in.TaskToken)
@@ -651,13 +609,10 @@ func (s *Service) sendTaskHeartbeat(body []byte) (any, error) {
 
 func (s *Service) tagResource(body []byte) (any, error) {
 	var in struct {
-		ResourceArn string `json:"resourceArn"`
+		ResourceArn string `json:"resourceArn" required:"true"`
 		Tags        []tag  `json:"tags"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("resourceArn", in.ResourceArn); err != nil {
 		return nil, err
 	}
 	err := s.engine.UpdateMetadata(in.ResourceArn, func(m map[string]any) {
@@ -675,13 +630,10 @@ func (s *Service) tagResource(body []byte) (any, error) {
 
 func (s *Service) untagResource(body []byte) (any, error) {
 	var in struct {
-		ResourceArn string   `json:"resourceArn"`
+		ResourceArn string   `json:"resourceArn" required:"true"`
 		TagKeys     []string `json:"tagKeys"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("resourceArn", in.ResourceArn); err != nil {
 		return nil, err
 	}
 	err := s.engine.UpdateMetadata(in.ResourceArn, func(m map[string]any) {
@@ -696,12 +648,9 @@ func (s *Service) untagResource(body []byte) (any, error) {
 
 func (s *Service) listTagsForResource(body []byte) (any, error) {
 	var in struct {
-		ResourceArn string `json:"resourceArn"`
+		ResourceArn string `json:"resourceArn" required:"true"`
 	}
 	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if err := required("resourceArn", in.ResourceArn); err != nil {
 		return nil, err
 	}
 	m, err := s.engine.DescribeStateMachine(in.ResourceArn)

@@ -373,7 +373,20 @@ func TestProtocolErrors(t *testing.T) {
 		{http.MethodPost, "DynamoDB_20120810.ListTables", "{}", 400, "UnknownOperationException"},
 		{http.MethodPost, "AWSStepFunctions.StartExecution", "{not json", 400, "SerializationException"},
 		{http.MethodPost, "AWSStepFunctions.StartExecution", "{}", 400, "ValidationException"},
+		// Every required member, named in the answer (the first missing one in AWS's order).
+		{http.MethodPost, "AWSStepFunctions.CreateStateMachine", `{"definition":"{}","roleArn":"r"}`, 400, "ValidationException:name"},
+		{http.MethodPost, "AWSStepFunctions.CreateStateMachine", `{"name":"n","roleArn":"r"}`, 400, "ValidationException:definition"},
+		{http.MethodPost, "AWSStepFunctions.CreateStateMachine", `{"name":"n","definition":"{}"}`, 400, "ValidationException:roleArn"},
+		{http.MethodPost, "AWSStepFunctions.DescribeExecution", "{}", 400, "ValidationException:executionArn"},
+		{http.MethodPost, "AWSStepFunctions.SendTaskSuccess", `{"output":"{}"}`, 400, "ValidationException:taskToken"},
+		{http.MethodPost, "AWSStepFunctions.SendTaskSuccess", `{"taskToken":"t"}`, 400, "ValidationException:output"},
+		{http.MethodPost, "AWSStepFunctions.SendTaskFailure", "{}", 400, "ValidationException:taskToken"},
+		{http.MethodPost, "AWSStepFunctions.ValidateStateMachineDefinition", "{}", 400, "ValidationException:definition"},
 	} {
+		field := "stateMachineArn"
+		if code, f, ok := strings.Cut(c.code, ":"); ok {
+			c.code, field = code, f
+		}
 		req, _ := http.NewRequest(c.method, srv.URL, strings.NewReader(c.body))
 		req.Header.Set("X-Amz-Target", c.target)
 		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
@@ -383,7 +396,7 @@ func TestProtocolErrors(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if c.code == "ValidationException" && !strings.Contains(string(body), "'stateMachineArn'") {
+		if c.code == "ValidationException" && !strings.Contains(string(body), "'"+field+"'") {
 			t.Errorf("a missing parameter answered %s; the message must name the field", body)
 		}
 		if resp.StatusCode != c.status || resp.Header.Get("X-Amzn-ErrorType") != c.code {
