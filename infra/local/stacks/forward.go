@@ -11,6 +11,7 @@ import (
 
 	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/eventpattern"
+	"github.com/byocloud/byoc/infra/local/eventsources/eventbus"
 )
 
 // forwardRule is an EventBridge rule on a customer account's default bus, created by one
@@ -256,19 +257,6 @@ func (e *Engine) emit(s *stack, ev StackEvent) {
 	}
 }
 
-// envelope is an EventBridge event, fields in AWS's order.
-type envelope struct {
-	Version    string          `json:"version"`
-	ID         string          `json:"id"`
-	DetailType string          `json:"detail-type"`
-	Source     string          `json:"source"`
-	Account    string          `json:"account"`
-	Time       string          `json:"time"`
-	Region     string          `json:"region"`
-	Resources  []string        `json:"resources"`
-	Detail     json.RawMessage `json:"detail"`
-}
-
 type statusDetails struct {
 	Status       string `json:"status"`
 	StatusReason string `json:"status-reason"`
@@ -292,7 +280,7 @@ type resourceDetail struct {
 // EventFor returns the EventBridge event CloudFormation emits for a stack event: a "Stack
 // Status Change" for the stack itself, a "Resource Status Change" for a resource.
 func EventFor(ev StackEvent) []byte {
-	env := envelope{
+	env := eventbus.Envelope{
 		Version: "0", ID: uuid.NewString(), Source: "aws.cloudformation", Account: ev.Account,
 		Time: ev.Timestamp.UTC().Format(time.RFC3339), Region: ev.Region, Resources: []string{ev.StackID},
 	}

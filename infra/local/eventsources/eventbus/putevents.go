@@ -44,8 +44,9 @@ type resultEntry struct {
 	ErrorMessage string `json:"ErrorMessage,omitempty"`
 }
 
-// outgoing is an EventBridge event, fields in AWS's order.
-type outgoing struct {
+// Envelope is an EventBridge event as targets receive it, fields in AWS's order (the stack
+// engine builds the ones CloudFormation emits with it too).
+type Envelope struct {
 	Version    string          `json:"version"`
 	ID         string          `json:"id"`
 	DetailType string          `json:"detail-type"`
@@ -156,7 +157,7 @@ func (b *Bus) putOne(ctx context.Context, e putEventsEntry, caller, region strin
 	}
 	var compact bytes.Buffer
 	_ = json.Compact(&compact, []byte(*e.Detail))
-	ev := outgoing{
+	ev := Envelope{
 		Version: "0", ID: uuid.NewString(), DetailType: *e.DetailType, Source: *e.Source, Account: caller,
 		Time: at.Format(time.RFC3339), Region: region, Resources: resources, Detail: compact.Bytes(),
 	}
