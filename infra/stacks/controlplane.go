@@ -6,14 +6,17 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,11 +109,13 @@ type ControlPlane struct {
 	Functions        map[string]awslambda.Function
 	ProvisionMachine awsstepfunctions.CfnStateMachine
 	SweepSchedule    awsscheduler.CfnSchedule
+	OperatorKey      awskms.Key
+	OperatorTopic    awssns.Topic
 }
 
 // NewControlPlaneStack builds the vendor's stack: the table, the vendor bus and its rules, the
 // state queue, the functions (contract.Functions), the provision workflow, the state sweep's
-// schedule and the alarms.
+// schedule, the alarms and the operator notification topic with its rules.
 func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPlaneProps) (*ControlPlane, error) {
 	if err := checkDefinition(props.ProvisionDefinition); err != nil {
 		return nil, err
@@ -135,7 +140,9 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPl
 	b.functionsAndWorkflow()
 	b.stateFunctions()
 	b.rules()
-	b.alarms()
+	b.operatorTopic()
+	alarms := b.alarms()
+	b.admitPublishers(b.operatorEventRules(), alarms)
 	b.outputs()
 	return b.cp, nil
 }
@@ -562,8 +569,8 @@ func (b *controlPlaneBuilder) rules() {
 	target := func(fn awslambda.Function) awsevents.IRuleTarget {
 		return awseventstargets.NewLambdaFunction(fn, &awseventstargets.LambdaFunctionProps{
 			DeadLetterQueue: b.cp.EventsDLQ,
-			RetryAttempts:   jsii.Number(10),
-			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(6)),
+			RetryAttempts:   jsii.Number(ruleRetryAttempts),
+			MaxEventAge:     awscdk.Duration_Seconds(jsii.Number(ruleMaxEventAge)),
 		})
 	}
 	stackStatus := func(detail *map[string]any) *awsevents.EventPattern {
@@ -591,10 +598,16 @@ func (b *controlPlaneBuilder) rules() {
 	})
 }
 
-// alarms: a message in a DLQ or a failed workflow each mean a customer is stuck. They carry no
-// action: operators route them (SNS, chat) as their organisation does.
-func (b *controlPlaneBuilder) alarms() {
+// alarms: a message in a DLQ or a failed workflow each mean a customer is stuck. Each
+// notifies the operator topic when it fires. The DLQ alarms also notify when they return to
+// OK: they stay in alarm until someone drains or redrives the queue, so OK says the incident
+// was handled. The execution alarms return to OK by themselves one quiet period after a
+// failure (the execution stays failed), so an OK notice from them would be noise.
+// It returns the alarms' ARNs.
+func (b *controlPlaneBuilder) alarms() []*string {
 	s := b.cp.Stack
+	notify := awscloudwatchactions.NewSnsAction(b.cp.OperatorTopic)
+	var arns []*string
 	for _, q := range []struct {
 		id    string
 		queue awssqs.Queue
@@ -603,7 +616,8 @@ func (b *controlPlaneBuilder) alarms() {
 		{"EventsDlqNotEmpty", b.cp.EventsDLQ, "stack events that onboard or stackevents could not process"},
 		{"StateDlqNotEmpty", b.cp.StateDLQ, "state-exporter messages that could not be processed"},
 	} {
-		awscloudwatch.NewAlarm(s, jsii.String(q.id), &awscloudwatch.AlarmProps{
+		alarm := awscloudwatch.NewAlarm(s, jsii.String(q.id), &awscloudwatch.AlarmProps{
+			AlarmName:        jsii.String(sub(alarmNamePrefix + q.id)),
 			AlarmDescription: jsii.String("The dead-letter queue holds " + q.what),
 			Metric: q.queue.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 				Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Maximum"),
@@ -613,12 +627,16 @@ func (b *controlPlaneBuilder) alarms() {
 			EvaluationPeriods:  jsii.Number(1),
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
+		alarm.AddAlarmAction(notify)
+		alarm.AddOkAction(notify)
+		arns = append(arns, alarm.AlarmArn())
 	}
 	for _, m := range []struct{ id, metric, what string }{
 		{"ProvisionExecutionsFailed", "ExecutionsFailed", "failed"},
 		{"ProvisionExecutionsTimedOut", "ExecutionsTimedOut", "timed out"},
 	} {
-		awscloudwatch.NewAlarm(s, jsii.String(m.id), &awscloudwatch.AlarmProps{
+		alarm := awscloudwatch.NewAlarm(s, jsii.String(m.id), &awscloudwatch.AlarmProps{
+			AlarmName:        jsii.String(sub(alarmNamePrefix + m.id)),
 			AlarmDescription: jsii.String("A provision workflow execution " + m.what),
 			Metric: awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 				Namespace:     jsii.String("AWS/States"),
@@ -632,7 +650,10 @@ func (b *controlPlaneBuilder) alarms() {
 			EvaluationPeriods:  jsii.Number(1),
 			TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 		})
+		alarm.AddAlarmAction(notify)
+		arns = append(arns, alarm.AlarmArn())
 	}
+	return arns
 }
 
 func (b *controlPlaneBuilder) outputs() {
@@ -646,6 +667,7 @@ func (b *controlPlaneBuilder) outputs() {
 	out(OutputStateQueueURL, b.cp.StateQueue.QueueUrl())
 	out(OutputProvisionStateMachineArn, b.cp.ProvisionMachine.AttrArn())
 	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
+	out(OutputOperatorTopicArn, b.cp.OperatorTopic.TopicArn())
 	for _, fn := range contract.Functions {
 		out(OutputFunctionName(fn), b.cp.Functions[fn].FunctionName())
 	}

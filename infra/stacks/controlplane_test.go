@@ -478,7 +478,7 @@ func TestAlarmsWatchTheDLQsAndFailedExecutions(t *testing.T) {
 func TestControlPlaneOutputs(t *testing.T) {
 	outputs := defaultBuild.templates[cp]["Outputs"].(map[string]any)
 	want := []string{OutputVendorEventBusName, OutputVendorEventBusArn, OutputProvisionerRoleArn, OutputTableName,
-		OutputStateQueueArn, OutputStateQueueURL, OutputProvisionStateMachineArn, OutputBootstrapTemplateURL}
+		OutputStateQueueArn, OutputStateQueueURL, OutputProvisionStateMachineArn, OutputBootstrapTemplateURL, OutputOperatorTopicArn}
 	for _, fn := range contract.Functions {
 		want = append(want, OutputFunctionName(fn))
 	}

@@ -293,7 +293,7 @@ type statement struct {
 }
 
 // identityStatements lists the statements of every identity policy (role inline policies,
-// AWS::IAM::Policy, AWS::IAM::ManagedPolicy) and resource policy (bucket, queue) of a template.
+// AWS::IAM::Policy, AWS::IAM::ManagedPolicy) and resource policy (bucket, queue, topic, key) of a template.
 func (s *synthesized) policyStatements(stackID string) []statement {
 	var out []statement
 	add := func(resource string, doc any) {
@@ -314,8 +314,10 @@ func (s *synthesized) policyStatements(stackID string) []statement {
 			for _, pol := range asList(p["Policies"]) {
 				add(id, dig(pol, "PolicyDocument"))
 			}
-		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy":
+		case "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy":
 			add(id, p["PolicyDocument"])
+		case "AWS::KMS::Key":
+			add(id, p["KeyPolicy"])
 		}
 	}
 	return out

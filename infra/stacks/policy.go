@@ -24,10 +24,13 @@ type grant struct {
 // exactly. Deny statements (TLS-only resource policies) need none: they only take access away.
 var wildcardReasons = map[string]string{
 	// control plane
-	"AssumeCustomerManagementRole": "customer accounts are not known when the control plane is deployed: the account is the only wildcard, the role name is fixed (ClickHouseManagementRole) and each customer's trust policy also demands its ExternalId",
-	"WriteXRayTraces":              "X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource",
-	"DeliverWorkflowLogs":          "CloudWatch Logs' log-delivery actions used by Step Functions logging accept no resource",
-	"ManageCommandChannels":        "command channels are created at provisioning, one per deployment (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
+	"AssumeCustomerManagementRole":     "customer accounts are not known when the control plane is deployed: the account is the only wildcard, the role name is fixed (ClickHouseManagementRole) and each customer's trust policy also demands its ExternalId",
+	"WriteXRayTraces":                  "X-Ray's PutTraceSegments and PutTelemetryRecords accept no resource",
+	"DeliverWorkflowLogs":              "CloudWatch Logs' log-delivery actions used by Step Functions logging accept no resource",
+	"AccountAdministersKey":            "in a key policy Resource * is the key itself; the account's root principal hands the key's administration to this account's IAM policies (AWS's default key policy), without which CloudFormation could neither update nor delete the key",
+	"EventBridgeEncryptsOperatorTopic": "in a key policy Resource * is the key itself; the encryption context (aws:sns:topicArn) limits EventBridge's use to the operator topic",
+	"CloudWatchEncryptsOperatorTopic":  "in a key policy Resource * is the key itself; the encryption context limits CloudWatch's use to the operator topic and aws:SourceArn to this stack's alarms",
+	"ManageCommandChannels":            "command channels are created at provisioning, one per deployment (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
 
 	// bootstrap: the management role
 	"DescribeNetwork":           "EC2 Describe actions are read-only and accept no resource; CloudFormation's EC2 and EKS handlers call a changing set of them",

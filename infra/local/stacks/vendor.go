@@ -34,11 +34,12 @@ import (
 )
 
 // recordedTypes exist in the vendor account only as records: the local cloud does not
-// enforce IAM, alarms, logs or notifications, and nothing in byoc reads them back.
+// enforce IAM, alarms, logs, notifications or encryption keys, and nothing in byoc reads
+// them back.
 var recordedTypes = map[string]bool{
 	"AWS::IAM::Role": true, "AWS::IAM::Policy": true, "AWS::IAM::ManagedPolicy": true, "AWS::IAM::InstanceProfile": true,
-	"AWS::Logs::LogGroup": true, "AWS::CloudWatch::Alarm": true, "AWS::SNS::Topic": true,
-	"AWS::Lambda::Permission": true, "AWS::SQS::QueuePolicy": true, "AWS::S3::BucketPolicy": true,
+	"AWS::Logs::LogGroup": true, "AWS::CloudWatch::Alarm": true, "AWS::SNS::Topic": true, "AWS::SNS::TopicPolicy": true,
+	"AWS::KMS::Key": true, "AWS::Lambda::Permission": true, "AWS::SQS::QueuePolicy": true, "AWS::S3::BucketPolicy": true,
 	"AWS::Events::EventBusPolicy": true, "AWS::CDK::Metadata": true,
 }
 
