@@ -3,9 +3,9 @@
 //
 //   - in the vendor account it deploys templates for real: queues, tables, buses, rules,
 //     functions (into kumo, and started as host processes through a FunctionHost), event
-//     source mappings, state machines (into the Step Functions engine), schedule groups and
-//     buckets. IAM, alarms, log groups and the like are recorded. Anything else is listed as a
-//     warning, never silently dropped.
+//     source mappings, state machines (into the Step Functions engine), schedule groups,
+//     buckets and SNS topics. IAM, alarms, log groups, keys and the like are recorded.
+//     Anything else is listed as a warning, never silently dropped.
 //   - in customer accounts it plays CloudFormation: statuses move through *_IN_PROGRESS to
 //     *_COMPLETE after a delay, outputs are computed, failures can be injected, and every
 //     status change is emitted as a "CloudFormation Stack Status Change" event on the

@@ -29,16 +29,17 @@ import (
 	schtypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 // recordedTypes exist in the vendor account only as records: the local cloud does not
-// enforce IAM, alarms, logs, notifications or encryption keys, and nothing in byoc reads
-// them back.
+// enforce IAM, alarms, logs, resource policies or encryption keys (a topic's key is not
+// passed to kumo), and nothing in byoc reads them back.
 var recordedTypes = map[string]bool{
 	"AWS::IAM::Role": true, "AWS::IAM::Policy": true, "AWS::IAM::ManagedPolicy": true, "AWS::IAM::InstanceProfile": true,
-	"AWS::Logs::LogGroup": true, "AWS::CloudWatch::Alarm": true, "AWS::SNS::Topic": true, "AWS::SNS::TopicPolicy": true,
+	"AWS::Logs::LogGroup": true, "AWS::CloudWatch::Alarm": true, "AWS::SNS::TopicPolicy": true,
 	"AWS::KMS::Key": true, "AWS::Lambda::Permission": true, "AWS::SQS::QueuePolicy": true, "AWS::S3::BucketPolicy": true,
 	"AWS::Events::EventBusPolicy": true, "AWS::CDK::Metadata": true,
 }
@@ -53,6 +54,7 @@ type vendorDeployer struct {
 	events  *eventbridge.Client
 	lambda  *lambda.Client
 	sfn     *sfn.Client
+	sns     *sns.Client
 	sched   *scheduler.Client
 	httpc   *http.Client
 	started sync.Map // function name -> true while its process runs
@@ -68,6 +70,7 @@ func (v *vendorDeployer) clients() {
 		v.events = eventbridge.NewFromConfig(cfg)
 		v.lambda = lambda.NewFromConfig(cfg)
 		v.sfn = sfn.NewFromConfig(cfg)
+		v.sns = sns.NewFromConfig(cfg)
 		v.sched = scheduler.NewFromConfig(cfg)
 		v.httpc = &http.Client{Timeout: 30 * time.Second}
 		if cfg.HTTPClient != nil {
@@ -98,6 +101,16 @@ func (v *vendorDeployer) create(ctx context.Context, s *stack, r *liveResource) 
 		return nil
 	case "AWS::Events::Rule":
 		return v.putRule(ctx, s, r, nil)
+	case "AWS::SNS::Topic":
+		// The vendor bus publishes to it (the operator rules); subscribers are the operators'.
+		out, err := v.sns.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(r.physicalID)})
+		if err != nil {
+			return err
+		}
+		if arn := aws.ToString(out.TopicArn); arn != "" {
+			r.facts.Ref, r.facts.Attrs["TopicArn"] = arn, arn
+		}
+		return nil
 	case "AWS::Lambda::Function":
 		return v.createFunction(ctx, s, r)
 	case "AWS::Lambda::EventSourceMapping":
@@ -145,8 +158,8 @@ func (v *vendorDeployer) update(ctx context.Context, s *stack, old, r *liveResou
 				_, err := v.sqs.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(queueURL(old)), Attributes: queueAttributes(r.props)})
 				return err
 			}
-		case "AWS::Events::EventBus", "AWS::Scheduler::ScheduleGroup", "AWS::S3::Bucket":
-			r.facts = old.facts // only tags or policies changed
+		case "AWS::Events::EventBus", "AWS::Scheduler::ScheduleGroup", "AWS::S3::Bucket", "AWS::SNS::Topic":
+			r.facts = old.facts // only tags, policies or attributes the local cloud ignores changed
 			return nil
 		case "AWS::Events::Rule":
 			r.facts = old.facts
@@ -208,6 +221,10 @@ func (v *vendorDeployer) delete(ctx context.Context, s *stack, r *liveResource) 
 		return err
 	case "AWS::Events::EventBus":
 		_, err := v.events.DeleteEventBus(ctx, &eventbridge.DeleteEventBusInput{Name: aws.String(r.physicalID)})
+		return err
+	case "AWS::SNS::Topic":
+		arn, _ := r.facts.Ref.(string)
+		_, err := v.sns.DeleteTopic(ctx, &sns.DeleteTopicInput{TopicArn: aws.String(arn)})
 		return err
 	case "AWS::Events::Rule":
 		bus := busName(stringProp(r.props, "EventBusName"))

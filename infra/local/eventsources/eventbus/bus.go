@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
@@ -36,7 +37,7 @@ import (
 
 // Config wires a Bus.
 type Config struct {
-	// AWS reaches kumo (rules, targets, Lambda, SQS) and the Step Functions engine: the
+	// AWS reaches kumo (rules, targets, Lambda, SQS, SNS) and the Step Functions engine: the
 	// vendor's credentials and the front door's endpoint.
 	AWS     aws.Config
 	Account string // the vendor account, owner of the buses
@@ -74,6 +75,7 @@ type Bus struct {
 	events *eventbridge.Client
 	lambda *lambda.Client
 	sqs    *sqs.Client
+	sns    *sns.Client
 	sfn    *sfn.Client
 	log    *slog.Logger
 
@@ -101,6 +103,7 @@ func New(cfg Config) *Bus {
 		events:   eventbridge.NewFromConfig(cfg.AWS),
 		lambda:   lambda.NewFromConfig(cfg.AWS),
 		sqs:      sqs.NewFromConfig(cfg.AWS),
+		sns:      sns.NewFromConfig(cfg.AWS),
 		sfn:      sfn.NewFromConfig(cfg.AWS),
 		log:      cfg.Logger,
 		patterns: map[string]*eventpattern.Pattern{},
@@ -302,12 +305,15 @@ func (b *Bus) send(ctx context.Context, bus string, env envelope, event []byte, 
 		})
 	case "sqs":
 		d.Err = b.sendMessage(ctx, arn, input)
+	case "sns":
+		// EventBridge publishes the input as the message, with no subject.
+		_, d.Err = b.sns.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(arn), Message: aws.String(string(input))})
 	case "states":
 		_, d.Err = b.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
 			StateMachineArn: aws.String(arn), Input: aws.String(string(input)),
 		})
 	default:
-		d.Err = fmt.Errorf("target %s: the local cloud delivers to Lambda functions, SQS queues, state machines and event buses only", arn)
+		d.Err = fmt.Errorf("target %s: the local cloud delivers to Lambda functions, SQS queues, SNS topics, state machines and event buses only", arn)
 	}
 }
 

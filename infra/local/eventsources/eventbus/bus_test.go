@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -409,5 +410,45 @@ func TestPutEventsFromAnotherAccountNeedsTheBusPolicy(t *testing.T) {
 	got := f.messages(t, url, 1)
 	if len(got) != 1 || !strings.Contains(got[0], `"account":"111122223333"`) {
 		t.Errorf("the event must carry the sender's account: %q", got)
+	}
+}
+
+// TestSNSTargetPublishesTheEvent: a rule targeting an SNS topic (the control plane's
+// operator rules) publishes the event as the message; the topic's SQS subscriber receives
+// it. A topic that does not exist is a failed delivery, as in EventBridge.
+func TestSNSTargetPublishesTheEvent(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	topics := sns.NewFromConfig(f.env.Config)
+	topic, err := topics.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(cloudtest.UniqueName("topic"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, queueArn := f.queue(t)
+	if _, err := topics.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(queueArn),
+		Attributes: map[string]string{"RawMessageDelivery": "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	rule := f.rule(t, `{"source":["aws.cloudformation"]}`, ebtypes.Target{Arn: topic.TopicArn})
+	missing := aws.ToString(topic.TopicArn) + "-missing"
+	missingRule := f.rule(t, `{"source":["aws.cloudformation"]}`, ebtypes.Target{Arn: aws.String(missing)})
+
+	if err := f.bus.Deliver(ctx, "arn:aws:events:us-east-1:"+vendor+":event-bus/"+f.busName, []byte(stackEvent)); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.messages(t, url, 1); len(got) != 1 || got[0] != stackEvent {
+		t.Fatalf("the topic's subscriber received %q, want the event byte for byte:\n%s", got, stackEvent)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	byRule := map[string]Delivery{}
+	for _, d := range f.delivery {
+		byRule[d.Rule] = d
+	}
+	if d := byRule[rule]; d.Err != nil || d.Target != aws.ToString(topic.TopicArn) {
+		t.Errorf("delivery to the topic = %+v, want success", d)
+	}
+	if d := byRule[missingRule]; d.Err == nil || d.Target != missing {
+		t.Errorf("delivery to a missing topic = %+v, want an error", d)
 	}
 }

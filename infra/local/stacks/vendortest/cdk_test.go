@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,11 +19,16 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 // cdkTemplate reads a synthesized template: cdk.out/ when `make synth` wrote it, else the
@@ -39,6 +45,20 @@ func cdkTemplate(t testing.TB, name string) []byte {
 	return nil
 }
 
+// deployCDKControlPlane deploys the synthesized control-plane template in the vendor
+// account under unique names (kumo keeps one state per process) and returns its outputs
+// and warnings.
+func (c *cloud) deployCDKControlPlane(t *testing.T) (map[string]string, []string) {
+	t.Helper()
+	stackName := "ByocControlPlane" + uniqueSuffix()
+	body := strings.ReplaceAll(string(cdkTemplate(t, "ByocControlPlane.template.json")), "VendorBus", "VendorBus"+uniqueSuffix())
+	outputs, warnings, err := c.engine.DeployTemplate(context.Background(), accounts.VendorAccount, stackName, []byte(body), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return outputs, warnings
+}
+
 // TestCDKControlPlaneOnboarding deploys the real control-plane template into kumo and runs
 // the account side of onboarding on the real bootstrap template: the invite function's
 // PutPermission admits the customer, the bootstrap stack's completion reaches the vendor
@@ -47,12 +67,7 @@ func cdkTemplate(t testing.TB, name string) []byte {
 func TestCDKControlPlaneOnboarding(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	stackName := "ByocControlPlane" + uniqueSuffix()
-	body := strings.ReplaceAll(string(cdkTemplate(t, "ByocControlPlane.template.json")), "VendorBus", "VendorBus"+uniqueSuffix())
-	outputs, warnings, err := c.engine.DeployTemplate(ctx, accounts.VendorAccount, stackName, []byte(body), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	outputs, warnings := c.deployCDKControlPlane(t)
 	if len(warnings) != 0 {
 		t.Errorf("warnings deploying the control plane: %q", warnings)
 	}
@@ -187,4 +202,77 @@ func (c *cloud) nextInvocation(t *testing.T, function string) map[string]any {
 		t.Fatalf("invocation payload of %s is not JSON: %s", function, data)
 	}
 	return payload
+}
+
+// TestCDKOperatorAlertsReachTheTopic deploys the real control-plane template and puts the
+// state functions' alerts on its vendor bus: the operator rules publish a critical
+// deployment alert and a security rejection to the operator topic (created in kumo), whose
+// SQS subscriber receives each event whole; a warning reaches nobody.
+func TestCDKOperatorAlertsReachTheTopic(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	outputs, _ := c.deployCDKControlPlane(t)
+	topicArn := outputs["OperatorTopicArn"]
+	if topicArn == "" {
+		t.Fatalf("the control plane has no OperatorTopicArn output (outputs %v): run make synth", outputs)
+	}
+	topics := sns.NewFromConfig(c.cfg)
+	if _, err := topics.GetTopicAttributes(ctx, &sns.GetTopicAttributesInput{TopicArn: aws.String(topicArn)}); err != nil {
+		t.Fatalf("the operator topic %s was not created: %v", topicArn, err)
+	}
+	queues := sqs.NewFromConfig(c.cfg)
+	q, err := queues.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("operators-" + uniqueSuffix())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := queues.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{"QueueArn"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topics.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(topicArn), Protocol: aws.String("sqs"),
+		Endpoint: aws.String(attrs.Attributes["QueueArn"]), Attributes: map[string]string{"RawMessageDelivery": "true"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	envelope := func(id, detailType string, detail any) []byte {
+		raw, _ := json.Marshal(map[string]any{"version": "0", "id": id, "detail-type": detailType, "source": contract.SourceState,
+			"account": accounts.VendorAccount, "time": "2026-11-25T12:00:00Z", "region": "us-east-1", "resources": []any{}, "detail": detail})
+		return raw
+	}
+	alert := func(from, to health.Health) health.Alert {
+		a, _ := health.AlertFor(health.Transition{Scope: health.ScopeDeployment, DeploymentID: "dep-1", From: from, To: to})
+		return a
+	}
+	critical := envelope("e-critical", contract.DetailTypeDeploymentHealthChanged, alert(health.Healthy, health.Unhealthy))
+	warning := envelope("e-warning", contract.DetailTypeDeploymentHealthChanged, alert(health.Healthy, health.Degraded))
+	forged := envelope("e-forged", contract.DetailTypeStateMessageRejected, servicestate.Rejection{MessageID: "m-1", Reason: "forged-sender", Security: true})
+	busArn := outputs["VendorEventBusArn"]
+	for _, e := range [][]byte{warning, critical, forged} {
+		if err := c.bus.Deliver(ctx, busArn, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 2 && time.Now().Before(deadline) {
+		out, err := queues.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			got = append(got, aws.ToString(m.Body))
+		}
+	}
+	// One more look: the warning must not arrive late either.
+	if out, err := queues.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1}); err == nil {
+		for _, m := range out.Messages {
+			got = append(got, aws.ToString(m.Body))
+		}
+	}
+	slices.Sort(got)
+	want := []string{string(critical), string(forged)}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("the operators' subscriber received %q, want exactly the critical alert and the forged sender:\n%q", got, want)
+	}
 }

@@ -72,6 +72,7 @@ type cloud struct {
 	host     *recordingHost
 	kumoURL  string
 	cfg      aws.Config // vendor credentials, front door endpoint
+	bus      *eventbus.Bus
 }
 
 // newCloud starts kumo behind a front door: CloudFormation, STS and bus permissions go to
@@ -108,10 +109,9 @@ func newCloud(t testing.TB) *cloud {
 	}
 	// Forwarded events reach the vendor bus through the local cloud's own EventBridge
 	// delivery, as in the assembled cloud.
-	var bus *eventbus.Bus
 	c.engine = stacks.New(stacks.Config{Accounts: c.accounts, AWS: c.cfg, Functions: c.host, Logger: quiet,
-		DeliverEvent: func(ctx context.Context, busArn string, event []byte) error { return bus.Deliver(ctx, busArn, event) }})
-	bus = eventbus.New(eventbus.Config{AWS: c.cfg, Account: accounts.VendorAccount, Region: "us-east-1", Admits: c.engine.BusAdmits, Logger: quiet})
+		DeliverEvent: func(ctx context.Context, busArn string, event []byte) error { return c.bus.Deliver(ctx, busArn, event) }})
+	c.bus = eventbus.New(eventbus.Config{AWS: c.cfg, Account: accounts.VendorAccount, Region: "us-east-1", Admits: c.engine.BusAdmits, Logger: quiet})
 	t.Cleanup(c.engine.Wait)
 	return c
 }
