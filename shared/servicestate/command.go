@@ -3,6 +3,7 @@ package servicestate
 import (
 	"context"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"maps"
 	"time"
 
@@ -64,7 +65,7 @@ func (r *Repo) CreateCommand(ctx context.Context, c CommandRecord) (stored Comma
 	}
 	now := r.now()
 	c.Status, c.Detail, c.CreatedAt, c.UpdatedAt = CommandPending, "", now, now
-	item, err := withKey(c, deploymentPK(c.DeploymentID), skCommandPrefix+c.ID, kindCommand)
+	item, err := store.ItemWithKey(c, deploymentPK(c.DeploymentID), skCommandPrefix+c.ID, kindCommand)
 	if err != nil {
 		return CommandRecord{}, false, err
 	}
@@ -94,7 +95,7 @@ func (r *Repo) Command(ctx context.Context, deploymentID, id string) (CommandRec
 		return CommandRecord{}, err
 	}
 	var c CommandRecord
-	if err := unmarshalMap(item, &c); err != nil {
+	if err := store.UnmarshalItem(item, &c); err != nil {
 		return CommandRecord{}, fmt.Errorf("decode command %s of %s: %w", id, deploymentID, err)
 	}
 	return c, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"regexp"
 	"strings"
 	"time"
@@ -112,7 +113,7 @@ func (r *Repo) RegisterDataPlane(ctx context.Context, d DataPlane) error {
 		return err
 	}
 	d.UpdatedAt = r.now()
-	item, err := withKey(d, pkDataPlane, dataPlaneSK(d.DeploymentID), kindDataPlane)
+	item, err := store.ItemWithKey(d, pkDataPlane, dataPlaneSK(d.DeploymentID), kindDataPlane)
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func (r *Repo) DataPlane(ctx context.Context, deploymentID string) (DataPlane, e
 		return DataPlane{}, err
 	}
 	var d DataPlane
-	if err := unmarshalMap(item, &d); err != nil {
+	if err := store.UnmarshalItem(item, &d); err != nil {
 		return DataPlane{}, fmt.Errorf("decode data plane of %s: %w", deploymentID, err)
 	}
 	return d, nil
@@ -159,7 +160,7 @@ func (r *Repo) DataPlanes(ctx context.Context) ([]DataPlane, error) {
 	out := make([]DataPlane, 0, len(items))
 	for _, it := range items {
 		var d DataPlane
-		if err := unmarshalMap(it, &d); err != nil {
+		if err := store.UnmarshalItem(it, &d); err != nil {
 			return nil, fmt.Errorf("decode a data plane: %w", err)
 		}
 		out = append(out, d)

@@ -3,6 +3,7 @@ package servicestate
 import (
 	"context"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,7 +39,7 @@ func (r *Repo) DeploymentHealth(ctx context.Context, deploymentID string) (Deplo
 		return DeploymentHealth{}, err
 	}
 	var d DeploymentHealth
-	if err := unmarshalMap(item, &d); err != nil {
+	if err := store.UnmarshalItem(item, &d); err != nil {
 		return DeploymentHealth{}, fmt.Errorf("decode health of %s: %w", deploymentID, err)
 	}
 	return d, nil
@@ -79,7 +80,7 @@ func (r *Repo) RefreshDeploymentHealth(ctx context.Context, deploymentID string,
 		if err != nil {
 			return nil, err
 		}
-		item, err := withKey(next, deploymentPK(deploymentID), skHealth, kindHealth)
+		item, err := store.ItemWithKey(next, deploymentPK(deploymentID), skHealth, kindHealth)
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package servicestate
 import (
 	"context"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"strings"
 	"time"
 
@@ -52,7 +53,7 @@ func (r *Repo) historyPut(t health.Transition, sk string, now time.Time) (*types
 	if !ok {
 		return nil, PendingAlert{}, fmt.Errorf("record transition %s: it changes nothing", t)
 	}
-	item, err := withKey(historyItem{
+	item, err := store.ItemWithKey(historyItem{
 		Transition: t, Severity: alert.Severity, Recovered: alert.Recovered, RecordedAt: now,
 		SweepPK: outboxPK, SweepAt: now.Unix(),
 	}, deploymentPK(t.DeploymentID), sk, kindHistory)
@@ -107,7 +108,7 @@ func (r *Repo) Unpublished(ctx context.Context, cutoff time.Time) ([]PendingAler
 			continue // published since the index was read (GSIs are eventually consistent)
 		}
 		var h historyItem
-		if err := unmarshalMap(item, &h); err != nil {
+		if err := store.UnmarshalItem(item, &h); err != nil {
 			return nil, fmt.Errorf("decode transition %s/%s: %w", pk, sk, err)
 		}
 		out = append(out, PendingAlert{PK: pk, SK: sk, Alert: health.Alert{Transition: h.Transition, Severity: h.Severity, Recovered: h.Recovered}})
@@ -131,7 +132,7 @@ func (r *Repo) History(ctx context.Context, deploymentID string, limit int) ([]h
 	ts := make([]health.Transition, 0, len(out.Items))
 	for _, it := range out.Items {
 		var h historyItem
-		if err := unmarshalMap(it, &h); err != nil {
+		if err := store.UnmarshalItem(it, &h); err != nil {
 			return nil, fmt.Errorf("decode history of %s: %w", deploymentID, err)
 		}
 		ts = append(ts, h.Transition)

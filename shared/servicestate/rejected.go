@@ -3,6 +3,7 @@ package servicestate
 import (
 	"context"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,7 +39,7 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (first bool, 
 		return false, fmt.Errorf("record rejection: messageId, reason and sentAt are required")
 	}
 	rej.RecordedAt = r.now()
-	item, err := withKey(rej, rejectedPK(rej.SentAt), rej.MessageID, kindRejected)
+	item, err := store.ItemWithKey(rej, rejectedPK(rej.SentAt), rej.MessageID, kindRejected)
 	if err != nil {
 		return false, err
 	}
@@ -67,7 +68,7 @@ func (r *Repo) Rejections(ctx context.Context, day time.Time) ([]Rejection, erro
 	out := make([]Rejection, 0, len(items))
 	for _, it := range items {
 		var rej Rejection
-		if err := unmarshalMap(it, &rej); err != nil {
+		if err := store.UnmarshalItem(it, &rej); err != nil {
 			return nil, fmt.Errorf("decode a rejection: %w", err)
 		}
 		out = append(out, rej)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"strings"
 	"time"
 
@@ -255,7 +256,7 @@ func (r *Repo) Service(ctx context.Context, deploymentID, serviceID string) (Ser
 		return Service{}, err
 	}
 	var s Service
-	if err := unmarshalMap(item, &s); err != nil {
+	if err := store.UnmarshalItem(item, &s); err != nil {
 		return Service{}, fmt.Errorf("decode service %s/%s: %w", deploymentID, serviceID, err)
 	}
 	return s, nil
@@ -274,7 +275,7 @@ func (r *Repo) Services(ctx context.Context, deploymentID string) ([]Service, er
 	var out []Service
 	for _, it := range items {
 		var s Service
-		if err := unmarshalMap(it, &s); err != nil {
+		if err := store.UnmarshalItem(it, &s); err != nil {
 			return nil, fmt.Errorf("decode a service of %s: %w", deploymentID, err)
 		}
 		if s.Reported() {

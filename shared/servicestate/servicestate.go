@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"hash/fnv"
 	"slices"
 	"time"
@@ -41,13 +42,13 @@ var (
 	ErrConflict = errors.New("conflicting write")
 )
 
-// Table layout. PK and SK are the control-plane table's keys (package store); the sweep
+// Table layout. PK, SK and the TTL attribute are the control-plane table's (package store); the sweep
 // index is this package's addition and must be created with the table (see
 // TableDefinition and docs/state.md).
 const (
-	AttrPK       = "PK"
-	AttrSK       = "SK"
-	TTLAttribute = "ttl" // the table's TTL attribute (epoch seconds); waiters use it
+	AttrPK       = store.AttrPK
+	AttrSK       = store.AttrSK
+	TTLAttribute = store.TTLAttribute // the table's TTL attribute (epoch seconds); waiters use it
 
 	// SweepIndex is a sparse KEYS_ONLY GSI. Only two kinds of items carry its keys: services
 	// that are live (keyed by the minute they were last heard, so the sweep can ask "who
@@ -164,24 +165,6 @@ func jsonTags(o *attributevalue.EncoderOptions) { o.TagKey = "json" }
 
 func marshal(v any) (types.AttributeValue, error) {
 	return attributevalue.MarshalWithOptions(v, jsonTags)
-}
-
-func marshalMap(v any) (map[string]types.AttributeValue, error) {
-	return attributevalue.MarshalMapWithOptions(v, jsonTags)
-}
-
-func unmarshalMap(item map[string]types.AttributeValue, v any) error {
-	return attributevalue.UnmarshalMapWithOptions(item, v, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" })
-}
-
-// withKey marshals v and adds its key and kind.
-func withKey(v any, pk, sk, kind string) (map[string]types.AttributeValue, error) {
-	item, err := marshalMap(v)
-	if err != nil {
-		return nil, err
-	}
-	item[AttrPK], item[AttrSK], item["kind"] = str(pk), str(sk), str(kind)
-	return item, nil
 }
 
 func (r *Repo) get(ctx context.Context, pk, sk string) (map[string]types.AttributeValue, error) {

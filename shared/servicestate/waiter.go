@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/byocloud/byoc/shared/store"
 	"strings"
 	"time"
 
@@ -133,7 +134,7 @@ func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Con
 		ID: waiterID(token), DeploymentID: deploymentID, Condition: cond, TaskToken: token,
 		RegisteredAt: now, ExpiresAt: now.Add(timeout), TTL: now.Add(timeout + ttlGrace).Unix(),
 	}
-	item, err := withKey(w, deploymentPK(deploymentID), waiterSK(cond.ServiceID, w.ID), kindWaiter)
+	item, err := store.ItemWithKey(w, deploymentPK(deploymentID), waiterSK(cond.ServiceID, w.ID), kindWaiter)
 	if err != nil {
 		return Waiter{}, err
 	}
@@ -158,7 +159,7 @@ func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Con
 		return Waiter{}, err
 	}
 	var existing Waiter
-	if err := unmarshalMap(item, &existing); err != nil {
+	if err := store.UnmarshalItem(item, &existing); err != nil {
 		return Waiter{}, fmt.Errorf("decode waiter: %w", err)
 	}
 	return existing, nil
@@ -177,7 +178,7 @@ func (r *Repo) Waiters(ctx context.Context, deploymentID, serviceID string) ([]W
 	out := make([]Waiter, 0, len(items))
 	for _, it := range items {
 		var w Waiter
-		if err := unmarshalMap(it, &w); err != nil {
+		if err := store.UnmarshalItem(it, &w); err != nil {
 			return nil, fmt.Errorf("decode waiter on %s/%s: %w", deploymentID, serviceID, err)
 		}
 		out = append(out, w)

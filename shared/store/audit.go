@@ -63,7 +63,7 @@ func (s *Store) auditItem(id string, a Audit, from, to lifecycle.Status, now tim
 		return types.TransactWriteItem{}, err
 	}
 	entry := AuditEntry{At: now, Actor: a.Actor, Action: a.Action, From: from, To: to, Detail: a.Detail, EventID: a.EventID}
-	item, err := withKey(entry, deploymentPK(id), skAuditPrefix+now.Format(auditTime)+"#"+hex.EncodeToString(suffix[:]), kindAudit)
+	item, err := ItemWithKey(entry, deploymentPK(id), skAuditPrefix+now.Format(auditTime)+"#"+hex.EncodeToString(suffix[:]), kindAudit)
 	if err != nil {
 		return types.TransactWriteItem{}, err
 	}
@@ -90,7 +90,7 @@ type eventRecord struct {
 }
 
 func (s *Store) eventPut(id, action string, now time.Time) (*types.Put, error) {
-	item, err := withKey(eventRecord{Action: action, At: now}, eventPK(id), skEvent, kindEvent)
+	item, err := ItemWithKey(eventRecord{Action: action, At: now}, eventPK(id), skEvent, kindEvent)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (s *Store) AuditTrail(ctx context.Context, id string) ([]AuditEntry, error)
 		}
 		for _, it := range page.Items {
 			var e AuditEntry
-			if err := unmarshal(it, &e); err != nil {
+			if err := UnmarshalItem(it, &e); err != nil {
 				return nil, fmt.Errorf("read audit entry of %s: %w", id, err)
 			}
 			entries = append(entries, e)

@@ -71,11 +71,11 @@ func (s *Store) Create(ctx context.Context, d Deployment, a Audit) (Deployment, 
 	now := s.now()
 	d.Version = 1
 	d.CreatedAt, d.UpdatedAt = now, now
-	meta, err := withKey(d, deploymentPK(d.ID), skMeta, kindDeployment)
+	meta, err := ItemWithKey(d, deploymentPK(d.ID), skMeta, kindDeployment)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("encode deployment %s: %w", d.ID, err)
 	}
-	index, err := withKey(accountIndex{DeploymentID: d.ID}, accountPK(d.Settings.AccountID, d.Settings.Region), skAccount, kindAccount)
+	index, err := ItemWithKey(accountIndex{DeploymentID: d.ID}, accountPK(d.Settings.AccountID, d.Settings.Region), skAccount, kindAccount)
 	if err != nil {
 		return Deployment{}, err
 	}
@@ -154,7 +154,7 @@ func (s *Store) Update(ctx context.Context, prev, next Deployment, a Audit) (Dep
 	next.Version = prev.Version + 1
 	next.CreatedAt = prev.CreatedAt
 	next.UpdatedAt = now
-	meta, err := withKey(next, deploymentPK(next.ID), skMeta, kindDeployment)
+	meta, err := ItemWithKey(next, deploymentPK(next.ID), skMeta, kindDeployment)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("encode deployment %s: %w", next.ID, err)
 	}

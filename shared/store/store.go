@@ -79,18 +79,19 @@ func key(pk, sk string) map[string]types.AttributeValue {
 }
 
 // Items carry their attributes under their JSON names, so a deployment read from the table
-// looks like the one the functions return.
-func marshal(v any) (map[string]types.AttributeValue, error) {
+// looks like the one the functions return. MarshalItem, UnmarshalItem and ItemWithKey are the
+// table's one item encoding; package servicestate writes its items with them too.
+func MarshalItem(v any) (map[string]types.AttributeValue, error) {
 	return attributevalue.MarshalMapWithOptions(v, func(o *attributevalue.EncoderOptions) { o.TagKey = "json" })
 }
 
-func unmarshal(item map[string]types.AttributeValue, v any) error {
+func UnmarshalItem(item map[string]types.AttributeValue, v any) error {
 	return attributevalue.UnmarshalMapWithOptions(item, v, func(o *attributevalue.DecoderOptions) { o.TagKey = "json" })
 }
 
-// withKey marshals v and adds its key and item kind.
-func withKey(v any, pk, sk, kind string) (map[string]types.AttributeValue, error) {
-	item, err := marshal(v)
+// ItemWithKey marshals v and adds its key and item kind.
+func ItemWithKey(v any, pk, sk, kind string) (map[string]types.AttributeValue, error) {
+	item, err := MarshalItem(v)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +113,7 @@ func (s *Store) get(ctx context.Context, pk, sk string, v any) error {
 	if len(out.Item) == 0 {
 		return fmt.Errorf("%s/%s: %w", pk, sk, ErrNotFound)
 	}
-	if err := unmarshal(out.Item, v); err != nil {
+	if err := UnmarshalItem(out.Item, v); err != nil {
 		return fmt.Errorf("read %s/%s: %w", pk, sk, err)
 	}
 	return nil

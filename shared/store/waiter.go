@@ -43,7 +43,7 @@ func (s *Store) PutWaiter(ctx context.Context, w Waiter) error {
 		return fmt.Errorf("put waiter: accountId, region, stackName, deploymentId, taskToken and expiresAt are required")
 	}
 	pk := waiterPK(w.AccountID, w.Region, w.StackName)
-	item, err := withKey(w, pk, skWaiter, kindWaiter)
+	item, err := ItemWithKey(w, pk, skWaiter, kindWaiter)
 	if err != nil {
 		return err
 	}
