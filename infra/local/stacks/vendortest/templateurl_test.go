@@ -1,16 +1,11 @@
 package vendortest
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
@@ -23,7 +18,7 @@ import (
 func TestCreateStackFromTemplateURL(t *testing.T) {
 	c := newCloud(t)
 	bucket := "byoc-templates-" + uniqueSuffix()
-	if status := c.s3Status(t, http.MethodPut, "/"+bucket); status != http.StatusOK {
+	if status := c.s3Status(t, http.MethodPut, "/"+bucket, nil); status != http.StatusOK {
 		t.Fatalf("create bucket: %d", status)
 	}
 	body := []byte(`{"Parameters": {"Name": {"Type": "String"}}, "Resources": {"Q": {"Type": "AWS::SQS::Queue"}}, "Outputs": {"Name": {"Value": {"Ref": "Name"}}}}`)
@@ -57,23 +52,7 @@ func TestCreateStackFromTemplateURL(t *testing.T) {
 
 func (c *cloud) s3Put(t *testing.T, path string, body []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, aws.ToString(c.cfg.BaseEndpoint)+path, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:])
-	req.Header.Set("X-Amz-Content-Sha256", hash)
-	creds, _ := c.cfg.Credentials.Retrieve(context.Background())
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PUT %s: %d", path, resp.StatusCode)
+	if status := c.s3Status(t, http.MethodPut, path, body); status != http.StatusOK {
+		t.Fatalf("PUT %s: %d", path, status)
 	}
 }

@@ -5,7 +5,10 @@
 package vendortest
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -236,7 +239,7 @@ func TestDeployControlPlaneIntoKumo(t *testing.T) {
 	if _, err := scheduler.NewFromConfig(c.cfg).GetScheduleGroup(ctx, &scheduler.GetScheduleGroupInput{Name: aws.String("byoc-maintenance-" + suffix)}); err != nil {
 		t.Errorf("schedule group: %v", err)
 	}
-	if status := c.s3Status(t, http.MethodHead, "/"+outputs["TemplatesBucketName"]); status != http.StatusOK {
+	if status := c.s3Status(t, http.MethodHead, "/"+outputs["TemplatesBucketName"], nil); status != http.StatusOK {
 		t.Errorf("HEAD bucket %s = %d", outputs["TemplatesBucketName"], status)
 	}
 
@@ -358,17 +361,19 @@ func (c *cloud) physical(t *testing.T, stackName, logicalID string) string {
 	return aws.ToString(out.StackResourceDetail.PhysicalResourceId)
 }
 
-// s3Status sends a signed S3 request through the front door (the module has no S3 client).
-func (c *cloud) s3Status(t *testing.T, method, path string) int {
+// s3Status sends a signed S3 request through the front door (the module has no S3 client)
+// and returns its status.
+func (c *cloud) s3Status(t *testing.T, method, path string, body []byte) int {
 	t.Helper()
-	req, err := http.NewRequest(method, aws.ToString(c.cfg.BaseEndpoint)+path, nil)
+	req, err := http.NewRequest(method, aws.ToString(c.cfg.BaseEndpoint)+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	req.Header.Set("X-Amz-Content-Sha256", emptyHash)
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Set("X-Amz-Content-Sha256", hash)
 	creds, _ := c.cfg.Credentials.Retrieve(context.Background())
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, emptyHash, "s3", "us-east-1", time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", "us-east-1", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := http.DefaultClient.Do(req)
