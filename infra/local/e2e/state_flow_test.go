@@ -323,7 +323,7 @@ func TestStateWaitResumesOnAcknowledgementAndTimesOut(t *testing.T) {
 	status, out := execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.1.3", "commandId": cmd.ID, "timeoutSeconds": 60}, func() {
 		// The workflow waits first; then the command goes out, the agent applies it and the
 		// exporter's next report acknowledges it with the new version.
-		until(t, 10*time.Second, "statewait to register the waiter", func() (bool, string) {
+		until(t, 30*time.Second, "statewait to register the waiter", func() (bool, string) {
 			s := st.services(t, tn.dep.ID)["svc-a"]
 			return s.Waiters > 0, fmt.Sprintf("%d waiters", s.Waiters)
 		})

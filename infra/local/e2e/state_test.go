@@ -452,7 +452,7 @@ func (b *busTap) observe(e cloud.Event) {
 // the function logs (they travel through the process's output, a little behind).
 func (s *stateEnv) logsSettled(t testing.TB) {
 	t.Helper()
-	until(t, 10*time.Second, "stateingest's batch lines to reach the logs", func() (bool, string) {
+	until(t, 30*time.Second, "stateingest's batch lines to reach the logs", func() (bool, string) {
 		s.tap.mu.Lock()
 		want := s.tap.batches
 		s.tap.mu.Unlock()

@@ -57,7 +57,7 @@ func TestSchedulesCreatedAtTheDoorFire(t *testing.T) {
 	t.Cleanup(func() { _, _ = sched.DeleteSchedule(ctx, &scheduler.DeleteScheduleInput{Name: aws.String(name)}) })
 	// A rate schedule without a start date fires at once.
 	c := sqs.NewFromConfig(shared.cloud.Config())
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 1})
 		if err != nil {

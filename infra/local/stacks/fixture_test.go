@@ -241,7 +241,7 @@ func (c *manualClock) awaitDelay(t *testing.T) {
 	t.Helper()
 	select {
 	case <-c.armed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no operation started its delay")
 	}
 }

@@ -102,7 +102,7 @@ func (f *fixture) rule(t *testing.T, pattern string, target ebtypes.Target) stri
 func (f *fixture) messages(t *testing.T, url string, want int) []string {
 	t.Helper()
 	var bodies []string
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(bodies) < want && time.Now().Before(deadline) {
 		out, err := f.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
@@ -225,7 +225,7 @@ func TestLambdaAndStateMachineTargets(t *testing.T) {
 		if string(payload) != stackEvent {
 			t.Errorf("the function received %s", payload)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the Lambda target was not invoked")
 	}
 	execs, err := sfc.ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: sm.StateMachineArn})

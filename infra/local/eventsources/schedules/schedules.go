@@ -179,9 +179,15 @@ func (f *Firer) load(ctx context.Context, group, name string) error {
 	if err != nil {
 		return err
 	}
-	created := aws.ToTime(s.CreationDate)
-	if created.IsZero() {
-		created = f.clock.Now()
+	// The store stamps CreationDate from the machine's clock, while the firer runs on the
+	// cloud's clock, which may be accelerated or manual: carry the schedule's age over, not
+	// its wall-clock date, so a schedule created just now starts now in the cloud's time
+	// (and an accelerated clock does not replay the occurrences it ran ahead of).
+	created := f.clock.Now()
+	if stamp := aws.ToTime(s.CreationDate); !stamp.IsZero() {
+		if age := time.Since(stamp); age > 0 {
+			created = created.Add(-age)
+		}
 	}
 	anchor := created
 	if s.StartDate != nil && s.StartDate.After(anchor) {

@@ -37,6 +37,13 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureAt(t, time.Now())
+}
+
+// newFixtureAt runs the firer on a manual clock stopped at start, which may be far from
+// the machine's clock that the store stamps schedules with.
+func newFixtureAt(t *testing.T, start time.Time) *fixture {
+	t.Helper()
 	env := cloudtest.Start(t)
 	proxy, err := frontdoor.Proxy(env.URL)
 	if err != nil {
@@ -48,7 +55,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(srv.Close)
 	cfg := env.Config
 	cfg.BaseEndpoint = aws.String(srv.URL)
-	f := &fixture{env: env, cfg: cfg, store: scheduler.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), clock: clock.NewManual(time.Now())}
+	f := &fixture{env: env, cfg: cfg, store: scheduler.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), clock: clock.NewManual(start)}
 	f.firer = New(Config{AWS: cfg, Clock: f.clock, Sync: 20 * time.Millisecond, Observer: func(fr Firing) {
 		f.mu.Lock()
 		f.firing = append(f.firing, fr)
@@ -99,7 +106,7 @@ func (f *fixture) schedule(t *testing.T, expr, zone, targetArn, input string, mo
 func (f *fixture) receive(t *testing.T, url string, want int) []string {
 	t.Helper()
 	var bodies []string
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(bodies) < want && time.Now().Before(deadline) {
 		out, err := f.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 10, WaitTimeSeconds: 0,
 			MessageAttributeNames: []string{"All"}})
@@ -157,7 +164,7 @@ func TestAtScheduleFiresOnceAndDeletesItself(t *testing.T) {
 	if got := f.receive(t, url, 1); len(got) != 1 || got[0] != `{"once":true}` {
 		t.Fatalf("received %q", got)
 	}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := f.store.GetSchedule(context.Background(), &scheduler.GetScheduleInput{Name: aws.String(name)})
 		var nf *schtypes.ResourceNotFoundException
@@ -191,6 +198,34 @@ func TestRateStartsAtCreationAndDisabledNeverFires(t *testing.T) {
 	f.clock.Advance(10 * time.Minute)
 	if got := f.receive(t, offURL, 0); len(got) != 0 {
 		t.Errorf("a disabled schedule fired: %q", got)
+	}
+}
+
+// The store's CreationDate is wall-clock time, the firer's clock is the cloud's: a new
+// rate schedule starts now in the cloud's time whichever way the two differ, so a clock
+// behind the machine's still fires it at once, and one ahead does not replay the hour.
+func TestRateStartsAtCreationOnTheCloudsClock(t *testing.T) {
+	for _, offset := range []time.Duration{-time.Hour, time.Hour} {
+		t.Run(offset.String(), func(t *testing.T) {
+			f := newFixtureAt(t, time.Now().Add(offset))
+			url, arn := f.queue(t)
+			name := f.schedule(t, "rate(5 minutes)", "", arn, `"tick"`, nil)
+			if got := f.receive(t, url, 1); len(got) != 1 {
+				t.Fatalf("first firing: got %q, want exactly one", got)
+			}
+			// Give a replaying firer time to fire what it would: nothing more may come.
+			time.Sleep(100 * time.Millisecond)
+			f.mu.Lock()
+			fired := len(f.firing)
+			f.mu.Unlock()
+			if fired != 1 {
+				t.Fatalf("%d firings, want 1: past occurrences were replayed", fired)
+			}
+			next, ok := f.firer.Next("default", name)
+			if ahead := next.Sub(f.clock.Now()); !ok || ahead <= 3*time.Minute || ahead > 5*time.Minute {
+				t.Errorf("next occurrence %s is %s ahead of the cloud's clock; want about 5m", next, ahead)
+			}
+		})
 	}
 }
 

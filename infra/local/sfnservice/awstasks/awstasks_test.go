@@ -111,7 +111,7 @@ func (w *world) function(t *testing.T, base string) string {
 		}
 	}()
 	// kumo refuses invocations until the handler's first poll has arrived.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err := w.tasks.Invoke(ctx, &asl.InvokeInput{FunctionName: name, Payload: []byte(`{"warm":true}`)})
 		if err == nil {
