@@ -70,7 +70,7 @@ var wantDataPlane = servicestate.DataPlane{
 	DeploymentID: deploymentID, AccountID: account,
 	ExporterRoleARN: "arn:aws:iam::" + account + ":role/clickhouse-cloud-state-exporter",
 	ExporterRoleID:  "AROA3XFRBF23STATEXPRT",
-	AgentRoleARN:    "arn:aws:iam::" + account + ":role/clickhouse-cloud-data-plane-mgmt",
+	AgentRoleARN:    "arn:aws:iam::" + account + ":role/clickhouse-cloud-agent",
 }
 
 var commandQueueName = func() string { name, _ := channel.QueueName(deploymentID); return name }()
@@ -209,9 +209,9 @@ func TestRecordWithoutTheDataPlaneOutputsFails(t *testing.T) {
 	cases := []struct{ output, value, want string }{
 		{"StateExporterRoleArn", "", "no StateExporterRoleArn output"},
 		{"StateExporterRoleId", "", "no StateExporterRoleId output"},
-		{"DataPlaneMgmtRoleArn", "", "no DataPlaneMgmtRoleArn output"},
+		{"AgentRoleArn", "", "no AgentRoleArn output"},
 		{"StateExporterRoleId", "not-a-role-id", "exporterRoleId: must be an IAM role unique id"},
-		{"DataPlaneMgmtRoleArn", "arn:aws:iam::444455556666:role/mgmt", "agentRoleArn: must be a role of account " + account},
+		{"AgentRoleArn", "arn:aws:iam::444455556666:role/agent", "agentRoleArn: must be a role of account " + account},
 	}
 	for _, c := range cases {
 		t.Run(c.output+" "+c.value, func(t *testing.T) {

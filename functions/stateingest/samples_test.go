@@ -34,13 +34,13 @@ var (
 		DeploymentID: "dep-7f3a", AccountID: "111111111111",
 		ExporterRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep-7f3a-state-exporter",
 		ExporterRoleID:  "AROA3XFRBF23STATEXP7F",
-		AgentRoleARN:    "arn:aws:iam::111111111111:role/clickhouse-cloud-dep-7f3a-data-plane-mgmt",
+		AgentRoleARN:    "arn:aws:iam::111111111111:role/clickhouse-cloud-dep-7f3a-agent",
 	}
 	otherDeployment = servicestate.DataPlane{
 		DeploymentID: "dep-9c41", AccountID: "222222222222",
 		ExporterRoleARN: "arn:aws:iam::222222222222:role/clickhouse-cloud-dep-9c41-state-exporter",
 		ExporterRoleID:  "AROA3XFRBF23STATEXP9C",
-		AgentRoleARN:    "arn:aws:iam::222222222222:role/clickhouse-cloud-dep-9c41-data-plane-mgmt",
+		AgentRoleARN:    "arn:aws:iam::222222222222:role/clickhouse-cloud-dep-9c41-agent",
 	}
 	sampleSender = sampleDeployment.ExporterRoleID + ":state-exporter-5d8c9"
 	otherSender  = otherDeployment.ExporterRoleID + ":state-exporter-b71e2"

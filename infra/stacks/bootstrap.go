@@ -261,7 +261,7 @@ func roleBoundary() []grant {
 			"route53:ListHostedZones", "route53:ListHostedZonesByName", "route53:GetChange",
 			"sqs:SendMessage",
 		}},
-		// The agent's command channel in the vendor's account (the data-plane-mgmt role).
+		// The agent's command channel in the vendor's account (the in-cluster agent role).
 		{sid: "BoundaryCommandChannels", actions: commandChannelReadActions, resources: []string{*awscdk.Fn_Sub(
 			jsii.String("arn:${AWS::Partition}:sqs:*:${VendorAccount}:"+contract.CommandQueuePrefix+"*.fifo"),
 			&map[string]*string{"VendorAccount": awscdk.Fn_Select(jsii.Number(4),

@@ -287,14 +287,18 @@ func (b *infraBuilder) roles() {
 
 	// The vendor's control plane reconciles ClickHouse custom resources through this role. It can
 	// describe this one cluster; what it may do inside is the Kubernetes group of its access entry.
-	// As the data plane's agent it reads this deployment's command channel, which lives in the
-	// vendor's account next to the state queue (same region: the one in StateQueueArn).
 	b.role(roleDataPlaneMgmt,
 		trustDocument(map[string]any{"AWS": subf("arn:${AWS::Partition}:iam::${%s}:root", contract.InfraParamControlPlaneAccountID)}, []string{"sts:AssumeRole"}, nil),
 		[]grant{
 			{actions: []string{"eks:DescribeCluster"}, resources: []string{sub("arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/" + clusterNameSub)}},
-			{actions: commandChannelReadActions, resources: []string{commandQueueArn(b.stateQueueArn)}},
 		})
+
+	// The in-cluster agent reads this deployment's command channel, which lives in the vendor's
+	// account next to the state queue (same region: the one in StateQueueArn). Only its pod can
+	// assume the role (podRole), and the channel's policy admits only this role.
+	b.podRole(roleAgent, []grant{
+		{actions: commandChannelReadActions, resources: []string{commandQueueArn(b.stateQueueArn)}},
+	})
 }
 
 // commandChannelReadActions are what a deployment's agent does on its command channel

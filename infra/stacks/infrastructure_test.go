@@ -272,8 +272,8 @@ func TestRolesTrustOnlyTheirComponent(t *testing.T) {
 func TestNarrowRolePermissions(t *testing.T) {
 	want := map[string]string{
 		roleStateExporter.ID: `[{"Action":"sqs:SendMessage","Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:state"}]`,
-		roleDataPlaneMgmt.ID: `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"},` +
-			`{"Action":["sqs:GetQueueUrl","sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
+		roleDataPlaneMgmt.ID: `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"}]`,
+		roleAgent.ID:         `[{"Action":["sqs:GetQueueUrl","sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
 		roleK8sControlPlane.ID: `null`,
 		roleK8sWorker.ID:       `null`,
 		roleEbsCsiDriver.ID:    `null`,
@@ -375,9 +375,11 @@ func TestRolePoliciesFitIAMLimits(t *testing.T) {
 	}
 }
 
-// TestAgentReadsOnlyItsCommandChannel: the data-plane-mgmt role (the agent) may read exactly
-// its deployment's command channel, named as channel.QueueName names it, in the vendor's
-// account and the state queue's region; and the bootstrap boundary admits that.
+// TestAgentReadsOnlyItsCommandChannel: the in-cluster agent role may read exactly its
+// deployment's command channel, named as channel.QueueName names it, in the vendor's account
+// and the state queue's region; and the bootstrap boundary admits that. No other role of the
+// deployment may touch the channel (data-plane-mgmt, which the vendor's account assumes,
+// included).
 func TestAgentReadsOnlyItsCommandChannel(t *testing.T) {
 	name, err := channel.QueueName(sampleVars[contract.InfraParamDeploymentID])
 	if err != nil {
@@ -390,8 +392,20 @@ func TestAgentReadsOnlyItsCommandChannel(t *testing.T) {
 	for _, st := range asList(dig(props(defaultBuild.resource(t, bs, "RoleBoundary")), "PolicyDocument", "Statement")) {
 		boundary = append(boundary, st.(map[string]any))
 	}
+	for _, r := range clusterRoles {
+		if r == roleAgent {
+			continue
+		}
+		for _, st := range defaultBuild.statementsOfRole(is, r.ID) {
+			for _, a := range actionsOf(st) {
+				if strings.HasPrefix(a, "sqs:") && a != "sqs:SendMessage" {
+					t.Errorf("role %s has %s: only the agent reads the command channel", r.ID, a)
+				}
+			}
+		}
+	}
 	var found int
-	for _, st := range defaultBuild.statementsOfRole(is, roleDataPlaneMgmt.ID) {
+	for _, st := range defaultBuild.statementsOfRole(is, roleAgent.ID) {
 		for _, a := range actionsOf(st) {
 			if !strings.HasPrefix(a, "sqs:") {
 				continue

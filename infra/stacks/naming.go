@@ -62,12 +62,17 @@ var (
 	roleK8sWorker = clusterRole{ID: "K8sWorkerRole", Suffix: "k8s-worker", OutputKey: contract.InfraOutputK8sWorkerRoleArn,
 		PassedTo: serviceEKS}
 	roleDataPlaneMgmt = clusterRole{ID: "DataPlaneMgmtRole", Suffix: "data-plane-mgmt", OutputKey: contract.InfraOutputDataPlaneMgmtRoleArn}
+	// The data plane's agent runs in the cluster and reads the deployment's command channel
+	// (shared/channel); it is byoc's own component, beside the state exporter that reports
+	// what the agent applied.
+	roleAgent = clusterRole{ID: "AgentRole", Suffix: "agent", OutputKey: contract.InfraOutputAgentRoleArn,
+		PassedTo: servicePodIdentity, Namespace: "byoc-system", ServiceAccount: "byoc-agent"}
 )
 
 // clusterRoles lists every role of the infrastructure template, in output order.
 var clusterRoles = []clusterRole{
 	roleStateExporter, roleLoadBalancerController, roleEbsCsiDriver, roleExternalDNS, roleCertManager,
-	roleClusterAutoscaler, roleK8sControlPlane, roleK8sWorker, roleDataPlaneMgmt,
+	roleClusterAutoscaler, roleK8sControlPlane, roleK8sWorker, roleDataPlaneMgmt, roleAgent,
 }
 
 // rolesPassedTo returns the suffixes of the roles passed to service, in clusterRoles order.

@@ -48,7 +48,7 @@ var wildcardReasons = map[string]string{
 	"ChangeBoundedRoles":        "role names are <prefix>-<deployment id>-<component>; iam:PermissionsBoundary allows changes only to roles carrying byoc's boundary",
 	"CreateTaggedPolicies":      "policy names are <prefix>-*; the prefix is the fixed part; aws:RequestTag requires the managed-by tag",
 	"BoundaryClusterServices":   "a permissions boundary is a ceiling, not a grant: it names the services EKS's managed policies and the in-cluster components use (their own policies narrow them), and leaves out IAM, STS and data services",
-	"BoundaryCommandChannels":   "a permissions boundary is a ceiling, not a grant: the agent's read actions on the vendor's command channels (byoc-commands-*.fifo in the account of ControlPlaneRoleArn, any region); the data-plane-mgmt role's own policy names its one channel",
+	"BoundaryCommandChannels":   "a permissions boundary is a ceiling, not a grant: the agent's read actions on the vendor's command channels (byoc-commands-*.fifo in the account of ControlPlaneRoleArn, any region); the agent role's own policy names its one channel",
 	"BoundaryDeploymentBuckets": "a permissions boundary is a ceiling, not a grant: object access to the <prefix>-* deployment buckets, for the ClickHouse service roles the data plane adds",
 	"AttachManagedPolicies":     "role names are <prefix>-<deployment id>-<component>; iam:PolicyARN allows only the AWS managed policies the infrastructure template attaches",
 	"ManagePolicies":            "policy names are <prefix>-*; the prefix is the fixed part",

@@ -152,7 +152,7 @@ func TestStateQueuePolicyTooLarge(t *testing.T) {
 
 func TestCommandQueuePolicyLetsOnlyTheAgentRead(t *testing.T) {
 	queue := "arn:aws:sqs:us-east-1:000000000000:byoc-commands-dep-1.fifo"
-	agent := "arn:aws:iam::111111111111:role/dep-1-data-plane-mgmt"
+	agent := "arn:aws:iam::111111111111:role/dep-1-agent"
 	s, err := CommandQueuePolicy(queue, agent)
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ type fixture struct {
 	dep  string
 }
 
-const agent = "arn:aws:iam::111111111111:role/data-plane-mgmt"
+const agent = "arn:aws:iam::111111111111:role/agent"
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
@@ -66,7 +66,7 @@ func TestOpenCreatesAFifoQueueOnlyTheAgentReads(t *testing.T) {
 		t.Fatalf("reopen: %s %v", again, err)
 	}
 	// The agent role was replaced (stack update): the policy follows.
-	newAgent := "arn:aws:iam::111111111111:role/data-plane-mgmt-2"
+	newAgent := "arn:aws:iam::111111111111:role/agent-2"
 	if _, err := Open(ctx, f.sqs, f.dep, newAgent); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,7 @@ const (
 	InfraOutputK8sControlPlaneRoleArn        = "K8sControlPlaneRoleArn"
 	InfraOutputK8sWorkerRoleArn              = "K8sWorkerRoleArn"
 	InfraOutputDataPlaneMgmtRoleArn          = "DataPlaneMgmtRoleArn"
+	InfraOutputAgentRoleArn                  = "AgentRoleArn"
 )
 
 // The control-plane table (EnvTableName): string partition and sort keys, a TTL attribute

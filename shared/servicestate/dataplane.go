@@ -32,8 +32,9 @@ type DataPlane struct {
 	AccountID       string `json:"accountId"`
 	ExporterRoleARN string `json:"exporterRoleArn"`
 	ExporterRoleID  string `json:"exporterRoleId"`
-	// AgentRoleARN is the in-cluster agent's role (the data-plane-mgmt role): the only
-	// principal allowed to read the deployment's command channel.
+	// AgentRoleARN is the in-cluster agent's role (the infrastructure stack's AgentRoleArn
+	// output, assumed through EKS Pod Identity): the only principal allowed to read the
+	// deployment's command channel.
 	AgentRoleARN string    `json:"agentRoleArn"`
 	UpdatedAt    time.Time `json:"updatedAt"`
 }
@@ -187,10 +188,10 @@ func (r *Repo) RemoveDataPlane(ctx context.Context, deploymentID string) error {
 
 // DataPlaneFromOutputs builds a deployment's data-plane record from its infrastructure
 // stack's outputs (what provisioning records): the exporter role's ARN and unique id, and
-// the data-plane-mgmt role as the agent. It fails, naming the output, when one is missing
+// the agent role. It fails, naming the output, when one is missing
 // or malformed.
 func DataPlaneFromOutputs(deploymentID, accountID string, outputs map[string]string) (DataPlane, error) {
-	for _, name := range []string{contract.InfraOutputStateExporterRoleArn, contract.InfraOutputStateExporterRoleID, contract.InfraOutputDataPlaneMgmtRoleArn} {
+	for _, name := range []string{contract.InfraOutputStateExporterRoleArn, contract.InfraOutputStateExporterRoleID, contract.InfraOutputAgentRoleArn} {
 		if outputs[name] == "" {
 			return DataPlane{}, fmt.Errorf("data plane of %s: the infrastructure stack has no %s output", deploymentID, name)
 		}
@@ -200,7 +201,7 @@ func DataPlaneFromOutputs(deploymentID, accountID string, outputs map[string]str
 		AccountID:       accountID,
 		ExporterRoleARN: outputs[contract.InfraOutputStateExporterRoleArn],
 		ExporterRoleID:  outputs[contract.InfraOutputStateExporterRoleID],
-		AgentRoleARN:    outputs[contract.InfraOutputDataPlaneMgmtRoleArn],
+		AgentRoleARN:    outputs[contract.InfraOutputAgentRoleArn],
 	}
 	return d, d.Validate()
 }

@@ -13,7 +13,7 @@ func exporter(dep, account string) DataPlane {
 		AccountID:       account,
 		ExporterRoleARN: "arn:aws:iam::" + account + ":role/clickhouse-cloud-" + dep + "-state-exporter",
 		ExporterRoleID:  "AROA" + strings.ToUpper(strings.Repeat(dep[len(dep)-1:], 17)),
-		AgentRoleARN:    "arn:aws:iam::" + account + ":role/clickhouse-cloud-" + dep + "-data-plane-mgmt",
+		AgentRoleARN:    "arn:aws:iam::" + account + ":role/clickhouse-cloud-" + dep + "-agent",
 	}
 }
 
@@ -130,11 +130,11 @@ func TestDataPlaneFromOutputs(t *testing.T) {
 	outputs := map[string]string{
 		"StateExporterRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-state-exporter",
 		"StateExporterRoleId":  "AROAABCDEFGHIJKLMNOPQ",
-		"DataPlaneMgmtRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-data-plane-mgmt",
+		"AgentRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-agent",
 		"VpcId":                "vpc-1",
 	}
 	d, err := DataPlaneFromOutputs("dep-1", "111111111111", outputs)
-	if err != nil || d.ExporterRoleID != "AROAABCDEFGHIJKLMNOPQ" || d.AgentRoleARN != outputs["DataPlaneMgmtRoleArn"] {
+	if err != nil || d.ExporterRoleID != "AROAABCDEFGHIJKLMNOPQ" || d.AgentRoleARN != outputs["AgentRoleArn"] {
 		t.Fatalf("%+v %v", d, err)
 	}
 	delete(outputs, "StateExporterRoleId")

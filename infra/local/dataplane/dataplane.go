@@ -90,7 +90,7 @@ type Deployment struct {
 	// forged sender.
 	ExporterRoleARN string
 	// AgentRoleARN is the role the agent reads the command channel as (the
-	// DataPlaneMgmtRoleArn output).
+	// AgentRoleArn output; a pod session, as EKS Pod Identity gives it).
 	AgentRoleARN string
 	Services     []Service
 	Faults       []Fault

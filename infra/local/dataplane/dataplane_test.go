@@ -41,7 +41,7 @@ type fixture struct {
 }
 
 func roles(dep string) (exporter, agent string) {
-	return "arn:aws:iam::" + customer + ":role/" + dep + "-state-exporter", "arn:aws:iam::" + customer + ":role/" + dep + "-data-plane-mgmt"
+	return "arn:aws:iam::" + customer + ":role/" + dep + "-state-exporter", "arn:aws:iam::" + customer + ":role/" + dep + "-agent"
 }
 
 // newFixture serves kumo behind the local cloud's SQS front door (sender stamps, queue

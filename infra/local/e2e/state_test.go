@@ -165,7 +165,7 @@ type tenant struct {
 	customer     string
 	dep          store.Deployment
 	exporterRole string // the infrastructure stack's state exporter role
-	agentRole    string // its data-plane-mgmt role: the command channel's reader
+	agentRole    string // its in-cluster agent role: the command channel's reader
 	epoch        int64  // the hand-played exporter's epoch
 }
 
@@ -180,7 +180,7 @@ func onboard(t testing.TB) tenant {
 	}
 	d := res.Deployment
 	tn := tenant{customer: res.Customer, dep: d, exporterRole: d.Outputs[contract.InfraOutputStateExporterRoleArn],
-		agentRole: d.Outputs[contract.InfraOutputDataPlaneMgmtRoleArn], epoch: time.Now().UnixMilli()}
+		agentRole: d.Outputs[contract.InfraOutputAgentRoleArn], epoch: time.Now().UnixMilli()}
 	if d.Status != lifecycle.Ready || tn.exporterRole == "" || tn.agentRole == "" {
 		t.Fatalf("deployment %+v: want ready with the exporter and agent roles in its outputs", d)
 	}

@@ -37,7 +37,7 @@ func exporterRole(account, dep string) string {
 }
 
 func agentRole(account, dep string) string {
-	return "arn:aws:iam::" + account + ":role/clickhouse-cloud-" + dep + "-data-plane-mgmt"
+	return "arn:aws:iam::" + account + ":role/clickhouse-cloud-" + dep + "-agent"
 }
 
 // fixture is a front door over kumo with the gate on SQS, as the local cloud mounts it.
