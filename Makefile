@@ -10,6 +10,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK_CLI   := npx --yes aws-cdk@2.1148.1
 GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
+# The service-state functions: `make invoke` registers the sample data planes for them first.
+STATE_FUNCTIONS := stateingest statesweep statewait
 HOST_OS   := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
 GOFLAGS_LAMBDA := -trimpath -tags lambda.norpc -ldflags "-s -w"
@@ -49,7 +51,8 @@ lint: ## gofmt and go vet
 
 invoke: build synth ## run one function on one sample event against the local cloud: make invoke FN=onboard EVENT=events/onboard/x.json
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/...json>"; exit 2; }
-	$(GO) run ./infra/local/cmd/byoc-local invoke --function $(FN) --event $(EVENT)
+	$(GO) run ./infra/local/cmd/byoc-local invoke --function $(FN) --event $(EVENT) \
+		$(if $(filter $(FN),$(STATE_FUNCTIONS)),--data-planes events/dataplanes.json)
 
 local: build synth ## run the control plane end to end on the local cloud (ARGS=--help for options)
 	$(GO) run ./infra/local/cmd/byoc-local $(ARGS)

@@ -221,7 +221,7 @@ func (f *fakeCFN) settle(name, status string) {
 		s.outputs = map[string]string{"VpcId": "vpc-0abc", "ClusterName": "clickhouse-cloud-" + s.params["DeploymentId"],
 			"StateExporterRoleArn": "arn:aws:iam::" + f.account + ":role/clickhouse-cloud-state-exporter",
 			"StateExporterRoleId":  "AROA3XFRBF23STATEXPRT",
-			"AgentRoleArn": "arn:aws:iam::" + f.account + ":role/clickhouse-cloud-agent"}
+			"AgentRoleArn":         "arn:aws:iam::" + f.account + ":role/clickhouse-cloud-agent"}
 		s.setStatus(status, "")
 	case "ROLLBACK_COMPLETE":
 		s.event("EksCluster", "AWS::EKS::Cluster", "CREATE_FAILED", "Resource handler returned message: \"Cannot create cluster: insufficient capacity in usw2-az4\"")

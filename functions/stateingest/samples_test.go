@@ -27,8 +27,13 @@ var update = flag.Bool("update", false, "rewrite events/state from the sample de
 
 const samplesDir = "../../events/state"
 
-// The deployments the samples speak for. Tests register them; `make invoke` needs them
-// registered too (see docs/state.md).
+// dataPlanesFile holds the deployments the samples speak for, as `byoc-local invoke
+// --data-planes` reads them (scenario.SampleDataPlanes): `make invoke` registers them before
+// it runs a service-state function.
+const dataPlanesFile = "../../events/dataplanes.json"
+
+// The deployments the samples speak for. Tests register them; so does `make invoke`, from
+// dataPlanesFile.
 var (
 	sampleDeployment = servicestate.DataPlane{
 		DeploymentID: "dep-7f3a", AccountID: "111111111111",
@@ -184,9 +189,34 @@ func loadSample(t testing.TB, name string) events.SQSEvent {
 	return ev
 }
 
+// encodeDataPlanes writes the sample deployments' data-plane records as provisioning
+// registers them (UpdatedAt is set when they are registered).
+func encodeDataPlanes(t testing.TB) []byte {
+	t.Helper()
+	type record struct {
+		DeploymentID    string `json:"deploymentId"`
+		AccountID       string `json:"accountId"`
+		ExporterRoleARN string `json:"exporterRoleArn"`
+		ExporterRoleID  string `json:"exporterRoleId"`
+		AgentRoleARN    string `json:"agentRoleArn"`
+	}
+	var records []record
+	for _, d := range []servicestate.DataPlane{sampleDeployment, otherDeployment} {
+		records = append(records, record{d.DeploymentID, d.AccountID, d.ExporterRoleARN, d.ExporterRoleID, d.AgentRoleARN})
+	}
+	b, err := json.MarshalIndent(records, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
+
 func TestSamples(t *testing.T) {
 	want := samples(t)
 	if *update {
+		if err := os.WriteFile(dataPlanesFile, encodeDataPlanes(t), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.MkdirAll(samplesDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -195,6 +225,9 @@ func TestSamples(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+	if raw, err := os.ReadFile(dataPlanesFile); err != nil || !bytes.Equal(raw, encodeDataPlanes(t)) {
+		t.Errorf("%s differs from the sample deployments (run with -update): %v", dataPlanesFile, err)
 	}
 	entries, err := os.ReadDir(samplesDir)
 	if err != nil {

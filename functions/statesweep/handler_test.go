@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -294,5 +296,43 @@ func TestSweepRefusesAMalformedScheduledTime(t *testing.T) {
 	out, err := f.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(f.url), AttributeNames: []sqstypes.QueueAttributeName{"Policy"}})
 	if err != nil || out.Attributes["Policy"] != "" {
 		t.Fatalf("policy written: %v %v", out.Attributes, err)
+	}
+}
+
+// The sample events (events/statesweep, what `make invoke FN=statesweep` runs) behave as
+// their names say; a new sample must be added here.
+func TestSampleEvents(t *testing.T) {
+	dir := filepath.Join("..", "..", "events", "statesweep")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "malformed-time.json,scheduled.json" {
+		t.Fatalf("events/statesweep holds %v: each sample needs a case here", names)
+	}
+	f := newFixture(t)
+	f.report(t, "svc-a", 1)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if sum, err := f.invoke(t, read("malformed-time.json")); err == nil || !strings.Contains(err.Error(), "scheduledTime") || sum != (Summary{}) {
+		t.Errorf("malformed-time.json: %+v %v, want an error naming scheduledTime", sum, err)
+	}
+	// scheduled.json is 10 minutes after t0, when svc-a last reported (the fixture's clock
+	// stays at t0): judged as of that time, svc-a is stale.
+	sum, err := f.invoke(t, read("scheduled.json"))
+	if err != nil {
+		t.Fatalf("scheduled.json: %v", err)
+	}
+	if s, _ := f.repo.Service(context.Background(), "dep-1", "svc-a"); sum.Stale != 1 || s.Health != health.Stale {
+		t.Errorf("scheduled.json: %+v, svc-a %s; want it stale as of the scheduled time", sum, s.Health)
 	}
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
@@ -133,5 +136,52 @@ func TestInvalidRequestsFailWithTheFieldAndWriteNothing(t *testing.T) {
 	}
 	if keys := f.env.Keys(t, f.table); len(keys) != 0 {
 		t.Fatalf("invalid requests wrote %v", keys)
+	}
+}
+
+// The sample events (events/statewait, what `make invoke FN=statewait` runs) behave as
+// their names say; a new sample must be added here.
+func TestSampleEvents(t *testing.T) {
+	dir := filepath.Join("..", "..", "events", "statewait")
+	want := map[string]string{ // sample -> the rule its InvalidRequestError names ("" = valid)
+		"wait-for-version.json": "",
+		"no-condition.json":     "at least one of",
+		"timeout-too-long.json": "timeoutSeconds",
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(want) {
+		t.Fatalf("events/statewait holds %d files, %d have a case here", len(entries), len(want))
+	}
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, e := range entries {
+		says, known := want[e.Name()]
+		if !known {
+			t.Fatalf("events/statewait/%s has no case here", e.Name())
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := lambda.NewHandler(f.h.Handle).Invoke(ctx, raw)
+		var invalid *InvalidRequestError
+		switch {
+		case says == "" && err != nil:
+			t.Errorf("%s: %v", e.Name(), err)
+		case says == "":
+			var resp Response
+			if json.Unmarshal(out, &resp) != nil || resp.WaiterID == "" || resp.Resumed {
+				t.Errorf("%s answered %s, want a registered waiter", e.Name(), out)
+			}
+		case !errors.As(err, &invalid) || !strings.Contains(err.Error(), says):
+			t.Errorf("%s: error %v, want an InvalidRequestError naming %q", e.Name(), err, says)
+		}
+	}
+	// Only the valid sample registered a waiter, for the service it names.
+	if ws, _ := f.repo.Waiters(ctx, "dep-7f3a", "h5ju65kv87"); len(ws) != 1 {
+		t.Errorf("waiters %v, want the one of wait-for-version.json", ws)
 	}
 }

@@ -271,9 +271,9 @@ func TestRolesTrustOnlyTheirComponent(t *testing.T) {
 // TestNarrowRolePermissions pins the roles whose permissions are short enough to state whole.
 func TestNarrowRolePermissions(t *testing.T) {
 	want := map[string]string{
-		roleStateExporter.ID: `[{"Action":"sqs:SendMessage","Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:state"}]`,
-		roleDataPlaneMgmt.ID: `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"}]`,
-		roleAgent.ID:         `[{"Action":["sqs:GetQueueUrl","sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
+		roleStateExporter.ID:   `[{"Action":"sqs:SendMessage","Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:state"}]`,
+		roleDataPlaneMgmt.ID:   `[{"Action":"eks:DescribeCluster","Effect":"Allow","Resource":"arn:aws:eks:us-west-2:111122223333:cluster/clickhouse-cloud-k3q9x2m7p4w8z"}]`,
+		roleAgent.ID:           `[{"Action":["sqs:GetQueueUrl","sqs:ReceiveMessage","sqs:DeleteMessage","sqs:ChangeMessageVisibility","sqs:GetQueueAttributes"],"Effect":"Allow","Resource":"arn:aws:sqs:us-east-1:999988887777:byoc-commands-k3q9x2m7p4w8z.fifo"}]`,
 		roleK8sControlPlane.ID: `null`,
 		roleK8sWorker.ID:       `null`,
 		roleEbsCsiDriver.ID:    `null`,

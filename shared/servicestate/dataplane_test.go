@@ -130,7 +130,7 @@ func TestDataPlaneFromOutputs(t *testing.T) {
 	outputs := map[string]string{
 		"StateExporterRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-state-exporter",
 		"StateExporterRoleId":  "AROAABCDEFGHIJKLMNOPQ",
-		"AgentRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-agent",
+		"AgentRoleArn":         "arn:aws:iam::111111111111:role/p-dep-1-agent",
 		"VpcId":                "vpc-1",
 	}
 	d, err := DataPlaneFromOutputs("dep-1", "111111111111", outputs)

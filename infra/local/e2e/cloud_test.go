@@ -167,18 +167,24 @@ func TestByocLocalCommand(t *testing.T) {
 
 func TestInvokeCommandRunsOneFunctionOnASampleEvent(t *testing.T) {
 	bin := byocLocal(t)
-	run := func(event string) (string, int) {
-		cmd := exec.Command(bin, "invoke", "--function", contract.FunctionInvite, "--event", filepath.Join(repoRoot, "events", "invite", event),
-			"--addr", "127.0.0.1:0", "--templates", templatesDir, "--bin", binDir, "--logs", filepath.Join(t.TempDir(), "f.log"))
+	run := func(event string, extra ...string) (string, int) {
+		fn, dir := contract.FunctionInvite, "invite"
+		if len(extra) > 0 {
+			fn, dir = contract.FunctionStateIngest, "state"
+		}
+		cmd := exec.Command(bin, append([]string{"invoke", "--function", fn, "--event", filepath.Join(repoRoot, "events", dir, event),
+			"--addr", "127.0.0.1:0", "--templates", templatesDir, "--bin", binDir, "--logs", filepath.Join(t.TempDir(), "f.log")}, extra...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
-			return string(out) + string(exit.Stderr), exit.ExitCode()
+			return string(out) + stderr.String(), exit.ExitCode()
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		return string(out), 0
+		return string(out) + stderr.String(), 0
 	}
 	out, code := run("valid.json")
 	if code != 0 || !strings.Contains(out, `"deploymentId"`) || !strings.Contains(out, `"externalId"`) {
@@ -187,5 +193,16 @@ func TestInvokeCommandRunsOneFunctionOnASampleEvent(t *testing.T) {
 	out, code = run("bad-cidr.json")
 	if code != scenario.ExitFailed || !strings.Contains(out, "ValidationError") {
 		t.Errorf("invite on a bad event: exit %d, want %d with the function's ValidationError:\n%s", code, scenario.ExitFailed, out)
+	}
+	// The state samples pass sender verification once their data planes are registered
+	// (what `make invoke` does for the service-state functions), and a forged sender fails.
+	planes := filepath.Join(repoRoot, scenario.SampleDataPlanes)
+	out, code = run("healthy.json", "--data-planes", planes)
+	if code != 0 || !strings.Contains(out, "registered data plane dep-7f3a") || !strings.Contains(out, `{"batchItemFailures":null}`) {
+		t.Errorf("stateingest on healthy.json: exit %d, want every record accepted:\n%s", code, out)
+	}
+	out, code = run("forged-sender.json", "--data-planes", planes)
+	if code != 0 || !strings.Contains(out, `{"batchItemFailures":[{"itemIdentifier":"5e0c6a2f-1b7d-4c39-9a8e-000000000130"}]}`) {
+		t.Errorf("stateingest on forged-sender.json: exit %d, want its one record failed:\n%s", code, out)
 	}
 }

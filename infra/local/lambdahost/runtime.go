@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -121,22 +120,7 @@ func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	switch {
 	case req.Method == http.MethodGet && rest == "invocation/next":
-		signal := r.pollSignal(fn)
-		// Readiness is when the poll has been written to kumo, whose handler registers the
-		// poller as soon as it reads it; a short grace covers that read.
-		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) {
-			go func() {
-				time.Sleep(2 * time.Millisecond)
-				r.mu.Lock()
-				select {
-				case <-signal:
-				default:
-					close(signal)
-				}
-				r.mu.Unlock()
-			}()
-		}}
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+		r.markReady(req.Context(), fn)
 	case req.Method == http.MethodPost && strings.HasPrefix(rest, "invocation/"):
 		body, err := io.ReadAll(req.Body)
 		if err != nil {
@@ -149,6 +133,47 @@ func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	r.proxy.ServeHTTP(w, req)
 }
+
+// markReady makes kumo route invocations of fn to the Runtime API, then signals that the
+// function is ready, before the process's first poll is forwarded. kumo treats a function
+// as backed by a Runtime API handler once its broker has an entry for it, which any
+// Runtime API call creates; a poll creates it only when kumo gets round to reading it (a
+// signal sent when the poll was merely written raced that, and lost under load). A result
+// for a request id that was never issued creates it synchronously and does nothing else,
+// so when that answer is back the function is invocable.
+func (r *relay) markReady(ctx context.Context, fn string) {
+	signal := r.pollSignal(fn)
+	select {
+	case <-signal:
+		return // ready already: later polls need no probe
+	default:
+	}
+	u := *r.upstream
+	u.Path = "/_runtime/" + fn + "/2018-06-01/runtime/invocation/" + readyProbeID + "/response"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), http.NoBody)
+	if err != nil {
+		return
+	}
+	resp, err := r.proxy.Transport.RoundTrip(req)
+	if err != nil {
+		return // the poll that follows fails the same way; Start reports the missing readiness
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return
+	}
+	r.mu.Lock()
+	select {
+	case <-signal:
+	default:
+		close(signal)
+	}
+	r.mu.Unlock()
+}
+
+// readyProbeID is the request id of markReady's result, one kumo never issues (its ids are
+// UUIDs).
+const readyProbeID = "byoc-ready-probe"
 
 // onResponse records an invocation handed to a process.
 func (r *relay) onResponse(resp *http.Response) error {

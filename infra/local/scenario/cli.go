@@ -19,6 +19,7 @@ import (
 	"github.com/byocloud/byoc/infra/local/dataplane"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 // Exit codes of byoc-local.
@@ -36,7 +37,7 @@ type flags struct {
 	serve, dataPlane                                                         bool
 	fault                                                                    string
 	// invoke
-	function, event string
+	function, event, dataPlanes string
 }
 
 func newFlagSet(name string, out io.Writer, f *flags) *flag.FlagSet {
@@ -304,6 +305,8 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("byoc-local invoke", stderr, &f)
 	fs.StringVar(&f.function, "function", "", "the function: "+strings.Join(contract.Functions, ", "))
 	fs.StringVar(&f.event, "event", "", "a JSON file with the event (events/<function>/*.json)")
+	fs.StringVar(&f.dataPlanes, "data-planes", "", "a JSON file of data planes to register first, as provisioning would ("+SampleDataPlanes+
+		" holds the ones the events/state samples speak for; make invoke passes it for the service-state functions)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
@@ -323,6 +326,13 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "byoc-local invoke: --event %s: must be a JSON document of at most %d bytes\n", f.event, maxEventSize)
 		return ExitUsage
 	}
+	var planes []servicestate.DataPlane
+	if f.dataPlanes != "" {
+		if planes, err = LoadDataPlanes(f.dataPlanes); err != nil {
+			fmt.Fprintf(stderr, "byoc-local invoke: --data-planes %s: %v\n", f.dataPlanes, err)
+			return ExitUsage
+		}
+	}
 	tl := NewTimeline(stderr)
 	env, err := start(ctx, f, tl, stderr, &Runner{})
 	if err != nil {
@@ -330,6 +340,10 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return ExitFailed
 	}
 	defer env.close()
+	if err := registerDataPlanes(ctx, env.cloud, env.cp, planes, tl); err != nil {
+		fmt.Fprintf(stderr, "byoc-local invoke: %v\n", err)
+		return ExitFailed
+	}
 	out, err := Invoke(ctx, env.cloud, env.cp, f.function, payload)
 	if len(out) > 0 {
 		fmt.Fprintf(stdout, "%s\n", out)

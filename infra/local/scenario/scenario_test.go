@@ -32,12 +32,21 @@ func TestHelpListsScenariosAndOptions(t *testing.T) {
 			t.Errorf("--help does not mention %q:\n%s", want, stderr)
 		}
 	}
+	code, _, stderr = runMain("invoke", "--help")
+	if code != ExitOK || !strings.Contains(stderr, "-data-planes") || !strings.Contains(stderr, SampleDataPlanes) {
+		t.Errorf("invoke --help exited %d without -data-planes and %s:\n%s", code, SampleDataPlanes, stderr)
+	}
 }
 
 func TestBadFlagsAreRefusedBeforeAnythingStarts(t *testing.T) {
 	dir := t.TempDir()
 	notJSON := filepath.Join(dir, "event.json")
 	if err := os.WriteFile(notJSON, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sample := filepath.Join("..", "..", "..", "events", "state", "healthy.json")
+	badPlanes := filepath.Join(dir, "bad-planes.json")
+	if err := os.WriteFile(badPlanes, []byte(`[{"deploymentId":"dep-1","accountId":"12"}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -59,6 +68,9 @@ func TestBadFlagsAreRefusedBeforeAnythingStarts(t *testing.T) {
 		{[]string{"invoke", "--event", notJSON}, "--function and --event are required"},
 		{[]string{"invoke", "--function", "invite", "--event", filepath.Join(dir, "missing.json")}, "--event: open"},
 		{[]string{"invoke", "--function", "invite", "--event", notJSON}, "must be a JSON document"},
+		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", filepath.Join(dir, "missing.json")}, "--data-planes " + filepath.Join(dir, "missing.json") + ": open"},
+		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", notJSON}, "must be a JSON array of data planes"},
+		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", badPlanes}, "data plane 1: data plane of \"dep-1\": accountId: must be 12 digits"},
 	}
 	for _, c := range cases {
 		code, stdout, stderr := runMain(c.args...)
@@ -141,5 +153,33 @@ func TestFunctionNamesComeFromTheControlPlaneOutputs(t *testing.T) {
 	}
 	if _, err := cp.FunctionName("nope"); err == nil || !strings.Contains(err.Error(), `no function "nope"`) {
 		t.Errorf("unknown function: %v", err)
+	}
+}
+
+// LoadDataPlanes refuses a file that is not a list of valid, distinct data planes, naming
+// the record and the rule; the sample file (events/dataplanes.json) loads.
+func TestLoadDataPlanes(t *testing.T) {
+	planes, err := LoadDataPlanes(filepath.Join("..", "..", "..", SampleDataPlanes))
+	if err != nil || len(planes) != 2 || planes[0].DeploymentID != "dep-7f3a" || planes[1].ExporterRoleID != "AROA3XFRBF23STATEXP9C" {
+		t.Fatalf("the sample data planes: %+v %v", planes, err)
+	}
+	good := `{"deploymentId":"dep-1","accountId":"111111111111","exporterRoleArn":"arn:aws:iam::111111111111:role/x-state-exporter",` +
+		`"exporterRoleId":"AROAAAAAAAAAAAAAAAAAA","agentRoleArn":"arn:aws:iam::111111111111:role/x-agent"}`
+	dir := t.TempDir()
+	for _, c := range []struct{ body, want string }{
+		{`{}`, "must be a JSON array of data planes"},
+		{`[]`, "holds no data plane"},
+		{`[` + strings.Replace(good, `"accountId"`, `"account"`, 1) + `]`, `unknown field "account"`},
+		{`[` + good + `,` + strings.Replace(good, `"AROAAAAAAAAAAAAAAAAAA"`, `"aroa-lower"`, 1) + `]`, "data plane 2: "},
+		{`[` + good + `,` + good + `]`, `data plane 2: deployment "dep-1" is listed twice`},
+		{`[` + strings.Replace(good, "role/x-agent", "user/x", 1) + `]`, "agentRoleArn: must be an IAM role ARN"},
+	} {
+		path := filepath.Join(dir, "planes.json")
+		if err := os.WriteFile(path, []byte(c.body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if planes, err := LoadDataPlanes(path); err == nil || !strings.Contains(err.Error(), c.want) || planes != nil {
+			t.Errorf("%s: %v %v, want an error saying %q", c.body, planes, err, c.want)
+		}
 	}
 }
