@@ -85,8 +85,9 @@ func Proxy(target string) (http.Handler, error) {
 	// ten thousand under CPU load failed reading a 200 answer with "use of closed network
 	// connection" on the client's side, and the SDK's retry of an applied call ran it twice
 	// (BenchmarkSend in package sqsgate, 5,000 sends per run, 3 busy loops beside it on 2
-	// cores: with -1, 2 of 6 runs failed so; with 0, none of 14). The Runtime API's long polls answer whole responses, so
-	// they need no flushing either.
+	// cores: with -1, 2 of 6 runs failed so; with 0, none of 14). The Runtime API's long
+	// polls answer whole responses, so they need no flushing either (lambdahost's relay
+	// keeps 0 too).
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Context().Err() != nil {
 			return // the client went away (a long poll ended): nothing to answer

@@ -61,7 +61,8 @@ func newRelay(upstream string, observe func(Invocation)) (*relay, error) {
 			// Long polls last as long as there is no work: no response header timeout.
 		},
 		ModifyResponse: r.onResponse,
-		FlushInterval:  -1,
+		// FlushInterval stays 0, as in the front door (see frontdoor.Proxy): flushing after
+		// every write lost answers under load there, and the Runtime API's answers are whole.
 		ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 			if req.Context().Err() != nil {
 				return // the process went away mid-poll (stopped, crashed): nothing to answer
