@@ -11,7 +11,7 @@ CDK_CLI   := npx --yes aws-cdk@2.1148.1
 GO        ?= go
 FUNCTIONS := $(notdir $(wildcard functions/*))
 # The service-state functions: `make invoke` registers the sample data planes for them first.
-STATE_FUNCTIONS := stateingest statesweep statewait
+STATE_FUNCTIONS := stateingest statesweep statewait sendcommand
 HOST_OS   := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
 GOFLAGS_LAMBDA := -trimpath -tags lambda.norpc -ldflags "-s -w"

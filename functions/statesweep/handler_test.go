@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -302,27 +300,10 @@ func TestSweepRefusesAMalformedScheduledTime(t *testing.T) {
 // The sample events (events/statesweep, what `make invoke FN=statesweep` runs) behave as
 // their names say; a new sample must be added here.
 func TestSampleEvents(t *testing.T) {
-	dir := filepath.Join("..", "..", "events", "statesweep")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if strings.Join(names, ",") != "malformed-time.json,scheduled.json" {
-		t.Fatalf("events/statesweep holds %v: each sample needs a case here", names)
-	}
+	samples := cloudtest.SampleEvents(t, "statesweep", "malformed-time.json", "scheduled.json")
 	f := newFixture(t)
 	f.report(t, "svc-a", 1)
-	read := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
+	read := func(name string) string { return string(samples[name]) }
 	if sum, err := f.invoke(t, read("malformed-time.json")); err == nil || !strings.Contains(err.Error(), "scheduledTime") || sum != (Summary{}) {
 		t.Errorf("malformed-time.json: %+v %v, want an error naming scheduledTime", sum, err)
 	}

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -142,42 +142,27 @@ func TestInvalidRequestsFailWithTheFieldAndWriteNothing(t *testing.T) {
 // The sample events (events/statewait, what `make invoke FN=statewait` runs) behave as
 // their names say; a new sample must be added here.
 func TestSampleEvents(t *testing.T) {
-	dir := filepath.Join("..", "..", "events", "statewait")
 	want := map[string]string{ // sample -> the rule its InvalidRequestError names ("" = valid)
 		"wait-for-version.json": "",
 		"no-condition.json":     "at least one of",
 		"timeout-too-long.json": "timeoutSeconds",
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != len(want) {
-		t.Fatalf("events/statewait holds %d files, %d have a case here", len(entries), len(want))
-	}
+	samples := cloudtest.SampleEvents(t, "statewait", slices.Collect(maps.Keys(want))...)
 	f := newFixture(t)
 	ctx := context.Background()
-	for _, e := range entries {
-		says, known := want[e.Name()]
-		if !known {
-			t.Fatalf("events/statewait/%s has no case here", e.Name())
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := lambda.NewHandler(f.h.Handle).Invoke(ctx, raw)
+	for name, says := range want {
+		out, err := lambda.NewHandler(f.h.Handle).Invoke(ctx, samples[name])
 		var invalid *InvalidRequestError
 		switch {
 		case says == "" && err != nil:
-			t.Errorf("%s: %v", e.Name(), err)
+			t.Errorf("%s: %v", name, err)
 		case says == "":
 			var resp Response
 			if json.Unmarshal(out, &resp) != nil || resp.WaiterID == "" || resp.Resumed {
-				t.Errorf("%s answered %s, want a registered waiter", e.Name(), out)
+				t.Errorf("%s answered %s, want a registered waiter", name, out)
 			}
 		case !errors.As(err, &invalid) || !strings.Contains(err.Error(), says):
-			t.Errorf("%s: error %v, want an InvalidRequestError naming %q", e.Name(), err, says)
+			t.Errorf("%s: error %v, want an InvalidRequestError naming %q", name, err, says)
 		}
 	}
 	// Only the valid sample registered a waiter, for the service it names.

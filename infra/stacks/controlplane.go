@@ -308,8 +308,7 @@ func (b *controlPlaneBuilder) functionsAndWorkflow() {
 	}, b.stateQueuePolicyGrant(), grant{
 		sid:     "ManageCommandChannels",
 		actions: []string{"sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:DeleteQueue"},
-		// Whatever sends commands later needs sqs:GetQueueUrl and sqs:SendMessage on the same
-		// pattern; no function sends yet.
+		// sendcommand holds the send actions on the same pattern (SendCommands).
 		resources: []string{commandQueuesArn},
 	})
 
@@ -361,8 +360,9 @@ func (b *controlPlaneBuilder) stateQueuePolicyGrant() grant {
 }
 
 // stateFunctions: the service-state path (docs/state.md). stateingest is fed by the state
-// queue; statesweep runs every minute from an EventBridge Scheduler schedule; statewait is
-// invoked by workflows that wait for a state (none does yet, so no workflow may invoke it).
+// queue; statesweep runs every minute from an EventBridge Scheduler schedule; statewait and
+// sendcommand are invoked by workflows that command a data plane and wait for a state (none
+// does yet, so no workflow may invoke them).
 func (b *controlPlaneBuilder) stateFunctions() {
 	table := *b.cp.Table.TableArn()
 	// Item access only: transactions are authorized per item action (ConditionCheckItem for
@@ -407,6 +407,15 @@ func (b *controlPlaneBuilder) stateFunctions() {
 	b.function(contract.FunctionStateWait, 30, map[string]*string{
 		contract.EnvTableName: b.cp.Table.TableName(),
 	}, nil, items, resume)
+
+	// sendcommand records a command (CreateCommand: PutItem, GetItem on a retry; then
+	// UpdateItem to sent) and puts it on its deployment's command queue. Like statewait it
+	// is invoked by workflows; none invokes it yet.
+	b.function(contract.FunctionSendCommand, 30, map[string]*string{
+		contract.EnvTableName: b.cp.Table.TableName(),
+	}, nil,
+		grant{resources: []string{table}, actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
+		grant{sid: "SendCommands", resources: []string{commandQueuesArn}, actions: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}})
 }
 
 // sweepSchedule runs statesweep every minute. Its input carries the scheduled time, so a

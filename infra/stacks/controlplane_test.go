@@ -211,6 +211,7 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 		contract.FunctionStateIngest: {contract.EnvEventBusName},
 		contract.FunctionStateSweep:  {contract.EnvEventBusName, contract.EnvStateQueueURL}, // STATE_STALE_AFTER only when configured
 		contract.FunctionStateWait:   nil,
+		contract.FunctionSendCommand: nil,
 	}
 	tmpl := defaultBuild.template(cp)
 	expect(t, "every function is a provided.al2023 arm64 bootstrap", func() {
@@ -283,7 +284,7 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 		contract.EnvEventBusName:  "<Ref:" + defaultBuild.logicalIDOf(t, cp, "AWS::Events::EventBus", "VendorBus") + ">",
 		contract.EnvStateQueueURL: "<Ref:" + defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue") + ">",
 	}
-	for _, fn := range []string{contract.FunctionProvision, contract.FunctionStateIngest, contract.FunctionStateSweep, contract.FunctionStateWait} {
+	for _, fn := range []string{contract.FunctionProvision, contract.FunctionStateIngest, contract.FunctionStateSweep, contract.FunctionStateWait, contract.FunctionSendCommand} {
 		p := props(defaultBuild.resource(t, cp, defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", title(fn)+"Function")))
 		for name, value := range dig(p, "Environment", "Variables").(map[string]any) {
 			if want, ok := refs[name]; ok && resolve(value, nil) != want {
@@ -408,6 +409,8 @@ func TestFunctionPermissions(t *testing.T) {
 			with(strings.TrimSuffix(table, ">")+">/index/"+servicestate.SweepIndex, "dynamodb:Query"),
 			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(dlq, "sqs:SendMessage")),
 		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(machine, resume...)),
+		contract.FunctionSendCommand: slices.Concat(logs(contract.FunctionSendCommand), with(table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+			with(commandQueues, "sqs:GetQueueUrl", "sqs:SendMessage")),
 	}
 	if len(want) != len(contract.Functions) {
 		t.Fatalf("the test lists the permissions of %d functions, the contract has %d", len(want), len(contract.Functions))

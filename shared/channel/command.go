@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,7 +58,10 @@ func NewID() string {
 	return "cmd-" + strings.ToLower(rand.Text()[:20])
 }
 
-// Validate checks a command; the error names the field and the rule.
+// ErrInvalidCommand is the error of a command that breaks a rule (Validate).
+var ErrInvalidCommand = errors.New("invalid command")
+
+// Validate checks a command; the error (ErrInvalidCommand) names each field and its rule.
 func (c Command) Validate() error {
 	var bad []string
 	if c.SchemaVersion != CommandVersion {
@@ -105,7 +109,7 @@ func (c Command) Validate() error {
 		}
 	}
 	if len(bad) > 0 {
-		return fmt.Errorf("invalid command: %s", strings.Join(bad, "; "))
+		return fmt.Errorf("%w: %s", ErrInvalidCommand, strings.Join(bad, "; "))
 	}
 	return nil
 }

@@ -159,6 +159,7 @@ type Sender struct {
 }
 
 // Send records a command and puts it on its deployment's channel, and returns its record.
+// A deployment without a channel is refused with ErrNoChannel and nothing is recorded.
 // It is idempotent by command id: sending the same command again (a retried workflow step)
 // sends nothing new once the first send is recorded, and a send interrupted between the two
 // steps is repeated with the same SQS deduplication id, so the FIFO queue drops the copy
@@ -176,6 +177,12 @@ func (s *Sender) Send(ctx context.Context, c Command) (servicestate.CommandRecor
 	if err != nil {
 		return servicestate.CommandRecord{}, err
 	}
+	// The channel first: a deployment without one (never provisioned, or torn down) gets
+	// no command record either.
+	url, err := s.url(ctx, c.DeploymentID)
+	if err != nil {
+		return servicestate.CommandRecord{}, err
+	}
 	rec, _, err := s.Recorder.CreateCommand(ctx, servicestate.CommandRecord{
 		ID: c.ID, DeploymentID: c.DeploymentID, ServiceID: c.ServiceID, Kind: string(c.Kind), Params: c.Params,
 	})
@@ -184,10 +191,6 @@ func (s *Sender) Send(ctx context.Context, c Command) (servicestate.CommandRecor
 	}
 	if rec.Status != servicestate.CommandPending {
 		return rec, nil // sent before
-	}
-	url, err := s.url(ctx, c.DeploymentID)
-	if err != nil {
-		return rec, err
 	}
 	group := c.ServiceID // commands of one service run in order; services proceed independently
 	if group == "" {

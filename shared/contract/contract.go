@@ -14,7 +14,7 @@ const (
 // Functions lists every Lambda function of the control plane, in build order: the CDK
 // creates one function per entry and the local cloud hosts every entry.
 var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents,
-	FunctionStateIngest, FunctionStateSweep, FunctionStateWait}
+	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand}
 
 // Environment variables the control-plane stack gives the functions.
 const (
@@ -119,11 +119,13 @@ const (
 )
 
 // Service state (issue 5): the functions that ingest State Exporter messages, sweep for
-// silent services and register workflow tasks waiting on a state condition.
+// silent services, register workflow tasks waiting on a state condition and send commands
+// to the data plane.
 const (
 	FunctionStateIngest = "stateingest" // SQS-triggered by the state queue
 	FunctionStateSweep  = "statesweep"  // scheduled: staleness, unpublished alerts, queue policy
 	FunctionStateWait   = "statewait"   // invoked with .waitForTaskToken by workflows
+	FunctionSendCommand = "sendcommand" // invoked by workflows: a command to a deployment's agent
 )
 
 // StateSweepScheduleInput is the input the state sweep's schedule gives statesweep:

@@ -167,12 +167,8 @@ func TestByocLocalCommand(t *testing.T) {
 
 func TestInvokeCommandRunsOneFunctionOnASampleEvent(t *testing.T) {
 	bin := byocLocal(t)
-	run := func(event string, extra ...string) (string, int) {
-		fn, dir := contract.FunctionInvite, "invite"
-		if len(extra) > 0 {
-			fn, dir = contract.FunctionStateIngest, "state"
-		}
-		cmd := exec.Command(bin, append([]string{"invoke", "--function", fn, "--event", filepath.Join(repoRoot, "events", dir, event),
+	run := func(fn, event string, extra ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"invoke", "--function", fn, "--event", filepath.Join(repoRoot, "events", event),
 			"--addr", "127.0.0.1:0", "--templates", templatesDir, "--bin", binDir, "--logs", filepath.Join(t.TempDir(), "f.log")}, extra...)...)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
@@ -186,23 +182,32 @@ func TestInvokeCommandRunsOneFunctionOnASampleEvent(t *testing.T) {
 		}
 		return string(out) + stderr.String(), 0
 	}
-	out, code := run("valid.json")
+	out, code := run(contract.FunctionInvite, "invite/valid.json")
 	if code != 0 || !strings.Contains(out, `"deploymentId"`) || !strings.Contains(out, `"externalId"`) {
 		t.Errorf("invite on a valid event: exit %d:\n%s", code, out)
 	}
-	out, code = run("bad-cidr.json")
+	out, code = run(contract.FunctionInvite, "invite/bad-cidr.json")
 	if code != scenario.ExitFailed || !strings.Contains(out, "ValidationError") {
 		t.Errorf("invite on a bad event: exit %d, want %d with the function's ValidationError:\n%s", code, scenario.ExitFailed, out)
 	}
 	// The state samples pass sender verification once their data planes are registered
 	// (what `make invoke` does for the service-state functions), and a forged sender fails.
 	planes := filepath.Join(repoRoot, scenario.SampleDataPlanes)
-	out, code = run("healthy.json", "--data-planes", planes)
+	out, code = run(contract.FunctionStateIngest, "state/healthy.json", "--data-planes", planes)
 	if code != 0 || !strings.Contains(out, "registered data plane dep-7f3a") || !strings.Contains(out, `{"batchItemFailures":null}`) {
 		t.Errorf("stateingest on healthy.json: exit %d, want every record accepted:\n%s", code, out)
 	}
-	out, code = run("forged-sender.json", "--data-planes", planes)
+	out, code = run(contract.FunctionStateIngest, "state/forged-sender.json", "--data-planes", planes)
 	if code != 0 || !strings.Contains(out, `{"batchItemFailures":[{"itemIdentifier":"5e0c6a2f-1b7d-4c39-9a8e-000000000130"}]}`) {
 		t.Errorf("stateingest on forged-sender.json: exit %d, want its one record failed:\n%s", code, out)
+	}
+	// Registering a sample data plane opens its command channel, so a command reaches it.
+	out, code = run(contract.FunctionSendCommand, "sendcommand/apply-release.json", "--data-planes", planes)
+	if code != 0 || !strings.Contains(out, "opened its command channel") || !strings.Contains(out, `"status":"sent"`) {
+		t.Errorf("sendcommand on apply-release.json: exit %d, want the command sent:\n%s", code, out)
+	}
+	out, code = run(contract.FunctionSendCommand, "sendcommand/unknown-kind.json", "--data-planes", planes)
+	if code != scenario.ExitFailed || !strings.Contains(out, "InvalidRequestError") || !strings.Contains(out, "kind: must be one of") {
+		t.Errorf("sendcommand on unknown-kind.json: exit %d, want %d with the function's InvalidRequestError:\n%s", code, scenario.ExitFailed, out)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -229,26 +230,46 @@ func channelURL(t testing.TB, tn tenant) string {
 	return aws.ToString(out.QueueUrl)
 }
 
-// waitMachine creates a workflow that waits on statewait as docs/state.md shows, with a
-// timeout from its input; a timed-out wait ends in the TimedOut state.
-func waitMachine(t testing.TB) string {
+// commandMachine creates a workflow that applies a release and waits for it as
+// docs/state.md shows: sendcommand puts the command on the deployment's channel with an id
+// derived from the execution and the step, then statewait holds the task until the service
+// reports the version, healthy, having acknowledged that command.
+func commandMachine(t testing.TB) string {
 	t.Helper()
-	fn, ok := shared.cloud.FunctionName(contract.FunctionStateWait)
-	if !ok {
-		t.Fatal("statewait is not running")
+	fn := func(name string) string {
+		arn, ok := shared.cloud.FunctionName(name)
+		if !ok {
+			t.Fatalf("%s is not running", name)
+		}
+		return arn
 	}
 	def := `{
-  "StartAt": "WaitHealthyOnVersion",
+  "StartAt": "ApplyRelease",
   "States": {
-    "WaitHealthyOnVersion": {
+    "ApplyRelease": {
+      "Type": "Task",
+      "Resource": "arn:aws:states:::lambda:invoke",
+      "Parameters": {
+        "FunctionName": "` + fn(contract.FunctionSendCommand) + `",
+        "Payload": {
+          "id.$": "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')",
+          "deploymentId.$": "$.deploymentId", "serviceId.$": "$.serviceId",
+          "kind": "apply-release", "params": {"clickhouseVersion.$": "$.version"}
+        }
+      },
+      "ResultSelector": {"id.$": "$.Payload.id", "status.$": "$.Payload.status"},
+      "ResultPath": "$.command",
+      "Next": "WaitApplied"
+    },
+    "WaitApplied": {
       "Type": "Task",
       "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
       "Parameters": {
-        "FunctionName": "` + fn + `",
+        "FunctionName": "` + fn(contract.FunctionStateWait) + `",
         "Payload": {
           "taskToken.$": "$$.Task.Token",
           "deploymentId.$": "$.deploymentId",
-          "condition": {"serviceId.$": "$.serviceId", "health": "healthy", "clickhouseVersion.$": "$.version", "commandId.$": "$.commandId"},
+          "condition": {"serviceId.$": "$.serviceId", "health": "healthy", "clickhouseVersion.$": "$.version", "commandId.$": "$.command.id"},
           "timeoutSeconds.$": "$.timeoutSeconds"
         }
       },
@@ -261,8 +282,8 @@ func waitMachine(t testing.TB) string {
   }
 }`
 	out, err := sfn.NewFromConfig(shared.cloud.Config()).CreateStateMachine(context.Background(), &sfn.CreateStateMachineInput{
-		Name: aws.String("e2e-wait-" + scenario.RandomAccount()), Definition: aws.String(def),
-		RoleArn: aws.String("arn:aws:iam::" + cloud.VendorAccount + ":role/e2e-wait"),
+		Name: aws.String("e2e-command-" + scenario.RandomAccount()), Definition: aws.String(def),
+		RoleArn: aws.String("arn:aws:iam::" + cloud.VendorAccount + ":role/e2e-command"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -306,56 +327,59 @@ func execute(t testing.TB, machine string, input map[string]any, during func()) 
 	return string(desc.Status), result
 }
 
-// A workflow task waiting on statewait resumes when the simulated agent has applied the
-// command and the exporter reports the version; one waiting for a version nobody reports
-// times out cleanly at its TimeoutSeconds.
-func TestStateWaitResumesOnAcknowledgementAndTimesOut(t *testing.T) {
+// A workflow sends a command through sendcommand and waits on statewait: it resumes when the
+// simulated agent has applied the command and the exporter reports the version with the
+// acknowledgement; a wait the agent does not answer in time times out cleanly at its
+// TimeoutSeconds, and the late acknowledgement is still ingested.
+func TestStateWorkflowCommandsAndWaits(t *testing.T) {
 	st := state(t)
 	tn := onboard(t)
 	sim := simulate(t, tn, "svc-a")
 	rec := shared.record(t)
 	tick(t, sim)
 	awaitDeleted(t, rec, 1)
-	machine := waitMachine(t)
+	machine := commandMachine(t)
 	ctx := context.Background()
 
-	cmd := commandFor(tn, "svc-a", "cmd-wait-1", "25.1.3")
-	status, out := execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.1.3", "commandId": cmd.ID, "timeoutSeconds": 60}, func() {
-		// The workflow waits first; then the command goes out, the agent applies it and the
-		// exporter's next report acknowledges it with the new version.
+	status, out := execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.1.3", "timeoutSeconds": 60}, func() {
+		// The command is on the channel and the task waits; then the agent applies the
+		// command and the exporter's next report acknowledges it with the new version.
 		until(t, 30*time.Second, "statewait to register the waiter", func() (bool, string) {
 			s := st.services(t, tn.dep.ID)["svc-a"]
 			return s.Waiters > 0, fmt.Sprintf("%d waiters", s.Waiters)
 		})
-		if _, err := channelSender(st).Send(ctx, cmd); err != nil {
-			t.Fatal(err)
-		}
 		tick(t, sim)
 	})
+	command, _ := out["command"].(map[string]any)
+	id, _ := command["id"].(string)
 	state, _ := out["state"].(map[string]any)
-	if status != "SUCCEEDED" || state == nil || state["commandId"] != cmd.ID || state["health"] != "healthy" || !strings.Contains(fmt.Sprint(state["versions"]), "25.1.3") {
-		t.Errorf("execution %s with output %v: want it resumed with svc-a's state on 25.1.3", status, out)
+	if status != "SUCCEEDED" || !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(id) || state == nil || state["commandId"] != id ||
+		state["health"] != "healthy" || !strings.Contains(fmt.Sprint(state["versions"]), "25.1.3") {
+		t.Fatalf("execution %s with output %v: want it resumed with svc-a's state on 25.1.3, acknowledging the command it sent (id: SHA-1 of execution and step)", status, out)
 	}
-	if rec, err := st.repo.Command(ctx, tn.dep.ID, cmd.ID); err != nil || rec.Status != servicestate.CommandSucceeded {
-		t.Errorf("command record %+v (%v): want succeeded", rec, err)
+	if rec, err := st.repo.Command(ctx, tn.dep.ID, id); err != nil || rec.Status != servicestate.CommandSucceeded || rec.Params["clickhouseVersion"] != "25.1.3" {
+		t.Errorf("command record %+v (%v): want the apply-release, succeeded", rec, err)
 	}
 
 	began := time.Now()
-	status, out = execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "99.9.9", "commandId": "", "timeoutSeconds": 1}, func() {
-		tick(t, sim) // a report that does not satisfy the condition
-	})
+	status, out = execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.2.1", "timeoutSeconds": 1}, nil)
 	if status != "SUCCEEDED" || out["outcome"] != "timed out" || !strings.Contains(fmt.Sprint(out["error"]), "States.Timeout") {
 		t.Errorf("execution %s with output %v: want it to time out into TimedOut", status, out)
 	}
-	if d := time.Since(began); d > 10*time.Second {
+	if d := time.Since(began); d > 20*time.Second {
 		t.Errorf("the wait took %s to time out, want about its 1 s", d)
 	}
-	// A report after the timeout is ingested as usual (its resume of the expired task is
-	// refused by Step Functions and must not fail the message).
+	// The agent applies the command late: the report is ingested as usual (its resume of
+	// the expired task is refused by Step Functions and must not fail the message), and the
+	// command's record still learns the outcome.
+	late, _ := out["command"].(map[string]any)
 	logMark := shared.logs.size()
 	tick(t, sim)
-	awaitDeleted(t, rec, 4)
+	awaitDeleted(t, rec, 3)
 	if totals := batchTotals(t, shared.logs.since(logMark)); totals["retry"]+totals["rejected"] != 0 {
 		t.Errorf("stateingest after the timeout: %v", totals)
+	}
+	if rec, err := st.repo.Command(ctx, tn.dep.ID, fmt.Sprint(late["id"])); err != nil || rec.Status != servicestate.CommandSucceeded {
+		t.Errorf("late command record %+v (%v): want succeeded", rec, err)
 	}
 }

@@ -305,8 +305,8 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := newFlagSet("byoc-local invoke", stderr, &f)
 	fs.StringVar(&f.function, "function", "", "the function: "+strings.Join(contract.Functions, ", "))
 	fs.StringVar(&f.event, "event", "", "a JSON file with the event (events/<function>/*.json)")
-	fs.StringVar(&f.dataPlanes, "data-planes", "", "a JSON file of data planes to register first, as provisioning would ("+SampleDataPlanes+
-		" holds the ones the events/state samples speak for; make invoke passes it for the service-state functions)")
+	fs.StringVar(&f.dataPlanes, "data-planes", "", "a JSON file of data planes to register first, with their command channels, as provisioning would ("+SampleDataPlanes+
+		" holds the ones the service-state samples speak for; make invoke passes it for the service-state functions)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK

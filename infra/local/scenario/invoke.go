@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/shared/channel"
 	byoccloud "github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
@@ -47,15 +50,19 @@ func LoadDataPlanes(path string) ([]servicestate.DataPlane, error) {
 	return planes, nil
 }
 
-// registerDataPlanes records data planes in the control plane's table, as provisioning's
-// record step does for a deployment it built.
+// registerDataPlanes records data planes in the control plane's table and opens their
+// command channels, as provisioning's record step does for a deployment it built.
 func registerDataPlanes(ctx context.Context, c *cloud.Cloud, cp ControlPlane, planes []servicestate.DataPlane, tl *Timeline) error {
 	repo := servicestate.New(byoccloud.NewDynamoDB(c.Config()), cp.Outputs[outTable])
+	queues := sqs.NewFromConfig(c.Config())
 	for _, d := range planes {
 		if err := repo.RegisterDataPlane(ctx, d); err != nil {
 			return fmt.Errorf("register data plane %s: %w", d.DeploymentID, err)
 		}
-		tl.Printf("registered data plane %s (account %s, exporter role id %s)\n", d.DeploymentID, d.AccountID, d.ExporterRoleID)
+		if _, err := channel.Open(ctx, queues, d.DeploymentID, d.AgentRoleARN); err != nil {
+			return fmt.Errorf("open the command channel of %s: %w", d.DeploymentID, err)
+		}
+		tl.Printf("registered data plane %s (account %s, exporter role id %s) and opened its command channel\n", d.DeploymentID, d.AccountID, d.ExporterRoleID)
 	}
 	return nil
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/servicestate"
+)
+
+// Request is the payload of a workflow task that sends a command to a deployment's agent: the
+// command as the channel carries it (channel.Command), without schemaVersion and issuedAt.
+//
+//	"ApplyRelease": {
+//	  "Type": "Task",
+//	  "Resource": "arn:aws:states:::lambda:invoke",
+//	  "Parameters": {"FunctionName": "<sendcommand>", "Payload": {
+//	      "id.$": "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')",
+//	      "deploymentId.$": "$.deploymentId", "serviceId.$": "$.serviceId",
+//	      "kind": "apply-release", "params": {"clickhouseVersion.$": "$.version"}}},
+//	  "ResultSelector": {"command.$": "$.Payload"}, "ResultPath": "$.sent",
+//	  "Retry": [{"ErrorEquals": ["Lambda.ServiceException", "Lambda.TooManyRequestsException", "Lambda.Unknown"], "MaxAttempts": 3}]
+//	}
+//
+// The id is the caller's, derived from what it is doing (the execution and the step), so a
+// retried step sends nothing twice. A step that sends the same command again in a loop must
+// add what tells the rounds apart (a Map item's index, a counter) to the id.
+type Request struct {
+	ID           string            `json:"id"`
+	DeploymentID string            `json:"deploymentId"`
+	ServiceID    string            `json:"serviceId,omitempty"`
+	Kind         channel.Kind      `json:"kind"`
+	Params       map[string]string `json:"params,omitempty"`
+}
+
+// The errors a workflow can Catch by name: each type name is the Lambda errorType. Retrying
+// them is pointless; any other error is transient (AWS throttling, a timeout).
+type (
+	// InvalidRequestError: a field breaks a rule, which the message names. Nothing was
+	// recorded or sent.
+	InvalidRequestError struct{ Reason string }
+	// CommandConflictError: the id was used before for a different command of the same
+	// deployment. Nothing was recorded or sent.
+	CommandConflictError struct{ Reason string }
+	// NoChannelError: the deployment has no command channel (it was never provisioned, or
+	// was torn down). Nothing was recorded or sent.
+	NoChannelError struct{ Reason string }
+)
+
+func (e *InvalidRequestError) Error() string  { return e.Reason }
+func (e *CommandConflictError) Error() string { return e.Reason }
+func (e *NoChannelError) Error() string       { return e.Reason }
+
+// Handler sends commands with channel.Sender: it records the command (pending), puts it on
+// the deployment's FIFO command queue with the id as deduplication id, and marks it sent.
+// The agent acknowledges it in its state messages; statewait waits for that with
+// condition.commandId.
+type Handler struct {
+	Sender *channel.Sender
+	Log    *slog.Logger
+}
+
+// Handle serves one request and returns the command's record (status "sent", or a later
+// status when the same command was sent before).
+func (h *Handler) Handle(ctx context.Context, req Request) (servicestate.CommandRecord, error) {
+	rec, err := h.Sender.Send(ctx, channel.Command{
+		SchemaVersion: channel.CommandVersion, ID: req.ID, DeploymentID: req.DeploymentID,
+		ServiceID: req.ServiceID, Kind: req.Kind, Params: req.Params,
+	})
+	switch {
+	case errors.Is(err, channel.ErrInvalidCommand):
+		return rec, &InvalidRequestError{Reason: err.Error()}
+	case errors.Is(err, servicestate.ErrConflict):
+		return rec, &CommandConflictError{Reason: err.Error()}
+	case errors.Is(err, channel.ErrNoChannel):
+		return rec, &NoChannelError{Reason: "deployment " + req.DeploymentID + " has no command channel: it is not provisioned, or was torn down"}
+	case err != nil:
+		return rec, err
+	}
+	h.Log.Info("command sent", "deploymentId", rec.DeploymentID, "serviceId", rec.ServiceID, "commandId", rec.ID, "kind", rec.Kind, "status", rec.Status)
+	return rec, nil
+}
