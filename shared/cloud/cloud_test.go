@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
@@ -161,6 +163,42 @@ func TestIsTransient(t *testing.T) {
 		if got := cloud.IsTransient(c.err); got != c.want {
 			t.Errorf("%s: IsTransient = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// A DynamoDB answer cut off mid-body, as a dropped connection leaves it, is transient (the
+// SDK does not retry it); a complete answer that is not JSON is not.
+func TestIsTransientForAnAnswerCutOff(t *testing.T) {
+	call := func(t *testing.T, answer func(w http.ResponseWriter)) error {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { answer(w) }))
+		t.Cleanup(srv.Close)
+		db := dynamodb.NewFromConfig(aws.Config{
+			Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""),
+			BaseEndpoint: aws.String(srv.URL), RetryMaxAttempts: 1,
+		})
+		_, err := db.Query(context.Background(), &dynamodb.QueryInput{TableName: aws.String("t")})
+		return err
+	}
+	cutOff := call(t, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		w.Header().Set("Content-Length", "200")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"Count":1,"Items":[{"PK":{"S":"DEP#`))
+		w.(http.Flusher).Flush()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	})
+	if cutOff == nil || !cloud.IsTransient(cutOff) {
+		t.Errorf("an answer cut off: IsTransient(%v) = false, want true", cutOff)
+	}
+	garbage := call(t, func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+		_, _ = w.Write([]byte(`not json`))
+	})
+	if garbage == nil || cloud.IsTransient(garbage) {
+		t.Errorf("a complete answer that is not JSON: IsTransient(%v) = true, want false", garbage)
 	}
 }
 

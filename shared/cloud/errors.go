@@ -2,6 +2,7 @@ package cloud
 
 import (
 	"errors"
+	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -34,6 +35,13 @@ func ErrorMessage(err error) string {
 func IsTransient(err error) bool {
 	if err == nil {
 		return false
+	}
+	// An answer cut off mid-body (the connection dropped after the status line) fails to
+	// deserialize with io.ErrUnexpectedEOF, which the SDK does not retry. It is a dropped
+	// connection like any other: the call's outcome is unknown, and byoc's calls are
+	// idempotent, so a later retry is safe.
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
 	}
 	return retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary
 }
