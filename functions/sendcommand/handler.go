@@ -19,7 +19,7 @@ import (
 //	      "id.$": "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')",
 //	      "deploymentId.$": "$.deploymentId", "serviceId.$": "$.serviceId",
 //	      "kind": "apply-release", "params": {"clickhouseVersion.$": "$.version"}}},
-//	  "ResultSelector": {"command.$": "$.Payload"}, "ResultPath": "$.sent",
+//	  "ResultSelector": {"id.$": "$.Payload.id", "status.$": "$.Payload.status"}, "ResultPath": "$.command",
 //	  "Retry": [{"ErrorEquals": ["Lambda.ServiceException", "Lambda.TooManyRequestsException", "Lambda.Unknown"], "MaxAttempts": 3}]
 //	}
 //
