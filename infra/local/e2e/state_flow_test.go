@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -266,8 +267,10 @@ func commandMachine(t testing.TB) string {
       },
       "ResultSelector": {"id.$": "$.Payload.id", "status.$": "$.Payload.status"},
       "ResultPath": "$.command",
+      "Catch": [{"ErrorEquals": ["NoChannelError", "CommandConflictError", "InvalidRequestError"], "ResultPath": "$.error", "Next": "Refused"}],
       "Next": "WaitApplied"
     },
+    "Refused": {"Type": "Pass", "Parameters": {"outcome": "refused", "execution.$": "$$.Execution.Id"}, "ResultPath": "$.refused", "End": true},
     "WaitApplied": {
       "Type": "Task",
       "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
@@ -364,6 +367,14 @@ func TestStateWorkflowCommandsAndWaits(t *testing.T) {
 		state["health"] != "healthy" || !strings.Contains(fmt.Sprint(state["versions"]), "25.1.3") {
 		t.Fatalf("execution %s with output %v: want it resumed with svc-a's state on 25.1.3, acknowledging the command it sent (id: SHA-1 of execution and step)", status, out)
 	}
+	// The id is the documented derivation: SHA-1 of the execution's ARN and the step's name.
+	runs, err := sfn.NewFromConfig(shared.cloud.Config()).ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(machine)})
+	if err != nil || len(runs.Executions) != 1 {
+		t.Fatalf("executions %v %v", runs, err)
+	}
+	if want := fmt.Sprintf("%x", sha1.Sum([]byte(aws.ToString(runs.Executions[0].ExecutionArn)+"/ApplyRelease"))); id != want {
+		t.Errorf("command id %s, want SHA-1 of execution and step %s", id, want)
+	}
 	if rec, err := st.repo.Command(ctx, tn.dep.ID, id); err != nil || rec.Status != servicestate.CommandSucceeded || rec.Params["clickhouseVersion"] != "25.1.3" {
 		t.Errorf("command record %+v (%v): want the apply-release, succeeded", rec, err)
 	}
@@ -388,5 +399,17 @@ func TestStateWorkflowCommandsAndWaits(t *testing.T) {
 	}
 	if rec, err := st.repo.Command(ctx, tn.dep.ID, fmt.Sprint(late["id"])); err != nil || rec.Status != servicestate.CommandSucceeded {
 		t.Errorf("late command record %+v (%v): want succeeded", rec, err)
+	}
+
+	// A deployment without a command channel: the step fails with the error the workflow
+	// catches by name, and nothing is recorded.
+	status, out = execute(t, machine, map[string]any{"deploymentId": "never-provisioned", "serviceId": "svc-a", "version": "25.1.3", "timeoutSeconds": 60}, nil)
+	refused, _ := out["refused"].(map[string]any)
+	if status != "SUCCEEDED" || refused == nil || !strings.Contains(fmt.Sprint(out["error"]), "NoChannelError") {
+		t.Fatalf("execution %s with output %v: want the step refused with NoChannelError", status, out)
+	}
+	derived := fmt.Sprintf("%x", sha1.Sum([]byte(fmt.Sprint(refused["execution"])+"/ApplyRelease")))
+	if rec, err := st.repo.Command(ctx, "never-provisioned", derived); !servicestate.IsNotFound(err) {
+		t.Errorf("command %s recorded for a deployment without a channel: %+v %v", derived, rec, err)
 	}
 }
