@@ -2,6 +2,8 @@ package stacks
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -70,6 +72,7 @@ const (
 	OutputStateQueueArn            = "StateQueueArn"
 	OutputStateQueueURL            = "StateQueueUrl"
 	OutputProvisionStateMachineArn = "ProvisionStateMachineArn"
+	OutputCommandStateMachineArn   = "CommandStateMachineArn"
 	OutputBootstrapTemplateURL     = "BootstrapTemplateUrl"
 )
 
@@ -108,6 +111,7 @@ type ControlPlane struct {
 	StateDLQ         awssqs.Queue
 	Functions        map[string]awslambda.Function
 	ProvisionMachine awsstepfunctions.CfnStateMachine
+	CommandMachine   awsstepfunctions.CfnStateMachine
 	SweepSchedule    awsscheduler.CfnSchedule
 	OperatorKey      awskms.Key
 	OperatorTopic    awssns.Topic
@@ -360,9 +364,8 @@ func (b *controlPlaneBuilder) stateQueuePolicyGrant() grant {
 }
 
 // stateFunctions: the service-state path (docs/state.md). stateingest is fed by the state
-// queue; statesweep runs every minute from an EventBridge Scheduler schedule; statewait and
-// sendcommand are invoked by workflows that command a data plane and wait for a state (none
-// does yet, so no workflow may invoke them).
+// queue; statesweep runs every minute from an EventBridge Scheduler schedule; the command
+// workflow invokes sendcommand and then statewait, whose task stateingest resumes.
 func (b *controlPlaneBuilder) stateFunctions() {
 	table := *b.cp.Table.TableArn()
 	// Item access only: transactions are authorized per item action (ConditionCheckItem for
@@ -371,15 +374,11 @@ func (b *controlPlaneBuilder) stateFunctions() {
 		"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
 	}}
 	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"}}
-	// Resuming waiting tasks: statewait's callers are the workflows that wait. None waits
-	// yet; the provision workflow is the only state machine of this stack and the first that
-	// will, so the grant names it (a new waiting workflow adds its ARN here).
-	resume := grant{resources: []string{*b.cp.ProvisionMachine.AttrArn()}, actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}}
 
 	ingest := b.function(contract.FunctionStateIngest, stateIngestTimeout, map[string]*string{
 		contract.EnvTableName:    b.cp.Table.TableName(),
 		contract.EnvEventBusName: b.cp.Bus.EventBusName(),
-	}, nil, items, putEvents, resume)
+	}, nil, items, putEvents)
 	// The event source grants the consume actions on the state queue. Failed messages are
 	// reported one by one (ReportBatchItemFailures), so a poison message never makes the
 	// good ones of its batch run again; after 5 receives SQS moves it to the state DLQ.
@@ -406,16 +405,17 @@ func (b *controlPlaneBuilder) stateFunctions() {
 
 	b.function(contract.FunctionStateWait, 30, map[string]*string{
 		contract.EnvTableName: b.cp.Table.TableName(),
-	}, nil, items, resume)
+	}, nil, items)
 
 	// sendcommand records a command (CreateCommand: PutItem, GetItem on a retry; then
-	// UpdateItem to sent) and puts it on its deployment's command queue. Like statewait it
-	// is invoked by workflows; none invokes it yet.
+	// UpdateItem to sent) and puts it on its deployment's command queue.
 	b.function(contract.FunctionSendCommand, 30, map[string]*string{
 		contract.EnvTableName: b.cp.Table.TableName(),
 	}, nil,
 		grant{resources: []string{table}, actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}},
 		grant{sid: "SendCommands", resources: []string{commandQueuesArn}, actions: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}})
+
+	b.commandWorkflow()
 }
 
 // sweepSchedule runs statesweep every minute. Its input carries the scheduled time, so a
@@ -515,17 +515,50 @@ func xrayGrant() grant {
 		actions: []string{"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}}
 }
 
-// provisionWorkflow is the provision state machine (Standard), from the embedded ASL with
-// ${ProvisionFunctionArn} substituted by CloudFormation. An L1 resource so that its role holds
-// exactly the statements written here.
+// provisionWorkflow is the provision state machine, from the embedded ASL with
+// ${ProvisionFunctionArn} substituted by CloudFormation.
 func (b *controlPlaneBuilder) provisionWorkflow(provision awslambda.Function) awsstepfunctions.CfnStateMachine {
-	s := b.cp.Stack
-	role := awsiam.NewRole(s, jsii.String("ProvisionWorkflowRole"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
-		Description: jsii.String("Role of the byoc provision workflow"),
+	machine := b.workflow("Provision", "provision", "Role of the byoc provision workflow", b.props.ProvisionDefinition,
+		map[string]awslambda.Function{workflows.ProvisionFunctionArn: provision})
+	b.cp.ProvisionMachine = machine
+	return machine
+}
+
+// commandWorkflow is the command state machine (workflows.Command): sendcommand, then
+// statewait until the service acknowledges the command. stateingest and statewait resume
+// its waiting task; the grant is a policy of its own, since the workflow's definition names
+// statewait, which must exist first.
+func (b *controlPlaneBuilder) commandWorkflow() {
+	machine := b.workflow("Command", "command", "Role of the byoc command workflow", workflows.Command, map[string]awslambda.Function{
+		workflows.SendCommandFunctionArn: b.cp.Functions[contract.FunctionSendCommand],
+		workflows.StateWaitFunctionArn:   b.cp.Functions[contract.FunctionStateWait],
 	})
+	resume := grant{resources: []string{*machine.AttrArn()}, actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure"}}
+	awsiam.NewPolicy(b.cp.Stack, jsii.String("CommandTaskTokens"), &awsiam.PolicyProps{
+		Roles:      &[]awsiam.IRole{b.roles[contract.FunctionStateIngest], b.roles[contract.FunctionStateWait]},
+		Statements: &[]awsiam.PolicyStatement{resume.statement()},
+	})
+	b.cp.CommandMachine = machine
+}
+
+// workflow creates a Standard state machine from an ASL definition whose ${...} placeholders
+// CloudFormation fills with the ARNs of the functions it invokes. An L1 resource so that its
+// role holds exactly the statements written here: invoking those functions, delivering its
+// logs (ALL, without execution data) and, with tracing, X-Ray.
+func (b *controlPlaneBuilder) workflow(id, logName, description, definition string, invokes map[string]awslambda.Function) awsstepfunctions.CfnStateMachine {
+	s := b.cp.Stack
+	role := awsiam.NewRole(s, jsii.String(id+"WorkflowRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("states.amazonaws.com"), nil),
+		Description: jsii.String(description),
+	})
+	subs := map[string]*string{}
+	var functions []string
+	for _, placeholder := range slices.Sorted(maps.Keys(invokes)) {
+		subs[placeholder] = invokes[placeholder].FunctionArn()
+		functions = append(functions, *invokes[placeholder].FunctionArn())
+	}
 	grants := []grant{
-		{resources: []string{*provision.FunctionArn()}, actions: []string{"lambda:InvokeFunction"}},
+		{resources: functions, actions: []string{"lambda:InvokeFunction"}},
 		{sid: "DeliverWorkflowLogs", resources: []string{"*"}, actions: []string{
 			"logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
 			"logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
@@ -541,16 +574,16 @@ func (b *controlPlaneBuilder) provisionWorkflow(provision awslambda.Function) aw
 
 	// Under /aws/vendedlogs/ so that CloudWatch Logs' account-wide resource policy does not
 	// grow with every log group.
-	logs := awslogs.NewLogGroup(s, jsii.String("ProvisionWorkflowLogs"), &awslogs.LogGroupProps{
-		LogGroupName:  jsii.String(sub("/aws/vendedlogs/states/${AWS::StackName}-provision")),
+	logs := awslogs.NewLogGroup(s, jsii.String(id+"WorkflowLogs"), &awslogs.LogGroupProps{
+		LogGroupName:  jsii.String(sub("/aws/vendedlogs/states/${AWS::StackName}-" + logName)),
 		Retention:     awslogs.RetentionDays_THREE_MONTHS,
 		RemovalPolicy: awscdk.RemovalPolicy_DESTROY,
 	})
-	machine := awsstepfunctions.NewCfnStateMachine(s, jsii.String("ProvisionWorkflow"), &awsstepfunctions.CfnStateMachineProps{
+	machine := awsstepfunctions.NewCfnStateMachine(s, jsii.String(id+"Workflow"), &awsstepfunctions.CfnStateMachineProps{
 		StateMachineType:        jsii.String("STANDARD"),
 		RoleArn:                 role.RoleArn(),
-		DefinitionString:        jsii.String(b.props.ProvisionDefinition),
-		DefinitionSubstitutions: &map[string]*string{workflows.ProvisionFunctionArn: provision.FunctionArn()},
+		DefinitionString:        jsii.String(definition),
+		DefinitionSubstitutions: &subs,
 		LoggingConfiguration: &awsstepfunctions.CfnStateMachine_LoggingConfigurationProperty{
 			Level: jsii.String("ALL"),
 			// Execution data stays out of the logs: the history already has it, and logs are
@@ -567,7 +600,6 @@ func (b *controlPlaneBuilder) provisionWorkflow(provision awslambda.Function) aw
 	if !b.props.Tracing {
 		suppress(machine, "AwsSolutions-SF2", "X-Ray is opt-in (CDK context xrayTracing=true); the execution history and ALL-level logs cover diagnosis without it")
 	}
-	b.cp.ProvisionMachine = machine
 	return machine
 }
 
@@ -675,6 +707,7 @@ func (b *controlPlaneBuilder) outputs() {
 	out(OutputStateQueueArn, b.cp.StateQueue.QueueArn())
 	out(OutputStateQueueURL, b.cp.StateQueue.QueueUrl())
 	out(OutputProvisionStateMachineArn, b.cp.ProvisionMachine.AttrArn())
+	out(OutputCommandStateMachineArn, b.cp.CommandMachine.AttrArn())
 	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
 	out(OutputOperatorTopicArn, b.cp.OperatorTopic.TopicArn())
 	for _, fn := range contract.Functions {

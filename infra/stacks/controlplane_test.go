@@ -331,35 +331,56 @@ func (s *synthesized) codeAssetDir(t *testing.T, functionID string) string {
 	return s.outdir + "/" + path
 }
 
-func TestProvisionWorkflowInvokesTheProvisionFunction(t *testing.T) {
+// The stack's two workflows, each with its definition, invoking exactly the functions its
+// placeholders name (the provision workflow: provision; the command workflow: sendcommand
+// and statewait), logging ALL without execution data.
+func TestWorkflowsInvokeExactlyTheirFunctions(t *testing.T) {
+	want := map[string]struct {
+		definition string
+		functions  map[string]string // placeholder -> function
+	}{
+		"ProvisionWorkflow": {workflows.Provision, map[string]string{workflows.ProvisionFunctionArn: contract.FunctionProvision}},
+		"CommandWorkflow": {workflows.Command, map[string]string{
+			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
+	}
 	machines := defaultBuild.resources(cp, "AWS::StepFunctions::StateMachine")
-	machine, ok := machines["ProvisionWorkflow"]
-	if !ok || len(machines) != 1 {
-		t.Fatalf("want exactly the ProvisionWorkflow state machine, found %v", slices.Collect(maps.Keys(machines)))
+	if got := slices.Sorted(maps.Keys(machines)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
+		t.Fatalf("state machines %v, want %v", got, slices.Sorted(maps.Keys(want)))
 	}
-	p := props(machine)
-	if p["StateMachineType"] != "STANDARD" {
-		t.Errorf("type = %v, want STANDARD", p["StateMachineType"])
-	}
-	if p["DefinitionString"] != workflows.Provision {
-		t.Errorf("definition is not workflows.Provision")
-	}
-	fn := defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", "ProvisionFunction")
-	if dig(p, "DefinitionSubstitutions", workflows.ProvisionFunctionArn, "Fn::GetAtt", 0) != fn {
-		t.Errorf("substitutions = %s, want %s = provision's ARN", toJSON(p["DefinitionSubstitutions"]), workflows.ProvisionFunctionArn)
-	}
-	if dig(p, "LoggingConfiguration", "Level") != "ALL" || dig(p, "LoggingConfiguration", "IncludeExecutionData") != false {
-		t.Errorf("logging = %s, want ALL without execution data", toJSON(p["LoggingConfiguration"]))
-	}
-	role := dig(p, "RoleArn", "Fn::GetAtt", 0).(string)
-	var invokes []string
-	for _, st := range defaultBuild.statementsOfRole(cp, role) {
-		if slices.Contains(actionsOf(st), "lambda:InvokeFunction") {
-			invokes = append(invokes, resourcesOf(st, nil)...)
-		}
-	}
-	if want := []string{"<" + fn + ".Arn>"}; !slices.Equal(invokes, want) {
-		t.Errorf("workflow may invoke %v, want only %v", invokes, want)
+	for id, w := range want {
+		t.Run(id, func(t *testing.T) {
+			p := props(machines[id])
+			if p["StateMachineType"] != "STANDARD" {
+				t.Errorf("type = %v, want STANDARD", p["StateMachineType"])
+			}
+			if p["DefinitionString"] != w.definition {
+				t.Errorf("definition is not the embedded workflow")
+			}
+			var invokable []string
+			for placeholder, fn := range w.functions {
+				logical := defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", title(fn)+"Function")
+				if dig(p, "DefinitionSubstitutions", placeholder, "Fn::GetAtt", 0) != logical {
+					t.Errorf("substitutions = %s, want %s = %s's ARN", toJSON(p["DefinitionSubstitutions"]), placeholder, fn)
+				}
+				invokable = append(invokable, "<"+logical+".Arn>")
+			}
+			if len(dig(p, "DefinitionSubstitutions").(map[string]any)) != len(w.functions) {
+				t.Errorf("substitutions = %s, want exactly %v", toJSON(p["DefinitionSubstitutions"]), w.functions)
+			}
+			if dig(p, "LoggingConfiguration", "Level") != "ALL" || dig(p, "LoggingConfiguration", "IncludeExecutionData") != false {
+				t.Errorf("logging = %s, want ALL without execution data", toJSON(p["LoggingConfiguration"]))
+			}
+			role := dig(p, "RoleArn", "Fn::GetAtt", 0).(string)
+			var invokes []string
+			for _, st := range defaultBuild.statementsOfRole(cp, role) {
+				if slices.Contains(actionsOf(st), "lambda:InvokeFunction") {
+					invokes = append(invokes, resourcesOf(st, nil)...)
+				}
+			}
+			if slices.Sort(invokes); !slices.Equal(invokes, slices.Sorted(slices.Values(invokable))) {
+				t.Errorf("workflow may invoke %v, want only %v", invokes, invokable)
+			}
+		})
 	}
 }
 
@@ -368,6 +389,7 @@ func TestProvisionWorkflowInvokesTheProvisionFunction(t *testing.T) {
 func TestFunctionPermissions(t *testing.T) {
 	table := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::DynamoDB::Table", "Table") + ".Arn>"
 	machine := "<ProvisionWorkflow.Arn>"
+	commandMachine := "<CommandWorkflow.Arn>"
 	bus := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::Events::EventBus", "VendorBus") + ".Arn>"
 	dlq := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "EventsDlq") + ".Arn>"
 	stateQueue := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "StateQueue") + ".Arn>"
@@ -403,12 +425,12 @@ func TestFunctionPermissions(t *testing.T) {
 			with(machine, taskTokens...), with(dlq, "sqs:SendMessage")),
 		// The consume actions come with the event source mapping.
 		contract.FunctionStateIngest: slices.Concat(logs(contract.FunctionStateIngest), with(table, stateItems...),
-			with(bus, "events:PutEvents"), with(machine, resume...),
+			with(bus, "events:PutEvents"), with(commandMachine, resume...),
 			with(stateQueue, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
 		contract.FunctionStateSweep: slices.Concat(logs(contract.FunctionStateSweep), with(table, stateItems...),
 			with(strings.TrimSuffix(table, ">")+">/index/"+servicestate.SweepIndex, "dynamodb:Query"),
 			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(dlq, "sqs:SendMessage")),
-		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(machine, resume...)),
+		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(commandMachine, resume...)),
 		contract.FunctionSendCommand: slices.Concat(logs(contract.FunctionSendCommand), with(table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 			with(commandQueues, "sqs:GetQueueUrl", "sqs:SendMessage")),
 	}
@@ -481,7 +503,7 @@ func TestAlarmsWatchTheDLQsAndFailedExecutions(t *testing.T) {
 func TestControlPlaneOutputs(t *testing.T) {
 	outputs := defaultBuild.templates[cp]["Outputs"].(map[string]any)
 	want := []string{OutputVendorEventBusName, OutputVendorEventBusArn, OutputProvisionerRoleArn, OutputTableName,
-		OutputStateQueueArn, OutputStateQueueURL, OutputProvisionStateMachineArn, OutputBootstrapTemplateURL, OutputOperatorTopicArn}
+		OutputStateQueueArn, OutputStateQueueURL, OutputProvisionStateMachineArn, OutputCommandStateMachineArn, OutputBootstrapTemplateURL, OutputOperatorTopicArn}
 	for _, fn := range contract.Functions {
 		want = append(want, OutputFunctionName(fn))
 	}
@@ -515,18 +537,20 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 			t.Errorf("%s %s = %v", fn, contract.EnvSupportedRegions, env[contract.EnvSupportedRegions])
 		}
 	}
-	if dig(tracingBuild.resource(t, cp, "ProvisionWorkflow"), "Properties", "TracingConfiguration", "Enabled") != true {
-		t.Errorf("workflow tracing is off with xrayTracing=true")
-	}
 	tmpl := tracingBuild.template(cp)
-	expect(t, "workflow role may write traces", func() {
-		tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]any{
-			"PolicyDocument": assertions.Match_ObjectLike(&map[string]any{
-				"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Sid": "WriteXRayTraces"})}),
-			}),
-			"Roles": []any{map[string]any{"Ref": tracingBuild.logicalIDOf(t, cp, "AWS::IAM::Role", "ProvisionWorkflowRole")}},
+	for _, workflow := range []string{"ProvisionWorkflow", "CommandWorkflow"} {
+		if dig(tracingBuild.resource(t, cp, workflow), "Properties", "TracingConfiguration", "Enabled") != true {
+			t.Errorf("%s tracing is off with xrayTracing=true", workflow)
+		}
+		expect(t, workflow+" role may write traces", func() {
+			tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), &map[string]any{
+				"PolicyDocument": assertions.Match_ObjectLike(&map[string]any{
+					"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Sid": "WriteXRayTraces"})}),
+				}),
+				"Roles": []any{map[string]any{"Ref": tracingBuild.logicalIDOf(t, cp, "AWS::IAM::Role", workflow+"Role")}},
+			})
 		})
-	})
+	}
 }
 
 // TestStateIngestIsFedByTheStateQueue: one event source mapping, from the state queue to

@@ -22,6 +22,19 @@ var Provision string
 // ProvisionFunctionArn is the placeholder name of the provision Lambda's ARN in Provision.
 const ProvisionFunctionArn = "ProvisionFunctionArn"
 
+// Command is the command workflow (JSONPath ASL): it sends one command to a deployment's
+// agent through sendcommand and waits, through statewait, until the service acknowledges
+// it succeeded. Its placeholders are ${SendCommandFunctionArn} and ${StateWaitFunctionArn}.
+//
+//go:embed command.asl.json
+var Command string
+
+// The placeholder names of Command.
+const (
+	SendCommandFunctionArn = "SendCommandFunctionArn"
+	StateWaitFunctionArn   = "StateWaitFunctionArn"
+)
+
 // A placeholder is ${Name}, the syntax of CloudFormation's DefinitionSubstitutions. JSONPath
 // never contains "${", so nothing else in a definition can look like one.
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)

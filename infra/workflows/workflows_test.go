@@ -196,6 +196,9 @@ func TestPlaceholders(t *testing.T) {
 	if got := workflows.Placeholders(workflows.Provision); !slices.Equal(got, []string{workflows.ProvisionFunctionArn}) {
 		t.Fatalf("Provision placeholders %v", got)
 	}
+	if got := workflows.Placeholders(workflows.Command); !slices.Equal(got, []string{workflows.SendCommandFunctionArn, workflows.StateWaitFunctionArn}) {
+		t.Fatalf("Command placeholders %v", got)
+	}
 	if got := workflows.Placeholders(`{"a":"${B}","b":"${A}","c":"${B}","d":"$.x","e":"$${"}`); !slices.Equal(got, []string{"A", "B"}) {
 		t.Fatalf("Placeholders = %v", got)
 	}
@@ -229,5 +232,87 @@ func TestRenderReplacesEveryOccurrence(t *testing.T) {
 	}
 	if got, want := strings.Count(out, fnARN), strings.Count(workflows.Provision, "${ProvisionFunctionArn}"); got != want || want < 6 {
 		t.Fatalf("%d substitutions for %d placeholders", got, want)
+	}
+}
+
+// The command workflow checks its input before anything is sent, sends through sendcommand
+// (retrying only what may pass: its named refusals are final), then waits on statewait for
+// the command's acknowledgement, for the input's timeout, never retrying a timeout or a
+// failed command. (It runs on the local cloud in infra/local/e2e.)
+func TestCommandSendsOnlyAValidRequestThenWaitsForItsAcknowledgement(t *testing.T) {
+	const sendARN, waitARN = "arn:aws:lambda:us-east-1:123456789012:function:send", "arn:aws:lambda:us-east-1:123456789012:function:wait"
+	def, err := workflows.Render(workflows.Command, map[string]string{workflows.SendCommandFunctionArn: sendARN, workflows.StateWaitFunctionArn: waitARN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		StartAt string
+		States  map[string]json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(def), &m); err != nil {
+		t.Fatal(err)
+	}
+	var validate struct {
+		Choices []struct {
+			Variable                       string
+			IsPresent, IsString, IsNumeric *bool
+			StringEquals                   *string
+			Or                             []struct{ Variable string }
+			Next                           string
+		}
+		Default string
+	}
+	if m.StartAt != "Validate" || json.Unmarshal(m.States["Validate"], &validate) != nil || validate.Default != "Send" {
+		t.Fatalf("the workflow must start by validating its input and only then send: %s", m.States["Validate"])
+	}
+	guarded := map[string]bool{}
+	for _, c := range validate.Choices {
+		if c.Next == "InvalidRequest" && c.IsPresent != nil && !*c.IsPresent {
+			guarded[c.Variable] = true
+		}
+	}
+	for _, field := range []string{"$.deploymentId", "$.serviceId", "$.kind"} {
+		if !guarded[field] {
+			t.Errorf("a missing %s does not fail the workflow before the send", field)
+		}
+	}
+	var fail struct{ Type, Error string }
+	if json.Unmarshal(m.States["InvalidRequest"], &fail) != nil || fail.Type != "Fail" || fail.Error != "InvalidRequestError" {
+		t.Errorf("InvalidRequest is %s, want a Fail with InvalidRequestError", m.States["InvalidRequest"])
+	}
+	type retrier struct {
+		ErrorEquals []string
+		MaxAttempts *int
+	}
+	var send, wait struct {
+		Resource           string
+		Parameters         map[string]any
+		Retry              []retrier
+		Next               string
+		TimeoutSecondsPath string
+		End                bool
+	}
+	if json.Unmarshal(m.States["Send"], &send) != nil || json.Unmarshal(m.States["WaitForAcknowledgement"], &wait) != nil {
+		t.Fatal("Send or WaitForAcknowledgement is missing")
+	}
+	noRetry := func(rs []retrier) []string {
+		if len(rs) == 0 || rs[0].MaxAttempts == nil || *rs[0].MaxAttempts != 0 || !slices.Equal(rs[len(rs)-1].ErrorEquals, []string{"States.ALL"}) {
+			return nil
+		}
+		return rs[0].ErrorEquals
+	}
+	if send.Parameters["FunctionName"] != sendARN || send.Next != "WaitForAcknowledgement" ||
+		!slices.Equal(noRetry(send.Retry), []string{"InvalidRequestError", "CommandConflictError", "NoChannelError"}) {
+		t.Errorf("Send: %s", m.States["Send"])
+	}
+	payload, _ := send.Parameters["Payload"].(map[string]any)
+	if id, _ := payload["id.$"].(string); !strings.Contains(id, "$$.Execution.Id") || !strings.Contains(id, "States.Hash") {
+		t.Errorf("Send's command id %q is not derived from the execution", id)
+	}
+	condition, _ := wait.Parameters["Payload"].(map[string]any)["condition"].(map[string]any)
+	if wait.Resource != "arn:aws:states:::lambda:invoke.waitForTaskToken" || wait.Parameters["FunctionName"] != waitARN ||
+		condition["commandId.$"] != "$.command.id" || wait.TimeoutSecondsPath != "$.timeoutSeconds" || !wait.End ||
+		!slices.Contains(noRetry(wait.Retry), "States.Timeout") || !slices.Contains(noRetry(wait.Retry), "byoc.CommandFailed") {
+		t.Errorf("WaitForAcknowledgement: %s", m.States["WaitForAcknowledgement"])
 	}
 }

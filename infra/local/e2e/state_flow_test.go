@@ -5,7 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/json"
 	"fmt"
-	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/infra/local/cloud"
 	"github.com/byocloud/byoc/infra/local/dataplane"
@@ -238,69 +240,6 @@ func channelURL(t testing.TB, tn tenant) string {
 	return aws.ToString(out.QueueUrl)
 }
 
-// commandMachine creates a workflow that applies a release and waits for it as
-// docs/state.md shows: sendcommand puts the command on the deployment's channel with an id
-// derived from the execution and the step, then statewait holds the task until the service
-// reports the version, healthy, having acknowledged that command.
-func commandMachine(t testing.TB) string {
-	t.Helper()
-	fn := func(name string) string {
-		arn, ok := shared.cloud.FunctionName(name)
-		if !ok {
-			t.Fatalf("%s is not running", name)
-		}
-		return arn
-	}
-	def := `{
-  "StartAt": "ApplyRelease",
-  "States": {
-    "ApplyRelease": {
-      "Type": "Task",
-      "Resource": "arn:aws:states:::lambda:invoke",
-      "Parameters": {
-        "FunctionName": "` + fn(contract.FunctionSendCommand) + `",
-        "Payload": {
-          "id.$": "States.Hash(States.Format('{}/{}', $$.Execution.Id, $$.State.Name), 'SHA-1')",
-          "deploymentId.$": "$.deploymentId", "serviceId.$": "$.serviceId",
-          "kind": "apply-release", "params": {"clickhouseVersion.$": "$.version"}
-        }
-      },
-      "ResultSelector": {"id.$": "$.Payload.id", "status.$": "$.Payload.status"},
-      "ResultPath": "$.command",
-      "Catch": [{"ErrorEquals": ["NoChannelError", "CommandConflictError", "InvalidRequestError"], "ResultPath": "$.error", "Next": "Refused"}],
-      "Next": "WaitApplied"
-    },
-    "Refused": {"Type": "Pass", "Parameters": {"outcome": "refused", "execution.$": "$$.Execution.Id"}, "ResultPath": "$.refused", "End": true},
-    "WaitApplied": {
-      "Type": "Task",
-      "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
-      "Parameters": {
-        "FunctionName": "` + fn(contract.FunctionStateWait) + `",
-        "Payload": {
-          "taskToken.$": "$$.Task.Token",
-          "deploymentId.$": "$.deploymentId",
-          "condition": {"serviceId.$": "$.serviceId", "health": "healthy", "clickhouseVersion.$": "$.version", "commandId.$": "$.command.id"},
-          "timeoutSeconds.$": "$.timeoutSeconds"
-        }
-      },
-      "TimeoutSecondsPath": "$.timeoutSeconds",
-      "ResultPath": "$.state",
-      "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "TimedOut"}],
-      "End": true
-    },
-    "TimedOut": {"Type": "Pass", "Result": "timed out", "ResultPath": "$.outcome", "End": true}
-  }
-}`
-	out, err := sfn.NewFromConfig(shared.cloud.Config()).CreateStateMachine(context.Background(), &sfn.CreateStateMachineInput{
-		Name: aws.String("e2e-command-" + scenario.RandomAccount()), Definition: aws.String(def),
-		RoleArn: aws.String("arn:aws:iam::" + cloud.VendorAccount + ":role/e2e-command"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aws.ToString(out.StateMachineArn)
-}
-
 // execute starts an execution and waits for it to end; it returns its status and output.
 func execute(t testing.TB, machine string, input map[string]any, during func()) (string, map[string]any) {
 	t.Helper()
@@ -334,24 +273,48 @@ func execute(t testing.TB, machine string, input map[string]any, during func()) 
 	}
 	var result map[string]any
 	_ = json.Unmarshal([]byte(aws.ToString(desc.Output)), &result)
+	if desc.Error != nil { // a failed execution has no output: its error and cause stand for it
+		result = map[string]any{"error": aws.ToString(desc.Error), "cause": aws.ToString(desc.Cause)}
+	}
 	return string(desc.Status), result
 }
 
-// A workflow sends a command through sendcommand and waits on statewait: it resumes when the
-// simulated agent has applied the command and the exporter reports the version with the
-// acknowledgement; a wait the agent does not answer in time times out cleanly at its
-// TimeoutSeconds, and the late acknowledgement is still ingested.
-func TestStateWorkflowCommandsAndWaits(t *testing.T) {
+// pending counts the messages on a queue, visible or in flight.
+func pending(t testing.TB, url string) int {
+	t.Helper()
+	out, err := sqs.NewFromConfig(shared.cloud.WatchConfig()).GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	visible, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessages"])
+	inFlight, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessagesNotVisible"])
+	return visible + inFlight
+}
+
+// The control plane's command workflow (workflows.Command, deployed from the synthesized
+// template) sends a command through sendcommand and waits on statewait: it resumes when the
+// simulated agent has applied the command and the exporter's report acknowledges it; a wait
+// the agent does not answer in time times out at its timeoutSeconds, and the late
+// acknowledgement is still ingested; a bad request and a deployment without a channel fail by
+// name with nothing sent.
+func TestStateCommandWorkflowSendsAndWaits(t *testing.T) {
 	st := state(t)
 	tn := onboard(t)
 	sim := simulate(t, tn, "svc-a")
 	rec := shared.record(t)
 	tick(t, sim)
 	awaitDeleted(t, rec, 1)
-	machine := commandMachine(t)
+	machine := shared.runner.ControlPlane.Outputs[scenario.OutputCommandMachine]
 	ctx := context.Background()
+	release := func(version string, timeoutSeconds int) map[string]any {
+		return map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "apply-release",
+			"params": map[string]any{"clickhouseVersion": version}, "timeoutSeconds": timeoutSeconds}
+	}
 
-	status, out := execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.1.3", "timeoutSeconds": 60}, func() {
+	status, out := execute(t, machine, release("25.1.3", 60), func() {
 		// The command is on the channel and the task waits; then the agent applies the
 		// command and the exporter's next report acknowledges it with the new version.
 		until(t, 30*time.Second, "statewait to register the waiter", func() (bool, string) {
@@ -363,53 +326,63 @@ func TestStateWorkflowCommandsAndWaits(t *testing.T) {
 	command, _ := out["command"].(map[string]any)
 	id, _ := command["id"].(string)
 	state, _ := out["state"].(map[string]any)
-	if status != "SUCCEEDED" || !regexp.MustCompile(`^[0-9a-f]{40}$`).MatchString(id) || state == nil || state["commandId"] != id ||
-		state["health"] != "healthy" || !strings.Contains(fmt.Sprint(state["versions"]), "25.1.3") {
-		t.Fatalf("execution %s with output %v: want it resumed with svc-a's state on 25.1.3, acknowledging the command it sent (id: SHA-1 of execution and step)", status, out)
+	if status != "SUCCEEDED" || state == nil || state["commandId"] != id || state["health"] != "healthy" || !strings.Contains(fmt.Sprint(state["versions"]), "25.1.3") {
+		t.Fatalf("execution %s with output %v: want it resumed with svc-a's state on 25.1.3, acknowledging the command it sent", status, out)
 	}
-	// The id is the documented derivation: SHA-1 of the execution's ARN and the step's name.
+	// The id is SHA-1 of the execution's ARN and the step, so a retried step is recognised.
 	runs, err := sfn.NewFromConfig(shared.cloud.Config()).ListExecutions(ctx, &sfn.ListExecutionsInput{StateMachineArn: aws.String(machine)})
-	if err != nil || len(runs.Executions) != 1 {
-		t.Fatalf("executions %v %v", runs, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("%x", sha1.Sum([]byte(aws.ToString(runs.Executions[0].ExecutionArn)+"/ApplyRelease"))); id != want {
-		t.Errorf("command id %s, want SHA-1 of execution and step %s", id, want)
+	var derived []string
+	for _, e := range runs.Executions {
+		derived = append(derived, fmt.Sprintf("%x", sha1.Sum([]byte(aws.ToString(e.ExecutionArn)+"/Send"))))
+	}
+	if !slices.Contains(derived, id) {
+		t.Errorf("command id %s is not SHA-1 of an execution and its step (%v)", id, derived)
 	}
 	if rec, err := st.repo.Command(ctx, tn.dep.ID, id); err != nil || rec.Status != servicestate.CommandSucceeded || rec.Params["clickhouseVersion"] != "25.1.3" {
 		t.Errorf("command record %+v (%v): want the apply-release, succeeded", rec, err)
 	}
 
 	began := time.Now()
-	status, out = execute(t, machine, map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "version": "25.2.1", "timeoutSeconds": 1}, nil)
-	if status != "SUCCEEDED" || out["outcome"] != "timed out" || !strings.Contains(fmt.Sprint(out["error"]), "States.Timeout") {
-		t.Errorf("execution %s with output %v: want it to time out into TimedOut", status, out)
+	status, out = execute(t, machine, release("25.2.1", 1), nil)
+	if status != "FAILED" || !strings.Contains(fmt.Sprint(out["error"]), "States.Timeout") {
+		t.Errorf("execution %s (%v): want it to time out", status, out)
 	}
 	if d := time.Since(began); d > 20*time.Second {
 		t.Errorf("the wait took %s to time out, want about its 1 s", d)
 	}
-	// The agent applies the command late: the report is ingested as usual (its resume of
+	// The agent applies that command late: the report is ingested as usual (its resume of
 	// the expired task is refused by Step Functions and must not fail the message), and the
 	// command's record still learns the outcome.
-	late, _ := out["command"].(map[string]any)
 	logMark := shared.logs.size()
 	tick(t, sim)
 	awaitDeleted(t, rec, 3)
 	if totals := batchTotals(t, shared.logs.since(logMark)); totals["retry"]+totals["rejected"] != 0 {
 		t.Errorf("stateingest after the timeout: %v", totals)
 	}
-	if rec, err := st.repo.Command(ctx, tn.dep.ID, fmt.Sprint(late["id"])); err != nil || rec.Status != servicestate.CommandSucceeded {
-		t.Errorf("late command record %+v (%v): want succeeded", rec, err)
+	if h := st.services(t, tn.dep.ID)["svc-a"]; !strings.Contains(fmt.Sprint(h.Versions), "25.2.1") {
+		t.Errorf("svc-a after the late apply: %+v, want it on 25.2.1", h)
 	}
 
-	// A deployment without a command channel: the step fails with the error the workflow
-	// catches by name, and nothing is recorded.
-	status, out = execute(t, machine, map[string]any{"deploymentId": "never-provisioned", "serviceId": "svc-a", "version": "25.1.3", "timeoutSeconds": 60}, nil)
-	refused, _ := out["refused"].(map[string]any)
-	if status != "SUCCEEDED" || refused == nil || !strings.Contains(fmt.Sprint(out["error"]), "NoChannelError") {
-		t.Fatalf("execution %s with output %v: want the step refused with NoChannelError", status, out)
+	// Refusals end the execution under their own name, and the agent receives nothing.
+	url := channelURL(t, tn)
+	for _, c := range []struct {
+		name, error string
+		input       map[string]any
+	}{
+		{"no service", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "kind": "start"}},
+		{"timeout too long", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "start", "timeoutSeconds": 604801}},
+		{"scale without replicas", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "scale"}},
+		{"never provisioned", "NoChannelError", map[string]any{"deploymentId": "never-provisioned", "serviceId": "svc-a", "kind": "start"}},
+	} {
+		status, out := execute(t, machine, c.input, nil)
+		if status != "FAILED" || !strings.Contains(fmt.Sprint(out["error"]), c.error) {
+			t.Errorf("%s: execution %s (%v), want it failed with %s", c.name, status, out, c.error)
+		}
 	}
-	derived := fmt.Sprintf("%x", sha1.Sum([]byte(fmt.Sprint(refused["execution"])+"/ApplyRelease")))
-	if rec, err := st.repo.Command(ctx, "never-provisioned", derived); !servicestate.IsNotFound(err) {
-		t.Errorf("command %s recorded for a deployment without a channel: %+v %v", derived, rec, err)
+	if got := pending(t, url); got != 0 {
+		t.Errorf("refused requests left %d commands on the channel", got)
 	}
 }

@@ -47,6 +47,10 @@ const (
 	outVendorBusName     = "VendorEventBusName"
 )
 
+// OutputCommandMachine is the output holding the command workflow's ARN: an operator (or a
+// test) starts it to send a command to a deployment and wait for its acknowledgement.
+const OutputCommandMachine = "CommandStateMachineArn"
+
 // Deploy deploys cdk.out/ByocControlPlane.template.json into the vendor account and
 // publishes the bootstrap template where the invite's quick-create link points.
 func Deploy(ctx context.Context, c *cloud.Cloud, templatesDir string) (ControlPlane, error) {
@@ -61,7 +65,7 @@ func Deploy(ctx context.Context, c *cloud.Cloud, templatesDir string) (ControlPl
 	if err != nil {
 		return ControlPlane{}, fmt.Errorf("deploy the control plane: %w", err)
 	}
-	for _, name := range []string{outTable, outProvisionMachine, outBootstrapTemplate, outVendorBusName} {
+	for _, name := range []string{outTable, outProvisionMachine, outBootstrapTemplate, outVendorBusName, OutputCommandMachine} {
 		if outputs[name] == "" {
 			return ControlPlane{}, fmt.Errorf("deploy the control plane: the stack has no output %s", name)
 		}
