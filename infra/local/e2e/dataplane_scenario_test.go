@@ -73,6 +73,20 @@ func TestScenarioDataPlaneReportsTheDeploymentHealthy(t *testing.T) {
 			t.Errorf("health line %s: want unknown -> healthy, info", e)
 		}
 	}
+	// Then the operator's loop: the command workflow applies a release to the first service,
+	// the simulated agent applies it and the exporter acknowledges it.
+	c := h.Command
+	if c == nil || c.Status != "SUCCEEDED" || c.CommandID == "" || c.ServiceID != scenario.DataPlaneServices[0] {
+		t.Fatalf("command workflow run %+v: want it succeeded for %s", c, scenario.DataPlaneServices[0])
+	}
+	order(t, rec, healthTo(d.ID, health.Healthy), step{"the command workflow succeeded", func(e cloud.Event) bool {
+		return e.Kind == cloud.KindExecution && e.Detail == c.Execution && e.Status == "SUCCEEDED"
+	}})
+	for _, s := range h.Services {
+		if s.ServiceID == c.ServiceID && s.Versions.ClickHouse != scenario.CommandRelease {
+			t.Errorf("%s is stored on %s after the command, want %s", s.ServiceID, s.Versions.ClickHouse, scenario.CommandRelease)
+		}
+	}
 }
 
 func TestScenarioUnhealthyFaultShowsTheCriticalAlert(t *testing.T) {

@@ -439,6 +439,10 @@ func reportHealth(tl *Timeline, id string, h *HealthResult) {
 	if h.Ingest != nil {
 		tl.Printf("stateingest: %s\n", h.Ingest)
 	}
+	if c := h.Command; c != nil {
+		tl.Printf("command workflow %s: apply-release %s to %s %s in %.1fs (command %s)\n",
+			c.Execution, c.Release, c.ServiceID, orUnknown(c.Status), c.Elapsed.Seconds(), orUnknown(c.CommandID))
+	}
 }
 
 func orUnknown(s string) string {

@@ -52,14 +52,17 @@ type HealthResult struct {
 	Services    []servicestate.Service // the stored service states at the end
 	// Ingest sums stateingest's "state batch" log lines of the follow-up, when the runner
 	// reads the functions' logs (Runner.Ingest).
-	Ingest  *IngestTotals
+	Ingest *IngestTotals
+	// Command is the command workflow's run, made once a deployment without injected
+	// faults is healthy and steady.
+	Command *CommandResult
 	Elapsed time.Duration
 }
 
 // follow runs the deployment's simulated data plane until the control plane judges it as
 // the fault (if any) should make it: healthy; then unhealthy with a critical alert
 // (unhealthy), stale (silence), or still healthy with nothing moved backwards (duplicate,
-// out-of-order).
+// out-of-order). Without a fault, the command workflow then applies a release to a service.
 func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*HealthResult, error) {
 	began := time.Now()
 	hr := &HealthResult{Fault: o.Fault}
@@ -147,6 +150,9 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		}
 		if n := len(hr.Transitions) - before; n > 0 {
 			err = fail("%d health transition(s) after the deployment was healthy, with nothing changed in the data plane: %s", n, describe(hr.Transitions[before:]))
+		}
+		if err == nil && o.Fault == "" {
+			err = f.command(ctx)
 		}
 	}
 	return f.finish(ctx, err)

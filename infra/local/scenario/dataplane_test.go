@@ -196,6 +196,12 @@ func TestHealthReportAndTimelineLines(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
+	out.Reset()
+	reportHealth(tl, "d1", &HealthResult{Final: health.Healthy, Command: &CommandResult{Execution: "apply-release-d1", ServiceID: "ch-primary",
+		Release: CommandRelease, CommandID: "c0ffee", Status: "SUCCEEDED", Elapsed: 2500 * time.Millisecond}})
+	if line := "command workflow apply-release-d1: apply-release " + CommandRelease + " to ch-primary SUCCEEDED in 2.5s (command c0ffee)\n"; !strings.HasSuffix(out.String(), line) {
+		t.Errorf("got\n%s\nwant it to end with\n%s", out.String(), line)
+	}
 	for f, note := range map[dataplane.Fault]string{"": "", dataplane.Unhealthy: "critical alert is the expected outcome", dataplane.Silence: "stale alerts are the expected outcome",
 		dataplane.Duplicate: "duplicate messages changed nothing", dataplane.OutOfOrder: "out-of-order messages changed nothing"} {
 		if got := expectedNote(f, nil); note == "" && got != "" || !strings.Contains(got, note) {
