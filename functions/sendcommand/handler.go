@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/servicestate"
@@ -34,6 +35,26 @@ type Request struct {
 	Params       map[string]string `json:"params,omitempty"`
 }
 
+// Response is the command as recorded: the request's fields, its status (sent, or a later
+// one when the same command was sent before: accepted, succeeded, failed) and the agent's
+// detail, if any.
+type Response struct {
+	ID           string                     `json:"id"`
+	DeploymentID string                     `json:"deploymentId"`
+	ServiceID    string                     `json:"serviceId,omitempty"`
+	Kind         channel.Kind               `json:"kind"`
+	Params       map[string]string          `json:"params,omitempty"`
+	Status       servicestate.CommandStatus `json:"status"`
+	Detail       string                     `json:"detail,omitempty"`
+	CreatedAt    time.Time                  `json:"createdAt"`
+	UpdatedAt    time.Time                  `json:"updatedAt"`
+}
+
+func responseOf(rec servicestate.CommandRecord) Response {
+	return Response{ID: rec.ID, DeploymentID: rec.DeploymentID, ServiceID: rec.ServiceID, Kind: channel.Kind(rec.Kind),
+		Params: rec.Params, Status: rec.Status, Detail: rec.Detail, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt}
+}
+
 // The errors a workflow can Catch by name: each type name is the Lambda errorType. Retrying
 // them is pointless; any other error is transient (AWS throttling, a timeout).
 type (
@@ -61,23 +82,22 @@ type Handler struct {
 	Log    *slog.Logger
 }
 
-// Handle serves one request and returns the command's record (status "sent", or a later
-// status when the same command was sent before).
-func (h *Handler) Handle(ctx context.Context, req Request) (servicestate.CommandRecord, error) {
+// Handle serves one request and returns the command as recorded.
+func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
 	rec, err := h.Sender.Send(ctx, channel.Command{
 		SchemaVersion: channel.CommandVersion, ID: req.ID, DeploymentID: req.DeploymentID,
 		ServiceID: req.ServiceID, Kind: req.Kind, Params: req.Params,
 	})
 	switch {
 	case errors.Is(err, channel.ErrInvalidCommand):
-		return rec, &InvalidRequestError{Reason: err.Error()}
+		return Response{}, &InvalidRequestError{Reason: err.Error()}
 	case errors.Is(err, servicestate.ErrConflict):
-		return rec, &CommandConflictError{Reason: err.Error()}
+		return Response{}, &CommandConflictError{Reason: err.Error()}
 	case errors.Is(err, channel.ErrNoChannel):
-		return rec, &NoChannelError{Reason: "deployment " + req.DeploymentID + " has no command channel: it is not provisioned, or was torn down"}
+		return Response{}, &NoChannelError{Reason: "deployment " + req.DeploymentID + " has no command channel: it is not provisioned, or was torn down"}
 	case err != nil:
-		return rec, err
+		return Response{}, err
 	}
 	h.Log.Info("command sent", "deploymentId", rec.DeploymentID, "serviceId", rec.ServiceID, "commandId", rec.ID, "kind", rec.Kind, "status", rec.Status)
-	return rec, nil
+	return responseOf(rec), nil
 }

@@ -88,7 +88,7 @@ func TestSendsTheCommandToTheAgentAndRecordsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.ID != "cmd-upgrade-1" || rec.Status != servicestate.CommandSent || rec.Kind != string(channel.ApplyRelease) || rec.Params["clickhouseVersion"] != "25.1.3" {
+	if rec.ID != "cmd-upgrade-1" || rec.Status != servicestate.CommandSent || rec.Kind != channel.ApplyRelease || rec.Params["clickhouseVersion"] != "25.1.3" {
 		t.Fatalf("answer %+v: want the sent apply-release record", rec)
 	}
 	got := f.received(t, url)
@@ -198,8 +198,8 @@ func TestSampleEvents(t *testing.T) {
 		case says == "" && err != nil:
 			t.Errorf("%s: %v", name, err)
 		case says == "":
-			var rec servicestate.CommandRecord
-			if json.Unmarshal(out, &rec) != nil || rec.Status != servicestate.CommandSent || rec.DeploymentID != dep {
+			var rec Response
+			if json.Unmarshal(out, &rec) != nil || rec.Status != servicestate.CommandSent || rec.DeploymentID != dep || rec.Kind != channel.ApplyRelease {
 				t.Errorf("%s answered %s, want a sent command of %s", name, out, dep)
 			}
 		case !errors.As(err, &invalid) || !strings.Contains(err.Error(), says):
