@@ -35,24 +35,21 @@ type Request struct {
 	Params       map[string]string `json:"params,omitempty"`
 }
 
-// Response is the command as recorded: the request's fields, its status (sent, or a later
-// one when the same command was sent before: accepted, succeeded, failed) and the agent's
-// detail, if any.
+// Response is the command as recorded: the request, its status (sent, or a later one when
+// the same command was sent before: accepted, succeeded, failed) and the agent's detail.
 type Response struct {
-	ID           string                     `json:"id"`
-	DeploymentID string                     `json:"deploymentId"`
-	ServiceID    string                     `json:"serviceId,omitempty"`
-	Kind         channel.Kind               `json:"kind"`
-	Params       map[string]string          `json:"params,omitempty"`
-	Status       servicestate.CommandStatus `json:"status"`
-	Detail       string                     `json:"detail,omitempty"`
-	CreatedAt    time.Time                  `json:"createdAt"`
-	UpdatedAt    time.Time                  `json:"updatedAt"`
+	Request
+	Status    servicestate.CommandStatus `json:"status"`
+	Detail    string                     `json:"detail,omitempty"`
+	CreatedAt time.Time                  `json:"createdAt"`
+	UpdatedAt time.Time                  `json:"updatedAt"`
 }
 
 func responseOf(rec servicestate.CommandRecord) Response {
-	return Response{ID: rec.ID, DeploymentID: rec.DeploymentID, ServiceID: rec.ServiceID, Kind: channel.Kind(rec.Kind),
-		Params: rec.Params, Status: rec.Status, Detail: rec.Detail, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt}
+	return Response{
+		Request: Request{ID: rec.ID, DeploymentID: rec.DeploymentID, ServiceID: rec.ServiceID, Kind: channel.Kind(rec.Kind), Params: rec.Params},
+		Status:  rec.Status, Detail: rec.Detail, CreatedAt: rec.CreatedAt, UpdatedAt: rec.UpdatedAt,
+	}
 }
 
 // The errors a workflow can Catch by name: each type name is the Lambda errorType. Retrying
