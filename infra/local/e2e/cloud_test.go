@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,18 +9,23 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/byocloud/byoc/infra/local/cloud"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 // Without the forwarding rule of the bootstrap template, CloudFormation's events stay in the
@@ -210,4 +216,82 @@ func TestInvokeCommandRunsOneFunctionOnASampleEvent(t *testing.T) {
 	if code != scenario.ExitFailed || !strings.Contains(out, "InvalidRequestError") || !strings.Contains(out, "kind: must be one of") {
 		t.Errorf("sendcommand on unknown-kind.json: exit %d, want %d with the function's InvalidRequestError:\n%s", code, scenario.ExitFailed, out)
 	}
+}
+
+// `byoc-local --serve` keeps the scenario's simulated data plane running: an operator's
+// command through the command workflow, sent with the AWS SDK as the printed hint says,
+// is applied by the agent and acknowledged, and Ctrl-C stops it all.
+func TestServeKeepsTheDataPlaneTakingCommands(t *testing.T) {
+	cmd := exec.Command(byocLocal(t), "--serve", "--stack-delay", "0", "--addr", "127.0.0.1:0", "--templates", templatesDir, "--bin", binDir,
+		"--logs", filepath.Join(t.TempDir(), "functions.log"))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	// Read the output until the hint is complete (handed over whole), then keep draining it.
+	var out strings.Builder
+	ready := make(chan string, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		scan := bufio.NewScanner(stdout)
+		for scan.Scan() {
+			out.WriteString(scan.Text() + "\n")
+			if strings.Contains(scan.Text(), "Press Ctrl-C to stop.") {
+				ready <- out.String()
+			}
+		}
+	}()
+	var hint string
+	select {
+	case hint = <-ready:
+	case <-done:
+		t.Fatalf("byoc-local --serve ended:\n%s", out.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("byoc-local --serve printed no hint within 60 s")
+	}
+	endpoint := regexp.MustCompile(`AWS_ENDPOINT_URL=(\S+)`).FindStringSubmatch(hint)
+	command := regexp.MustCompile(`--state-machine-arn (\S+) \\\n\s+--input '(.+)'`).FindStringSubmatch(hint)
+	if endpoint == nil || command == nil || !strings.Contains(hint, "keeps running") {
+		t.Fatalf("the hint names no endpoint or command workflow:\n%s", hint)
+	}
+	states := sfn.NewFromConfig(aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint[1]),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	ctx := context.Background()
+	started, err := states.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(command[1]), Input: aws.String(command[2])})
+	if err != nil {
+		t.Fatalf("start the command workflow as the hint says: %v", err)
+	}
+	var desc *sfn.DescribeExecutionOutput
+	until(t, 60*time.Second, "the command workflow to end", func() (bool, string) {
+		if desc, err = states.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: started.ExecutionArn}); err != nil {
+			t.Fatal(err)
+		}
+		return desc.Status != sfntypes.ExecutionStatusRunning, string(desc.Status)
+	})
+	var result struct {
+		State servicestate.WaitOutput `json:"state"`
+	}
+	if desc.Status != sfntypes.ExecutionStatusSucceeded || json.Unmarshal([]byte(aws.ToString(desc.Output)), &result) != nil || result.State.Replicas.Ready != 5 {
+		t.Errorf("command workflow %s (%s %s), output %s: want it succeeded with 5 ready replicas", desc.Status, aws.ToString(desc.Error), aws.ToString(desc.Cause), aws.ToString(desc.Output))
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("byoc-local --serve after Ctrl-C: %v", err)
+	}
+	<-done
 }

@@ -65,7 +65,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.failResource, "fail-resource", DefaultFailResource, "infra-fails, rollback-retry: logical id of the infrastructure resource that fails")
 	fs.StringVar(&f.failReason, "fail-reason", DefaultFailReason, "infra-fails, rollback-retry: the reason CloudFormation reports")
 	fs.StringVar(&f.customer, "customer", "", "the customer's 12-digit account id (random when empty)")
-	fs.BoolVar(&f.serve, "serve", false, "keep the cloud running afterwards and print how to use it with the AWS CLI")
+	fs.BoolVar(&f.serve, "serve", false, "keep the cloud, and the scenario's simulated data plane, running afterwards and print how to use them with the AWS CLI")
 	fs.BoolVar(&f.dataPlane, "data-plane", true, "once the deployment is ready ("+strings.Join(ReadyScenarios, ", ")+"), run its simulated data plane until the control plane reports it healthy")
 	fs.StringVar(&f.fault, "fault", "", "a fault of the simulated data plane: "+faultList()+`; "silence" runs the cloud's clock at --speed `+fmt.Sprint(SilenceSpeed)+" unless --speed is given")
 	fs.Usage = func() {
@@ -131,7 +131,7 @@ flags:
 	defer stop()
 
 	tl := NewTimeline(stdout)
-	runner := &Runner{Progress: tl.Observe, Ingest: &IngestLog{}}
+	runner := &Runner{Progress: tl.Observe, Ingest: &IngestLog{}, KeepDataPlane: f.serve}
 	if speedNote != "" {
 		tl.Printf("%s\n", speedNote)
 	}
@@ -142,6 +142,7 @@ flags:
 	}
 	defer env.close()
 	code, followed := ExitOK, false
+	var live *livePlane
 	if f.scenario != "none" {
 		if f.customer == "" {
 			f.customer = RandomAccount()
@@ -151,6 +152,9 @@ flags:
 			DataPlane: f.dataPlane && slices.Contains(ReadyScenarios, f.scenario), Fault: fault})
 		report(tl, res)
 		followed = res.Health != nil
+		if followed && res.Health.live != nil {
+			live = &livePlane{sim: res.Health.live, id: res.Deployment.ID, fault: fault}
+		}
 		if err != nil {
 			tl.Printf("\n%v\n", err)
 			code = ExitFailed
@@ -159,10 +163,10 @@ flags:
 		}
 	}
 	if f.serve {
-		if followed {
-			tl.Printf("\nThe simulated data plane stopped with the scenario: the sweep will mark its services stale\nafter STATE_STALE_AFTER of the cloud's clock (health lines on the timeline).\n")
+		if live != nil {
+			defer live.sim.Remove(live.id)
 		}
-		serve(ctx, tl, env)
+		serve(ctx, tl, env, live)
 	}
 	return code
 }
@@ -271,9 +275,13 @@ func report(tl *Timeline, res Result) {
 	}
 }
 
-// serve keeps the cloud up until interrupted.
-func serve(ctx context.Context, tl *Timeline, env *environment) {
+// serve keeps the cloud up until interrupted, and the scenario's simulated data plane
+// reporting and taking commands when there is one.
+func serve(ctx context.Context, tl *Timeline, env *environment, live *livePlane) {
 	c := env.cloud
+	if live != nil {
+		go live.run(ctx, tl, LiveStepInterval)
+	}
 	tl.Printf(`
 The local cloud keeps running. Point the AWS CLI at it:
 
@@ -291,9 +299,17 @@ The cloud's own controls (plain HTTP):
 
   curl -X POST %[1]s/_byoc/schedules/<group>/<name>/fire      # fire a schedule now
   curl -X POST %[1]s/_byoc/events/<event id>/redeliver        # deliver a vendor-bus event again
-
-Press Ctrl-C to stop.
 `, c.URL, c.Region, ControlPlaneStack, env.cp.Outputs[outProvisionMachine], env.cp.Outputs[outTable], env.cp.Outputs[functionOutput(contract.FunctionInvite)])
+	if live != nil {
+		tl.Printf(`
+The simulated data plane of %[1]s keeps running%[4]s: every %[3]s its agent takes
+commands and its exporter reports. Command it through the control plane's command workflow:
+
+  aws stepfunctions start-execution --state-machine-arn %[2]s \
+    --input '{"deploymentId":"%[1]s","serviceId":"%[5]s","kind":"scale","params":{"replicas":"5"}}'
+`, live.id, env.cp.Outputs[OutputCommandMachine], LiveStepInterval, faultFlag(live.fault), DataPlaneServices[0])
+	}
+	tl.Printf("\nPress Ctrl-C to stop.\n")
 	<-ctx.Done()
 	tl.Printf("stopping\n")
 }

@@ -57,6 +57,10 @@ type HealthResult struct {
 	// faults is healthy and steady.
 	Command *CommandResult
 	Elapsed time.Duration
+
+	// live is the simulator, still holding the deployment, when the runner keeps data
+	// planes running after the follow-up (Runner.KeepDataPlane).
+	live *dataplane.Simulator
 }
 
 // follow runs the deployment's simulated data plane until the control plane judges it as
@@ -110,7 +114,11 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 	if err := sim.Add(dep); err != nil {
 		return hr, err
 	}
-	defer sim.Remove(d.ID)
+	if r.KeepDataPlane {
+		hr.live = sim
+	} else {
+		defer sim.Remove(d.ID)
+	}
 	f.sim = sim
 	f.progress("started: services %s, exporter %s, agent %s%s", strings.Join(DataPlaneServices, ", "),
 		dp.ExporterRoleARN, dp.AgentRoleARN, faultNote(o.Fault))

@@ -94,6 +94,9 @@ type Runner struct {
 	// Ingest, when set, reads the functions' output: the data-plane follow-up reports
 	// stateingest's counters from it.
 	Ingest *IngestLog
+	// KeepDataPlane leaves a followed deployment's simulated data plane in its simulator
+	// after the follow-up (byoc-local --serve keeps it reporting and taking commands).
+	KeepDataPlane bool
 
 	mu      sync.Mutex
 	waiters []*waiter
