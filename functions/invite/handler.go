@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,6 +107,11 @@ func (e *DeploymentExists) Unwrap() error { return e.Err }
 
 const maxActorLength = 128
 
+// undoReserve is the time kept back from the invocation's deadline for removing a
+// deployment whose admission failed: admission must give up that much before Lambda stops the
+// function, so the undo still runs.
+const undoReserve = 5 * time.Second
+
 // Handle invites one customer. Bad input returns a *settings.ValidationError (errorType
 // "ValidationError") listing every broken rule, and writes nothing.
 func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response, error) {
@@ -147,7 +153,11 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 	// deployment nor a claimed account behind (the reverse order could not undo a
 	// permission without revoking the one of an existing invitation).
 	if err := h.admit(ctx, s.AccountID); err != nil {
-		if undoErr := h.Store.UndoCreate(ctx, d); undoErr != nil {
+		// The admission may have failed because its deadline passed: the undo must not
+		// share that context, or the account stays claimed and never admitted.
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoReserve)
+		defer cancel()
+		if undoErr := h.Store.UndoCreate(undoCtx, d); undoErr != nil {
 			h.Log.ErrorContext(ctx, "invite: admission failed and the deployment could not be removed",
 				"deploymentId", id, "admitError", err.Error(), "undoError", undoErr.Error())
 			return Response{}, fmt.Errorf("admit account %s to the vendor bus: %w (and removing deployment %s failed: %v)", s.AccountID, err, id, undoErr)
@@ -162,6 +172,11 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 // The statement id is per account, so inviting the same account again (another region, or
 // after an undone attempt) replaces the statement instead of piling up new ones.
 func (h *Handler) admit(ctx context.Context, accountID string) error {
+	if deadline, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-undoReserve))
+		defer cancel()
+	}
 	_, err := h.Bus.PutPermission(ctx, &eventbridge.PutPermissionInput{
 		EventBusName: aws.String(h.Config.EventBusName),
 		Action:       aws.String("events:PutEvents"),

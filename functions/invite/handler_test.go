@@ -35,12 +35,18 @@ type fakeBus struct {
 	mu    sync.Mutex
 	calls []*eventbridge.PutPermissionInput
 	err   error
+	// expire, when set, is called before the answer: the invocation's deadline passes
+	// while the bus is being called.
+	expire func()
 }
 
 func (b *fakeBus) PutPermission(_ context.Context, in *eventbridge.PutPermissionInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutPermissionOutput, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls = append(b.calls, in)
+	if b.expire != nil {
+		b.expire()
+	}
 	return &eventbridge.PutPermissionOutput{}, b.err
 }
 
@@ -303,6 +309,24 @@ func TestInviteUndoesTheDeploymentWhenAdmissionFails(t *testing.T) {
 	f.bus.err = nil
 	if _, err := f.invoke(t, sample(t, "valid.json")); err != nil {
 		t.Fatalf("retry after a failed admission: %v", err)
+	}
+}
+
+// The invocation's deadline passes during admission (the bus answered slowly, then with the
+// deadline's error): the deployment is still removed, on a context of its own, so the
+// account is not left claimed without admission.
+func TestInviteUndoesTheDeploymentWhenAdmissionOutlivesTheDeadline(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f.bus.expire = cancel
+	f.bus.err = context.Canceled
+	_, err := f.h.Handle(ctx, sample(t, "valid.json"))
+	if err == nil || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Fatalf("err = %v, want the admission's error and nothing stored", err)
+	}
+	if keys := f.env.Keys(t, f.table); len(keys) != 0 {
+		t.Fatalf("a failed admission past the deadline left %v", keys)
 	}
 }
 

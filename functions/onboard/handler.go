@@ -72,15 +72,17 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 		return nil
 	}
 	e, err := stackevent.Parse(ev)
+	var forged *stackevent.ForgedError
+	if errors.As(err, &forged) {
+		// Refused, not retried: a redelivery is the same forgery.
+		h.Log.ErrorContext(ctx, "onboard: rejected, forged event", "eventId", ev.ID, "error", err.Error())
+		return ignoreNoTrail(stackevent.AuditForged(ctx, h.Store, "onboard", ev.ID, ev.Region, forged))
+	}
 	if err != nil {
 		h.Log.ErrorContext(ctx, "onboard: malformed event", "eventId", ev.ID, "error", err.Error())
 		return err
 	}
 	log := h.Log.With("eventId", e.ID, "stackId", e.Stack.ID, "account", e.Stack.AccountID, "region", e.Stack.Region, "status", e.Status)
-	if ev.AccountID != "" && ev.AccountID != e.Stack.AccountID {
-		// On AWS they are equal; a forwarding bus (the local cloud's) rewrites the envelope.
-		log.WarnContext(ctx, "onboard: envelope account differs from the stack's; using the stack's", "envelopeAccount", ev.AccountID)
-	}
 	if e.Stack.Name != contract.BootstrapStackName {
 		log.InfoContext(ctx, "onboard: ignored, not the bootstrap stack", "stackName", e.Stack.Name)
 		return nil
@@ -159,6 +161,15 @@ func (h *Handler) audit(ctx context.Context, log *slog.Logger, d store.Deploymen
 	err := h.Store.Record(ctx, d.ID, store.Audit{Actor: "onboard", Action: action, Detail: detail, EventID: e.ID})
 	if errors.Is(err, store.ErrExists) {
 		log.InfoContext(ctx, "onboard: duplicate event, already recorded")
+		return nil
+	}
+	return err
+}
+
+// ignoreNoTrail: a forged event naming accounts without a deployment has no audit trail to
+// be written to; its log line is the record.
+func ignoreNoTrail(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	return err

@@ -283,3 +283,40 @@ func TestConfigFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// Another customer's account (its envelope account is EventBridge's, not the sender's to
+// choose) claims this customer's bootstrap stack completed: nothing starts, the deployment is
+// unchanged, the forgery is audited once (a redelivery adds nothing) and not retried.
+func TestForgedEventAboutAnotherAccountIsRejectedAndAudited(t *testing.T) {
+	f := newFixture(t)
+	f.invite(t)
+	ev := sample(t, "forged-other-account.json")
+	for range 2 {
+		if err := f.h.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("err = %v, want the forgery refused without a retry", err)
+		}
+	}
+	if n := len(f.env.Executions(t, f.machine)); n != 0 {
+		t.Fatal("a forged event started provisioning")
+	}
+	d, _ := f.h.Store.Get(context.Background(), deploymentID)
+	if d.Status != lifecycle.Invited || d.Version != 1 {
+		t.Fatalf("deployment %s v%d, want it untouched", d.Status, d.Version)
+	}
+	trail, _ := f.h.Store.AuditTrail(context.Background(), deploymentID)
+	if len(trail) != 2 || trail[1].Action != "security.forged-event" || trail[1].EventID != ev.ID || !strings.Contains(trail[1].Detail, "444455556666") {
+		t.Fatalf("audit %+v, want one security.forged-event naming the sender", trail)
+	}
+}
+
+// A forgery between accounts byoc does not know has no trail to write: ignored, logged.
+func TestForgedEventBetweenUnknownAccountsWritesNothing(t *testing.T) {
+	f := newFixture(t)
+	before := f.env.Keys(t, f.table)
+	if err := f.h.Handle(context.Background(), sample(t, "forged-other-account.json")); err != nil {
+		t.Fatal(err)
+	}
+	if after := f.env.Keys(t, f.table); len(after) != len(before) {
+		t.Fatalf("wrote %v", after)
+	}
+}

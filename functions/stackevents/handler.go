@@ -43,6 +43,15 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 		return nil
 	}
 	e, err := stackevent.Parse(ev)
+	var forged *stackevent.ForgedError
+	if errors.As(err, &forged) {
+		// Refused, not retried: it must not resume another customer's workflow.
+		h.Log.ErrorContext(ctx, "stackevents: rejected, forged event", "eventId", ev.ID, "error", err.Error())
+		if err := stackevent.AuditForged(ctx, h.Store, "stackevents", ev.ID, ev.Region, forged); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	}
 	if err != nil {
 		h.Log.ErrorContext(ctx, "stackevents: malformed event", "eventId", ev.ID, "error", err.Error())
 		return err

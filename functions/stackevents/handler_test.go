@@ -19,6 +19,8 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -279,5 +281,31 @@ func TestResourceStatusChangeIsIgnored(t *testing.T) {
 	}
 	if after := f.env.Keys(t, f.table); len(after) != len(before) || !f.running(t, execution) {
 		t.Fatal("a resource event had an effect")
+	}
+}
+
+// Another customer claims this customer's infrastructure stack failed: the waiting workflow
+// is not failed, the waiter stays, and the forgery is audited on the deployment it targeted.
+func TestForgedEventDoesNotResumeAnotherCustomersWorkflow(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.h.Store.Create(context.Background(), store.Deployment{
+		ID: "k3q9x2m7p4w8z", Status: lifecycle.Provisioning,
+		Settings: settings.Settings{AccountID: "111122223333", Region: "us-west-2"},
+	}, store.Audit{Actor: "test", Action: "invite"}); err != nil {
+		t.Fatal(err)
+	}
+	execution, _ := f.wait(t, "create", "byoc-k3q9x2m7p4w8z-1-create")
+	ev := sample(t, "forged-other-account.json")
+	for range 2 {
+		if err := f.h.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("err = %v, want the forgery refused without a retry", err)
+		}
+	}
+	if !f.running(t, execution) || f.waiterGone(t) {
+		t.Fatal("a forged event resumed the waiting workflow")
+	}
+	trail, _ := f.h.Store.AuditTrail(context.Background(), "k3q9x2m7p4w8z")
+	if len(trail) != 2 || trail[1].Action != "security.forged-event" || !strings.Contains(trail[1].Detail, "444455556666") {
+		t.Fatalf("audit %+v, want one security.forged-event naming the sender", trail)
 	}
 }

@@ -2,23 +2,20 @@
 package main
 
 import (
-	"os"
-
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/byocloud/byoc/shared/cloud"
-	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 func main() {
-	log, cfg, table := cloud.Boot(cloud.TableName)
+	log, cfg, conf := cloud.Boot(ConfigFromEnv)
 	db := servicestate.CountWrites(cloud.NewDynamoDB(cfg))
 	h := &Handler{
-		Repo:      servicestate.New(db, table),
-		Publisher: servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: os.Getenv(contract.EnvEventBusName)},
+		Repo:      servicestate.New(db, conf.Table),
+		Publisher: servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: conf.EventBusName},
 		Tasks:     sfn.NewFromConfig(cfg),
 		Log:       log,
 		Writes:    db,

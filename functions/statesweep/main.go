@@ -2,29 +2,22 @@
 package main
 
 import (
-	"time"
-
-	"os"
-
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/byocloud/byoc/shared/cloud"
-	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 func main() {
-	log, cfg, staleAfter := cloud.Boot(func(getenv func(string) string) (time.Duration, error) {
-		return ParseStaleAfter(getenv(contract.EnvStateStaleAfter))
-	})
+	log, cfg, conf := cloud.Boot(ConfigFromEnv)
 	h := &Handler{
-		Repo:          servicestate.New(cloud.NewDynamoDB(cfg), os.Getenv(contract.EnvTableName)),
-		Publisher:     servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: os.Getenv(contract.EnvEventBusName)},
+		Repo:          servicestate.New(cloud.NewDynamoDB(cfg), conf.Table),
+		Publisher:     servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: conf.EventBusName},
 		SQS:           sqs.NewFromConfig(cfg),
-		StateQueueURL: os.Getenv(contract.EnvStateQueueURL),
-		StaleAfter:    staleAfter,
+		StateQueueURL: conf.StateQueueURL,
+		StaleAfter:    conf.StaleAfter,
 		Log:           log,
 	}
 	lambda.Start(h.Handle)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,4 +82,21 @@ func TableName(getenv func(string) string) (string, error) {
 		return "", fmt.Errorf("%s is not set: the control-plane stack gives every function its table", contract.EnvTableName)
 	}
 	return name, nil
+}
+
+// Require reads variables that must all be set, naming every missing one in one error, so a
+// template that forgot one fails the cold start instead of an invocation (or, worse, working
+// with an empty value: an empty bus name would publish to the default bus).
+func Require(getenv func(string) string, names ...string) (map[string]string, error) {
+	values := make(map[string]string, len(names))
+	var missing []string
+	for _, n := range names {
+		if values[n] = getenv(n); values[n] == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("environment variable(s) %s must be set", strings.Join(missing, ", "))
+	}
+	return values, nil
 }

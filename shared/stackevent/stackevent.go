@@ -67,10 +67,24 @@ func IsStackStatusChange(ev events.CloudWatchEvent) bool {
 	return ev.Source == contract.SourceCloudFormation && ev.DetailType == contract.DetailTypeStackStatusChange
 }
 
+// ForgedError is a well-formed event whose stack belongs to another account than the one that
+// put it. EventBridge writes the envelope's account itself (the account that put the event,
+// also across a forwarding rule), while the detail is whatever the sender wrote: an event that
+// names another account's stack is a customer speaking for someone else. Handlers reject it,
+// audit it and do not retry it.
+type ForgedError struct {
+	SenderAccount string // the envelope's account: who put the event
+	StackID       string // the stack the detail claims
+	StackAccount  string
+}
+
+func (e *ForgedError) Error() string {
+	return fmt.Sprintf("forged stack status event: account %s put an event about stack %s of account %s", e.SenderAccount, e.StackID, e.StackAccount)
+}
+
 // Parse checks the envelope and detail of an EventBridge event and returns the stack event.
-// Account and region come from the stack ARN, not from the envelope: on AWS they are equal,
-// but a forwarding bus (the local cloud's EventBridge) may rewrite the envelope's account,
-// while the ARN is written by CloudFormation in the customer account. When the envelope lists
+// The envelope's account and region must be the stack ARN's: EventBridge sets the envelope,
+// the sender sets the detail (a mismatch is a *ForgedError). When the envelope lists
 // resources, the stack ARN must be one of them.
 func Parse(ev events.CloudWatchEvent) (Event, error) {
 	if ev.ID == "" {
@@ -108,6 +122,12 @@ func Parse(ev events.CloudWatchEvent) (Event, error) {
 	}
 	if ev.Region != "" && ev.Region != stack.Region {
 		return Event{}, &MalformedError{Field: "region", Rule: fmt.Sprintf("envelope region %q differs from the stack's %q", ev.Region, stack.Region)}
+	}
+	if !isAccountID(ev.AccountID) {
+		return Event{}, &MalformedError{Field: "account", Rule: fmt.Sprintf("must be the 12-digit account that put the event, got %q", ev.AccountID)}
+	}
+	if ev.AccountID != stack.AccountID {
+		return Event{}, &ForgedError{SenderAccount: ev.AccountID, StackID: stack.ID, StackAccount: stack.AccountID}
 	}
 	return Event{
 		ID:        ev.ID,

@@ -78,18 +78,18 @@ func TestDuplicateSamplesCarryTheSameID(t *testing.T) {
 	}
 }
 
-// The envelope's account is not authoritative: a forwarding bus may rewrite it (the local
-// cloud's does), while the stack ARN is written by CloudFormation itself.
-func TestParseTakesTheAccountFromTheStackARN(t *testing.T) {
+// EventBridge writes the envelope's account (the account that put the event); the detail is
+// the sender's. An event about another account's stack is forged, and says who sent it.
+func TestParseRefusesAnEventAboutAnotherAccountsStack(t *testing.T) {
 	ev := sample(t, "stackevents/infra-create-complete.json")
-	ev.AccountID = "000000000000"
-	ev.Resources = nil // the local cloud's bus drops resources
-	got, err := stackevent.Parse(ev)
-	if err != nil {
-		t.Fatal(err)
+	ev.AccountID = "999988887777"
+	_, err := stackevent.Parse(ev)
+	var forged *stackevent.ForgedError
+	if !errors.As(err, &forged) {
+		t.Fatalf("err = %v, want a *ForgedError", err)
 	}
-	if got.Stack.AccountID != "111122223333" {
-		t.Fatalf("account %s, want the ARN's 111122223333", got.Stack.AccountID)
+	if forged.SenderAccount != "999988887777" || forged.StackAccount != "111122223333" || errors.Is(err, stackevent.ErrMalformed) {
+		t.Fatalf("forged = %+v (malformed: %v)", forged, errors.Is(err, stackevent.ErrMalformed))
 	}
 }
 
@@ -130,6 +130,7 @@ func TestParseRejectsMalformedEvents(t *testing.T) {
 			ev.Resources = []string{"arn:aws:cloudformation:us-west-2:111122223333:stack/other/1"}
 		}, "resources", "must contain detail.stack-id"},
 		{"envelope region differs", func(ev *events.CloudWatchEvent) { ev.Region = "eu-west-1" }, "region", "differs"},
+		{"no envelope account", func(ev *events.CloudWatchEvent) { ev.AccountID = "" }, "account", "12-digit account that put the event"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
