@@ -4,9 +4,9 @@ import (
 	"context"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 
 	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -19,20 +19,13 @@ type Customers struct {
 	NewCloudFormation func(aws.Config) cloud.CloudFormation
 }
 
-// CloudFormation returns a CloudFormation client acting in the deployment's account and
-// region as the management role, assumed with the deployment's ExternalId.
-func (c Customers) CloudFormation(ctx context.Context, d store.Deployment) (cloud.CloudFormation, error) {
-	cfg, err := cloud.AssumeRole(ctx, c.STS, c.Base, cloud.CustomerRole{
+// Stacks returns the stack manager of the deployment's account and region, acting as the
+// management role assumed with the deployment's ExternalId. A step opens it once.
+func (c Customers) Stacks(ctx context.Context, d store.Deployment) (*customerstack.Manager, error) {
+	return customerstack.Open(ctx, c.STS, c.Base, cloud.CustomerRole{
 		AccountID:   d.Settings.AccountID,
 		Region:      d.Settings.Region,
 		ExternalID:  d.ExternalID,
 		SessionName: "byoc-" + d.ID,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if c.NewCloudFormation != nil {
-		return c.NewCloudFormation(cfg), nil
-	}
-	return cloudformation.NewFromConfig(cfg), nil
+	}, c.NewCloudFormation)
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -38,14 +41,31 @@ func (e *StackFailed) Error() string {
 	return fmt.Sprintf("stack %s is %s: %s", e.Result.StackID, e.Result.Status, e.Result.Reason)
 }
 
-// StackBlocked is a stack in a state byoc must not repair by itself
-// (UPDATE_ROLLBACK_FAILED needs an operator's ContinueUpdateRollback).
-type StackBlocked struct {
-	StackID, Status string
+// StackBlocked is a stack in a state byoc must not repair by itself (the stack manager's
+// BlockedError under the workflow's name).
+type StackBlocked struct{ Err *customerstack.BlockedError }
+
+func (e *StackBlocked) Error() string { return e.Err.Error() }
+func (e *StackBlocked) Unwrap() error { return e.Err }
+
+// NotOwner is a step of an execution that does not own the deployment: another execution
+// prepared it (a retry started while this one ran, or a takeover). It acts on nothing.
+type NotOwner struct {
+	DeploymentID, Owner, Step string
 }
 
-func (e *StackBlocked) Error() string {
-	return fmt.Sprintf("stack %s is %s: an operator must repair it (for UPDATE_ROLLBACK_FAILED: continue-update-rollback) before provisioning can go on", e.StackID, e.Status)
+func (e *NotOwner) Error() string {
+	return fmt.Sprintf("deployment %s is being provisioned by %s: step %s of another execution does nothing (start with \"takeover\": true to take it over)", e.DeploymentID, e.Owner, e.Step)
+}
+
+// DeadlineExceeded is an attempt still waiting on its stack after Deadline.
+type DeadlineExceeded struct {
+	StartedAt time.Time
+	Status    string // the stack's status at the last look
+}
+
+func (e *DeadlineExceeded) Error() string {
+	return fmt.Sprintf("provisioning did not finish within %s of the execution's start (%s): the stack is still %s", Deadline, e.StartedAt.UTC().Format(time.RFC3339), e.Status)
 }
 
 // InvalidState is a step asked to act on a deployment in a status it cannot act on.
@@ -73,16 +93,20 @@ func (e *InvalidInput) Error() string { return "invalid step input: " + e.Proble
 // classify gives an AWS or store error the name the workflow acts on.
 func classify(err error) error {
 	var denied *cloud.AccessDeniedError
+	var blocked *customerstack.BlockedError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, new(*TransientError)), errors.As(err, new(*AccessDenied)), errors.As(err, new(*StackFailed)),
 		errors.As(err, new(*StackBlocked)), errors.As(err, new(*InvalidState)), errors.As(err, new(*InvalidInput)),
-		errors.As(err, new(*InvalidOutputs)):
+		errors.As(err, new(*InvalidOutputs)), errors.As(err, new(*NotOwner)), errors.As(err, new(*DeadlineExceeded)):
 		return err
+	case errors.As(err, &blocked):
+		return &StackBlocked{Err: blocked}
 	case errors.As(err, &denied), cloud.IsAccessDenied(err):
 		return &AccessDenied{Err: err}
-	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict), queueDeletedRecently(err):
+	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict), queueDeletedRecently(err), errors.As(err, new(*cfntypes.AlreadyExistsException)):
+		// AlreadyExists that cannot be found: a create racing a delete; look again.
 		return &TransientError{Err: err}
 	default:
 		return err

@@ -325,7 +325,7 @@ func TestWorkflowAndStepsAgreeOnFieldNames(t *testing.T) {
 		StepPrepare: PrepareResult{}, StepApply: ApplyResult{}, StepPoll: stackevent.Result{},
 		StepRecord: RecordResult{}, StepFail: FailResult{},
 	}
-	inputFields := jsonFields(t, Input{TaskToken: "x", StackID: "x", Operation: "x", RequestToken: "x", Error: &CaughtError{}})
+	inputFields := jsonFields(t, Input{TaskToken: "x", StackID: "x", Operation: "x", RequestToken: "x", Error: &CaughtError{}, Takeover: true, StartedAt: time.Unix(1, 0)})
 	steps := 0
 	for name, s := range m.States {
 		if s.Parameters.Payload == nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
@@ -114,7 +115,7 @@ func loadTemplate(path string) (string, error) {
 
 // CustomerCloud opens a deployment's customer account; Customers is the real one.
 type CustomerCloud interface {
-	CloudFormation(ctx context.Context, d store.Deployment) (cloud.CloudFormation, error)
+	Stacks(ctx context.Context, d store.Deployment) (*customerstack.Manager, error)
 }
 
 // Handler runs the steps of the provision workflow. Each step reads the deployment from the
@@ -153,7 +154,17 @@ type Input struct {
 	RequestToken string `json:"requestToken,omitempty"`
 	// Error is what a Catch put at $.error: the error name and its cause.
 	Error *CaughtError `json:"error,omitempty"`
+	// Takeover (prepare) lets this execution take a deployment another execution is working
+	// on; without it prepare refuses (NotOwner).
+	Takeover bool `json:"takeover,omitempty"`
+	// StartedAt (poll) is $$.Execution.StartTime: the execution's Deadline counts from it.
+	StartedAt time.Time `json:"startedAt,omitzero"`
 }
+
+// Deadline is how long one execution may work on a deployment. The poll after it fails the
+// attempt with DeadlineExceeded, recorded like any failure; the state machine's own timeout
+// is later (provision.asl.json's TimeoutSeconds) and only a backstop.
+const Deadline = 24 * time.Hour
 
 // CaughtError is an ASL Catch's error output.
 type CaughtError struct {

@@ -10,11 +10,9 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
-	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/network"
 	"github.com/byocloud/byoc/shared/settings"
@@ -44,9 +42,14 @@ type PrepareResult struct {
 }
 
 // prepare validates the settings, plans the network and starts an attempt: the deployment
-// moves to provisioning (updating, for a ready one) and the attempt is counted. Settings
-// that no longer validate (the supported regions changed since the invitation) still start
-// the attempt, so the failure that follows is recorded on a provisioning deployment.
+// moves to provisioning (updating, for a ready one), this execution becomes its owner and the
+// attempt is counted. Settings that no longer validate (the supported regions changed since
+// the invitation) still start the attempt, so the failure that follows is recorded on a
+// provisioning deployment.
+//
+// A deployment another execution is working on is refused (NotOwner), unless the input asks
+// for a takeover: then this execution becomes the owner, with an audit entry naming both,
+// and every later step of the previous owner finds it is no longer the owner.
 func (h *Handler) prepare(ctx context.Context, log *slog.Logger, in Input) (PrepareResult, error) {
 	d, err := h.Store.Get(ctx, in.DeploymentID)
 	if err != nil {
@@ -57,12 +60,17 @@ func (h *Handler) prepare(ctx context.Context, log *slog.Logger, in Input) (Prep
 		params, err := h.parameters(d)
 		return PrepareResult{StackName: d.StackName, Attempt: d.RunAttempts, Parameters: params}, err
 	}
+	action := "provision.start"
 	var target lifecycle.Status
-	switch d.Status {
-	case lifecycle.Invited, lifecycle.Failed:
+	switch {
+	case d.Status == lifecycle.Invited, d.Status == lifecycle.Failed:
 		target = lifecycle.Provisioning
-	case lifecycle.Ready:
+	case d.Status == lifecycle.Ready:
 		target = lifecycle.Updating
+	case working(d.Status) && in.Takeover:
+		target, action = d.Status, "provision.takeover"
+	case working(d.Status):
+		return PrepareResult{}, &NotOwner{DeploymentID: d.ID, Owner: d.Execution, Step: StepPrepare}
 	default:
 		return PrepareResult{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: StepPrepare}
 	}
@@ -79,10 +87,13 @@ func (h *Handler) prepare(ctx context.Context, log *slog.Logger, in Input) (Prep
 	}
 	next.RunAttempts++
 	detail := fmt.Sprintf("attempt %d (run attempt %d of %d) by %s", next.ProvisionAttempts, next.RunAttempts, h.Config.MaxAttempts, in.Execution)
+	if action == "provision.takeover" {
+		detail += fmt.Sprintf("; taken over from %s, which no longer acts on the deployment", d.Execution)
+	}
 	if invalid != nil {
 		detail += "; settings no longer valid: " + invalid.Error()
 	}
-	stored, err := h.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: "provision.start", Detail: detail})
+	stored, err := h.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: action, Detail: detail})
 	if err != nil {
 		return PrepareResult{}, err
 	}
@@ -93,8 +104,24 @@ func (h *Handler) prepare(ctx context.Context, log *slog.Logger, in Input) (Prep
 	if err != nil {
 		return PrepareResult{}, err
 	}
-	log.InfoContext(ctx, "provision: attempt started", "attempt", stored.ProvisionAttempts, "runAttempt", stored.RunAttempts, "status", string(stored.Status))
+	log.InfoContext(ctx, "provision: attempt started", "attempt", stored.ProvisionAttempts, "runAttempt", stored.RunAttempts, "status", string(stored.Status), "action", action)
 	return PrepareResult{StackName: stored.StackName, Attempt: stored.RunAttempts, Parameters: params}, nil
+}
+
+// owned reads the deployment for a step of the execution that owns it: working on it, and
+// prepared by this execution. Any other execution gets NotOwner (and acts on nothing).
+func (h *Handler) owned(ctx context.Context, in Input, step string) (store.Deployment, error) {
+	d, err := h.Store.Get(ctx, in.DeploymentID)
+	if err != nil {
+		return store.Deployment{}, err
+	}
+	if !working(d.Status) {
+		return store.Deployment{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: step}
+	}
+	if d.Execution != in.Execution {
+		return store.Deployment{}, &NotOwner{DeploymentID: d.ID, Owner: d.Execution, Step: step}
+	}
+	return d, nil
 }
 
 // parameters are the infrastructure stack's parameters, computed from the settings alone:
@@ -122,201 +149,73 @@ func (h *Handler) parameters(d store.Deployment) (map[string]string, error) {
 	return p, nil
 }
 
-func stackParameters(p map[string]string) []cfntypes.Parameter {
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	out := make([]cfntypes.Parameter, len(keys))
-	for i, k := range keys {
-		out[i] = cfntypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(p[k])}
-	}
-	return out
-}
-
-func stackTags(d store.Deployment) []cfntypes.Tag {
-	return []cfntypes.Tag{
-		{Key: aws.String(contract.ManagedByTagKey), Value: aws.String(contract.ManagedByTagValue)},
-		{Key: aws.String(DeploymentTagKey), Value: aws.String(d.ID)},
+// stackSpec is the infrastructure stack as the deployment wants it: protected from a stray
+// delete, tagged with the deployment (CloudFormation propagates the tags to its resources).
+func (h *Handler) stackSpec(d store.Deployment, params map[string]string) customerstack.Spec {
+	return customerstack.Spec{
+		Name: d.StackName, Template: h.Config.TemplateBody, Parameters: params, Protect: true,
+		Tags: map[string]string{contract.ManagedByTagKey: contract.ManagedByTagValue, DeploymentTagKey: d.ID},
 	}
 }
-
-// The template creates named IAM roles.
-var capabilities = []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam}
 
 // ---- apply ------------------------------------------------------------------------------
 
-// Actions apply reports.
+// Actions apply reports (customerstack's).
 const (
-	ActionCreate = "create" // CreateStack started
-	ActionUpdate = "update" // UpdateStack started
-	ActionDelete = "delete" // a failed stack is being deleted, to be created again
-	ActionWait   = "wait"   // an operation was already running: wait for it
-	ActionNone   = "none"   // the stack is up to date: nothing to wait for
+	ActionCreate = customerstack.ActionCreate
+	ActionUpdate = customerstack.ActionUpdate
+	ActionDelete = customerstack.ActionDelete
+	ActionWait   = customerstack.ActionWait
+	ActionNone   = customerstack.ActionNone
 )
 
 // ApplyResult says what apply did to the stack and what to wait for.
-type ApplyResult struct {
-	Action       string `json:"action"`
-	Operation    string `json:"operation"` // the operation to wait for (stackevent.Operation)
-	StackID      string `json:"stackId"`
-	RequestToken string `json:"requestToken"` // its ClientRequestToken, "" when not ours
-	Status       string `json:"status"`
-}
+type ApplyResult = customerstack.Result
 
-// RequestToken is the ClientRequestToken of a stack operation. CloudFormation stamps it on
-// every event of the operation, which lets stackevents tell events of this operation from
-// late ones of an earlier operation; and a retried call with the same token is recognised
-// as the same request. The attempt number keeps it unique per operation.
+// RequestToken is the ClientRequestToken of a stack operation. The attempt number keeps it
+// unique per operation.
 func RequestToken(d store.Deployment, op stackevent.Operation) string {
 	return fmt.Sprintf("byoc-%s-%d-%s", d.ID, d.ProvisionAttempts, op)
 }
 
 // apply creates, updates or deletes the infrastructure stack, or finds it busy.
 func (h *Handler) apply(ctx context.Context, log *slog.Logger, in Input) (ApplyResult, error) {
-	d, err := h.Store.Get(ctx, in.DeploymentID)
+	d, err := h.owned(ctx, in, StepApply)
 	if err != nil {
 		return ApplyResult{}, err
-	}
-	if !working(d.Status) {
-		return ApplyResult{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: StepApply}
 	}
 	params, err := h.parameters(d)
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	cfn, err := h.Customers.CloudFormation(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d)
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	stack, err := describe(ctx, cfn, d.StackName)
+	r, err := stacks.Apply(ctx, h.stackSpec(d, params), func(op stackevent.Operation) string { return RequestToken(d, op) })
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	if stack == nil || stack.StackStatus == cfntypes.StackStatusDeleteComplete {
-		return h.create(ctx, log, cfn, d, params)
-	}
-	status := string(stack.StackStatus)
-	id := aws.ToString(stack.StackId)
-	switch stack.StackStatus {
-	case cfntypes.StackStatusCreateComplete, cfntypes.StackStatusUpdateComplete, cfntypes.StackStatusUpdateRollbackComplete,
-		cfntypes.StackStatusImportComplete, cfntypes.StackStatusImportRollbackComplete:
-		return h.update(ctx, cfn, d, stack, params)
-	case cfntypes.StackStatusRollbackComplete, cfntypes.StackStatusRollbackFailed, cfntypes.StackStatusCreateFailed,
-		cfntypes.StackStatusDeleteFailed, cfntypes.StackStatusReviewInProgress:
-		// A stack that never came up cannot be updated: delete it, then create it again.
-		return h.delete(ctx, log, cfn, d, stack)
-	case cfntypes.StackStatusUpdateRollbackFailed, cfntypes.StackStatusImportRollbackFailed, cfntypes.StackStatusUpdateFailed:
-		return ApplyResult{}, &StackBlocked{StackID: id, Status: status}
-	}
-	op, _, _ := stackevent.Classify(status)
-	log.InfoContext(ctx, "provision: stack busy, waiting", "stackId", id, "status", status)
-	return ApplyResult{Action: ActionWait, Operation: string(op), StackID: id, Status: status}, nil
-}
-
-func (h *Handler) create(ctx context.Context, log *slog.Logger, cfn cloud.CloudFormation, d store.Deployment, params map[string]string) (ApplyResult, error) {
-	token := RequestToken(d, stackevent.Create)
-	out, err := cfn.CreateStack(ctx, &cloudformation.CreateStackInput{
-		StackName:                   aws.String(d.StackName),
-		TemplateBody:                aws.String(h.Config.TemplateBody),
-		Parameters:                  stackParameters(params),
-		Tags:                        stackTags(d),
-		Capabilities:                capabilities,
-		EnableTerminationProtection: aws.Bool(true),
-		OnFailure:                   cfntypes.OnFailureRollback,
-		ClientRequestToken:          aws.String(token),
-	})
-	var exists *cfntypes.AlreadyExistsException
-	if errors.As(err, &exists) {
-		// Created meanwhile (by a previous invocation whose answer was lost): wait for it.
-		stack, derr := describe(ctx, cfn, d.StackName)
-		if derr != nil || stack == nil {
-			return ApplyResult{}, &TransientError{Err: err}
+	switch r.Action {
+	case ActionCreate:
+		if d.StackID != r.StackID {
+			next := d
+			next.StackID = r.StackID
+			if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: "stack.create", Detail: r.StackID + " (" + r.RequestToken + ")"}); err != nil {
+				return ApplyResult{}, err
+			}
 		}
-		return ApplyResult{Action: ActionWait, Operation: string(stackevent.Create), StackID: aws.ToString(stack.StackId), Status: string(stack.StackStatus)}, nil
-	}
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("create stack %s: %w", d.StackName, err)
-	}
-	id := aws.ToString(out.StackId)
-	if d.StackID != id {
-		next := d
-		next.StackID = id
-		if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: "stack.create", Detail: id + " (" + token + ")"}); err != nil {
+		log.InfoContext(ctx, "provision: stack creation started", "stackId", r.StackID, "clientRequestToken", r.RequestToken)
+	case ActionDelete:
+		if err := h.Store.Record(ctx, d.ID, store.Audit{Actor: actor, Action: "stack.delete",
+			Detail: fmt.Sprintf("deleting stack %s, which never came up, to create it again (%s)", r.StackID, r.RequestToken)}); err != nil {
 			return ApplyResult{}, err
 		}
+		log.InfoContext(ctx, "provision: deleting failed stack", "stackId", r.StackID)
+	case ActionWait:
+		log.InfoContext(ctx, "provision: stack busy, waiting", "stackId", r.StackID, "status", r.Status)
 	}
-	log.InfoContext(ctx, "provision: stack creation started", "stackId", id, "clientRequestToken", token)
-	return ApplyResult{Action: ActionCreate, Operation: string(stackevent.Create), StackID: id, RequestToken: token, Status: string(cfntypes.StackStatusCreateInProgress)}, nil
-}
-
-func (h *Handler) update(ctx context.Context, cfn cloud.CloudFormation, d store.Deployment, stack *cfntypes.Stack, params map[string]string) (ApplyResult, error) {
-	id := aws.ToString(stack.StackId)
-	if !aws.ToBool(stack.EnableTerminationProtection) {
-		if _, err := cfn.UpdateTerminationProtection(ctx, &cloudformation.UpdateTerminationProtectionInput{
-			StackName: aws.String(id), EnableTerminationProtection: aws.Bool(true),
-		}); err != nil {
-			return ApplyResult{}, fmt.Errorf("protect stack %s: %w", id, err)
-		}
-	}
-	token := RequestToken(d, stackevent.Update)
-	_, err := cfn.UpdateStack(ctx, &cloudformation.UpdateStackInput{
-		StackName:          aws.String(id),
-		TemplateBody:       aws.String(h.Config.TemplateBody),
-		Parameters:         stackParameters(params),
-		Tags:               stackTags(d),
-		Capabilities:       capabilities,
-		ClientRequestToken: aws.String(token),
-	})
-	if noUpdates(err) {
-		return ApplyResult{Action: ActionNone, Operation: string(stackevent.Update), StackID: id, Status: string(stack.StackStatus)}, nil
-	}
-	if err != nil {
-		return ApplyResult{}, fmt.Errorf("update stack %s: %w", id, err)
-	}
-	return ApplyResult{Action: ActionUpdate, Operation: string(stackevent.Update), StackID: id, RequestToken: token, Status: string(cfntypes.StackStatusUpdateInProgress)}, nil
-}
-
-func (h *Handler) delete(ctx context.Context, log *slog.Logger, cfn cloud.CloudFormation, d store.Deployment, stack *cfntypes.Stack) (ApplyResult, error) {
-	id, status := aws.ToString(stack.StackId), string(stack.StackStatus)
-	if aws.ToBool(stack.EnableTerminationProtection) {
-		if _, err := cfn.UpdateTerminationProtection(ctx, &cloudformation.UpdateTerminationProtectionInput{
-			StackName: aws.String(id), EnableTerminationProtection: aws.Bool(false),
-		}); err != nil {
-			return ApplyResult{}, fmt.Errorf("unprotect stack %s: %w", id, err)
-		}
-	}
-	token := RequestToken(d, stackevent.Delete)
-	if _, err := cfn.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(id), ClientRequestToken: aws.String(token)}); err != nil {
-		return ApplyResult{}, fmt.Errorf("delete stack %s: %w", id, err)
-	}
-	if err := h.Store.Record(ctx, d.ID, store.Audit{Actor: actor, Action: "stack.delete", Detail: fmt.Sprintf("deleting %s stack %s to create it again (%s)", status, id, token)}); err != nil {
-		return ApplyResult{}, err
-	}
-	log.InfoContext(ctx, "provision: deleting failed stack", "stackId", id, "status", status)
-	return ApplyResult{Action: ActionDelete, Operation: string(stackevent.Delete), StackID: id, RequestToken: token, Status: string(cfntypes.StackStatusDeleteInProgress)}, nil
-}
-
-// describe returns the stack named (or with the ARN) nameOrID, or nil if there is none.
-// By name CloudFormation finds only a live stack; by ARN also a deleted one.
-func describe(ctx context.Context, cfn cloud.CloudFormation, nameOrID string) (*cfntypes.Stack, error) {
-	out, err := cfn.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(nameOrID)})
-	if cloud.ErrorCode(err) == "ValidationError" && strings.Contains(cloud.ErrorMessage(err), "does not exist") {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("describe stack %s: %w", nameOrID, err)
-	}
-	if len(out.Stacks) == 0 {
-		return nil, nil
-	}
-	return &out.Stacks[0], nil
-}
-
-// noUpdates is UpdateStack's answer when the template and parameters are unchanged.
-func noUpdates(err error) bool {
-	return cloud.ErrorCode(err) == "ValidationError" && strings.Contains(cloud.ErrorMessage(err), "No updates are to be performed")
+	return r, nil
 }
 
 // ---- await and poll ---------------------------------------------------------------------
@@ -337,7 +236,8 @@ func (h *Handler) await(ctx context.Context, log *slog.Logger, in Input) (AwaitR
 	if in.TaskToken == "" {
 		return AwaitResult{}, &InvalidInput{Problem: "await needs taskToken"}
 	}
-	d, err := h.Store.Get(ctx, in.DeploymentID)
+	// A superseded execution must not replace the owner's waiter (one per stack).
+	d, err := h.owned(ctx, in, StepAwait)
 	if err != nil {
 		return AwaitResult{}, err
 	}
@@ -368,9 +268,11 @@ func (h *Handler) await(ctx context.Context, log *slog.Logger, in Input) (AwaitR
 }
 
 // poll is the fallback for a lost event: it reports the stack's state, failing with
-// StackFailed when the operation failed.
+// StackFailed when the operation failed, and with DeadlineExceeded once the execution has
+// run for Deadline: the workflow then records the failure, so a deployment is never left
+// provisioning by an execution that Step Functions stopped.
 func (h *Handler) poll(ctx context.Context, in Input) (stackevent.Result, error) {
-	d, err := h.Store.Get(ctx, in.DeploymentID)
+	d, err := h.owned(ctx, in, StepPoll)
 	if err != nil {
 		return stackevent.Result{}, err
 	}
@@ -381,12 +283,15 @@ func (h *Handler) poll(ctx context.Context, in Input) (stackevent.Result, error)
 	if r.Outcome == stackevent.OutcomeFailed {
 		return stackevent.Result{}, &StackFailed{Result: r}
 	}
+	if r.Outcome == stackevent.OutcomeWaiting && !in.StartedAt.IsZero() && h.Store.Now().Sub(in.StartedAt) > Deadline {
+		return stackevent.Result{}, &DeadlineExceeded{StartedAt: in.StartedAt, Status: r.Status}
+	}
 	return r, nil
 }
 
-// look describes the awaited stack. A stack that no longer exists has been deleted.
+// look describes the awaited stack.
 func (h *Handler) look(ctx context.Context, d store.Deployment, in Input) (stackevent.Result, error) {
-	cfn, err := h.Customers.CloudFormation(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d)
 	if err != nil {
 		return stackevent.Result{}, err
 	}
@@ -394,14 +299,7 @@ func (h *Handler) look(ctx context.Context, d store.Deployment, in Input) (stack
 	if ref == "" {
 		ref = d.StackName
 	}
-	stack, err := describe(ctx, cfn, ref)
-	if err != nil {
-		return stackevent.Result{}, err
-	}
-	if stack == nil {
-		return stackevent.ResultOf(ref, string(cfntypes.StackStatusDeleteComplete), "the stack does not exist"), nil
-	}
-	return stackevent.ResultOf(aws.ToString(stack.StackId), string(stack.StackStatus), aws.ToString(stack.StackStatusReason)), nil
+	return stacks.Look(ctx, ref)
 }
 
 // ---- record -----------------------------------------------------------------------------
@@ -409,14 +307,6 @@ func (h *Handler) look(ctx context.Context, d store.Deployment, in Input) (stack
 // RecordResult is the deployment's status after record.
 type RecordResult struct {
 	Status string `json:"status"`
-}
-
-// recordable are the statuses of a stack whose resources match a template: a finished create
-// or update, or (reached through apply's "nothing to do") an update rolled back to a template
-// equal to the wanted one.
-var recordable = []cfntypes.StackStatus{
-	cfntypes.StackStatusCreateComplete, cfntypes.StackStatusUpdateComplete, cfntypes.StackStatusUpdateRollbackComplete,
-	cfntypes.StackStatusImportComplete, cfntypes.StackStatusImportRollbackComplete,
 }
 
 // record connects the data plane (connectDataPlane), stores the stack's outputs and marks
@@ -429,10 +319,10 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 	if d.Status == lifecycle.Ready && d.Execution == in.Execution {
 		return RecordResult{Status: string(d.Status)}, nil // recorded by a previous invocation
 	}
-	if !working(d.Status) {
-		return RecordResult{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: StepRecord}
+	if d, err = h.owned(ctx, in, StepRecord); err != nil {
+		return RecordResult{}, err
 	}
-	cfn, err := h.Customers.CloudFormation(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d)
 	if err != nil {
 		return RecordResult{}, err
 	}
@@ -440,21 +330,18 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 	if ref == "" {
 		ref = d.StackName
 	}
-	stack, err := describe(ctx, cfn, ref)
+	stack, err := stacks.Describe(ctx, ref)
 	if err != nil {
 		return RecordResult{}, err
 	}
-	if stack == nil || !slices.Contains(recordable, stack.StackStatus) {
+	if stack == nil || !slices.Contains(customerstack.Settled, stack.StackStatus) {
 		status := "absent"
 		if stack != nil {
 			status = string(stack.StackStatus)
 		}
 		return RecordResult{}, fmt.Errorf("record: stack %s is %s, not complete", ref, status)
 	}
-	outputs := map[string]string{}
-	for _, o := range stack.Outputs {
-		outputs[aws.ToString(o.OutputKey)] = aws.ToString(o.OutputValue)
-	}
+	outputs := customerstack.Outputs(stack)
 	// The data plane must be able to report and receive commands before anyone is told the
 	// deployment is ready.
 	if err := h.connectDataPlane(ctx, log, d, outputs); err != nil {
@@ -493,6 +380,13 @@ func (h *Handler) fail(ctx context.Context, log *slog.Logger, in Input) (FailRes
 	failure := store.Failure{Status: name, Reason: message, At: h.Store.Now().UTC()}
 	if name == stackevent.ErrorStackFailed {
 		h.explainStack(ctx, log, d, result, &failure)
+	}
+	if d.Execution != in.Execution {
+		// Another execution owns the deployment (this one was refused, or taken over): its
+		// status is not this execution's to change. Only the audit trail hears of it.
+		err := h.Store.Record(ctx, d.ID, store.Audit{Actor: actor, Action: "provision.superseded",
+			Detail: fmt.Sprintf("%s stopped without acting on the deployment, owned by %s: %s", in.Execution, d.Execution, summary(failure))})
+		return FailResult{Reason: summary(failure)}, err
 	}
 	if d.Status == lifecycle.Failed && d.Failure != nil && d.Failure.Status == failure.Status && d.Failure.Reason == failure.Reason {
 		// Recorded already: this step was retried after its write.
@@ -559,7 +453,7 @@ func parseCaught(c *CaughtError) (name, message string, r stackevent.Result) {
 // explainStack fills a stack failure with the stack's status and its first failed resource.
 // It is best effort: the failure is recorded even when the customer account cannot be read.
 func (h *Handler) explainStack(ctx context.Context, log *slog.Logger, d store.Deployment, r stackevent.Result, f *store.Failure) {
-	cfn, err := h.Customers.CloudFormation(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d)
 	if err != nil {
 		log.WarnContext(ctx, "provision: cannot read the failed stack", "error", err.Error())
 		return
@@ -571,13 +465,13 @@ func (h *Handler) explainStack(ctx context.Context, log *slog.Logger, d store.De
 	if ref == "" {
 		ref = d.StackName
 	}
-	if stack, err := describe(ctx, cfn, ref); err == nil && stack != nil {
+	if stack, err := stacks.Describe(ctx, ref); err == nil && stack != nil {
 		f.Status = string(stack.StackStatus)
 		ref = aws.ToString(stack.StackId)
 	} else if r.Status != "" {
 		f.Status = r.Status
 	}
-	ev, err := firstFailedResource(ctx, cfn, ref)
+	ev, err := stacks.FirstFailedResource(ctx, ref)
 	if err != nil {
 		log.WarnContext(ctx, "provision: cannot read the stack's events", "error", err.Error())
 		return
@@ -586,38 +480,4 @@ func (h *Handler) explainStack(ctx context.Context, log *slog.Logger, d store.De
 		f.Resource = fmt.Sprintf("%s (%s)", aws.ToString(ev.LogicalResourceId), aws.ToString(ev.ResourceType))
 		f.Reason = aws.ToString(ev.ResourceStatusReason)
 	}
-}
-
-// maxEventPages bounds how far back firstFailedResource reads (100 events a page).
-const maxEventPages = 5
-
-// firstFailedResource finds, in the stack's latest operation, the earliest resource event
-// with a *_FAILED status that is not the collateral "cancelled" failure of resources
-// stopped because another one failed. Events come newest first; the operation starts at the
-// stack's own *_IN_PROGRESS event with reason "User Initiated".
-func firstFailedResource(ctx context.Context, cfn cloud.CloudFormation, stackID string) (*cfntypes.StackEvent, error) {
-	var first *cfntypes.StackEvent
-	var next *string
-	for range maxEventPages {
-		out, err := cfn.DescribeStackEvents(ctx, &cloudformation.DescribeStackEventsInput{StackName: aws.String(stackID), NextToken: next})
-		if err != nil {
-			return nil, err
-		}
-		for i := range out.StackEvents {
-			ev := &out.StackEvents[i]
-			status := string(ev.ResourceStatus)
-			isStack := aws.ToString(ev.PhysicalResourceId) == aws.ToString(ev.StackId) || aws.ToString(ev.ResourceType) == "AWS::CloudFormation::Stack"
-			if isStack && strings.HasSuffix(status, "_IN_PROGRESS") && aws.ToString(ev.ResourceStatusReason) == "User Initiated" {
-				return first, nil
-			}
-			reason := aws.ToString(ev.ResourceStatusReason)
-			if !isStack && strings.HasSuffix(status, "_FAILED") && !strings.Contains(reason, "cancelled") {
-				first = ev
-			}
-		}
-		if next = out.NextToken; next == nil {
-			break
-		}
-	}
-	return first, nil
 }

@@ -251,11 +251,30 @@ func (b *controlPlaneBuilder) data(indexes []*awsdynamodb.GlobalSecondaryIndexPr
 		b.cp.Table.AddGlobalSecondaryIndex(index)
 	}
 
-	// The bus starts with no policy: invite adds each customer account (events:PutPermission,
-	// statement "customer-<account>") and teardown removes it. The template must never own
-	// the policy, or a stack update would revoke every customer.
+	// Invite adds each customer account to the bus's policy (events:PutPermission, statement
+	// "customer-<account>"). The template owns one statement of it (below), never the whole
+	// policy (the bus's Policy property), or a stack update would revoke every customer.
 	b.cp.Bus = awsevents.NewEventBus(s, jsii.String("VendorBus"), &awsevents.EventBusProps{
 		Description: jsii.String("CloudFormation events forwarded from invited customer accounts"),
+	})
+	// What an admitted customer may put: only CloudFormation's own events, which PutEvents
+	// cannot forge (aws.* sources are refused to callers) and which the customer's forwarding
+	// rule relays. Invite's statements admit accounts; this one statement (not one per
+	// customer: the policy's size is capped) denies every other source to every account but
+	// this one, so no customer can put byoc.* events that look like the control plane's.
+	awsevents.NewCfnEventBusPolicy(s, jsii.String("VendorBusCustomersPutOnlyStackEvents"), &awsevents.CfnEventBusPolicyProps{
+		EventBusName: b.cp.Bus.EventBusName(),
+		StatementId:  jsii.String(contract.BusStatementOnlyStackEvents),
+		Statement: map[string]any{
+			"Effect":    "Deny",
+			"Principal": "*",
+			"Action":    "events:PutEvents",
+			"Resource":  b.cp.Bus.EventBusArn(),
+			"Condition": map[string]any{
+				"StringNotEquals":             map[string]any{"aws:PrincipalAccount": *s.Account()},
+				"ForAnyValue:StringNotEquals": map[string]any{"events:source": []any{contract.SourceCloudFormation}},
+			},
+		},
 	})
 
 	// A dead-letter queue keeps messages 14 days; the state queue 4 (a report older than

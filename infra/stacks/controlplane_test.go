@@ -90,10 +90,26 @@ func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
 	}
 }
 
+// The template owns one statement of the vendor bus's policy, never the whole policy: the
+// admissions are invite's. The statement denies other accounts every source but CloudFormation's.
 func TestVendorBusPolicyIsLeftToInviteAndTeardown(t *testing.T) {
 	tmpl := defaultBuild.template(cp)
 	expect(t, "one event bus", func() { tmpl.ResourceCountIs(jsii.String("AWS::Events::EventBus"), jsii.Number(1)) })
-	expect(t, "no bus policy resource", func() { tmpl.ResourceCountIs(jsii.String("AWS::Events::EventBusPolicy"), jsii.Number(0)) })
+	policies := defaultBuild.resources(cp, "AWS::Events::EventBusPolicy")
+	if len(policies) != 1 {
+		t.Fatalf("%d bus policy statements in the template, want the one that limits customers to stack events", len(policies))
+	}
+	for id, p := range policies {
+		got := toJSON(props(p))
+		want := `{"EventBusName":{"Ref":"` + defaultBuild.logicalIDOf(t, cp, "AWS::Events::EventBus", "VendorBus") + `"},` +
+			`"Statement":{"Action":"events:PutEvents","Condition":{"ForAnyValue:StringNotEquals":{"events:source":["aws.cloudformation"]},` +
+			`"StringNotEquals":{"aws:PrincipalAccount":{"Ref":"AWS::AccountId"}}},"Effect":"Deny","Principal":"*",` +
+			`"Resource":{"Fn::GetAtt":["` + defaultBuild.logicalIDOf(t, cp, "AWS::Events::EventBus", "VendorBus") + `","Arn"]}},` +
+			`"StatementId":"` + contract.BusStatementOnlyStackEvents + `"}`
+		if got != want {
+			t.Errorf("%s = %s,\nwant %s", id, got, want)
+		}
+	}
 	for id, bus := range defaultBuild.resources(cp, "AWS::Events::EventBus") {
 		if props(bus)["Policy"] != nil {
 			t.Errorf("%s carries a Policy: a stack update would revoke every invited customer", id)

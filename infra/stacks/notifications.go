@@ -111,6 +111,9 @@ func (b *controlPlaneBuilder) operatorEventRules() []awsevents.CfnRule {
 			EventBusName: b.cp.Bus.EventBusName(),
 			State:        jsii.String("ENABLED"),
 			EventPattern: map[string]any{
+				// Only this account's own events: a rule without an account field matches
+				// events that admitted customer accounts put on the bus too.
+				"account":     []any{*s.Account()},
 				"source":      []any{contract.SourceState},
 				"detail-type": []any{r.detailType},
 				"detail":      r.detail,

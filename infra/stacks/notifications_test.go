@@ -161,9 +161,9 @@ func TestOperatorRulesSendAlertsToTheTopic(t *testing.T) {
 	dlq := defaultBuild.logicalIDOf(t, cp, "AWS::SQS::Queue", "EventsDlq")
 	topic := operatorTopicID(t)
 	patterns := map[string]string{
-		"OperatorSecurityRejectionRule": `{"detail":{"security":[true]},"detail-type":["BYOC State Message Rejected"],"source":["byoc.state"]}`,
-		"OperatorCriticalHealthRule":    `{"detail":{"severity":["critical"]},"detail-type":["BYOC Deployment Health Changed"],"source":["byoc.state"]}`,
-		"OperatorRecoveredHealthRule":   `{"detail":{"recovered":[true]},"detail-type":["BYOC Deployment Health Changed"],"source":["byoc.state"]}`,
+		"OperatorSecurityRejectionRule": `{"account":[{"Ref":"AWS::AccountId"}],"detail":{"security":[true]},"detail-type":["BYOC State Message Rejected"],"source":["byoc.state"]}`,
+		"OperatorCriticalHealthRule":    `{"account":[{"Ref":"AWS::AccountId"}],"detail":{"severity":["critical"]},"detail-type":["BYOC Deployment Health Changed"],"source":["byoc.state"]}`,
+		"OperatorRecoveredHealthRule":   `{"account":[{"Ref":"AWS::AccountId"}],"detail":{"recovered":[true]},"detail-type":["BYOC Deployment Health Changed"],"source":["byoc.state"]}`,
 	}
 	if rules := defaultBuild.resources(cp, "AWS::Events::Rule"); len(rules) != 2+len(patterns) {
 		t.Errorf("%d rules on the control plane, want the 2 stack-event rules and %d operator rules", len(rules), len(patterns))
@@ -208,7 +208,11 @@ func TestOperatorRulesMatchTheEventsStateFunctionsPublish(t *testing.T) {
 		raw, _ := json.Marshal(detail)
 		var d map[string]any
 		_ = json.Unmarshal(raw, &d)
-		return map[string]any{"source": contract.SourceState, "detail-type": detailType, "detail": d}
+		return map[string]any{"account": sampleVars["AWS::AccountId"], "source": contract.SourceState, "detail-type": detailType, "detail": d}
+	}
+	fromCustomer := func(e map[string]any) map[string]any {
+		e["account"] = "444455556666"
+		return e
 	}
 	alert := func(scope health.Scope, from, to health.Health) map[string]any {
 		a, ok := health.AlertFor(health.Transition{Scope: scope, DeploymentID: "dep-1", From: from, To: to})
@@ -235,6 +239,10 @@ func TestOperatorRulesMatchTheEventsStateFunctionsPublish(t *testing.T) {
 		{"deployment first report", alert(health.ScopeDeployment, health.Unknown, health.Healthy), ""},
 		{"service unhealthy", alert(health.ScopeService, health.Healthy, health.Unhealthy), ""},
 		{"service recovered", alert(health.ScopeService, health.Unhealthy, health.Healthy), ""},
+		// What an admitted customer could put, were the bus policy to let it: nothing pages.
+		{"customer's forged sender", fromCustomer(event(contract.DetailTypeStateMessageRejected, servicestate.Rejection{Reason: "forged-sender", Security: true})), ""},
+		{"customer's deployment unhealthy", fromCustomer(alert(health.ScopeDeployment, health.Healthy, health.Unhealthy)), ""},
+		{"customer's deployment recovered", fromCustomer(alert(health.ScopeDeployment, health.Unhealthy, health.Healthy)), ""},
 	}
 	for _, c := range cases {
 		var matched []string

@@ -42,7 +42,10 @@ const (
 
 // EventBridge shapes we consume and emit.
 const (
-	SourceCloudFormation        = "aws.cloudformation"
+	SourceCloudFormation = "aws.cloudformation"
+	// BusStatementOnlyStackEvents is the vendor bus policy statement (owned by the
+	// control-plane template) that lets other accounts put nothing but SourceCloudFormation.
+	BusStatementOnlyStackEvents = "customers-put-only-stack-events"
 	DetailTypeStackStatusChange = "CloudFormation Stack Status Change"
 )
 

@@ -173,7 +173,7 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 		AWS: internal, Account: VendorAccount, Region: o.Region, CallerAccount: c.Accounts.CallerAccount,
 		Observer: c.onDelivery, Logger: c.logger,
 		// Cross-account PutEvents is admitted by the bus policy, which the stack engine keeps.
-		Admits: func(busArn, account string) bool { return c.Stacks.BusAdmits(busArn, account) },
+		Admits: func(busArn, account, source string) bool { return c.Stacks.BusAdmits(busArn, account, source) },
 	})
 	c.Stacks = stacks.New(stacks.Config{
 		Accounts: c.Accounts, VendorAccount: VendorAccount, Region: o.Region, AWS: internal,

@@ -161,11 +161,12 @@ func (c *Cloud) onFiring(f schedules.Firing) {
 const StateWatchRule = "byoc-local-state-watch"
 
 // WatchStateEvents subscribes to the byoc.state events on the vendor bus as an operator's
-// alert channel would: a rule matching source byoc.state whose target is an SQS queue
-// (StateWatchRule; nobody reads it, messages expire after five minutes). Every delivery to
-// it is a KindHealth line of the timeline. The control-plane stack routes no byoc.state
-// event anywhere, and the bus tells the timeline only of deliveries, so without a
-// subscriber its alerts would be invisible. Calling it again changes nothing.
+// alert channel would: a rule matching source byoc.state from the vendor account (as every
+// byoc.* rule of the control plane does) whose target is an SQS queue (StateWatchRule;
+// nobody reads it, messages expire after five minutes). Every delivery to it is a KindHealth
+// line of the timeline. The control plane's operator rules route only critical, recovered
+// and security events, and the bus tells the timeline only of deliveries, so without this
+// subscriber the other alerts would be invisible. Calling it again changes nothing.
 func (c *Cloud) WatchStateEvents(ctx context.Context, bus string) error {
 	cfg := c.WatchConfig()
 	q := sqs.NewFromConfig(cfg)
@@ -181,7 +182,7 @@ func (c *Cloud) WatchStateEvents(ctx context.Context, bus string) error {
 	}
 	queueArn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 	eb := eventbridge.NewFromConfig(cfg)
-	pattern, _ := json.Marshal(map[string][]string{"source": {contract.SourceState}})
+	pattern, _ := json.Marshal(map[string][]string{"account": {VendorAccount}, "source": {contract.SourceState}})
 	rule, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(StateWatchRule), EventBusName: aws.String(bus),
 		EventPattern: aws.String(string(pattern)), State: ebtypes.RuleStateEnabled,
 		Description: aws.String("byoc-local: show the service-state alerts on the timeline")})

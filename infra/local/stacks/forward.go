@@ -12,6 +12,7 @@ import (
 	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/eventpattern"
 	"github.com/byocloud/byoc/infra/local/eventsources/eventbus"
+	"github.com/byocloud/byoc/shared/contract"
 )
 
 // forwardRule is an EventBridge rule on a customer account's default bus, created by one
@@ -206,13 +207,14 @@ func (e *Engine) putBusPolicy(busArn, key string, doc json.RawMessage) error {
 // BusAdmits reports whether the resource policy of a vendor bus (from templates and
 // PutPermission) lets another account put events on it: the check EventBridge makes for a
 // cross-account PutEvents.
-func (e *Engine) BusAdmits(busArn, account string) bool {
-	ok, _ := e.busAdmits(busArn, accounts.RootPrincipal(account))
+func (e *Engine) BusAdmits(busArn, account, source string) bool {
+	ok, _ := e.busAdmits(busArn, accounts.RootPrincipal(account), source)
 	return ok
 }
 
-// busAdmits reports whether the policy of a vendor bus lets a principal put events on it.
-func (e *Engine) busAdmits(busArn string, principal accounts.Principal) (bool, string) {
+// busAdmits reports whether the policy of a vendor bus lets a principal put an event of a
+// source on it. The source is the request's events:source condition key, as on AWS.
+func (e *Engine) busAdmits(busArn string, principal accounts.Principal, source string) (bool, string) {
 	e.mu.Lock()
 	docs := make([]json.RawMessage, 0, len(e.busPolicies[busKey(busArn)]))
 	for _, d := range e.busPolicies[busKey(busArn)] {
@@ -222,7 +224,8 @@ func (e *Engine) busAdmits(busArn string, principal accounts.Principal) (bool, s
 	if len(docs) == 0 {
 		return false, "the bus has no resource policy"
 	}
-	req := accounts.Request{Principal: principal, Action: "events:PutEvents", Resource: busArn}
+	req := accounts.Request{Principal: principal, Action: "events:PutEvents", Resource: busArn,
+		Context: map[string][]string{"events:source": {source}}}
 	allowed := false
 	reason := ""
 	for _, d := range docs {
@@ -281,7 +284,7 @@ type resourceDetail struct {
 // Status Change" for the stack itself, a "Resource Status Change" for a resource.
 func EventFor(ev StackEvent) []byte {
 	env := eventbus.Envelope{
-		Version: "0", ID: uuid.NewString(), Source: "aws.cloudformation", Account: ev.Account,
+		Version: "0", ID: uuid.NewString(), Source: contract.SourceCloudFormation, Account: ev.Account,
 		Time: ev.Timestamp.UTC().Format(time.RFC3339), Region: ev.Region, Resources: []string{ev.StackID},
 	}
 	status := statusDetails{Status: ev.ResourceStatus, StatusReason: ev.ResourceStatusReason}
@@ -343,7 +346,7 @@ func (e *Engine) forward(ev StackEvent, r *forwardRule, target ruleTarget, body 
 		}
 		sender = p
 	}
-	if ok, why := e.busAdmits(target.arn, sender); !ok {
+	if ok, why := e.busAdmits(target.arn, sender, contract.SourceCloudFormation); !ok {
 		log.Warn("local CloudFormation: event not forwarded: the bus policy does not let the account put events", "why", why)
 		return
 	}

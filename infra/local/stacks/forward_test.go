@@ -268,7 +268,7 @@ func TestBusPermissionRejectsBadInput(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := f.events().PutPermission(context.Background(), c.in)
 			assertAPIError(t, err, "ValidationException", c.contains)
-			if ok, _ := f.engine.busAdmits(vendorBusArn, accounts.RootPrincipal(customer)); ok {
+			if ok, _ := f.engine.busAdmits(vendorBusArn, accounts.RootPrincipal(customer), "aws.cloudformation"); ok {
 				t.Errorf("a rejected PutPermission admitted the account")
 			}
 		})
@@ -282,14 +282,14 @@ func TestBusPermissionRejectsBadInput(t *testing.T) {
 	_, err = customerEvents.PutPermission(context.Background(), &eventbridge.PutPermissionInput{EventBusName: aws.String("byoc"),
 		Action: aws.String("events:PutEvents"), Principal: aws.String(otherCustomer), StatementId: aws.String("self")})
 	assertAPIError(t, err, "AccessDeniedException", "is not authorized to perform: PutPermission")
-	if f.engine.BusAdmits(vendorBusArn, otherCustomer) {
+	if f.engine.BusAdmits(vendorBusArn, otherCustomer, "aws.cloudformation") {
 		t.Errorf("a customer admitted itself to the vendor bus")
 	}
 
 	// What the local EventBridge asks before a cross-account PutEvents.
 	f.admit(customer)
-	if !f.engine.BusAdmits(vendorBusArn, customer) || f.engine.BusAdmits(vendorBusArn, otherCustomer) ||
-		f.engine.BusAdmits("arn:aws:events:us-east-1:000000000000:event-bus/other", customer) {
+	if !f.engine.BusAdmits(vendorBusArn, customer, "aws.cloudformation") || f.engine.BusAdmits(vendorBusArn, otherCustomer, "aws.cloudformation") ||
+		f.engine.BusAdmits("arn:aws:events:us-east-1:000000000000:event-bus/other", customer, "aws.cloudformation") {
 		t.Errorf("BusAdmits does not follow the PutPermission statements")
 	}
 }

@@ -45,9 +45,10 @@ type Config struct {
 	// CallerAccount tells which account a PutEvents request acts in (accounts.CallerAccount).
 	// Nil: every caller is the vendor account.
 	CallerAccount func(r *http.Request) string
-	// Admits reports whether a bus's resource policy lets another account put events on it
-	// (the stack engine owns bus policies). Nil: no other account may.
-	Admits func(busArn, account string) bool
+	// Admits reports whether a bus's resource policy lets another account put an event of
+	// a source on it (the stack engine owns bus policies; events:source is a condition key
+	// of the policy). Nil: no other account may.
+	Admits func(busArn, account, source string) bool
 	// Observer is told of every delivery to a target, successful or not.
 	Observer func(Delivery)
 	Logger   *slog.Logger

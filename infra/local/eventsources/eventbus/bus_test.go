@@ -43,7 +43,7 @@ type fixture struct {
 	delivery []Delivery
 }
 
-func newFixture(t *testing.T, admits func(string, string) bool) *fixture {
+func newFixture(t *testing.T, admits func(busArn, account, source string) bool) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
 	f := &fixture{env: env, events: env.EventBridge(), sqs: sqs.NewFromConfig(env.Config)}
@@ -381,7 +381,11 @@ func TestPutEventsBuildsAWSsEnvelopeAndRefusesBadEntries(t *testing.T) {
 
 func TestPutEventsFromAnotherAccountNeedsTheBusPolicy(t *testing.T) {
 	admitted := map[string]bool{}
-	f := newFixture(t, func(busArn, account string) bool { return admitted[account] })
+	var asked []string // the policy is asked about each entry's source (events:source)
+	f := newFixture(t, func(busArn, account, source string) bool {
+		asked = append(asked, source)
+		return admitted[account]
+	})
 	url, arn := f.queue(t)
 	f.rule(t, `{"source":["byoc.test"]}`, ebtypes.Target{Arn: aws.String(arn)})
 	client := clientAs(f.door(t), "111122223333", "us-east-1")
@@ -410,6 +414,9 @@ func TestPutEventsFromAnotherAccountNeedsTheBusPolicy(t *testing.T) {
 	got := f.messages(t, url, 1)
 	if len(got) != 1 || !strings.Contains(got[0], `"account":"111122223333"`) {
 		t.Errorf("the event must carry the sender's account: %q", got)
+	}
+	if strings.Join(asked, ",") != "byoc.test,byoc.test" {
+		t.Errorf("the policy was asked about sources %q, want the entry's source each time", asked)
 	}
 }
 

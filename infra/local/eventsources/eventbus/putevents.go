@@ -147,7 +147,7 @@ func (b *Bus) putOne(ctx context.Context, e putEventsEntry, caller, region strin
 		}
 	}
 	bus := busName(name)
-	if caller != b.cfg.Account && (b.cfg.Admits == nil || !b.cfg.Admits(b.busArn(bus), caller)) {
+	if caller != b.cfg.Account && (b.cfg.Admits == nil || !b.cfg.Admits(b.busArn(bus), caller, *e.Source)) {
 		return resultEntry{ErrorCode: "AccessDeniedException", ErrorMessage: fmt.Sprintf(
 			"User: arn:aws:iam::%s:root is not authorized to perform: events:PutEvents on resource: %s because no resource-based policy allows the events:PutEvents action", caller, b.busArn(bus))}
 	}

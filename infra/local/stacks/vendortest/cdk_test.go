@@ -114,6 +114,17 @@ func TestCDKControlPlaneOnboarding(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Admitted, the customer may put CloudFormation's events (its forwarding rule's), and
+	// nothing else: the template's statement denies every other source to other accounts.
+	busArn := outputs["VendorEventBusArn"]
+	if !c.engine.BusAdmits(busArn, customer, contract.SourceCloudFormation) {
+		t.Errorf("the admitted customer may not forward its stack events")
+	}
+	for _, source := range []string{contract.SourceState, "byoc.anything", "custom"} {
+		if c.engine.BusAdmits(busArn, customer, source) {
+			t.Errorf("the admitted customer may put %s events on the vendor bus", source)
+		}
+	}
 	const externalID = "ext-0123456789abcdef0123456789abcdef"
 	c.registerRuntime(outputs["OnboardFunctionName"])
 	customerCfg := c.cfg.Copy()
@@ -234,10 +245,13 @@ func TestCDKOperatorAlertsReachTheTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	envelope := func(id, detailType string, detail any) []byte {
+	envelopeFrom := func(account, id, detailType string, detail any) []byte {
 		raw, _ := json.Marshal(map[string]any{"version": "0", "id": id, "detail-type": detailType, "source": contract.SourceState,
-			"account": accounts.VendorAccount, "time": "2026-11-25T12:00:00Z", "region": "us-east-1", "resources": []any{}, "detail": detail})
+			"account": account, "time": "2026-11-25T12:00:00Z", "region": "us-east-1", "resources": []any{}, "detail": detail})
 		return raw
+	}
+	envelope := func(id, detailType string, detail any) []byte {
+		return envelopeFrom(accounts.VendorAccount, id, detailType, detail)
 	}
 	alert := func(from, to health.Health) health.Alert {
 		a, _ := health.AlertFor(health.Transition{Scope: health.ScopeDeployment, DeploymentID: "dep-1", From: from, To: to})
@@ -246,8 +260,15 @@ func TestCDKOperatorAlertsReachTheTopic(t *testing.T) {
 	critical := envelope("e-critical", contract.DetailTypeDeploymentHealthChanged, alert(health.Healthy, health.Unhealthy))
 	warning := envelope("e-warning", contract.DetailTypeDeploymentHealthChanged, alert(health.Healthy, health.Degraded))
 	forged := envelope("e-forged", contract.DetailTypeStateMessageRejected, servicestate.Rejection{MessageID: "m-1", Reason: "forged-sender", Security: true})
+	// The same alerts put by a customer account (had the bus policy let them in) match no
+	// operator rule: every byoc.* rule names the vendor's account.
+	fromCustomer := [][]byte{
+		envelopeFrom(customer, "e-customer-critical", contract.DetailTypeDeploymentHealthChanged, alert(health.Healthy, health.Unhealthy)),
+		envelopeFrom(customer, "e-customer-recovered", contract.DetailTypeDeploymentHealthChanged, alert(health.Unhealthy, health.Healthy)),
+		envelopeFrom(customer, "e-customer-forged", contract.DetailTypeStateMessageRejected, servicestate.Rejection{MessageID: "m-2", Reason: "forged-sender", Security: true}),
+	}
 	busArn := outputs["VendorEventBusArn"]
-	for _, e := range [][]byte{warning, critical, forged} {
+	for _, e := range append([][]byte{warning, critical, forged}, fromCustomer...) {
 		if err := c.bus.Deliver(ctx, busArn, e); err != nil {
 			t.Fatal(err)
 		}
@@ -273,6 +294,6 @@ func TestCDKOperatorAlertsReachTheTopic(t *testing.T) {
 	want := []string{string(critical), string(forged)}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
-		t.Errorf("the operators' subscriber received %q, want exactly the critical alert and the forged sender:\n%q", got, want)
+		t.Errorf("the operators' subscriber received %q, want exactly the vendor's critical alert and forged sender:\n%q", got, want)
 	}
 }
