@@ -29,7 +29,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.ControlPlaneAccountID != "999999999999" || c.MaxAttempts != DefaultMaxAttempts || c.StateQueueArn != env[contract.EnvStateQueueArn] {
+	if c.ControlPlaneAccountID != "999999999999" || c.ControlPlaneRoleArn != env[contract.EnvProvisionerRoleArn] || c.MaxAttempts != DefaultMaxAttempts || c.StateQueueArn != env[contract.EnvStateQueueArn] {
 		t.Fatalf("config %+v", c)
 	}
 	if c.TemplateBody != `{"Resources":{"Vpc":{"Type":"AWS::EC2::VPC"}}}` {

@@ -28,6 +28,7 @@ type Config struct {
 	TemplateBody          string // the infrastructure template, compacted
 	StateQueueArn         string // infrastructure parameter StateQueueArn
 	ControlPlaneAccountID string // infrastructure parameter ControlPlaneAccountId
+	ControlPlaneRoleArn   string // infrastructure parameter ControlPlaneRoleArn: this function's own role
 	// StateQueueURL is the state queue, whose policy record admits a new exporter to at once.
 	// Optional: empty leaves admission to statesweep's next run.
 	StateQueueURL string
@@ -63,7 +64,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		if len(parts) != 6 || parts[2] != "iam" || len(parts[4]) != 12 {
 			problems = append(problems, fmt.Sprintf("%s %q must be an IAM role ARN", contract.EnvProvisionerRoleArn, roleArn))
 		} else {
-			c.ControlPlaneAccountID = parts[4]
+			c.ControlPlaneAccountID, c.ControlPlaneRoleArn = parts[4], roleArn
 		}
 	}
 	if v := getenv(contract.EnvStateQueueURL); v != "" {

@@ -82,7 +82,8 @@ func newFixture(t *testing.T) *fixture {
 			return f.cfn
 		}},
 		Config: Config{MaxAttempts: 3, TemplateBody: template, StateQueueArn: "arn:aws:sqs:us-east-1:999999999999:byoc-state", ControlPlaneAccountID: "999999999999",
-			StateQueueURL: aws.ToString(q.QueueUrl)},
+			ControlPlaneRoleArn: "arn:aws:iam::999999999999:role/byoc-provisioner",
+			StateQueueURL:       aws.ToString(q.QueueUrl)},
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
 	_, err = f.h.Store.Create(ctx, store.Deployment{
@@ -162,6 +163,7 @@ func errorType(err error) string {
 var wantParameters = map[string]string{
 	"DeploymentId": deploymentID, "ResourcePrefix": "clickhouse-cloud", "VpcCidr": "10.0.0.0/16",
 	"StateQueueArn": "arn:aws:sqs:us-east-1:999999999999:byoc-state", "ControlPlaneAccountId": "999999999999",
+	"ControlPlaneRoleArn": "arn:aws:iam::999999999999:role/byoc-provisioner", "ExternalId": "0123456789abcdef0123456789abcdef01234567",
 	"ZoneId1": "usw2-az1", "ZoneId2": "usw2-az2", "ZoneId3": "usw2-az3",
 	"PrivateSubnet1Cidr": "10.0.0.0/18", "PrivateSubnet2Cidr": "10.0.64.0/18", "PrivateSubnet3Cidr": "10.0.128.0/18",
 	"PublicSubnet1Cidr": "10.0.192.0/20", "PublicSubnet2Cidr": "10.0.208.0/20", "PublicSubnet3Cidr": "10.0.224.0/20",

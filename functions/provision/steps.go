@@ -138,6 +138,8 @@ func (h *Handler) parameters(d store.Deployment) (map[string]string, error) {
 		contract.InfraParamVpcCidr:               plan.VPCCIDR,
 		contract.InfraParamStateQueueArn:         h.Config.StateQueueArn,
 		contract.InfraParamControlPlaneAccountID: h.Config.ControlPlaneAccountID,
+		contract.InfraParamControlPlaneRoleArn:   h.Config.ControlPlaneRoleArn,
+		contract.InfraParamExternalID:            d.ExternalID,
 	}
 	for i, sn := range plan.Private() {
 		p[contract.InfraParamZoneIDs[i]] = sn.ZoneID

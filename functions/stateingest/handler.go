@@ -213,6 +213,13 @@ func (h *Handler) reject(ctx context.Context, rec events.SQSMessage, rej service
 	} else {
 		log.Warn("state message rejected")
 	}
+	// One announcement per sender per window: the rest of the window is summed up by the
+	// sweep. If counting fails, announcing is the safer mistake.
+	if n, err := h.Repo.CountRejection(ctx, rej); err != nil {
+		log.Error("cannot count the rejection in its sender's window; announcing it", "error", err.Error())
+	} else if n > 1 {
+		return outRejected
+	}
 	if err := h.Publisher.PublishRejection(ctx, rej); err != nil {
 		log.Error("cannot announce the rejection (it is recorded)", "error", err.Error())
 	}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -383,5 +385,48 @@ func TestSteadyPathCostsOneWritePerMessage(t *testing.T) {
 	}
 	if got := f.db.Writes() - writes; got != n {
 		t.Fatalf("%d steady reports cost %d writes", n, got)
+	}
+}
+
+// One sender floods the state queue with forged messages: each is rejected and recorded
+// (with an expiry), but only the first of the window is announced; the sweep sums up the rest
+// once the window closes. A second sender opens its own window.
+func TestAFloodOfForgedMessagesIsAnnouncedOncePerSenderPerWindow(t *testing.T) {
+	f := newFixture(t)
+	base := loadSample(t, "forged-sender.json")
+	var flood events.SQSEvent
+	for i := range 8 {
+		rec := base.Records[0]
+		rec.MessageId = fmt.Sprintf("flood-%d", i)
+		flood.Records = append(flood.Records, rec)
+	}
+	if failed := f.handle(t, flood); len(failed) != len(flood.Records) {
+		t.Fatalf("%d of %d forged messages failed back to the queue", len(failed), len(flood.Records))
+	}
+	rej, err := f.repo.Rejections(context.Background(), sampleNow)
+	if err != nil || len(rej) != len(flood.Records) {
+		t.Fatalf("%d rejection records (%v), want one per message", len(rej), err)
+	}
+	for _, r := range rej {
+		if want := r.RecordedAt.Add(servicestate.RejectionRetention).Unix(); r.TTL != want {
+			t.Fatalf("rejection %s expires at %d, want %d", r.MessageID, r.TTL, want)
+		}
+	}
+	if evs := f.events(t); len(evs) != 1 {
+		t.Fatalf("%d rejection events for one sender's flood, want 1", len(evs))
+	}
+	repeated, err := f.repo.RepeatedRejections(context.Background(), servicestate.WindowOf(sampleNow))
+	if err != nil || len(repeated) != 1 || repeated[0].Count != int64(len(flood.Records)) || repeated[0].Sender != otherSender {
+		t.Fatalf("window %+v %v, want the sender's %d rejections counted", repeated, err, len(flood.Records))
+	}
+
+	// Another sender, another window of its own: announced at once.
+	other := base.Records[0]
+	other.MessageId = "from-another-sender"
+	other.Attributes = maps.Clone(other.Attributes)
+	other.Attributes["SenderId"] = "AROAOTHERSENDER000000:pod"
+	f.handle(t, events.SQSEvent{Records: []events.SQSMessage{other}})
+	if evs := f.events(t); len(evs) != 2 {
+		t.Fatalf("%d rejection events after a second sender's message, want 2", len(evs))
 	}
 }

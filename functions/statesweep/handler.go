@@ -37,6 +37,9 @@ type Summary struct {
 	Alerts        int  `json:"alerts"`
 	Republished   int  `json:"republished"`
 	PolicyChanged bool `json:"policyChanged"`
+	// RejectionSummaries counts the senders whose repeated rejections in a closed window
+	// were announced (one event each, with the count).
+	RejectionSummaries int `json:"rejectionSummaries"`
 }
 
 // Event is the schedule's input: exactly {"scheduledTime": "<aws.scheduler.scheduled-time>"}
@@ -111,6 +114,16 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 		}
 	}
 
+	// Repeated rejections of the windows closed since the last runs (two windows back, so a
+	// run that failed or came late leaves none behind).
+	for back := 1; back <= 2; back++ {
+		n, err := h.reportRepeatedRejections(ctx, repo, servicestate.WindowOf(now).Add(-time.Duration(back)*servicestate.RejectionWindow))
+		sum.RejectionSummaries += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
 	if h.StateQueueURL != "" {
 		planes, err := repo.DataPlanes(ctx)
 		if err == nil {
@@ -121,7 +134,8 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 		}
 	}
 	h.Log.Info("state sweep", "asOf", now.Format(time.RFC3339), "staleAfter", h.StaleAfter.String(), "silent", len(silent), "stale", sum.Stale,
-		"alerts", sum.Alerts, "republished", sum.Republished, "policyChanged", sum.PolicyChanged, "errors", len(errs))
+		"alerts", sum.Alerts, "republished", sum.Republished, "policyChanged", sum.PolicyChanged,
+		"rejectionSummaries", sum.RejectionSummaries, "errors", len(errs))
 	return sum, errors.Join(errs...)
 }
 
@@ -133,4 +147,29 @@ func ParseStaleAfter(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("STATE_STALE_AFTER %w", err)
 	}
 	return d, nil
+}
+
+// reportRepeatedRejections announces each sender's further rejections in a closed window,
+// once: published, then marked (a crash between them announces it again next run, which
+// consumers tell apart by sender and window).
+func (h *Handler) reportRepeatedRejections(ctx context.Context, repo *servicestate.Repo, window time.Time) (int, error) {
+	repeated, err := repo.RepeatedRejections(ctx, window)
+	if err != nil {
+		return 0, err
+	}
+	reported := 0
+	var errs []error
+	for _, w := range repeated {
+		if err := h.Publisher.PublishRepeatedRejections(ctx, w); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, err := repo.MarkRejectionsReported(ctx, w); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		h.Log.Warn("repeated rejections announced", "sender", w.Sender, "windowStart", w.WindowStart.Format(time.RFC3339), "count", w.Count)
+		reported++
+	}
+	return reported, errors.Join(errs...)
 }

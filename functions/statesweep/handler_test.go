@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -315,5 +316,42 @@ func TestSampleEvents(t *testing.T) {
 	}
 	if s, _ := f.repo.Service(context.Background(), "dep-1", "svc-a"); sum.Stale != 1 || s.Health != health.Stale {
 		t.Errorf("scheduled.json: %+v, svc-a %s; want it stale as of the scheduled time", sum, s.Health)
+	}
+}
+
+// A sender's further rejections in a window are announced once, with their count, when the
+// window has closed: not while it is open, not again on the next run.
+func TestSweepAnnouncesRepeatedRejectionsOncePerClosedWindow(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.now = t0.Add(time.Minute)
+	for i := range 5 {
+		rej := servicestate.Rejection{MessageID: fmt.Sprintf("m-%d", i), Reason: "forged-sender", Security: true,
+			SenderID: "AROAFORGER:pod", ClaimedDeploymentID: "dep-1", SentAt: f.now}
+		if _, err := f.repo.RecordRejection(ctx, rej); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.repo.CountRejection(ctx, rej); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := servicestate.Rejection{MessageID: "single", Reason: "malformed", SenderID: "AROAONCE:pod", SentAt: f.now}
+	if _, err := f.repo.CountRejection(ctx, one); err != nil {
+		t.Fatal(err)
+	}
+	if sum := f.sweep(t); sum.RejectionSummaries != 0 {
+		t.Fatalf("the open window was summed up: %+v", sum)
+	}
+	f.now = t0.Add(servicestate.RejectionWindow + time.Minute)
+	if sum := f.sweep(t); sum.RejectionSummaries != 1 {
+		t.Fatalf("summaries %d, want the flooding sender's alone (the single rejection was announced when it came)", sum.RejectionSummaries)
+	}
+	got := f.detailTypes(t)
+	if len(got) != 1 || !strings.Contains(got[0], `"repeats":4`) || !strings.Contains(got[0], `"security":true`) || !strings.Contains(got[0], `"senderId":"AROAFORGER:pod"`) {
+		t.Fatalf("events %q, want one summary of the 4 repeats", got)
+	}
+	f.now = t0.Add(servicestate.RejectionWindow + 2*time.Minute)
+	if sum := f.sweep(t); sum.RejectionSummaries != 0 || len(f.detailTypes(t)) != 1 {
+		t.Fatalf("announced again: %+v", sum)
 	}
 }

@@ -252,15 +252,14 @@ func managementPolicies() []policyArea {
 func roleBoundary() []grant {
 	prefix := "${" + contract.BootstrapParamResourcePrefix + "}"
 	return []grant{
-		{sid: "BoundaryClusterServices", resources: []string{"*"}, actions: []string{
-			"ec2:*", "elasticloadbalancing:*", "autoscaling:*",
+		{sid: "BoundaryClusterServices", resources: []string{"*"}, actions: append(clusterServiceActions(),
 			"eks:DescribeCluster", "eks:DescribeNodegroup", "eks-auth:AssumeRoleForPodIdentity",
 			"ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchImportUpstreamImage",
 			"kms:DescribeKey", "iam:CreateServiceLinkedRole",
 			"route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:ListTagsForResource",
 			"route53:ListHostedZones", "route53:ListHostedZonesByName", "route53:GetChange",
 			"sqs:SendMessage",
-		}},
+		)},
 		// The agent's command channel in the vendor's account (the in-cluster agent role).
 		{sid: "BoundaryCommandChannels", actions: commandChannelReadActions, resources: []string{*awscdk.Fn_Sub(
 			jsii.String("arn:${AWS::Partition}:sqs:*:${VendorAccount}:"+contract.CommandQueuePrefix+"*.fifo"),

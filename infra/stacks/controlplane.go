@@ -262,6 +262,9 @@ func (b *controlPlaneBuilder) data(indexes []*awsdynamodb.GlobalSecondaryIndexPr
 	// rule relays. Invite's statements admit accounts; this one statement (not one per
 	// customer: the policy's size is capped) denies every other source to every account but
 	// this one, so no customer can put byoc.* events that look like the control plane's.
+	// L1: the L2's AddToResourcePolicy rewrites the statement id. Synthesis prints jsii's
+	// "CfnEventBusPolicy#principal is deprecated" for it although Principal is not set: the
+	// L1 constructor assigns every property.
 	awsevents.NewCfnEventBusPolicy(s, jsii.String("VendorBusCustomersPutOnlyStackEvents"), &awsevents.CfnEventBusPolicyProps{
 		EventBusName: b.cp.Bus.EventBusName(),
 		StatementId:  jsii.String(contract.BusStatementOnlyStackEvents),

@@ -97,8 +97,19 @@ func (b *infraBuilder) parameters() {
 		`^1\.\d{2}$`, "a Kubernetes minor version such as 1.33", defaultKubernetesVersion)
 	b.stateQueueArn = param(b.stack, contract.InfraParamStateQueueArn, "ARN of the vendor's SQS queue the state exporter writes to",
 		`^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$`, "an SQS queue ARN", "")
-	param(b.stack, contract.InfraParamControlPlaneAccountID, "AWS account of the vendor's control plane (trusted by data-plane-mgmt)",
+	param(b.stack, contract.InfraParamControlPlaneAccountID, "AWS account of the vendor's control plane (its command channels)",
 		`^\d{12}$`, "a 12-digit AWS account ID", "")
+	param(b.stack, contract.InfraParamControlPlaneRoleArn, "The vendor's control-plane role: the only principal data-plane-mgmt trusts",
+		`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`, "an IAM role ARN", "")
+	awscdk.NewCfnParameter(b.stack, jsii.String(contract.InfraParamExternalID), &awscdk.CfnParameterProps{
+		Type:        jsii.String("String"),
+		Description: jsii.String("The deployment's ExternalId: data-plane-mgmt can only be assumed with it"),
+		// Not a secret (it guards against the confused deputy), but not for display either.
+		NoEcho:                jsii.Bool(true),
+		MinLength:             jsii.Number(32),
+		AllowedPattern:        jsii.String(`^[\w+=,.@:/-]+$`),
+		ConstraintDescription: jsii.String("must be the deployment's 32+ character ExternalId"),
+	})
 }
 
 // network: one public and one private subnet per zone, placed by zone ID so that zones line up
@@ -168,7 +179,10 @@ func (b *infraBuilder) network() {
 }
 
 // bucket: ClickHouse's object storage. Encrypted, never public, TLS only. Retained when the
-// stack is deleted: it holds the customer's data, which only an explicit teardown may remove.
+// stack is deleted or the bucket replaced: it holds the customer's data, which only an
+// explicit teardown may remove. But not retained when the stack's first create rolls back
+// (RetainExceptOnCreate): the bucket is empty then, and a kept one would hold its fixed name,
+// so every recreate of the stack would fail on "already exists" instead of the real fault.
 func (b *infraBuilder) bucket() {
 	bucket := awss3.NewCfnBucket(b.stack, jsii.String("Bucket"), &awss3.CfnBucketProps{
 		BucketName: jsii.String(subf("%s-${AWS::AccountId}", clusterNameSub)),
@@ -184,7 +198,7 @@ func (b *infraBuilder) bucket() {
 			Rules: &[]any{&awss3.CfnBucket_OwnershipControlsRuleProperty{ObjectOwnership: jsii.String("BucketOwnerEnforced")}},
 		},
 	})
-	bucket.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN, nil)
+	bucket.ApplyRemovalPolicy(awscdk.RemovalPolicy_RETAIN_ON_UPDATE_OR_DELETE, nil)
 	suppress(bucket, "AwsSolutions-S1", "Server access logs would need a second bucket and log-delivery policy per deployment; "+
 		"only the deployment's own roles reach this bucket, and the customer can enable CloudTrail S3 data events for per-request records")
 	awss3.NewCfnBucketPolicy(b.stack, jsii.String("BucketPolicy"), &awss3.CfnBucketPolicyProps{
@@ -287,8 +301,11 @@ func (b *infraBuilder) roles() {
 
 	// The vendor's control plane reconciles ClickHouse custom resources through this role. It can
 	// describe this one cluster; what it may do inside is the Kubernetes group of its access entry.
+	// Only the control plane's own role may assume it, with this deployment's ExternalId: not
+	// any principal of the vendor's account, and not for another deployment.
 	b.role(roleDataPlaneMgmt,
-		trustDocument(map[string]any{"AWS": subf("arn:${AWS::Partition}:iam::${%s}:root", contract.InfraParamControlPlaneAccountID)}, []string{"sts:AssumeRole"}, nil),
+		trustDocument(map[string]any{"AWS": ref(contract.InfraParamControlPlaneRoleArn)}, []string{"sts:AssumeRole"},
+			map[string]any{"StringEquals": map[string]any{"sts:ExternalId": ref(contract.InfraParamExternalID)}}),
 		[]grant{
 			{actions: []string{"eks:DescribeCluster"}, resources: []string{sub("arn:${AWS::Partition}:eks:${AWS::Region}:${AWS::AccountId}:cluster/" + clusterNameSub)}},
 		})

@@ -17,7 +17,8 @@ const is = InfrastructureStackID
 func TestInfrastructureParameters(t *testing.T) {
 	params := defaultBuild.templates[is]["Parameters"].(map[string]any)
 	want := []string{contract.InfraParamDeploymentID, contract.InfraParamResourcePrefix, contract.InfraParamVpcCidr,
-		contract.InfraParamKubernetesVersion, contract.InfraParamStateQueueArn, contract.InfraParamControlPlaneAccountID}
+		contract.InfraParamKubernetesVersion, contract.InfraParamStateQueueArn, contract.InfraParamControlPlaneAccountID,
+		contract.InfraParamControlPlaneRoleArn, contract.InfraParamExternalID}
 	for i := range 3 {
 		want = append(want, contract.InfraParamZoneIDs[i], contract.InfraParamPrivateSubnetCidrs[i], contract.InfraParamPublicSubnetCidrs[i])
 	}
@@ -34,6 +35,9 @@ func TestInfrastructureParameters(t *testing.T) {
 		if dig(p, "AllowedPattern") == nil {
 			t.Errorf("parameter %s accepts anything: give it an AllowedPattern", name)
 		}
+	}
+	if dig(params, contract.InfraParamExternalID, "NoEcho") != true {
+		t.Errorf("the ExternalId parameter is echoed: %s", toJSON(params[contract.InfraParamExternalID]))
 	}
 	if dig(params, contract.InfraParamKubernetesVersion, "Default") != defaultKubernetesVersion {
 		t.Errorf("KubernetesVersion default = %v", dig(params, contract.InfraParamKubernetesVersion, "Default"))
@@ -119,8 +123,9 @@ func TestBucketIsEncryptedPrivateAndTLSOnly(t *testing.T) {
 			t.Errorf("public access block %s = %v", k, block[k])
 		}
 	}
-	if bucket["DeletionPolicy"] != "Retain" {
-		t.Errorf("bucket deletion policy = %v, want Retain (customer data)", bucket["DeletionPolicy"])
+	if bucket["DeletionPolicy"] != "RetainExceptOnCreate" || bucket["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("bucket deletion/update-replace policy = %v/%v, want RetainExceptOnCreate/Retain (customer data, but not a rolled-back create's empty bucket holding its name)",
+			bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"])
 	}
 	policy := props(defaultBuild.resource(t, is, "BucketPolicy"))
 	st := dig(policy, "PolicyDocument", "Statement", 0)
@@ -239,7 +244,8 @@ func TestRolesTrustOnlyTheirComponent(t *testing.T) {
 			case r == roleK8sWorker:
 				want = `{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"}}`
 			case r == roleDataPlaneMgmt:
-				want = `{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"}}`
+				// Only the control plane's role, only with this deployment's ExternalId.
+				want = `{"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"0123456789abcdef0123456789abcdef01234567"}},"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:role/byoc-provisioner"}}`
 			}
 			if got := toJSON(resolveAll(st, sampleVars)); got != want {
 				t.Errorf("trust = %s\nwant    %s", got, want)

@@ -213,6 +213,8 @@ var sampleVars = map[string]string{
 	contract.InfraParamResourcePrefix:        contract.DefaultPrefix,
 	contract.InfraParamDeploymentID:          "k3q9x2m7p4w8z",
 	contract.InfraParamControlPlaneAccountID: "999988887777",
+	contract.InfraParamControlPlaneRoleArn:   "arn:aws:iam::999988887777:role/byoc-provisioner",
+	contract.InfraParamExternalID:            "0123456789abcdef0123456789abcdef01234567",
 	contract.InfraParamStateQueueArn:         "arn:aws:sqs:us-east-1:999988887777:state",
 }
 

@@ -1,6 +1,10 @@
 package stacks
 
-import "github.com/byocloud/byoc/shared/contract"
+import (
+	"slices"
+
+	"github.com/byocloud/byoc/shared/contract"
+)
 
 // Names that the bootstrap template (which grants) and the infrastructure template (which
 // creates) must agree on. The management role may only create and pass what these patterns
@@ -106,3 +110,64 @@ var (
 	managedPolicyEBSCSI       = "service-role/AmazonEBSCSIDriverPolicy"
 	attachableManagedPolicies = []string{managedPolicyEKSCluster, managedPolicyEKSWorker, managedPolicyEKSCNI, managedPolicyECRPull, managedPolicyEBSCSI}
 )
+
+// managedPolicyClusterActions are the ec2, elasticloadbalancing and autoscaling actions the
+// attached AWS managed policies grant (AmazonEKSClusterPolicy v10, AmazonEKSWorkerNodePolicy
+// v3, AmazonEKS_CNI_Policy v6, AmazonEBSCSIDriverPolicy v15; AmazonEC2ContainerRegistryPullOnly
+// v1 grants none). The role boundary must allow them, or it would cut what EKS, the nodes, the
+// CNI and the EBS CSI driver need. When AWS publishes a new version of one of these
+// policies, compare and extend this list (docs/iam.md).
+var managedPolicyClusterActions = []string{
+	"ec2:AssignPrivateIpAddresses", "ec2:AttachNetworkInterface", "ec2:AttachVolume",
+	"ec2:AuthorizeSecurityGroupIngress", "ec2:CopyVolumes", "ec2:CreateNetworkInterface", "ec2:CreateRoute",
+	"ec2:CreateSecurityGroup", "ec2:CreateSnapshot", "ec2:CreateTags", "ec2:CreateVolume", "ec2:DeleteNetworkInterface",
+	"ec2:DeleteRoute", "ec2:DeleteSecurityGroup", "ec2:DeleteSnapshot", "ec2:DeleteTags", "ec2:DeleteVolume",
+	"ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+	"ec2:DescribeDhcpOptions", "ec2:DescribeInstanceTopology", "ec2:DescribeInstanceTypes", "ec2:DescribeInstances",
+	"ec2:DescribeInternetGateways", "ec2:DescribeNetworkInterfaces", "ec2:DescribeRouteTables",
+	"ec2:DescribeSecurityGroups", "ec2:DescribeSnapshots", "ec2:DescribeSubnets", "ec2:DescribeTags",
+	"ec2:DescribeVolumeStatus", "ec2:DescribeVolumes", "ec2:DescribeVolumesModifications", "ec2:DescribeVpcs",
+	"ec2:DetachNetworkInterface", "ec2:DetachVolume", "ec2:EnableFastSnapshotRestores", "ec2:LockSnapshot",
+	"ec2:ModifyInstanceAttribute", "ec2:ModifyNetworkInterfaceAttribute", "ec2:ModifyVolume",
+	"ec2:RevokeSecurityGroupIngress", "ec2:UnassignPrivateIpAddresses", "elasticloadbalancing:AddTags",
+	"elasticloadbalancing:ApplySecurityGroupsToLoadBalancer", "elasticloadbalancing:AttachLoadBalancerToSubnets",
+	"elasticloadbalancing:ConfigureHealthCheck", "elasticloadbalancing:CreateListener",
+	"elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateLoadBalancerListeners",
+	"elasticloadbalancing:CreateLoadBalancerPolicy", "elasticloadbalancing:CreateTargetGroup",
+	"elasticloadbalancing:DeleteListener", "elasticloadbalancing:DeleteLoadBalancer",
+	"elasticloadbalancing:DeleteLoadBalancerListeners", "elasticloadbalancing:DeleteTargetGroup",
+	"elasticloadbalancing:DeregisterInstancesFromLoadBalancer", "elasticloadbalancing:DeregisterTargets",
+	"elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+	"elasticloadbalancing:DescribeLoadBalancerPolicies", "elasticloadbalancing:DescribeLoadBalancers",
+	"elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroups",
+	"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DetachLoadBalancerFromSubnets",
+	"elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyLoadBalancerAttributes",
+	"elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:ModifyTargetGroupAttributes",
+	"elasticloadbalancing:RegisterInstancesWithLoadBalancer", "elasticloadbalancing:RegisterTargets",
+	"elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer",
+	"elasticloadbalancing:SetLoadBalancerPoliciesOfListener", "autoscaling:DescribeAutoScalingGroups",
+	"autoscaling:UpdateAutoScalingGroup",
+}
+
+// componentClusterActions are the ec2, elasticloadbalancing and autoscaling actions the
+// in-cluster components' own policies use beyond the managed ones (the load-balancer
+// controller's listener rules and tags, the cluster autoscaler's scaling).
+// TestRoleBoundaryAllowsWhatTheRolesUse checks the boundary covers every inline grant.
+var componentClusterActions = []string{
+	"ec2:DescribeImages", "ec2:DescribeLaunchTemplateVersions", "ec2:GetInstanceTypesFromInstanceRequirements",
+	"elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule", "elasticloadbalancing:DescribeListenerAttributes",
+	"elasticloadbalancing:DescribeListenerCertificates", "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeSSLPolicies",
+	"elasticloadbalancing:DescribeTags", "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyRule",
+	"elasticloadbalancing:RemoveTags", "elasticloadbalancing:SetIpAddressType", "elasticloadbalancing:SetSecurityGroups",
+	"elasticloadbalancing:SetSubnets",
+	"autoscaling:DescribeAutoScalingInstances", "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+	"autoscaling:DescribeTags", "autoscaling:SetDesiredCapacity", "autoscaling:TerminateInstanceInAutoScalingGroup",
+}
+
+// clusterServiceActions are what the role boundary allows of ec2, elasticloadbalancing and
+// autoscaling: no wildcard, exactly what the managed policies and the components use.
+func clusterServiceActions() []string {
+	all := append(slices.Clone(managedPolicyClusterActions), componentClusterActions...)
+	slices.Sort(all)
+	return slices.Compact(all)
+}

@@ -80,6 +80,10 @@ const (
 	InfraParamKubernetesVersion     = "KubernetesVersion" // optional; the template has a default
 	InfraParamStateQueueArn         = "StateQueueArn"
 	InfraParamControlPlaneAccountID = "ControlPlaneAccountId"
+	// The data-plane-mgmt role trusts only the control plane's role, with the deployment's
+	// ExternalId (the same pair the bootstrap's management role trusts).
+	InfraParamControlPlaneRoleArn = "ControlPlaneRoleArn"
+	InfraParamExternalID          = "ExternalId"
 )
 
 var (

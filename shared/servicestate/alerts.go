@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -34,9 +35,14 @@ type AlertDetail struct {
 	health.Alert
 }
 
-// RejectionDetail is the detail of a "BYOC State Message Rejected" event.
+// RejectionDetail is the detail of a "BYOC State Message Rejected" event: one rejected
+// message, or (Repeats > 0) the summary of a sender's further rejections in a window, whose
+// Rejection is the one that opened the window.
 type RejectionDetail struct {
 	Rejection
+	Repeats     int64     `json:"repeats,omitempty"` // rejections of the sender in the window after the first
+	WindowStart time.Time `json:"windowStart,omitzero"`
+	WindowEnd   time.Time `json:"windowEnd,omitzero"`
 }
 
 // putEventsLimit is EventBridge's maximum number of entries per PutEvents call.
@@ -88,7 +94,19 @@ func (p Publisher) PublishAlerts(ctx context.Context, alerts []PendingAlert) ([]
 
 // PublishRejection announces a rejected state message.
 func (p Publisher) PublishRejection(ctx context.Context, rej Rejection) error {
-	detail, err := json.Marshal(RejectionDetail{Rejection: rej})
+	return p.publishRejection(ctx, RejectionDetail{Rejection: rej})
+}
+
+// PublishRepeatedRejections announces, once, how many more messages a sender had rejected in
+// a window after the one announced when it opened.
+func (p Publisher) PublishRepeatedRejections(ctx context.Context, w RejectionWindowSummary) error {
+	return p.publishRejection(ctx, RejectionDetail{Rejection: w.First, Repeats: w.Count - 1,
+		WindowStart: w.WindowStart, WindowEnd: w.WindowStart.Add(RejectionWindow)})
+}
+
+func (p Publisher) publishRejection(ctx context.Context, d RejectionDetail) error {
+	rej := d.Rejection
+	detail, err := json.Marshal(d)
 	if err != nil {
 		return fmt.Errorf("encode rejection of %s: %w", rej.MessageID, err)
 	}

@@ -3,8 +3,10 @@ package servicestate
 import (
 	"context"
 	"fmt"
-	"github.com/byocloud/byoc/shared/store"
+	"strconv"
 	"time"
+
+	"github.com/byocloud/byoc/shared/store"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -27,7 +29,14 @@ type Rejection struct {
 	BodyBytes           int       `json:"bodyBytes"`
 	SentAt              time.Time `json:"sentAt"`
 	RecordedAt          time.Time `json:"recordedAt"`
+	// TTL (epoch seconds) expires the record after RejectionRetention: a flood of forged
+	// messages must not grow the table for ever.
+	TTL int64 `json:"ttl,omitempty"`
 }
+
+// RejectionRetention is how long a rejection record is kept (the messages themselves stay
+// 14 days in the state DLQ).
+const RejectionRetention = 30 * 24 * time.Hour
 
 func rejectedPK(sentAt time.Time) string { return pkRejected + sentAt.UTC().Format("2006-01-02") }
 
@@ -39,6 +48,7 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (first bool, 
 		return false, fmt.Errorf("record rejection: messageId, reason and sentAt are required")
 	}
 	rej.RecordedAt = r.now()
+	rej.TTL = rej.RecordedAt.Add(RejectionRetention).Unix()
 	item, err := store.ItemWithKey(rej, rejectedPK(rej.SentAt), rej.MessageID, kindRejected)
 	if err != nil {
 		return false, err
@@ -74,4 +84,111 @@ func (r *Repo) Rejections(ctx context.Context, day time.Time) ([]Rejection, erro
 		out = append(out, rej)
 	}
 	return out, nil
+}
+
+// Repeated rejections of one sender are announced once per RejectionWindow: the first at
+// once (so a forged message pages without delay), the rest of the window once, with their
+// count, by the sweep after the window closes. A sender flooding the state queue costs the
+// operators two alerts per window, not one per message.
+const RejectionWindow = 5 * time.Minute
+
+const pkRejectionWindow = "REJWINDOW#" // + window start (RFC 3339); SK: the sender
+
+// RejectionWindowSummary is one sender's rejections in one window.
+type RejectionWindowSummary struct {
+	WindowStart time.Time `json:"windowStart"`
+	Sender      string    `json:"sender"`
+	Count       int64     `json:"count"`
+	First       Rejection `json:"first"` // the rejection that opened the window
+	ReportedAt  time.Time `json:"reportedAt,omitzero"`
+}
+
+// WindowOf is the start of the rejection window holding t.
+func WindowOf(t time.Time) time.Time { return t.UTC().Truncate(RejectionWindow) }
+
+func rejectionWindowPK(start time.Time) string { return pkRejectionWindow + start.Format(time.RFC3339) }
+
+// senderKey names who sent a rejected message: its SQS sender id, or "unknown".
+func senderKey(rej Rejection) string {
+	if rej.SenderID == "" {
+		return "unknown"
+	}
+	return rej.SenderID
+}
+
+// CountRejection counts a newly recorded rejection in its sender's window (by the time it
+// was recorded) and returns the window's count after it: 1 for the rejection that opened the
+// window, which the caller announces; the others wait for the window's summary. Call it once
+// per rejection, after RecordRejection reported it first.
+func (r *Repo) CountRejection(ctx context.Context, rej Rejection) (int64, error) {
+	start := WindowOf(r.now())
+	first, err := store.MarshalItem(rej)
+	if err != nil {
+		return 0, err
+	}
+	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        aws.String(r.table),
+		Key:              key(rejectionWindowPK(start), senderKey(rej)),
+		UpdateExpression: aws.String("ADD #count :one SET #first = if_not_exists(#first, :first), #start = :start, #sender = :sender, #kind = :kind, #ttl = :ttl"),
+		ExpressionAttributeNames: map[string]string{
+			"#count": "count", "#first": "first", "#start": "windowStart", "#sender": "sender", "#kind": "kind", "#ttl": TTLAttribute,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":one": num(1), ":first": &types.AttributeValueMemberM{Value: first},
+			":start": str(start.Format(time.RFC3339)), ":sender": str(senderKey(rej)), ":kind": str(kindRejectionWindow),
+			":ttl": num(start.Add(RejectionRetention).Unix()),
+		},
+		ReturnValues: types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
+	}
+	n, ok := out.Attributes["count"].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("count rejection of message %s: no count returned", rej.MessageID)
+	}
+	return strconv.ParseInt(n.Value, 10, 64)
+}
+
+// RepeatedRejections returns the senders of a window with more than one rejection whose
+// summary is not reported yet.
+func (r *Repo) RepeatedRejections(ctx context.Context, start time.Time) ([]RejectionWindowSummary, error) {
+	items, err := r.queryAll(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression:    aws.String("PK = :pk"),
+		FilterExpression:          aws.String("#count > :one AND attribute_not_exists(reportedAt)"),
+		ExpressionAttributeNames:  map[string]string{"#count": "count"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(rejectionWindowPK(start)), ":one": num(1)},
+		ConsistentRead:            aws.Bool(true),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("repeated rejections of window %s: %w", start.Format(time.RFC3339), err)
+	}
+	out := make([]RejectionWindowSummary, 0, len(items))
+	for _, it := range items {
+		var w RejectionWindowSummary
+		if err := store.UnmarshalItem(it, &w); err != nil {
+			return nil, fmt.Errorf("decode a rejection window: %w", err)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// MarkRejectionsReported records that a window's summary went out. It reports false when it
+// already had (a concurrent or repeated sweep), so a summary is marked once.
+func (r *Repo) MarkRejectionsReported(ctx context.Context, w RejectionWindowSummary) (bool, error) {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(r.table),
+		Key:                       key(rejectionWindowPK(w.WindowStart), w.Sender),
+		UpdateExpression:          aws.String("SET reportedAt = :now"),
+		ConditionExpression:       aws.String("attribute_exists(PK) AND attribute_not_exists(reportedAt)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": str(r.now().Format(time.RFC3339Nano))},
+	})
+	if conditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("mark rejections of %s in window %s reported: %w", w.Sender, w.WindowStart.Format(time.RFC3339), err)
+	}
+	return true, nil
 }

@@ -88,6 +88,8 @@ const (
 	kindWaiter    = "stateWaiter"
 	kindDataPlane = "dataPlane"
 	kindRejected  = "rejectedMessage"
+
+	kindRejectionWindow = "rejectionWindow"
 )
 
 // DynamoDB is what the repository needs: the store's interface plus UpdateItem, which lets a

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,34 +14,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
+	"github.com/byocloud/byoc/infra/local/cdkout"
 	"github.com/byocloud/byoc/infra/local/stacks/template"
 	"github.com/byocloud/byoc/shared/contract"
 )
 
-// CDKTemplate returns a template the CDK app synthesized: cdk.out/ at the repository root
-// when `make synth` has written it (so `make test` checks the templates of this very
-// commit), else the copy in testdata/cdk (refresh it with
-// `make synth && cp cdk.out/Byoc*.template.json infra/local/stacks/testdata/cdk/`).
-// The template comes back without the CDK's indentation, as provisioning sends it
-// (stacks.CompactTemplate): the indented file can be over CloudFormation's 51,200-byte
-// TemplateBody limit when the body that is sent is well under it.
+// cdkTemplate returns a template the CDK app synthesized into cdk.out/ (cdkout.Template), so
+// these tests check the templates of this very source. The template comes back without the
+// CDK's indentation, as provisioning sends it (stacks.CompactTemplate): the indented file can
+// be over CloudFormation's 51,200-byte TemplateBody limit when the body that is sent is well
+// under it.
 func cdkTemplate(t *testing.T, name string) string { return cdkTemplateB(t, name) }
 
 func cdkTemplateB(tb testing.TB, name string) string {
 	tb.Helper()
-	for _, dir := range []string{"../../../cdk.out", "testdata/cdk"} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err == nil {
-			tb.Logf("%s from %s", name, dir)
-			var compact bytes.Buffer
-			if err := json.Compact(&compact, b); err != nil {
-				tb.Fatalf("%s: %v", name, err)
-			}
-			return compact.String()
-		}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, cdkout.Template(tb, name)); err != nil {
+		tb.Fatalf("%s: %v", name, err)
 	}
-	tb.Fatalf("%s is neither in cdk.out/ nor in testdata/cdk/", name)
-	return ""
+	return compact.String()
 }
 
 // infraParams are parameters the provision step would compute for a deployment.
@@ -53,6 +42,8 @@ func infraParams(deploymentID string) []cfntypes.Parameter {
 		contract.InfraParamVpcCidr, "10.0.0.0/16",
 		contract.InfraParamStateQueueArn, "arn:aws:sqs:us-east-1:000000000000:ByocControlPlane-StateQueue-ABC",
 		contract.InfraParamControlPlaneAccountID, "000000000000",
+		contract.InfraParamControlPlaneRoleArn, controlPlane,
+		contract.InfraParamExternalID, externalID,
 	}
 	zones := []string{"use1-az1", "use1-az2", "use1-az4"}
 	private := []string{"10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19"}
@@ -140,6 +131,32 @@ func TestCDKCustomerTemplates(t *testing.T) {
 		if out[key] == "" {
 			t.Errorf("output %s missing (outputs %v)", key, out)
 		}
+	}
+	// data-plane-mgmt: only the control plane's role, with this deployment's ExternalId. Not
+	// the vendor account's root or another of its roles, not without the ExternalId.
+	mgmt := out[contract.InfraOutputDataPlaneMgmtRoleArn]
+	otherRole := strings.Replace(controlPlane, "Provisioner", "Invite", 1)
+	invite, err := f.accounts.FunctionCredentials(otherRole, "invite", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for who, c := range map[string]struct {
+		creds      aws.Credentials
+		externalID *string
+	}{
+		"the vendor's root":                 {accounts.AdminCredentials("000000000000"), aws.String(externalID)},
+		"another control-plane role":        {invite, aws.String(externalID)},
+		"the control plane without the id":  {provisioner, nil},
+		"the control plane with another id": {provisioner, aws.String("ext-another-deployment-0123456789abcdef")},
+	} {
+		_, err := f.sts(c.creds).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(mgmt), RoleSessionName: aws.String("attacker"), ExternalId: c.externalID})
+		if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
+			t.Errorf("%s assumed %s: %v, want AccessDenied", who, mgmt, err)
+		}
+	}
+	if _, err := f.sts(provisioner).AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(mgmt), RoleSessionName: aws.String("dep1abc"),
+		ExternalId: aws.String(externalID)}); err != nil {
+		t.Errorf("the control plane cannot assume %s with the deployment's ExternalId: %v", mgmt, err)
 	}
 	// byoc records StateExporterRoleId and compares it with SQS's SenderId: the id the
 	// exporter role's sessions carry in their UserID ("<role id>:<session>").

@@ -131,6 +131,7 @@ type Engine struct {
 	rules       map[regionKey]map[string]*forwardRule
 	busPolicies map[string]map[string]json.RawMessage // busKey -> statement key -> policy document
 	iam         map[string]*iamAccount
+	held        map[heldName]string // physical names in use, live or retained -> holder
 	injections  []injection
 	ops         sync.WaitGroup
 }
@@ -169,6 +170,7 @@ func New(cfg Config) *Engine {
 		exports:     map[regionKey]map[string]exportRef{},
 		rules:       map[regionKey]map[string]*forwardRule{},
 		busPolicies: map[string]map[string]json.RawMessage{},
+		held:        map[heldName]string{},
 		iam:         map[string]*iamAccount{},
 	}
 	if e.clock == nil {

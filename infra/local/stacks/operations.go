@@ -145,11 +145,16 @@ func (op *operation) createResource(ctx context.Context, p *plan, id string, env
 	if reason, injected := op.e.takeInjection(op.s.account, op.s.name, id); injected {
 		return r, reason
 	}
+	if err := op.e.claimName(op.s, r); err != nil {
+		return r, err.Error()
+	}
 	if err := op.e.applyEffects(op.s, r); err != nil {
+		op.e.releaseName(op.s, r)
 		return r, err.Error()
 	}
 	if err := op.p.create(ctx, op.s, r); err != nil {
 		op.e.undoEffects(op.s, r)
+		op.e.releaseName(op.s, r)
 		return r, err.Error()
 	}
 	op.emitResource(r, "CREATE_IN_PROGRESS", "Resource creation Initiated")
@@ -161,12 +166,14 @@ func (op *operation) createResource(ctx context.Context, p *plan, id string, env
 	return r, ""
 }
 
-// deleteResource deletes one resource (or skips it when retained), emitting its events.
+// deleteResource deletes one resource (or skips it when retained), emitting its events. A
+// retained resource keeps holding its name (claimName).
 func (op *operation) deleteResource(ctx context.Context, r *liveResource, rollbackOfCreate bool) {
 	retain := r.deletionPolicy == "Retain" || (r.deletionPolicy == "RetainExceptOnCreate" && !rollbackOfCreate)
 	if retain {
 		op.emitResource(r, "DELETE_SKIPPED", "")
 	} else {
+		op.e.releaseName(op.s, r)
 		op.emitResource(r, "DELETE_IN_PROGRESS", "")
 		if err := op.p.delete(ctx, op.s, r); err != nil {
 			op.e.warn(op.s, fmt.Sprintf("deleting %s %s: %v", r.typ, r.logicalID, err))

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,24 +24,14 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
+	"github.com/byocloud/byoc/infra/local/cdkout"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
-// cdkTemplate reads a synthesized template: cdk.out/ when `make synth` wrote it, else the
-// stack engine's testdata copy.
-func cdkTemplate(t testing.TB, name string) []byte {
-	t.Helper()
-	for _, dir := range []string{"../../../../cdk.out", "../testdata/cdk"} {
-		if b, err := os.ReadFile(filepath.Join(dir, name)); err == nil {
-			t.Logf("%s from %s", name, dir)
-			return b
-		}
-	}
-	t.Fatalf("%s is neither in cdk.out/ nor in ../testdata/cdk/", name)
-	return nil
-}
+// cdkTemplate reads a template the CDK app synthesized into cdk.out/ (cdkout.Template).
+func cdkTemplate(t testing.TB, name string) []byte { return cdkout.Template(t, name) }
 
 // deployCDKControlPlane deploys the synthesized control-plane template in the vendor
 // account under unique names (kumo keeps one state per process) and returns its outputs
