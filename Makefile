@@ -16,7 +16,16 @@ HOST_OS   := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
 GOFLAGS_LAMBDA := -trimpath -tags lambda.norpc -ldflags "-s -w"
 
-.PHONY: help build build-deploy build-local synth test bench lint invoke local deploy clean
+# Fuzz targets, "<package> <target>". Every function's input decoding has one: onboard and
+# stackevents decode through shared/stackevent, stateingest through shared/statemsg, invite's
+# settings through shared/settings. QUICK_FUZZ are the ones whose packages build without the
+# local cloud: `make test` runs each briefly, `make fuzz` runs all of them for FUZZTIME.
+QUICK_FUZZ := ./shared/stackevent:FuzzParse ./shared/statemsg:FuzzParse ./shared/settings:FuzzNormalize ./shared/network:FuzzNewPlan
+FUZZ       := $(QUICK_FUZZ) ./functions/invite:FuzzDecode ./functions/provision:FuzzParseCaught \
+              ./functions/statesweep:FuzzAsOf ./functions/statewait:FuzzRequest ./functions/sendcommand:FuzzDecodeRequest
+FUZZTIME   ?= 30s
+
+.PHONY: help build build-deploy build-local synth test fuzz bench lint invoke local deploy clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,9 +47,16 @@ build-local:
 synth: build-deploy ## write the control-plane, bootstrap and infrastructure templates to cdk.out/
 	$(GO) run ./infra
 
-test: build synth ## run every test (unit, CDK assertions + cdk-nag, local-cloud end to end)
+test: build synth ## run every test (unit, CDK assertions + cdk-nag, local-cloud end to end), then the quick fuzz targets for 3 s each
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz FUZZ="$(QUICK_FUZZ)" FUZZTIME=3s
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s): make fuzz FUZZTIME=5m
+	@for t in $(FUZZ); do \
+	  pkg=$${t%%:*}; target=$${t##*:}; echo "fuzz   $$target in $$pkg for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 bench: build synth ## benchmarks: workflow engine, local cloud start and onboarding, state ingest (10,000 messages through the local cloud)
 	$(GO) test -run '^$$' -bench . -benchmem ./...

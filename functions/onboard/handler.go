@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -122,16 +124,30 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 	}
 }
 
-// start starts the provision workflow once per deployment. StartExecution comes before the
-// audit record: if it fails, nothing is recorded and EventBridge's retry tries again; if the
-// record fails after a start, the retry finds the execution already there.
+// start starts the provision workflow once per deployment: provision-<id>-1 for an invited
+// one. A failed deployment is started again when the customer updates the bootstrap stack
+// (the usual fix: a wrong ExternalId, a deleted role), as the next execution after the one
+// that failed. StartExecution comes before the audit record: if it fails, nothing is recorded
+// and EventBridge's retry tries again; if the record fails after a start, the retry finds
+// the execution already there.
 func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event) error {
-	if d.Status != lifecycle.Invited {
+	action := "bootstrap.complete"
+	var name string
+	switch d.Status {
+	case lifecycle.Invited:
+		name = ExecutionName(d.ID, 1)
+	case lifecycle.Failed:
+		n, ok := executionNumber(d.Execution)
+		if !ok {
+			log.WarnContext(ctx, "onboard: ignored, the failed deployment's execution is not a provision execution", "execution", d.Execution)
+			return nil
+		}
+		name, action = ExecutionName(d.ID, n+1), "bootstrap.restart"
+	default:
 		log.InfoContext(ctx, "onboard: ignored, deployment already past invited", "deploymentStatus", string(d.Status))
 		return nil
 	}
 	input, _ := json.Marshal(ProvisionInput{DeploymentID: d.ID})
-	name := ExecutionName(d.ID, 1)
 	detail := ""
 	out, err := h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(h.Config.ProvisionMachineArn),
@@ -149,7 +165,14 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deploymen
 		log.InfoContext(ctx, "onboard: provision started", "executionArn", aws.ToString(out.ExecutionArn))
 		detail = fmt.Sprintf("%s by stack %s; started provision execution %s", e.Status, e.Stack.ID, aws.ToString(out.ExecutionArn))
 	}
-	return h.audit(ctx, log, d, e, "bootstrap.complete", detail)
+	return h.audit(ctx, log, d, e, action, detail)
+}
+
+// executionNumber is N of an execution ARN named provision-<id>-N.
+func executionNumber(executionArn string) (int, bool) {
+	name := executionArn[strings.LastIndex(executionArn, ":")+1:]
+	n, err := strconv.Atoi(name[strings.LastIndex(name, "-")+1:])
+	return n, err == nil && n > 0 && strings.HasPrefix(name, "provision-")
 }
 
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event, action string) error {

@@ -320,3 +320,36 @@ func TestForgedEventBetweenUnknownAccountsWritesNothing(t *testing.T) {
 		t.Fatalf("wrote %v", after)
 	}
 }
+
+// The customer fixes a failed deployment (here: provisioning could not assume the role) by
+// updating the bootstrap stack: its UPDATE_COMPLETE starts the next provision execution,
+// once, whatever duplicates arrive; a ready deployment is not provisioned again.
+func TestBootstrapUpdateRestartsAFailedDeployment(t *testing.T) {
+	f := newFixture(t)
+	d := f.invite(t)
+	ctx := context.Background()
+	provisioning := d
+	provisioning.Status, provisioning.Execution = lifecycle.Provisioning, "arn:aws:states:us-east-1:000000000000:execution:provision:"+ExecutionName(deploymentID, 1)
+	stored, err := f.h.Store.Update(ctx, d, provisioning, store.Audit{Actor: "test", Action: "provision.start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := stored
+	failed.Status = lifecycle.Failed
+	if _, err := f.h.Store.Update(ctx, stored, failed, store.Audit{Actor: "test", Action: "provision.failed"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := sample(t, "bootstrap-update-complete.json")
+	for range 2 {
+		if err := f.h.Handle(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	execs := f.env.Executions(t, f.machine)
+	if len(execs) != 1 || !strings.HasSuffix(aws.ToString(execs[0].Name), ExecutionName(deploymentID, 2)) {
+		t.Fatalf("executions %v, want %s alone", execs, ExecutionName(deploymentID, 2))
+	}
+	if got := f.actions(t); got[len(got)-1] != "bootstrap.restart" || slices.Index(got, "bootstrap.restart") != len(got)-1 {
+		t.Fatalf("audit %v, want one bootstrap.restart", got)
+	}
+}

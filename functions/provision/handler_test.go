@@ -61,7 +61,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
 	// The control-plane table as the stack declares it: the store's keys and the sweep index.
-	table := env.CreateTable(t, servicestate.TableDefinition(""), store.TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition(""), store.TTLAttribute)
 	f := &fixture{cfn: newFakeCFN(account, region), env: env, table: table, sqs: &flakySQS{Client: sqs.NewFromConfig(env.Config)}}
 	q, err := f.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("byoc-state"))})
 	if err != nil {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/byocloud/byoc/shared/channel"
@@ -77,6 +80,39 @@ func (e *NoChannelError) Error() string       { return e.Reason }
 type Handler struct {
 	Sender *channel.Sender
 	Log    *slog.Logger
+}
+
+// HandleJSON decodes a request as Lambda delivers it, then serves it (Handle). A request that
+// is not the shape of Request (params not an object of strings, an id that is not a string)
+// is an InvalidRequestError naming the field, like any other bad field: the workflow does not
+// retry it, and nothing is recorded or sent.
+func (h *Handler) HandleJSON(ctx context.Context, raw json.RawMessage) (Response, error) {
+	req, err := decodeRequest(raw)
+	if err != nil {
+		return Response{}, err
+	}
+	return h.Handle(ctx, req)
+}
+
+// decodeRequest reads a request, or says which field is not of its shape.
+func decodeRequest(raw json.RawMessage) (Request, error) {
+	var req Request
+	if err := json.Unmarshal(raw, &req); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return Request{}, &InvalidRequestError{Reason: fmt.Sprintf("invalid command: %s: must be %s, got %s", typeErr.Field, expectedShape(typeErr.Field), typeErr.Value)}
+		}
+		return Request{}, &InvalidRequestError{Reason: "invalid command: the request must be a JSON object: " + err.Error()}
+	}
+	return req, nil
+}
+
+// expectedShape says what a Request field must be, for decoding errors.
+func expectedShape(field string) string {
+	if field == "params" || strings.HasPrefix(field, "params.") {
+		return "an object of string values"
+	}
+	return "a string"
 }
 
 // Handle serves one request and returns the command as recorded.

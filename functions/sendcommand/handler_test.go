@@ -17,6 +17,7 @@ import (
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 const agent = "arn:aws:iam::111111111111:role/clickhouse-cloud-dep-agent"
@@ -32,7 +33,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition("x"), servicestate.TTLAttribute)
 	client := sqs.NewFromConfig(env.Config)
 	repo := servicestate.New(env.DynamoDB(), table)
 	return &fixture{env: env, table: table, sqs: client, repo: repo, h: &Handler{
@@ -82,7 +83,7 @@ func applyRelease(dep string) Request {
 func TestSendsTheCommandToTheAgentAndRecordsIt(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	dep := cloudtest.UniqueName("dep")
+	dep := cloudtest.UniqueDeploymentID()
 	url := f.open(t, dep)
 	rec, err := f.h.Handle(ctx, applyRelease(dep))
 	if err != nil {
@@ -103,7 +104,7 @@ func TestSendsTheCommandToTheAgentAndRecordsIt(t *testing.T) {
 func TestRetriedStepSendsNothingTwice(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	dep := cloudtest.UniqueName("dep")
+	dep := cloudtest.UniqueDeploymentID()
 	url := f.open(t, dep)
 	first, err := f.h.Handle(ctx, applyRelease(dep))
 	if err != nil {
@@ -126,7 +127,7 @@ func TestRetriedStepSendsNothingTwice(t *testing.T) {
 func TestRefusalsNameTheRuleAndChangeNothing(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	dep := cloudtest.UniqueName("dep")
+	dep := cloudtest.UniqueDeploymentID()
 	url := f.open(t, dep)
 	start := Request{ID: "cmd-start-1", DeploymentID: dep, ServiceID: "svc-a", Kind: channel.Start}
 	if _, err := f.h.Handle(ctx, start); err != nil {
@@ -159,7 +160,7 @@ func TestRefusalsNameTheRuleAndChangeNothing(t *testing.T) {
 		{"release without version", with(func(r *Request) { r.Kind, r.Params = channel.ApplyRelease, nil }), &invalid, "clickhouseVersion or operatorVersion"},
 		{"stop without service", with(func(r *Request) { r.Kind, r.ServiceID = channel.Stop, "" }), &invalid, "serviceId: required for stop"},
 		{"id reused for another command", with(func(r *Request) { r.ID = start.ID }), &conflict, "cmd-start-1"},
-		{"deployment without channel", with(func(r *Request) { r.DeploymentID = cloudtest.UniqueName("dep") }), &noChannel, "has no command channel"},
+		{"deployment without channel", with(func(r *Request) { r.DeploymentID = cloudtest.UniqueDeploymentID() }), &noChannel, "has no command channel"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -168,6 +169,22 @@ func TestRefusalsNameTheRuleAndChangeNothing(t *testing.T) {
 				t.Fatalf("error %v (%T), want %T naming %q", err, err, c.target, c.names)
 			}
 		})
+	}
+	// Requests that are not the shape of one, as Lambda delivers them: refused by name too.
+	for name, raw := range map[string]string{
+		"params a list":   `{"id":"cmd-bad","deploymentId":"` + dep + `","serviceId":"svc-a","kind":"scale","params":["replicas","3"]}`,
+		"params a string": `{"id":"cmd-bad","deploymentId":"` + dep + `","serviceId":"svc-a","kind":"scale","params":"replicas=3"}`,
+		"param a number":  `{"id":"cmd-bad","deploymentId":"` + dep + `","serviceId":"svc-a","kind":"scale","params":{"replicas":3}}`,
+		"id a number":     `{"id":7,"deploymentId":"` + dep + `","kind":"start"}`,
+		"not an object":   `["start"]`,
+	} {
+		_, err := f.h.HandleJSON(ctx, json.RawMessage(raw))
+		if !errors.As(err, &invalid) {
+			t.Errorf("%s: error %v (%T), want an InvalidRequestError", name, err, err)
+		}
+		if strings.HasPrefix(name, "param") && !strings.Contains(err.Error(), "params") {
+			t.Errorf("%s: error %v does not name params", name, err)
+		}
 	}
 	if after := f.env.Keys(t, f.table); strings.Join(after, ",") != strings.Join(before, ",") {
 		t.Errorf("items %v after the refusals, want %v", after, before)
@@ -189,7 +206,7 @@ func TestSampleEvents(t *testing.T) {
 	samples := cloudtest.SampleEvents(t, "sendcommand", slices.Collect(maps.Keys(want))...)
 	f := newFixture(t)
 	ctx := context.Background()
-	const dep = "dep-7f3a" // the samples' deployment (events/dataplanes.json)
+	const dep = "dep7f3a" // the samples' deployment (events/dataplanes.json)
 	url := f.open(t, dep)
 	for name, says := range want {
 		out, err := lambda.NewHandler(f.h.Handle).Invoke(ctx, samples[name])

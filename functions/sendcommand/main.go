@@ -16,5 +16,5 @@ func main() {
 		Sender: &channel.Sender{SQS: sqs.NewFromConfig(cfg), Recorder: servicestate.New(cloud.NewDynamoDB(cfg), table)},
 		Log:    log,
 	}
-	lambda.Start(h.Handle)
+	lambda.Start(h.HandleJSON)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
@@ -245,7 +246,7 @@ func claimedDeployment(body []byte) string {
 	var head struct {
 		DeploymentID string `json:"deploymentId"`
 	}
-	if json.Unmarshal(body, &head) != nil || !statemsg.ValidID(head.DeploymentID) {
+	if json.Unmarshal(body, &head) != nil || !settings.ValidDeploymentID(head.DeploymentID) {
 		return ""
 	}
 	return head.DeploymentID

@@ -22,6 +22,7 @@ import (
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 type fixture struct {
@@ -37,7 +38,7 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition("x"), servicestate.TTLAttribute)
 	db := servicestate.CountWrites(env.DynamoDB())
 	repo := servicestate.New(db, table)
 	repo.Now = func() time.Time { return sampleNow }
@@ -284,7 +285,7 @@ func TestForgedSenderIsRejectedAndAudited(t *testing.T) {
 	}
 	rej, err := f.repo.Rejections(context.Background(), sampleNow)
 	if err != nil || len(rej) != 1 || rej[0].Reason != "forged-sender" || !rej[0].Security ||
-		rej[0].SenderID != otherSender || rej[0].ClaimedDeploymentID != "dep-7f3a" {
+		rej[0].SenderID != otherSender || rej[0].ClaimedDeploymentID != "dep7f3a" {
 		t.Fatalf("rejection %+v %v", rej, err)
 	}
 	evs := f.events(t)

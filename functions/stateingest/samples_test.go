@@ -36,16 +36,16 @@ const dataPlanesFile = "../../events/dataplanes.json"
 // dataPlanesFile.
 var (
 	sampleDeployment = servicestate.DataPlane{
-		DeploymentID: "dep-7f3a", AccountID: "111111111111",
-		ExporterRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep-7f3a-state-exporter",
+		DeploymentID: "dep7f3a", AccountID: "111111111111",
+		ExporterRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep7f3a-state-exporter",
 		ExporterRoleID:  "AROA3XFRBF23STATEXP7F",
-		AgentRoleARN:    "arn:aws:iam::111111111111:role/clickhouse-cloud-dep-7f3a-agent",
+		AgentRoleARN:    "arn:aws:iam::111111111111:role/clickhouse-cloud-dep7f3a-agent",
 	}
 	otherDeployment = servicestate.DataPlane{
-		DeploymentID: "dep-9c41", AccountID: "222222222222",
-		ExporterRoleARN: "arn:aws:iam::222222222222:role/clickhouse-cloud-dep-9c41-state-exporter",
+		DeploymentID: "dep9c41", AccountID: "222222222222",
+		ExporterRoleARN: "arn:aws:iam::222222222222:role/clickhouse-cloud-dep9c41-state-exporter",
 		ExporterRoleID:  "AROA3XFRBF23STATEXP9C",
-		AgentRoleARN:    "arn:aws:iam::222222222222:role/clickhouse-cloud-dep-9c41-agent",
+		AgentRoleARN:    "arn:aws:iam::222222222222:role/clickhouse-cloud-dep9c41-agent",
 	}
 	sampleSender = sampleDeployment.ExporterRoleID + ":state-exporter-5d8c9"
 	otherSender  = otherDeployment.ExporterRoleID + ":state-exporter-b71e2"
@@ -129,16 +129,16 @@ func samples(t testing.TB) map[string]events.SQSEvent {
 	oversized := sampleReport("h5ju65kv87", 122)
 	oversized.Hostname = "h5ju65kv87.example.com"
 	oversizedBody := strings.Replace(body(t, oversized), `"storageBytes"`, `"padding":"`+strings.Repeat("x", statemsg.MaxBytes)+`","storageBytes"`, 1)
-	forged := sampleReport("h5ju65kv87", 130) // claims dep-7f3a, sent by dep-9c41's exporter
+	forged := sampleReport("h5ju65kv87", 130) // claims dep7f3a, sent by dep9c41's exporter
 	unknownDep := sampleReport("h5ju65kv87", 131)
-	unknownDep.DeploymentID = "dep-0000"
+	unknownDep.DeploymentID = "dep0000"
 
 	batch := make([]events.SQSMessage, 10)
 	for i := range batch {
 		m := sampleReport(fmt.Sprintf("svc-%02d", i), int64(200+i))
 		batch[i] = record(200+i, body(t, m), sampleSender)
 	}
-	batch[4] = record(204, `{"schemaVersion":1,"deploymentId":"dep-7f3a","serviceId":"svc-04",`, sampleSender)
+	batch[4] = record(204, `{"schemaVersion":1,"deploymentId":"dep7f3a","serviceId":"svc-04",`, sampleSender)
 
 	return map[string]events.SQSEvent{
 		"healthy.json":             event(record(101, body(t, healthy), sampleSender)),
@@ -150,7 +150,7 @@ func samples(t testing.TB) map[string]events.SQSEvent {
 		"restarted-exporter.json":  event(record(107, body(t, restarted), sampleSender)),
 		"duplicate.json":           event(record(101, body(t, healthy), sampleSender), record(111, body(t, healthy), sampleSender)),
 		"out-of-order.json":        event(record(103, body(t, unhealthy), sampleSender), record(102, body(t, degraded), sampleSender)),
-		"malformed.json":           event(record(119, `{"schemaVersion":1,"deploymentId":"dep-7f3a","serviceId":`, sampleSender)),
+		"malformed.json":           event(record(119, `{"schemaVersion":1,"deploymentId":"dep7f3a","serviceId":`, sampleSender)),
 		"unknown-version.json":     event(record(120, unknownVersion, sampleSender)),
 		"invalid.json":             event(record(121, body(t, invalid), sampleSender)),
 		"oversized.json":           event(record(122, oversizedBody, sampleSender)),

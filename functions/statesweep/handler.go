@@ -9,7 +9,9 @@ import (
 
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // Handler is the scheduled sweep of service state. Each run:
@@ -24,8 +26,15 @@ type Handler struct {
 	SQS           channel.SQS // nil when StateQueueURL is empty
 	StateQueueURL string
 	StaleAfter    time.Duration
-	Log           *slog.Logger
+	// Deployments is the deployment store on the same table, where the sweep finds
+	// deployments whose onboarding stalled (nil: it does not look).
+	Deployments *store.Store
+	Log         *slog.Logger
 }
+
+// StalledAfter is how long a deployment may stay invited before the sweep reports it: the
+// customer has not applied the bootstrap stack, or its completion event was lost.
+const StalledAfter = 24 * time.Hour
 
 // OutboxGrace leaves recent alerts to the ingest that recorded them, which publishes right
 // after recording: the sweep only takes over alerts older than this.
@@ -40,6 +49,9 @@ type Summary struct {
 	// RejectionSummaries counts the senders whose repeated rejections in a closed window
 	// were announced (one event each, with the count).
 	RejectionSummaries int `json:"rejectionSummaries"`
+	// Stalled counts the deployments reported, this run, as invited for longer than
+	// StalledAfter (each is reported once).
+	Stalled int `json:"stalled"`
 }
 
 // Event is the schedule's input: exactly {"scheduledTime": "<aws.scheduler.scheduled-time>"}
@@ -124,6 +136,14 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 		}
 	}
 
+	if h.Deployments != nil {
+		n, err := h.reportStalled(ctx, now)
+		sum.Stalled = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
 	if h.StateQueueURL != "" {
 		planes, err := repo.DataPlanes(ctx)
 		if err == nil {
@@ -135,7 +155,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 	}
 	h.Log.Info("state sweep", "asOf", now.Format(time.RFC3339), "staleAfter", h.StaleAfter.String(), "silent", len(silent), "stale", sum.Stale,
 		"alerts", sum.Alerts, "republished", sum.Republished, "policyChanged", sum.PolicyChanged,
-		"rejectionSummaries", sum.RejectionSummaries, "errors", len(errs))
+		"rejectionSummaries", sum.RejectionSummaries, "stalled", sum.Stalled, "errors", len(errs))
 	return sum, errors.Join(errs...)
 }
 
@@ -169,6 +189,47 @@ func (h *Handler) reportRepeatedRejections(ctx context.Context, repo *servicesta
 			continue
 		}
 		h.Log.Warn("repeated rejections announced", "sender", w.Sender, "windowStart", w.WindowStart.Format(time.RFC3339), "count", w.Count)
+		reported++
+	}
+	return reported, errors.Join(errs...)
+}
+
+// reportStalled reports, once each, the deployments invited more than StalledAfter ago and
+// still invited: an event on the bus and an entry in the deployment's audit trail. The audit
+// entry carries the report's event id, which is what makes it once: published first, then
+// recorded, so a crash between the two reports it again rather than never.
+func (h *Handler) reportStalled(ctx context.Context, now time.Time) (int, error) {
+	ids, err := h.Deployments.InvitedBefore(ctx, now.Add(-StalledAfter))
+	if err != nil {
+		return 0, err
+	}
+	reported := 0
+	var errs []error
+	for _, id := range ids {
+		eventID := "onboarding-stalled-" + id
+		if seen, err := h.Deployments.EventSeen(ctx, eventID); err != nil || seen {
+			errs = append(errs, err)
+			continue
+		}
+		d, err := h.Deployments.Get(ctx, id)
+		if err != nil || d.Status != lifecycle.Invited {
+			errs = append(errs, err) // nil when it moved on since the index was read
+			continue
+		}
+		reason := fmt.Sprintf("invited %s ago and the bootstrap stack's completion has not arrived: the customer has not applied it, or its event was lost",
+			now.Sub(d.CreatedAt).Truncate(time.Minute))
+		if err := h.Publisher.PublishStalled(ctx, servicestate.StalledDetail{
+			DeploymentID: d.ID, AccountID: d.Settings.AccountID, Region: d.Settings.Region, InvitedAt: d.CreatedAt, Reason: reason,
+		}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		err = h.Deployments.Record(ctx, d.ID, store.Audit{Actor: "statesweep", Action: "onboarding.stalled", Detail: reason, EventID: eventID})
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			errs = append(errs, err)
+			continue
+		}
+		h.Log.Warn("onboarding stalled", "deploymentId", d.ID, "account", d.Settings.AccountID, "invitedAt", d.CreatedAt.Format(time.RFC3339))
 		reported++
 	}
 	return reported, errors.Join(errs...)

@@ -21,8 +21,11 @@ import (
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -35,16 +38,20 @@ type fixture struct {
 	sqs  *sqs.Client
 	url  string
 	h    *Handler
+
+	deployments *store.Store
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
 	ctx := context.Background()
-	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition("x"), servicestate.TTLAttribute)
 	f := &fixture{env: env, now: t0, sqs: sqs.NewFromConfig(env.Config)}
 	f.repo = servicestate.New(env.DynamoDB(), table)
 	f.repo.Now = func() time.Time { return f.now }
+	f.deployments = store.New(env.DynamoDB(), table)
+	f.deployments.Now = func() time.Time { return f.now }
 	f.bus = cloudtest.UniqueName("bus")
 	eb := env.EventBridge()
 	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(f.bus)}); err != nil {
@@ -64,7 +71,7 @@ func newFixture(t *testing.T) *fixture {
 	f.url = aws.ToString(q.QueueUrl)
 	f.h = &Handler{
 		Repo: f.repo, Publisher: servicestate.Publisher{Bus: eb, BusName: f.bus},
-		SQS: f.sqs, StateQueueURL: f.url, StaleAfter: 5 * time.Minute,
+		SQS: f.sqs, StateQueueURL: f.url, StaleAfter: 5 * time.Minute, Deployments: f.deployments,
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
 	return f
@@ -73,7 +80,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) report(t *testing.T, svc string, seq int64) servicestate.Result {
 	t.Helper()
 	m := statemsg.Message{
-		SchemaVersion: 1, DeploymentID: "dep-1", ServiceID: svc, Hostname: svc + ".example.com",
+		SchemaVersion: 1, DeploymentID: "dep1", ServiceID: svc, Hostname: svc + ".example.com",
 		ObservedAt: f.now, ExporterEpoch: 1, Sequence: seq, Status: statemsg.StatusHealthy,
 		Versions: statemsg.Versions{ClickHouse: "24.8", Operator: "0.25", Kubernetes: "1.30"},
 		Replicas: statemsg.Replicas{Ready: 1, Desired: 1},
@@ -130,7 +137,7 @@ func TestSilentServiceRaisesOneStaleAlert(t *testing.T) {
 	if sum.Stale != 1 || sum.Alerts != 2 {
 		t.Fatalf("summary %+v, want svc-a stale with its deployment", sum)
 	}
-	s, _ := f.repo.Service(ctx, "dep-1", "svc-a")
+	s, _ := f.repo.Service(ctx, "dep1", "svc-a")
 	if s.Health != health.Stale {
 		t.Fatalf("svc-a is %s", s.Health)
 	}
@@ -173,7 +180,7 @@ func TestSweepPublishesAlertsLeftInTheOutbox(t *testing.T) {
 func TestSweepAdmitsRegisteredExporters(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	d := servicestate.DataPlane{DeploymentID: "dep-1", AccountID: "111111111111",
+	d := servicestate.DataPlane{DeploymentID: "dep1", AccountID: "111111111111",
 		ExporterRoleARN: "arn:aws:iam::111111111111:role/exporter", ExporterRoleID: "AROAAAAAAAAAAAAAAAAAA",
 		AgentRoleARN: "arn:aws:iam::111111111111:role/agent"}
 	if err := f.repo.RegisterDataPlane(ctx, d); err != nil {
@@ -253,7 +260,7 @@ func TestSweepJudgesAsOfTheScheduledTime(t *testing.T) {
 	if err != nil || sum.Stale != 1 || sum.Alerts != 2 {
 		t.Fatalf("sweep as of %s: %+v %v", scheduled, sum, err)
 	}
-	s, _ := f.repo.Service(ctx, "dep-1", "svc-a")
+	s, _ := f.repo.Service(ctx, "dep1", "svc-a")
 	if s.Health != health.Stale {
 		t.Fatalf("svc-a is %s", s.Health)
 	}
@@ -269,7 +276,7 @@ func TestSweepRefusesAMalformedScheduledTime(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	f.report(t, "svc-a", 1) // recorded, its alerts left in the outbox
-	if err := f.repo.RegisterDataPlane(ctx, servicestate.DataPlane{DeploymentID: "dep-1", AccountID: "111111111111",
+	if err := f.repo.RegisterDataPlane(ctx, servicestate.DataPlane{DeploymentID: "dep1", AccountID: "111111111111",
 		ExporterRoleARN: "arn:aws:iam::111111111111:role/exporter", ExporterRoleID: "AROAAAAAAAAAAAAAAAAAA",
 		AgentRoleARN: "arn:aws:iam::111111111111:role/agent"}); err != nil {
 		t.Fatal(err)
@@ -286,7 +293,7 @@ func TestSweepRefusesAMalformedScheduledTime(t *testing.T) {
 			t.Fatalf("%s: %+v %v, want an error naming scheduledTime", event, sum, err)
 		}
 	}
-	if s, _ := f.repo.Service(ctx, "dep-1", "svc-a"); s.Health == health.Stale {
+	if s, _ := f.repo.Service(ctx, "dep1", "svc-a"); s.Health == health.Stale {
 		t.Fatal("swept despite the error")
 	}
 	if n := len(f.detailTypes(t)); n != 0 {
@@ -314,7 +321,7 @@ func TestSampleEvents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scheduled.json: %v", err)
 	}
-	if s, _ := f.repo.Service(context.Background(), "dep-1", "svc-a"); sum.Stale != 1 || s.Health != health.Stale {
+	if s, _ := f.repo.Service(context.Background(), "dep1", "svc-a"); sum.Stale != 1 || s.Health != health.Stale {
 		t.Errorf("scheduled.json: %+v, svc-a %s; want it stale as of the scheduled time", sum, s.Health)
 	}
 }
@@ -327,7 +334,7 @@ func TestSweepAnnouncesRepeatedRejectionsOncePerClosedWindow(t *testing.T) {
 	f.now = t0.Add(time.Minute)
 	for i := range 5 {
 		rej := servicestate.Rejection{MessageID: fmt.Sprintf("m-%d", i), Reason: "forged-sender", Security: true,
-			SenderID: "AROAFORGER:pod", ClaimedDeploymentID: "dep-1", SentAt: f.now}
+			SenderID: "AROAFORGER:pod", ClaimedDeploymentID: "dep1", SentAt: f.now}
 		if _, err := f.repo.RecordRejection(ctx, rej); err != nil {
 			t.Fatal(err)
 		}
@@ -353,5 +360,47 @@ func TestSweepAnnouncesRepeatedRejectionsOncePerClosedWindow(t *testing.T) {
 	f.now = t0.Add(servicestate.RejectionWindow + 2*time.Minute)
 	if sum := f.sweep(t); sum.RejectionSummaries != 0 || len(f.detailTypes(t)) != 1 {
 		t.Fatalf("announced again: %+v", sum)
+	}
+}
+
+// A deployment invited more than StalledAfter ago whose bootstrap completion never came is
+// reported once: an event on the bus and an audit entry. One invited recently, and one that
+// moved on, are not.
+func TestSweepReportsStalledOnboardingOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	invite := func(id, account string, at time.Time) store.Deployment {
+		f.now = at
+		d, err := f.deployments.Create(ctx, store.Deployment{ID: id, Status: lifecycle.Invited,
+			Settings: settings.Settings{AccountID: account, Region: "us-west-2"}}, store.Audit{Actor: "test", Action: "invite"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	invite("depstalled", "111111111111", t0.Add(-StalledAfter-time.Hour))
+	invite("deprecent", "222222222222", t0.Add(-time.Hour))
+	moved := invite("depmoved", "333333333333", t0.Add(-StalledAfter-time.Hour))
+	next := moved
+	next.Status = lifecycle.Provisioning
+	if _, err := f.deployments.Update(ctx, moved, next, store.Audit{Actor: "test", Action: "provision.start"}); err != nil {
+		t.Fatal(err)
+	}
+
+	f.now = t0
+	if sum := f.sweep(t); sum.Stalled != 1 {
+		t.Fatalf("stalled %d, want depstalled alone", sum.Stalled)
+	}
+	events := f.detailTypes(t)
+	if len(events) != 1 || !strings.HasPrefix(events[0], contract.DetailTypeOnboardingStalled) || !strings.Contains(events[0], `"deploymentId":"depstalled"`) {
+		t.Fatalf("events %q, want one stalled-onboarding event for depstalled", events)
+	}
+	trail, err := f.deployments.AuditTrail(ctx, "depstalled")
+	if err != nil || len(trail) != 2 || trail[1].Action != "onboarding.stalled" {
+		t.Fatalf("audit %+v %v", trail, err)
+	}
+	f.now = t0.Add(time.Minute)
+	if sum := f.sweep(t); sum.Stalled != 0 || len(f.detailTypes(t)) != 1 {
+		t.Fatalf("reported again: %+v", sum)
 	}
 }

@@ -8,12 +8,15 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 func main() {
 	log, cfg, conf := cloud.Boot(ConfigFromEnv)
+	db := cloud.NewDynamoDB(cfg)
 	h := &Handler{
-		Repo:          servicestate.New(cloud.NewDynamoDB(cfg), conf.Table),
+		Repo:          servicestate.New(db, conf.Table),
+		Deployments:   store.New(db, conf.Table),
 		Publisher:     servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: conf.EventBusName},
 		SQS:           sqs.NewFromConfig(cfg),
 		StateQueueURL: conf.StateQueueURL,

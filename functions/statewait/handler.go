@@ -4,11 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
-	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/settings"
 )
 
 // Request is the payload of a workflow task that waits for a state condition:
@@ -24,10 +25,12 @@ import (
 // The state's TimeoutSeconds must equal timeoutSeconds: Step Functions ends the wait with
 // States.Timeout, and the waiter expires at the same moment.
 type Request struct {
-	TaskToken      string                 `json:"taskToken"`
-	DeploymentID   string                 `json:"deploymentId"`
-	Condition      servicestate.Condition `json:"condition"`
-	TimeoutSeconds int                    `json:"timeoutSeconds"`
+	TaskToken    string                 `json:"taskToken"`
+	DeploymentID string                 `json:"deploymentId"`
+	Condition    servicestate.Condition `json:"condition"`
+	// TimeoutSeconds is whole seconds; a fraction is refused rather than rounded, so the
+	// waiter expires exactly when the Task's TimeoutSeconds ends the wait.
+	TimeoutSeconds float64 `json:"timeoutSeconds"`
 }
 
 // Response tells the invoking step what happened; the workflow itself continues with the
@@ -54,20 +57,36 @@ type Handler struct {
 	Log   *slog.Logger
 }
 
-// Handle serves one request.
-func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
-	if !statemsg.ValidID(req.DeploymentID) {
-		return Response{}, &InvalidRequestError{Reason: "deploymentId: " + statemsg.IDRule}
+// Validate checks a request before anything is read or written; the error names the field.
+func (req Request) Validate() error {
+	if !settings.ValidDeploymentID(req.DeploymentID) {
+		return &InvalidRequestError{Reason: "deploymentId: must be " + settings.DeploymentIDRule}
 	}
 	if req.TaskToken == "" {
-		return Response{}, &InvalidRequestError{Reason: "taskToken: required (pass $$.Task.Token with .waitForTaskToken)"}
+		return &InvalidRequestError{Reason: "taskToken: required (pass $$.Task.Token with .waitForTaskToken)"}
 	}
 	timeout := time.Duration(req.TimeoutSeconds) * time.Second
-	if timeout <= 0 || timeout > servicestate.MaxWait {
-		return Response{}, &InvalidRequestError{Reason: fmt.Sprintf("timeoutSeconds: must be between 1 and %d", int(servicestate.MaxWait.Seconds()))}
+	if req.TimeoutSeconds != math.Trunc(req.TimeoutSeconds) || timeout <= 0 || timeout > servicestate.MaxWait {
+		return &InvalidRequestError{Reason: fmt.Sprintf("timeoutSeconds: must be whole seconds from 1 to %d", int(servicestate.MaxWait.Seconds()))}
 	}
 	if err := req.Condition.Validate(); err != nil {
-		return Response{}, &InvalidRequestError{Reason: err.Error()}
+		return &InvalidRequestError{Reason: err.Error()}
+	}
+	return nil
+}
+
+// Handle serves one request.
+func (h *Handler) Handle(ctx context.Context, req Request) (Response, error) {
+	if err := req.Validate(); err != nil {
+		return Response{}, err
+	}
+	timeout := time.Duration(req.TimeoutSeconds) * time.Second
+	// Only a deployment byoc provisioned has state to wait for: a waiter for any other id
+	// would sit until it expires.
+	if _, err := h.Repo.DataPlane(ctx, req.DeploymentID); servicestate.IsNotFound(err) {
+		return Response{}, &InvalidRequestError{Reason: "deploymentId: no deployment " + req.DeploymentID + " is provisioned (no data plane is registered for it)"}
+	} else if err != nil {
+		return Response{}, err
 	}
 	w, err := h.Repo.RegisterWaiter(ctx, req.DeploymentID, req.Condition, req.TaskToken, timeout)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 type fixture struct {
@@ -31,14 +32,25 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition("x"), servicestate.TTLAttribute)
 	repo := servicestate.New(env.DynamoDB(), table)
+	// The deployments the requests and samples wait on are provisioned.
+	for _, d := range []servicestate.DataPlane{
+		{DeploymentID: "dep1", AccountID: "111111111111", ExporterRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep1-state-exporter",
+			ExporterRoleID: "AROA3XFRBF23STATEXP01", AgentRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep1-agent"},
+		{DeploymentID: "dep7f3a", AccountID: "111111111111", ExporterRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep7f3a-state-exporter",
+			ExporterRoleID: "AROA3XFRBF23STATEXP7F", AgentRoleARN: "arn:aws:iam::111111111111:role/clickhouse-cloud-dep7f3a-agent"},
+	} {
+		if err := repo.RegisterDataPlane(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return &fixture{env: env, table: table, repo: repo, h: &Handler{Repo: repo, Tasks: env.StepFunctions(), Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}}
 }
 
 func report(version string, seq int64) statemsg.Message {
 	return statemsg.Message{
-		SchemaVersion: 1, DeploymentID: "dep-1", ServiceID: "svc-a", Hostname: "svc-a.example.com",
+		SchemaVersion: 1, DeploymentID: "dep1", ServiceID: "svc-a", Hostname: "svc-a.example.com",
 		ObservedAt: time.Now().Add(-time.Second), ExporterEpoch: 1, Sequence: seq, Status: statemsg.StatusHealthy,
 		Versions: statemsg.Versions{ClickHouse: version, Operator: "0.25", Kubernetes: "1.30"},
 		Replicas: statemsg.Replicas{Ready: 3, Desired: 3},
@@ -46,7 +58,7 @@ func report(version string, seq int64) statemsg.Message {
 }
 
 func request(token string) Request {
-	return Request{TaskToken: token, DeploymentID: "dep-1", TimeoutSeconds: 600,
+	return Request{TaskToken: token, DeploymentID: "dep1", TimeoutSeconds: 600,
 		Condition: servicestate.Condition{ServiceID: "svc-a", Health: health.Healthy, ClickHouseVersion: "25.1"}}
 }
 
@@ -66,7 +78,7 @@ func TestAlreadySatisfiedResumesAtOnce(t *testing.T) {
 	if out.Status != "SUCCEEDED" || json.Unmarshal([]byte(aws.ToString(out.Output)), &got) != nil || got.Versions.ClickHouse != "25.1" {
 		t.Fatalf("execution %s output %s", out.Status, aws.ToString(out.Output))
 	}
-	if ws, _ := f.repo.Waiters(ctx, "dep-1", "svc-a"); len(ws) != 0 {
+	if ws, _ := f.repo.Waiters(ctx, "dep1", "svc-a"); len(ws) != 0 {
 		t.Fatalf("waiters left %v", ws)
 	}
 }
@@ -107,13 +119,14 @@ func TestWaitForAServiceThatDoesNotExistYet(t *testing.T) {
 	if err != nil || resp.Resumed {
 		t.Fatalf("response %+v %v", resp, err)
 	}
-	if ws, _ := f.repo.Waiters(ctx, "dep-1", "svc-a"); len(ws) != 1 {
+	if ws, _ := f.repo.Waiters(ctx, "dep1", "svc-a"); len(ws) != 1 {
 		t.Fatalf("waiters %v", ws)
 	}
 }
 
 func TestInvalidRequestsFailWithTheFieldAndWriteNothing(t *testing.T) {
 	f := newFixture(t)
+	before := f.env.Keys(t, f.table)
 	cases := []struct {
 		edit func(*Request)
 		says string
@@ -121,7 +134,9 @@ func TestInvalidRequestsFailWithTheFieldAndWriteNothing(t *testing.T) {
 		{func(r *Request) { r.DeploymentID = "" }, "deploymentId"},
 		{func(r *Request) { r.TaskToken = "" }, "taskToken"},
 		{func(r *Request) { r.TimeoutSeconds = 0 }, "timeoutSeconds"},
-		{func(r *Request) { r.TimeoutSeconds = int(servicestate.MaxWait.Seconds()) + 1 }, "timeoutSeconds"},
+		{func(r *Request) { r.TimeoutSeconds = servicestate.MaxWait.Seconds() + 1 }, "timeoutSeconds"},
+		{func(r *Request) { r.TimeoutSeconds = 1.5 }, "timeoutSeconds: must be whole seconds"},
+		{func(r *Request) { r.DeploymentID = "depunknown" }, "no deployment depunknown is provisioned"},
 		{func(r *Request) { r.Condition = servicestate.Condition{ServiceID: "svc-a"} }, "at least one of"},
 		{func(r *Request) { r.Condition.Health = "fine" }, "health: must be one of"},
 	}
@@ -134,8 +149,8 @@ func TestInvalidRequestsFailWithTheFieldAndWriteNothing(t *testing.T) {
 			t.Errorf("error %v, want an InvalidRequestError saying %q", err, c.says)
 		}
 	}
-	if keys := f.env.Keys(t, f.table); len(keys) != 0 {
-		t.Fatalf("invalid requests wrote %v", keys)
+	if keys := f.env.Keys(t, f.table); len(keys) != len(before) {
+		t.Fatalf("invalid requests wrote %v (before: %v)", keys, before)
 	}
 }
 
@@ -166,7 +181,7 @@ func TestSampleEvents(t *testing.T) {
 		}
 	}
 	// Only the valid sample registered a waiter, for the service it names.
-	if ws, _ := f.repo.Waiters(ctx, "dep-7f3a", "h5ju65kv87"); len(ws) != 1 {
+	if ws, _ := f.repo.Waiters(ctx, "dep7f3a", "h5ju65kv87"); len(ws) != 1 {
 		t.Errorf("waiters %v, want the one of wait-for-version.json", ws)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // ControlPlaneStackID is the construct id and template name of the vendor's stack
@@ -127,7 +128,7 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPl
 	if err := checkStaleAfter(props.StateStaleAfter); err != nil {
 		return nil, err
 	}
-	indexes, err := tableIndexes(servicestate.TableDefinition(""))
+	indexes, err := tableIndexes(store.TableDefinition(""))
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/byocloud/byoc/infra/workflows"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 const cp = ControlPlaneStackID
@@ -56,7 +57,7 @@ func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
 			}
 		}
 		// Exactly the indexes of the table the repository expects: SweepIndex.
-		def := servicestate.TableDefinition("")
+		def := store.TableDefinition("")
 		var wantIndexes []any
 		for _, g := range def.GlobalSecondaryIndexes {
 			var keys []any

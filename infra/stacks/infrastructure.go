@@ -388,8 +388,12 @@ func (b *infraBuilder) cluster() {
 			EndpointPrivateAccess: true,
 			EndpointPublicAccess:  true,
 		},
-		// Access entries only (no aws-auth ConfigMap); the management role that creates the
-		// cluster is its first administrator, which the data-plane installer needs.
+		// Access entries only (no aws-auth ConfigMap). The cluster's creator (the management
+		// role, through CloudFormation) stays its administrator: it is the only principal that
+		// can install the in-cluster components and bind data-plane-mgmt's Kubernetes group
+		// (an access entry grants that group nothing by itself), and it is assumable only by
+		// the control plane's role with the deployment's ExternalId. Without it an access entry
+		// with AmazonEKSClusterAdminPolicy for the same role would be needed: the same power.
 		AccessConfig: &awseks.CfnCluster_AccessConfigProperty{
 			AuthenticationMode:                      jsii.String("API"),
 			BootstrapClusterCreatorAdminPermissions: true,

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/settings"
 )
 
 // Names that the bootstrap template (which grants) and the infrastructure template (which
@@ -18,8 +19,8 @@ import (
 const (
 	resourcePrefixPattern = `^[a-z][a-z0-9-]{0,22}[a-z0-9]$`
 	resourcePrefixRule    = "1 to 24 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-'"
-	deploymentIDPattern   = `^[a-z][a-z0-9]{2,19}$`
-	deploymentIDRule      = "3 to 20 characters: lowercase letters and digits, starting with a letter"
+	deploymentIDPattern   = settings.DeploymentIDPattern
+	deploymentIDRule      = settings.DeploymentIDRule
 )
 
 // Service principals the management role may pass roles to.

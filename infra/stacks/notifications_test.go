@@ -215,7 +215,7 @@ func TestOperatorRulesMatchTheEventsStateFunctionsPublish(t *testing.T) {
 		return e
 	}
 	alert := func(scope health.Scope, from, to health.Health) map[string]any {
-		a, ok := health.AlertFor(health.Transition{Scope: scope, DeploymentID: "dep-1", From: from, To: to})
+		a, ok := health.AlertFor(health.Transition{Scope: scope, DeploymentID: "dep1", From: from, To: to})
 		if !ok {
 			t.Fatalf("no alert for %s -> %s", from, to)
 		}

@@ -262,8 +262,21 @@ func TestCommandSendsOnlyAValidRequestThenWaitsForItsAcknowledgement(t *testing.
 		}
 		Default string
 	}
-	if m.StartAt != "Validate" || json.Unmarshal(m.States["Validate"], &validate) != nil || validate.Default != "Send" {
-		t.Fatalf("the workflow must start by validating its input and only then send: %s", m.States["Validate"])
+	if m.StartAt != "Validate" || json.Unmarshal(m.States["Validate"], &validate) != nil || validate.Default != "Inspect" {
+		t.Fatalf("the workflow must start by validating its input: %s", m.States["Validate"])
+	}
+	// Then the shapes Choice cannot see (an object, whole seconds), and only then the send.
+	var shapes struct {
+		Choices []struct{ Next string }
+		Default string
+	}
+	if json.Unmarshal(m.States["ValidateShapes"], &shapes) != nil || shapes.Default != "Send" || len(shapes.Choices) != 3 {
+		t.Fatalf("ValidateShapes = %s, want three refusals and then Send", m.States["ValidateShapes"])
+	}
+	for _, c := range shapes.Choices {
+		if c.Next != "InvalidRequest" {
+			t.Errorf("ValidateShapes goes to %s, want InvalidRequest", c.Next)
+		}
 	}
 	guarded := map[string]bool{}
 	for _, c := range validate.Choices {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
@@ -70,8 +71,8 @@ func (c Command) Validate() error {
 	if !statemsg.ValidID(c.ID) {
 		bad = append(bad, "id: "+statemsg.IDRule)
 	}
-	if !statemsg.ValidID(c.DeploymentID) {
-		bad = append(bad, "deploymentId: "+statemsg.IDRule)
+	if !settings.ValidDeploymentID(c.DeploymentID) {
+		bad = append(bad, "deploymentId: must be "+settings.DeploymentIDRule)
 	} else if _, err := QueueName(c.DeploymentID); err != nil {
 		bad = append(bad, "deploymentId: "+err.Error())
 	}

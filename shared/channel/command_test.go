@@ -12,7 +12,7 @@ import (
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func release(id string) Command {
-	return Command{SchemaVersion: CommandVersion, ID: id, DeploymentID: "dep-1", ServiceID: "svc-a", Kind: ApplyRelease,
+	return Command{SchemaVersion: CommandVersion, ID: id, DeploymentID: "dep1", ServiceID: "svc-a", Kind: ApplyRelease,
 		Params: map[string]string{"clickhouseVersion": "24.9"}, IssuedAt: t0}
 }
 
@@ -36,7 +36,8 @@ func TestCommandValidation(t *testing.T) {
 		{"version", func(c *Command) { c.SchemaVersion = 2 }, "schemaVersion: must be 1"},
 		{"id", func(c *Command) { c.ID = "" }, "id: must be"},
 		{"deployment", func(c *Command) { c.DeploymentID = "a b" }, "deploymentId: must be"},
-		{"deployment too long for a queue", func(c *Command) { c.DeploymentID = strings.Repeat("d", 62) }, "deploymentId: must be at most 61 characters"},
+		{"deployment id longer than the template allows", func(c *Command) { c.DeploymentID = strings.Repeat("d", 21) }, "deploymentId: must be 3 to 20 characters"},
+		{"deployment id with a dash", func(c *Command) { c.DeploymentID = "dep-7f3a" }, "deploymentId: must be 3 to 20 characters"},
 		{"service", func(c *Command) { c.ServiceID = "s/1" }, "serviceId: must be"},
 		{"issued", func(c *Command) { c.IssuedAt = time.Time{} }, "issuedAt: required"},
 		{"kind", func(c *Command) { c.Kind = "reboot" }, "kind: must be one of"},
@@ -57,7 +58,7 @@ func TestCommandValidation(t *testing.T) {
 			}
 		})
 	}
-	ok := Command{SchemaVersion: 1, ID: "c", DeploymentID: "d", Kind: ApplyRelease, Params: map[string]string{"operatorVersion": "0.26"}, IssuedAt: t0}
+	ok := Command{SchemaVersion: 1, ID: "c", DeploymentID: "dep", Kind: ApplyRelease, Params: map[string]string{"operatorVersion": "0.26"}, IssuedAt: t0}
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("a deployment-wide operator release: %v", err)
 	}
@@ -103,7 +104,7 @@ func plane(dep, account string) servicestate.DataPlane {
 
 func TestStateQueuePolicyAdmitsExactlyTheExporters(t *testing.T) {
 	queue := "arn:aws:sqs:us-east-1:000000000000:byoc-state"
-	s, err := StateQueuePolicy(queue, []servicestate.DataPlane{plane("dep-b", "222222222222"), plane("dep-a", "111111111111"), plane("dep-a", "111111111111")})
+	s, err := StateQueuePolicy(queue, []servicestate.DataPlane{plane("depb", "222222222222"), plane("depa", "111111111111"), plane("depa", "111111111111")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,10 +120,10 @@ func TestStateQueuePolicyAdmitsExactlyTheExporters(t *testing.T) {
 		t.Fatalf("allow statement %+v", allow)
 	}
 	arns, _ := allow.Condition["ArnEquals"]["aws:PrincipalArn"].([]any)
-	if len(arns) != 2 || arns[0] != "arn:aws:iam::111111111111:role/dep-a-state-exporter" || arns[1] != "arn:aws:iam::222222222222:role/dep-b-state-exporter" {
+	if len(arns) != 2 || arns[0] != "arn:aws:iam::111111111111:role/depa-state-exporter" || arns[1] != "arn:aws:iam::222222222222:role/depb-state-exporter" {
 		t.Fatalf("admitted %v, want both exporters, sorted, once", arns)
 	}
-	again, _ := StateQueuePolicy(queue, []servicestate.DataPlane{plane("dep-a", "111111111111"), plane("dep-b", "222222222222")})
+	again, _ := StateQueuePolicy(queue, []servicestate.DataPlane{plane("depa", "111111111111"), plane("depb", "222222222222")})
 	if again != s {
 		t.Fatal("the policy depends on the order of the data planes")
 	}
@@ -151,8 +152,8 @@ func TestStateQueuePolicyTooLarge(t *testing.T) {
 }
 
 func TestCommandQueuePolicyLetsOnlyTheAgentRead(t *testing.T) {
-	queue := "arn:aws:sqs:us-east-1:000000000000:byoc-commands-dep-1.fifo"
-	agent := "arn:aws:iam::111111111111:role/dep-1-agent"
+	queue := "arn:aws:sqs:us-east-1:000000000000:byoc-commands-dep1.fifo"
+	agent := "arn:aws:iam::111111111111:role/dep1-agent"
 	s, err := CommandQueuePolicy(queue, agent)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +176,7 @@ func TestCommandQueuePolicyLetsOnlyTheAgentRead(t *testing.T) {
 }
 
 func TestQueueName(t *testing.T) {
-	if n, err := QueueName("dep-1"); err != nil || n != "byoc-commands-dep-1.fifo" {
+	if n, err := QueueName("dep1"); err != nil || n != "byoc-commands-dep1.fifo" {
 		t.Fatalf("%s %v", n, err)
 	}
 	if n, err := QueueName(strings.Repeat("d", 61)); err != nil || len(n) != 80 {

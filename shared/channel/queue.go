@@ -14,7 +14,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
-	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/settings"
 )
 
 // SQS is the part of the SQS client the channels use.
@@ -64,8 +64,8 @@ func Open(ctx context.Context, client SQS, deploymentID, agentRoleARN string) (s
 	if err != nil {
 		return "", fmt.Errorf("open channel of %q: deploymentId %w", deploymentID, err)
 	}
-	if !statemsg.ValidID(deploymentID) {
-		return "", fmt.Errorf("open channel of %q: deploymentId %s", deploymentID, statemsg.IDRule)
+	if !settings.ValidDeploymentID(deploymentID) {
+		return "", fmt.Errorf("open channel of %q: deploymentId must be %s", deploymentID, settings.DeploymentIDRule)
 	}
 	if _, ok := servicestate.RoleARNAccount(agentRoleARN); !ok {
 		return "", fmt.Errorf("open channel of %s: agentRoleArn: must be an IAM role ARN, got %q", deploymentID, agentRoleARN)
@@ -199,7 +199,15 @@ func (s *Sender) Send(ctx context.Context, c Command) (servicestate.CommandRecor
 	if _, err := s.SQS.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl: aws.String(url), MessageBody: aws.String(string(body)),
 		MessageGroupId: aws.String(group), MessageDeduplicationId: aws.String(c.ID),
-	}); err != nil {
+	}); QueueMissing(err) {
+		// The channel was closed since its URL was cached (the deployment was torn down):
+		// forget it, and end the command, which no agent will ever receive.
+		s.forget(c.DeploymentID)
+		if _, aerr := s.Recorder.AdvanceCommand(ctx, c.DeploymentID, c.ID, servicestate.CommandFailed, "the deployment's command channel was closed", ""); aerr != nil {
+			return rec, aerr
+		}
+		return rec, fmt.Errorf("send command %s: %s: %w", c.ID, c.DeploymentID, ErrNoChannel)
+	} else if err != nil {
 		return rec, fmt.Errorf("send command %s to %s: %w", c.ID, c.DeploymentID, err)
 	}
 	if _, err := s.Recorder.AdvanceCommand(ctx, c.DeploymentID, c.ID, servicestate.CommandSent, "", ""); err != nil {
@@ -207,6 +215,13 @@ func (s *Sender) Send(ctx context.Context, c Command) (servicestate.CommandRecor
 	}
 	rec.Status = servicestate.CommandSent
 	return rec, nil
+}
+
+// forget drops a deployment's cached channel URL.
+func (s *Sender) forget(deploymentID string) {
+	s.mu.Lock()
+	delete(s.urls, deploymentID)
+	s.mu.Unlock()
 }
 
 func (s *Sender) now() time.Time {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 type fixture struct {
@@ -27,8 +28,8 @@ const agent = "arn:aws:iam::111111111111:role/agent"
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
-	f := &fixture{env: env, sqs: sqs.NewFromConfig(env.Config), repo: servicestate.New(env.DynamoDB(), table), dep: cloudtest.UniqueName("dep")}
+	table := env.CreateTable(t, store.TableDefinition("x"), servicestate.TTLAttribute)
+	f := &fixture{env: env, sqs: sqs.NewFromConfig(env.Config), repo: servicestate.New(env.DynamoDB(), table), dep: cloudtest.UniqueDeploymentID()}
 	t.Cleanup(func() { _ = Close(context.Background(), f.sqs, f.dep) })
 	return f
 }
@@ -175,6 +176,38 @@ func TestSendWithoutChannelRecordsNothing(t *testing.T) {
 	}
 }
 
+// A sender that cached a channel's URL before the channel was closed (teardown) does not
+// fail with a plain error on the next command: it forgets the URL, ends the command as failed
+// (no agent will ever receive it), says ErrNoChannel, and the next command is refused before
+// anything is recorded.
+func TestSendAfterTheChannelClosedIsNoChannel(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := Open(ctx, f.sqs, f.dep, agent); err != nil {
+		t.Fatal(err)
+	}
+	s := &Sender{SQS: f.sqs, Recorder: f.repo}
+	if _, err := s.Send(ctx, Command{ID: "cmd-1", DeploymentID: f.dep, ServiceID: "a", Kind: Start}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Close(ctx, f.sqs, f.dep); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Send(ctx, Command{ID: "cmd-2", DeploymentID: f.dep, ServiceID: "a", Kind: Stop})
+	if !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("send on a closed channel through a cached URL: %v, want ErrNoChannel", err)
+	}
+	if rec, err := f.repo.Command(ctx, f.dep, "cmd-2"); err != nil || rec.Status != servicestate.CommandFailed {
+		t.Fatalf("command sent to a closed channel: %+v %v, want it failed", rec, err)
+	}
+	if _, err := s.Send(ctx, Command{ID: "cmd-3", DeploymentID: f.dep, ServiceID: "a", Kind: Start}); !errors.Is(err, ErrNoChannel) {
+		t.Fatalf("the next send: %v, want ErrNoChannel", err)
+	}
+	if rec, err := f.repo.Command(ctx, f.dep, "cmd-3"); !servicestate.IsNotFound(err) {
+		t.Fatalf("the next command was recorded: %+v %v", rec, err)
+	}
+}
+
 func TestReceiveSetsAsideGarbage(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -217,7 +250,7 @@ func TestAdmitExportersWritesOnlyOnChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := aws.ToString(q.QueueUrl)
-	planes := []servicestate.DataPlane{plane("dep-a", "111111111111")}
+	planes := []servicestate.DataPlane{plane("depa", "111111111111")}
 	changed, err := AdmitExporters(ctx, f.sqs, url, planes)
 	if err != nil || !changed {
 		t.Fatalf("first admit: %v %v", changed, err)
@@ -225,12 +258,12 @@ func TestAdmitExportersWritesOnlyOnChange(t *testing.T) {
 	if changed, err := AdmitExporters(ctx, f.sqs, url, planes); err != nil || changed {
 		t.Fatalf("unchanged admit wrote: %v %v", changed, err)
 	}
-	planes = append(planes, plane("dep-b", "222222222222"))
+	planes = append(planes, plane("depb", "222222222222"))
 	if changed, err := AdmitExporters(ctx, f.sqs, url, planes); err != nil || !changed {
 		t.Fatalf("new exporter: %v %v", changed, err)
 	}
 	out, _ := f.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{"Policy"}})
-	if p := out.Attributes["Policy"]; !strings.Contains(p, "dep-a-state-exporter") || !strings.Contains(p, "dep-b-state-exporter") {
+	if p := out.Attributes["Policy"]; !strings.Contains(p, "depa-state-exporter") || !strings.Contains(p, "depb-state-exporter") {
 		t.Fatalf("policy %s", p)
 	}
 }

@@ -117,8 +117,8 @@ const (
 
 // The control-plane table (EnvTableName): string partition and sort keys, a TTL attribute
 // (epoch seconds) that expires task-token waiters and event idempotency records, and one
-// sparse index for the service-state sweep. shared/servicestate.TableDefinition is the
-// authoritative shape (shared/store.TableDefinition without the index).
+// sparse index for the scheduled sweeps. shared/store.TableDefinition is the authoritative
+// shape.
 const (
 	TableAttrPartitionKey = "PK"
 	TableAttrSortKey      = "SK"
@@ -158,6 +158,9 @@ const (
 	DetailTypeServiceHealthChanged    = "BYOC Service Health Changed"
 	DetailTypeDeploymentHealthChanged = "BYOC Deployment Health Changed"
 	DetailTypeStateMessageRejected    = "BYOC State Message Rejected"
+	// DetailTypeOnboardingStalled: a deployment still invited long after its invitation
+	// (the customer has not applied the bootstrap stack, or its completion event was lost).
+	DetailTypeOnboardingStalled = "BYOC Onboarding Stalled"
 )
 
 // Data-plane command channels: one SQS FIFO queue per deployment, named

@@ -92,6 +92,34 @@ func (p Publisher) PublishAlerts(ctx context.Context, alerts []PendingAlert) ([]
 	return published, nil
 }
 
+// StalledDetail is the detail of a "BYOC Onboarding Stalled" event.
+type StalledDetail struct {
+	DeploymentID string    `json:"deploymentId"`
+	AccountID    string    `json:"accountId"`
+	Region       string    `json:"region"`
+	InvitedAt    time.Time `json:"invitedAt"`
+	Reason       string    `json:"reason"`
+}
+
+// PublishStalled announces a deployment whose onboarding has stalled.
+func (p Publisher) PublishStalled(ctx context.Context, d StalledDetail) error {
+	detail, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	accepted, err := p.put(ctx, []ebtypes.PutEventsRequestEntry{{
+		EventBusName: aws.String(p.BusName), Source: aws.String(contract.SourceState),
+		DetailType: aws.String(contract.DetailTypeOnboardingStalled), Detail: aws.String(string(detail)),
+	}})
+	if err != nil {
+		return err
+	}
+	if !accepted[0] {
+		return fmt.Errorf("EventBridge refused the stalled-onboarding event of %s", d.DeploymentID)
+	}
+	return nil
+}
+
 // PublishRejection announces a rejected state message.
 func (p Publisher) PublishRejection(ctx context.Context, rej Rejection) error {
 	return p.publishRejection(ctx, RejectionDetail{Rejection: rej})

@@ -76,7 +76,7 @@ func TestDeliverPublishesAndEmptiesTheOutbox(t *testing.T) {
 	bus := alertBus(t, f.env)
 	pub := Publisher{Bus: f.env.EventBridge(), BusName: bus}
 
-	alerts := f.apply(t, unhealthy(report("dep-1", "svc-a", 1))).Alerts
+	alerts := f.apply(t, unhealthy(report("dep1", "svc-a", 1))).Alerts
 	if err := f.repo.Deliver(ctx, pub, alerts); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestDeliverPublishesAndEmptiesTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	if detail.AlertID != alerts[0].ID() || detail.Severity != health.SeverityCritical || detail.To != health.Unhealthy ||
-		detail.DeploymentID != "dep-1" || detail.ServiceID != "svc-a" || detail.Reason != "exporter reported unhealthy" {
+		detail.DeploymentID != "dep1" || detail.ServiceID != "svc-a" || detail.Reason != "exporter reported unhealthy" {
 		t.Fatalf("detail %+v", detail)
 	}
 	f.clock.Advance(time.Hour)
@@ -105,7 +105,7 @@ func TestPublishRejection(t *testing.T) {
 	f := newFixture(t)
 	bus := alertBus(t, f.env)
 	pub := Publisher{Bus: f.env.EventBridge(), BusName: bus}
-	rej := Rejection{MessageID: "m-1", Reason: "forged-sender", Security: true, SenderID: "AROAXXXXXXXXXXXXXXXXX:s", ClaimedDeploymentID: "dep-2", SentAt: t0}
+	rej := Rejection{MessageID: "m-1", Reason: "forged-sender", Security: true, SenderID: "AROAXXXXXXXXXXXXXXXXX:s", ClaimedDeploymentID: "dep2", SentAt: t0}
 	if err := pub.PublishRejection(context.Background(), rej); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestPublishRejection(t *testing.T) {
 		t.Fatalf("delivered %v", events)
 	}
 	var detail RejectionDetail
-	if err := json.Unmarshal([]byte(events[0].Detail), &detail); err != nil || !detail.Security || detail.ClaimedDeploymentID != "dep-2" {
+	if err := json.Unmarshal([]byte(events[0].Detail), &detail); err != nil || !detail.Security || detail.ClaimedDeploymentID != "dep2" {
 		t.Fatalf("detail %+v %v", detail, err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
@@ -60,12 +61,15 @@ func (c CommandRecord) sameRequest(o CommandRecord) bool {
 // workflow step does not issue it twice; the same id for a different request is refused
 // with ErrConflict and nothing is written.
 func (r *Repo) CreateCommand(ctx context.Context, c CommandRecord) (stored CommandRecord, created bool, err error) {
-	if !statemsg.ValidID(c.ID) || !statemsg.ValidID(c.DeploymentID) || (c.ServiceID != "" && !statemsg.ValidID(c.ServiceID)) || c.Kind == "" {
-		return CommandRecord{}, false, fmt.Errorf("create command %q: id, deploymentId (and serviceId when set) %s; kind is required", c.ID, statemsg.IDRule)
+	if !settings.ValidDeploymentID(c.DeploymentID) {
+		return CommandRecord{}, false, fmt.Errorf("create command %q: deploymentId must be %s", c.ID, settings.DeploymentIDRule)
+	}
+	if !statemsg.ValidID(c.ID) || (c.ServiceID != "" && !statemsg.ValidID(c.ServiceID)) || c.Kind == "" {
+		return CommandRecord{}, false, fmt.Errorf("create command %q: id (and serviceId when set) %s; kind is required", c.ID, statemsg.IDRule)
 	}
 	now := r.now()
 	c.Status, c.Detail, c.CreatedAt, c.UpdatedAt = CommandPending, "", now, now
-	item, err := store.ItemWithKey(c, deploymentPK(c.DeploymentID), skCommandPrefix+c.ID, kindCommand)
+	item, err := store.ItemWithKey(c, store.DeploymentPK(c.DeploymentID), skCommandPrefix+c.ID, kindCommand)
 	if err != nil {
 		return CommandRecord{}, false, err
 	}
@@ -75,7 +79,7 @@ func (r *Repo) CreateCommand(ctx context.Context, c CommandRecord) (stored Comma
 	if err == nil {
 		return c, true, nil
 	}
-	if !conditionFailed(err) {
+	if !store.ConditionFailed(err) {
 		return CommandRecord{}, false, fmt.Errorf("create command %s of %s: %w", c.ID, c.DeploymentID, err)
 	}
 	existing, err := r.Command(ctx, c.DeploymentID, c.ID)
@@ -90,7 +94,7 @@ func (r *Repo) CreateCommand(ctx context.Context, c CommandRecord) (stored Comma
 
 // Command returns a command record, or ErrNotFound.
 func (r *Repo) Command(ctx context.Context, deploymentID, id string) (CommandRecord, error) {
-	item, err := r.get(ctx, deploymentPK(deploymentID), skCommandPrefix+id)
+	item, err := r.get(ctx, store.DeploymentPK(deploymentID), skCommandPrefix+id)
 	if err != nil {
 		return CommandRecord{}, err
 	}
@@ -132,13 +136,13 @@ func (r *Repo) AdvanceCommand(ctx context.Context, deploymentID, id string, stat
 	}
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(r.table),
-		Key:                       key(deploymentPK(deploymentID), skCommandPrefix+id),
+		Key:                       store.Key(store.DeploymentPK(deploymentID), skCommandPrefix+id),
 		UpdateExpression:          aws.String("SET #status = :status, #updated = :now, #detail = :detail"),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	})
-	if conditionFailed(err) {
+	if store.ConditionFailed(err) {
 		return false, nil
 	}
 	if err != nil {

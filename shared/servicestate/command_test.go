@@ -9,7 +9,7 @@ import (
 )
 
 func command(id string) CommandRecord {
-	return CommandRecord{ID: id, DeploymentID: "dep-1", ServiceID: "svc-a", Kind: "apply-release", Params: map[string]string{"clickhouseVersion": "24.9"}}
+	return CommandRecord{ID: id, DeploymentID: "dep1", ServiceID: "svc-a", Kind: "apply-release", Params: map[string]string{"clickhouseVersion": "24.9"}}
 }
 
 func TestCreateCommandIsIdempotent(t *testing.T) {
@@ -19,7 +19,7 @@ func TestCreateCommandIsIdempotent(t *testing.T) {
 	if err != nil || !created || c.Status != CommandPending || c.CreatedAt.IsZero() {
 		t.Fatalf("create: %+v %v %v", c, created, err)
 	}
-	if _, err := f.repo.AdvanceCommand(ctx, "dep-1", "cmd-1", CommandSent, "", ""); err != nil {
+	if _, err := f.repo.AdvanceCommand(ctx, "dep1", "cmd-1", CommandSent, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	again, created, err := f.repo.CreateCommand(ctx, command("cmd-1"))
@@ -60,7 +60,7 @@ func TestAcknowledgementsOnlyMoveForward(t *testing.T) {
 	if _, _, err := f.repo.CreateCommand(ctx, command("cmd-1")); err != nil {
 		t.Fatal(err)
 	}
-	m := report("dep-1", "svc-a", 1)
+	m := report("dep1", "svc-a", 1)
 	m.Commands = []statemsg.CommandAck{{ID: "cmd-1", Status: statemsg.AckSucceeded}}
 	changed, err := f.repo.ApplyAcks(ctx, m)
 	if err != nil || len(changed) != 1 {
@@ -75,7 +75,7 @@ func TestAcknowledgementsOnlyMoveForward(t *testing.T) {
 	if changed, err := f.repo.ApplyAcks(ctx, m); err != nil || len(changed) != 0 {
 		t.Fatalf("contradicting ack after success: %v %v", changed, err)
 	}
-	c, _ := f.repo.Command(ctx, "dep-1", "cmd-1")
+	c, _ := f.repo.Command(ctx, "dep1", "cmd-1")
 	if c.Status != CommandSucceeded || c.Detail != "" {
 		t.Fatalf("command %+v", c)
 	}
@@ -88,7 +88,7 @@ func TestAcknowledgementFromAnotherServiceOrForUnknownCommandIsIgnored(t *testin
 		t.Fatal(err)
 	}
 	before := f.snapshot(t)
-	m := report("dep-1", "svc-b", 1)
+	m := report("dep1", "svc-b", 1)
 	m.Commands = []statemsg.CommandAck{{ID: "cmd-1", Status: statemsg.AckFailed}, {ID: "cmd-unknown", Status: statemsg.AckSucceeded}}
 	if changed, err := f.repo.ApplyAcks(ctx, m); err != nil || len(changed) != 0 {
 		t.Fatalf("acks: %v %v", changed, err)
@@ -96,7 +96,7 @@ func TestAcknowledgementFromAnotherServiceOrForUnknownCommandIsIgnored(t *testin
 	if f.snapshot(t) != before {
 		t.Fatal("foreign acknowledgements changed the table")
 	}
-	if _, err := f.repo.AdvanceCommand(ctx, "dep-1", "cmd-1", CommandPending, "", ""); err == nil {
+	if _, err := f.repo.AdvanceCommand(ctx, "dep1", "cmd-1", CommandPending, "", ""); err == nil {
 		t.Fatal("moving a command back to pending was accepted")
 	}
 }
@@ -109,7 +109,7 @@ func TestDeploymentWideCommandAcceptsAnyServicesAck(t *testing.T) {
 	if _, _, err := f.repo.CreateCommand(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	m := report("dep-1", "svc-b", 1)
+	m := report("dep1", "svc-b", 1)
 	m.Commands = []statemsg.CommandAck{{ID: "cmd-backup", Status: statemsg.AckAccepted}}
 	if changed, err := f.repo.ApplyAcks(ctx, m); err != nil || len(changed) != 1 {
 		t.Fatalf("acks: %v %v", changed, err)

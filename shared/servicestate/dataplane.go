@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/contract"
-	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/settings"
 )
 
 // DataPlane is who may speak for a deployment's data plane: the roles of its in-cluster
@@ -58,8 +58,8 @@ func RoleARNAccount(arn string) (string, bool) {
 // Validate checks the record; the error names the field and the rule.
 func (d DataPlane) Validate() error {
 	var bad []string
-	if !statemsg.ValidID(d.DeploymentID) {
-		bad = append(bad, "deploymentId: "+statemsg.IDRule)
+	if !settings.ValidDeploymentID(d.DeploymentID) {
+		bad = append(bad, "deploymentId: must be "+settings.DeploymentIDRule)
 	}
 	if !accountPattern.MatchString(d.AccountID) {
 		bad = append(bad, "accountId: must be 12 digits")
@@ -125,7 +125,7 @@ func (r *Repo) RegisterDataPlane(ctx context.Context, d DataPlane) error {
 		ExpressionAttributeNames:  map[string]string{"#account": "accountId"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":account": str(d.AccountID)},
 	})
-	if conditionFailed(err) {
+	if store.ConditionFailed(err) {
 		return fmt.Errorf("data plane of %s is registered for another account than %s: %w", d.DeploymentID, d.AccountID, ErrConflict)
 	}
 	if err != nil {
@@ -174,10 +174,10 @@ func (r *Repo) DataPlanes(ctx context.Context) ([]DataPlane, error) {
 func (r *Repo) RemoveDataPlane(ctx context.Context, deploymentID string) error {
 	_, err := r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:           aws.String(r.table),
-		Key:                 key(pkDataPlane, dataPlaneSK(deploymentID)),
+		Key:                 store.Key(pkDataPlane, dataPlaneSK(deploymentID)),
 		ConditionExpression: aws.String("attribute_exists(PK)"),
 	})
-	if conditionFailed(err) {
+	if store.ConditionFailed(err) {
 		return fmt.Errorf("data plane of %s: %w", deploymentID, ErrNotFound)
 	}
 	if err != nil {

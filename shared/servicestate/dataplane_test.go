@@ -20,7 +20,7 @@ func exporter(dep, account string) DataPlane {
 func TestRegisterDataPlane(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	d := exporter("dep-1", "111111111111")
+	d := exporter("dep1", "111111111111")
 	if err := f.repo.RegisterDataPlane(ctx, d); err != nil {
 		t.Fatal(err)
 	}
@@ -29,11 +29,11 @@ func TestRegisterDataPlane(t *testing.T) {
 	if err := f.repo.RegisterDataPlane(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	got, err := f.repo.DataPlane(ctx, "dep-1")
+	got, err := f.repo.DataPlane(ctx, "dep1")
 	if err != nil || got.ExporterRoleID != "AROANEWNEWNEWNEWNEWNE" || got.AgentRoleARN != d.AgentRoleARN {
 		t.Fatalf("stored %+v %v", got, err)
 	}
-	if err := f.repo.RegisterDataPlane(ctx, exporter("dep-2", "222222222222")); err != nil {
+	if err := f.repo.RegisterDataPlane(ctx, exporter("dep2", "222222222222")); err != nil {
 		t.Fatal(err)
 	}
 	all, err := f.repo.DataPlanes(ctx)
@@ -45,11 +45,11 @@ func TestRegisterDataPlane(t *testing.T) {
 func TestRegisterDataPlaneRefusesAnotherAccount(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if err := f.repo.RegisterDataPlane(ctx, exporter("dep-1", "111111111111")); err != nil {
+	if err := f.repo.RegisterDataPlane(ctx, exporter("dep1", "111111111111")); err != nil {
 		t.Fatal(err)
 	}
 	before := f.snapshot(t)
-	err := f.repo.RegisterDataPlane(ctx, exporter("dep-1", "999999999999"))
+	err := f.repo.RegisterDataPlane(ctx, exporter("dep1", "999999999999"))
 	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "another account") {
 		t.Fatalf("error %v", err)
 	}
@@ -75,7 +75,7 @@ func TestDataPlaneValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			d := exporter("dep-1", "111111111111")
+			d := exporter("dep1", "111111111111")
 			c.edit(&d)
 			err := f.repo.RegisterDataPlane(context.Background(), d)
 			if err == nil || !strings.Contains(err.Error(), c.field) {
@@ -89,11 +89,11 @@ func TestDataPlaneValidation(t *testing.T) {
 }
 
 func TestVerifySender(t *testing.T) {
-	d := exporter("dep-1", "111111111111")
+	d := exporter("dep1", "111111111111")
 	if err := d.VerifySender(d.ExporterRoleID + ":state-exporter-7d9f"); err != nil {
 		t.Fatalf("the exporter's own session: %v", err)
 	}
-	other := exporter("dep-2", "222222222222")
+	other := exporter("dep2", "222222222222")
 	for _, sender := range []string{
 		other.ExporterRoleID + ":state-exporter-7d9f", // another customer's exporter
 		"111111111111",          // the customer account's root user
@@ -112,37 +112,37 @@ func TestVerifySender(t *testing.T) {
 func TestRemoveDataPlane(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if err := f.repo.RegisterDataPlane(ctx, exporter("dep-1", "111111111111")); err != nil {
+	if err := f.repo.RegisterDataPlane(ctx, exporter("dep1", "111111111111")); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.repo.RemoveDataPlane(ctx, "dep-1"); err != nil {
+	if err := f.repo.RemoveDataPlane(ctx, "dep1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.repo.DataPlane(ctx, "dep-1"); !IsNotFound(err) {
+	if _, err := f.repo.DataPlane(ctx, "dep1"); !IsNotFound(err) {
 		t.Fatalf("after removal: %v", err)
 	}
-	if err := f.repo.RemoveDataPlane(ctx, "dep-1"); !IsNotFound(err) {
+	if err := f.repo.RemoveDataPlane(ctx, "dep1"); !IsNotFound(err) {
 		t.Fatalf("second removal: %v", err)
 	}
 }
 
 func TestDataPlaneFromOutputs(t *testing.T) {
 	outputs := map[string]string{
-		"StateExporterRoleArn": "arn:aws:iam::111111111111:role/p-dep-1-state-exporter",
+		"StateExporterRoleArn": "arn:aws:iam::111111111111:role/p-dep1-state-exporter",
 		"StateExporterRoleId":  "AROAABCDEFGHIJKLMNOPQ",
-		"AgentRoleArn":         "arn:aws:iam::111111111111:role/p-dep-1-agent",
+		"AgentRoleArn":         "arn:aws:iam::111111111111:role/p-dep1-agent",
 		"VpcId":                "vpc-1",
 	}
-	d, err := DataPlaneFromOutputs("dep-1", "111111111111", outputs)
+	d, err := DataPlaneFromOutputs("dep1", "111111111111", outputs)
 	if err != nil || d.ExporterRoleID != "AROAABCDEFGHIJKLMNOPQ" || d.AgentRoleARN != outputs["AgentRoleArn"] {
 		t.Fatalf("%+v %v", d, err)
 	}
 	delete(outputs, "StateExporterRoleId")
-	if _, err := DataPlaneFromOutputs("dep-1", "111111111111", outputs); err == nil || !strings.Contains(err.Error(), "no StateExporterRoleId output") {
+	if _, err := DataPlaneFromOutputs("dep1", "111111111111", outputs); err == nil || !strings.Contains(err.Error(), "no StateExporterRoleId output") {
 		t.Fatalf("missing output: %v", err)
 	}
 	outputs["StateExporterRoleId"] = "AROAABCDEFGHIJKLMNOPQ"
-	if _, err := DataPlaneFromOutputs("dep-1", "222222222222", outputs); err == nil || !strings.Contains(err.Error(), "must be a role of account 222222222222") {
+	if _, err := DataPlaneFromOutputs("dep1", "222222222222", outputs); err == nil || !strings.Contains(err.Error(), "must be a role of account 222222222222") {
 		t.Fatalf("roles of another account: %v", err)
 	}
 }

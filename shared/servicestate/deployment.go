@@ -31,7 +31,7 @@ const refreshAttempts = 5
 // DeploymentHealth returns a deployment's stored health; a deployment no service has
 // reported for is Unknown at version 0.
 func (r *Repo) DeploymentHealth(ctx context.Context, deploymentID string) (DeploymentHealth, error) {
-	item, err := r.get(ctx, deploymentPK(deploymentID), skHealth)
+	item, err := r.get(ctx, store.DeploymentPK(deploymentID), skHealth)
 	if IsNotFound(err) {
 		return DeploymentHealth{DeploymentID: deploymentID, Health: health.Unknown}, nil
 	}
@@ -80,7 +80,7 @@ func (r *Repo) RefreshDeploymentHealth(ctx context.Context, deploymentID string,
 		if err != nil {
 			return nil, err
 		}
-		item, err := store.ItemWithKey(next, deploymentPK(deploymentID), skHealth, kindHealth)
+		item, err := store.ItemWithKey(next, store.DeploymentPK(deploymentID), skHealth, kindHealth)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +110,7 @@ func (r *Repo) RefreshDeploymentHealth(ctx context.Context, deploymentID string,
 func (r *Repo) worstService(ctx context.Context, deploymentID string) (health.Health, string, int, error) {
 	items, err := r.queryAll(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("PK = :pk AND begins_with(SK, :svc)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(deploymentPK(deploymentID)), ":svc": str(skServicePrefix)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(store.DeploymentPK(deploymentID)), ":svc": str(skServicePrefix)},
 		ProjectionExpression:      aws.String("#s, #h, #r"),
 		ExpressionAttributeNames:  map[string]string{"#s": "serviceId", "#h": "health", "#r": "healthReason"},
 		ConsistentRead:            aws.Bool(true),

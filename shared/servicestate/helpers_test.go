@@ -10,6 +10,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -31,7 +32,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
-	table := env.CreateTable(t, TableDefinition("x"), TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition("x"), TTLAttribute)
 	db := CountWrites(env.DynamoDB())
 	c := &clock{now: t0}
 	repo := New(db, table)
@@ -81,5 +82,5 @@ func (f *fixture) snapshot(t *testing.T) string {
 }
 
 func deleteInput(table string, w Waiter) *dynamodb.DeleteItemInput {
-	return &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: key(deploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID))}
+	return &dynamodb.DeleteItemInput{TableName: aws.String(table), Key: store.Key(store.DeploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID))}
 }

@@ -56,14 +56,14 @@ func (r *Repo) historyPut(t health.Transition, sk string, now time.Time) (*types
 	item, err := store.ItemWithKey(historyItem{
 		Transition: t, Severity: alert.Severity, Recovered: alert.Recovered, RecordedAt: now,
 		SweepPK: outboxPK, SweepAt: now.Unix(),
-	}, deploymentPK(t.DeploymentID), sk, kindHistory)
+	}, store.DeploymentPK(t.DeploymentID), sk, kindHistory)
 	if err != nil {
 		return nil, PendingAlert{}, fmt.Errorf("encode transition %s: %w", t, err)
 	}
 	return &types.Put{
 			TableName: aws.String(r.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)"),
 		},
-		PendingAlert{PK: deploymentPK(t.DeploymentID), SK: sk, Alert: alert}, nil
+		PendingAlert{PK: store.DeploymentPK(t.DeploymentID), SK: sk, Alert: alert}, nil
 }
 
 // MarkPublished takes a published alert out of the outbox. Marking an alert twice is
@@ -71,13 +71,13 @@ func (r *Repo) historyPut(t health.Transition, sk string, now time.Time) (*types
 func (r *Repo) MarkPublished(ctx context.Context, p PendingAlert) error {
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(r.table),
-		Key:                       key(p.PK, p.SK),
+		Key:                       store.Key(p.PK, p.SK),
 		UpdateExpression:          aws.String("SET #published = :now REMOVE #sweepPK, #sweepAt"),
 		ConditionExpression:       aws.String("attribute_exists(#sweepPK)"),
 		ExpressionAttributeNames:  map[string]string{"#published": "publishedAt", "#sweepPK": AttrSweepPK, "#sweepAt": AttrSweepAt},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": str(r.now().Format(time.RFC3339Nano))},
 	})
-	if err != nil && !conditionFailed(err) {
+	if err != nil && !store.ConditionFailed(err) {
 		return fmt.Errorf("mark alert %s published: %w", p.ID(), err)
 	}
 	return nil
@@ -121,7 +121,7 @@ func (r *Repo) History(ctx context.Context, deploymentID string, limit int) ([]h
 	out, err := r.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(r.table),
 		KeyConditionExpression:    aws.String("PK = :pk AND begins_with(SK, :hist)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(deploymentPK(deploymentID)), ":hist": str(skHistoryPrefix)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(store.DeploymentPK(deploymentID)), ":hist": str(skHistoryPrefix)},
 		ScanIndexForward:          aws.Bool(false),
 		Limit:                     aws.Int32(int32(limit)),
 		ConsistentRead:            aws.Bool(true),

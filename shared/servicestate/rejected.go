@@ -56,7 +56,7 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (first bool, 
 	_, err = r.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(r.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)"),
 	})
-	if conditionFailed(err) {
+	if store.ConditionFailed(err) {
 		return false, nil
 	}
 	if err != nil {
@@ -128,7 +128,7 @@ func (r *Repo) CountRejection(ctx context.Context, rej Rejection) (int64, error)
 	}
 	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:        aws.String(r.table),
-		Key:              key(rejectionWindowPK(start), senderKey(rej)),
+		Key:              store.Key(rejectionWindowPK(start), senderKey(rej)),
 		UpdateExpression: aws.String("ADD #count :one SET #first = if_not_exists(#first, :first), #start = :start, #sender = :sender, #kind = :kind, #ttl = :ttl"),
 		ExpressionAttributeNames: map[string]string{
 			"#count": "count", "#first": "first", "#start": "windowStart", "#sender": "sender", "#kind": "kind", "#ttl": TTLAttribute,
@@ -179,12 +179,12 @@ func (r *Repo) RepeatedRejections(ctx context.Context, start time.Time) ([]Rejec
 func (r *Repo) MarkRejectionsReported(ctx context.Context, w RejectionWindowSummary) (bool, error) {
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(r.table),
-		Key:                       key(rejectionWindowPK(w.WindowStart), w.Sender),
+		Key:                       store.Key(rejectionWindowPK(w.WindowStart), w.Sender),
 		UpdateExpression:          aws.String("SET reportedAt = :now"),
 		ConditionExpression:       aws.String("attribute_exists(PK) AND attribute_not_exists(reportedAt)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": str(r.now().Format(time.RFC3339Nano))},
 	})
-	if conditionFailed(err) {
+	if store.ConditionFailed(err) {
 		return false, nil
 	}
 	if err != nil {

@@ -136,7 +136,7 @@ func (r *Repo) write(ctx context.Context, cur Service, m statemsg.Message, messa
 			ConditionExpression: update.ConditionExpression, ExpressionAttributeNames: update.ExpressionAttributeNames,
 			ExpressionAttributeValues: update.ExpressionAttributeValues,
 		})
-		if conditionFailed(err) {
+		if store.ConditionFailed(err) {
 			return Result{}, errMoved
 		}
 		if err != nil {
@@ -220,7 +220,7 @@ func (r *Repo) stateUpdate(cur, next Service) (*types.Update, error) {
 	}
 	return &types.Update{
 		TableName:                 aws.String(r.table),
-		Key:                       key(deploymentPK(next.DeploymentID), skServicePrefix+next.ServiceID),
+		Key:                       store.Key(store.DeploymentPK(next.DeploymentID), skServicePrefix+next.ServiceID),
 		UpdateExpression:          aws.String("SET " + strings.Join(set, ", ")),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
@@ -251,7 +251,7 @@ func (r *Repo) notNewer(ctx context.Context, cur Service, m statemsg.Message) (R
 
 // Service returns the stored state of a service, or ErrNotFound.
 func (r *Repo) Service(ctx context.Context, deploymentID, serviceID string) (Service, error) {
-	item, err := r.get(ctx, deploymentPK(deploymentID), skServicePrefix+serviceID)
+	item, err := r.get(ctx, store.DeploymentPK(deploymentID), skServicePrefix+serviceID)
 	if err != nil {
 		return Service{}, err
 	}
@@ -266,7 +266,7 @@ func (r *Repo) Service(ctx context.Context, deploymentID, serviceID string) (Ser
 func (r *Repo) Services(ctx context.Context, deploymentID string) ([]Service, error) {
 	items, err := r.queryAll(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("PK = :pk AND begins_with(SK, :svc)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(deploymentPK(deploymentID)), ":svc": str(skServicePrefix)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(store.DeploymentPK(deploymentID)), ":svc": str(skServicePrefix)},
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {

@@ -10,16 +10,16 @@ import (
 
 func TestFirstReportRecordsServiceAndDeploymentTransitions(t *testing.T) {
 	f := newFixture(t)
-	res := f.apply(t, report("dep-1", "svc-a", 1))
+	res := f.apply(t, report("dep1", "svc-a", 1))
 	if res.Outcome != Applied {
 		t.Fatalf("outcome %s", res.Outcome)
 	}
-	s, err := f.repo.Service(context.Background(), "dep-1", "svc-a")
+	s, err := f.repo.Service(context.Background(), "dep1", "svc-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if s.Health != health.Healthy || s.PrevHealth != health.Unknown || s.Versions.ClickHouse != "24.8.1" || s.Replicas.Ready != 3 ||
-		!s.LastSeenAt.Equal(t0) || s.OrderKey != report("dep-1", "svc-a", 1).OrderKey() || s.MessageID == "" {
+		!s.LastSeenAt.Equal(t0) || s.OrderKey != report("dep1", "svc-a", 1).OrderKey() || s.MessageID == "" {
 		t.Fatalf("stored service %+v", s)
 	}
 	if len(res.Alerts) != 2 {
@@ -32,7 +32,7 @@ func TestFirstReportRecordsServiceAndDeploymentTransitions(t *testing.T) {
 	if dep.Scope != health.ScopeDeployment || dep.To != health.Healthy || dep.Reason != "all 1 services healthy" {
 		t.Fatalf("deployment alert %+v", dep)
 	}
-	dh, err := f.repo.DeploymentHealth(context.Background(), "dep-1")
+	dh, err := f.repo.DeploymentHealth(context.Background(), "dep1")
 	if err != nil || dh.Health != health.Healthy || dh.Version != 1 || dh.Services != 1 {
 		t.Fatalf("deployment health %+v %v", dh, err)
 	}
@@ -40,10 +40,10 @@ func TestFirstReportRecordsServiceAndDeploymentTransitions(t *testing.T) {
 
 func TestSteadyReportIsOneWriteAndNoAlert(t *testing.T) {
 	f := newFixture(t)
-	f.publishAll(t, f.apply(t, report("dep-1", "svc-a", 1)).Alerts)
+	f.publishAll(t, f.apply(t, report("dep1", "svc-a", 1)).Alerts)
 	before := f.db.Writes()
 	for seq := int64(2); seq <= 11; seq++ {
-		res := f.apply(t, report("dep-1", "svc-a", seq))
+		res := f.apply(t, report("dep1", "svc-a", seq))
 		if res.Outcome != Applied || len(res.Alerts) != 0 {
 			t.Fatalf("seq %d: outcome %s alerts %v", seq, res.Outcome, res.Alerts)
 		}
@@ -51,7 +51,7 @@ func TestSteadyReportIsOneWriteAndNoAlert(t *testing.T) {
 	if got := f.db.Writes() - before; got != 10 {
 		t.Fatalf("10 steady reports cost %d writes, want 10", got)
 	}
-	hist, err := f.repo.History(context.Background(), "dep-1", 100)
+	hist, err := f.repo.History(context.Background(), "dep1", 100)
 	if err != nil || len(hist) != 2 {
 		t.Fatalf("history %v %v: steady reports must not add history", hist, err)
 	}
@@ -59,11 +59,11 @@ func TestSteadyReportIsOneWriteAndNoAlert(t *testing.T) {
 
 func TestDuplicateChangesNothing(t *testing.T) {
 	f := newFixture(t)
-	m := report("dep-1", "svc-a", 1)
+	m := report("dep1", "svc-a", 1)
 	f.publishAll(t, f.apply(t, m).Alerts)
-	f.apply(t, report("dep-1", "svc-a", 2))
+	f.apply(t, report("dep1", "svc-a", 2))
 	before := f.snapshot(t)
-	dup := report("dep-1", "svc-a", 2)
+	dup := report("dep1", "svc-a", 2)
 	res := f.apply(t, dup)
 	if res.Outcome != Duplicate || len(res.Alerts) != 0 {
 		t.Fatalf("outcome %s alerts %v", res.Outcome, res.Alerts)
@@ -75,9 +75,9 @@ func TestDuplicateChangesNothing(t *testing.T) {
 
 func TestOutOfOrderReportNeverOverwritesNewer(t *testing.T) {
 	f := newFixture(t)
-	f.publishAll(t, f.apply(t, report("dep-1", "svc-a", 5)).Alerts)
+	f.publishAll(t, f.apply(t, report("dep1", "svc-a", 5)).Alerts)
 	before := f.snapshot(t)
-	old := unhealthy(report("dep-1", "svc-a", 4)) // older, and would be a transition
+	old := unhealthy(report("dep1", "svc-a", 4)) // older, and would be a transition
 	res := f.apply(t, old)
 	if res.Outcome != OutOfOrder || len(res.Alerts) != 0 {
 		t.Fatalf("outcome %s alerts %v", res.Outcome, res.Alerts)
@@ -92,8 +92,8 @@ func TestOutOfOrderReportNeverOverwritesNewer(t *testing.T) {
 
 func TestRestartedExporterOutranksItsPreviousLife(t *testing.T) {
 	f := newFixture(t)
-	f.apply(t, report("dep-1", "svc-a", 900))
-	restarted := unhealthy(report("dep-1", "svc-a", 1))
+	f.apply(t, report("dep1", "svc-a", 900))
+	restarted := unhealthy(report("dep1", "svc-a", 1))
 	restarted.ExporterEpoch++
 	if res := f.apply(t, restarted); res.Outcome != Applied || res.Service.Health != health.Unhealthy {
 		t.Fatalf("outcome %s health %s", res.Outcome, res.Service.Health)
@@ -103,10 +103,10 @@ func TestRestartedExporterOutranksItsPreviousLife(t *testing.T) {
 func TestTransitionsBuildHistoryAndDeploymentIsWorstService(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.publishAll(t, f.apply(t, report("dep-1", "svc-a", 1)).Alerts)
-	f.publishAll(t, f.apply(t, report("dep-1", "svc-b", 2)).Alerts)
+	f.publishAll(t, f.apply(t, report("dep1", "svc-a", 1)).Alerts)
+	f.publishAll(t, f.apply(t, report("dep1", "svc-b", 2)).Alerts)
 
-	res := f.apply(t, unhealthy(report("dep-1", "svc-b", 3)))
+	res := f.apply(t, unhealthy(report("dep1", "svc-b", 3)))
 	if len(res.Alerts) != 2 {
 		t.Fatalf("alerts %+v, want service and deployment", res.Alerts)
 	}
@@ -119,7 +119,7 @@ func TestTransitionsBuildHistoryAndDeploymentIsWorstService(t *testing.T) {
 	f.publishAll(t, res.Alerts)
 
 	// Another service degrading does not change a deployment that is already worse.
-	deg := report("dep-1", "svc-a", 4)
+	deg := report("dep1", "svc-a", 4)
 	deg.Replicas.Ready = 2
 	res = f.apply(t, deg)
 	if len(res.Alerts) != 1 || res.Alerts[0].Alert.Scope != health.ScopeService || res.Alerts[0].Alert.To != health.Degraded {
@@ -128,15 +128,15 @@ func TestTransitionsBuildHistoryAndDeploymentIsWorstService(t *testing.T) {
 	f.publishAll(t, res.Alerts)
 
 	// svc-b recovers: the deployment is now as bad as svc-a.
-	res = f.apply(t, report("dep-1", "svc-b", 5))
+	res = f.apply(t, report("dep1", "svc-b", 5))
 	if len(res.Alerts) != 2 || !res.Alerts[0].Alert.Recovered || res.Alerts[1].Alert.To != health.Degraded {
 		t.Fatalf("alerts %+v", res.Alerts)
 	}
-	dh, _ := f.repo.DeploymentHealth(ctx, "dep-1")
+	dh, _ := f.repo.DeploymentHealth(ctx, "dep1")
 	if dh.Health != health.Degraded || dh.Services != 2 {
 		t.Fatalf("deployment health %+v", dh)
 	}
-	hist, err := f.repo.History(ctx, "dep-1", 100)
+	hist, err := f.repo.History(ctx, "dep1", 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestTransitionsBuildHistoryAndDeploymentIsWorstService(t *testing.T) {
 func TestReplayedTransitionLeavesItsAlertToTheOutbox(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	m := report("dep-1", "svc-a", 1)
+	m := report("dep1", "svc-a", 1)
 	first := f.apply(t, m)
 	if len(first.Alerts) != 2 {
 		t.Fatalf("alerts %v", first.Alerts)
@@ -167,7 +167,7 @@ func TestReplayedTransitionLeavesItsAlertToTheOutbox(t *testing.T) {
 	if res.Outcome != Duplicate || len(res.Alerts) != 0 {
 		t.Fatalf("replay: outcome %s alerts %v", res.Outcome, res.Alerts)
 	}
-	hist, _ := f.repo.History(ctx, "dep-1", 100)
+	hist, _ := f.repo.History(ctx, "dep1", 100)
 	if len(hist) != 2 {
 		t.Fatalf("replay duplicated history: %v", hist)
 	}
@@ -181,7 +181,7 @@ func TestReplayedTransitionLeavesItsAlertToTheOutbox(t *testing.T) {
 func TestUnpublishedAlertsAreFoundByIndexUntilMarked(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	alerts := f.apply(t, report("dep-1", "svc-a", 1)).Alerts
+	alerts := f.apply(t, report("dep1", "svc-a", 1)).Alerts
 	f.clock.Advance(time.Minute)
 	pending, err := f.repo.Unpublished(ctx, f.clock.now.Add(-30*time.Second))
 	if err != nil {
@@ -208,19 +208,19 @@ func TestUnpublishedAlertsAreFoundByIndexUntilMarked(t *testing.T) {
 func TestServicesListsOnlyReportedServices(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.apply(t, report("dep-1", "svc-a", 1))
-	if _, err := f.repo.RegisterWaiter(ctx, "dep-1", Condition{ServiceID: "svc-new", Health: health.Healthy}, "token-1", time.Hour); err != nil {
+	f.apply(t, report("dep1", "svc-a", 1))
+	if _, err := f.repo.RegisterWaiter(ctx, "dep1", Condition{ServiceID: "svc-new", Health: health.Healthy}, "token-1", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	list, err := f.repo.Services(ctx, "dep-1")
+	list, err := f.repo.Services(ctx, "dep1")
 	if err != nil || len(list) != 1 || list[0].ServiceID != "svc-a" {
 		t.Fatalf("services %v %v", list, err)
 	}
-	if _, err := f.repo.Service(ctx, "dep-1", "svc-zzz"); !IsNotFound(err) {
+	if _, err := f.repo.Service(ctx, "dep1", "svc-zzz"); !IsNotFound(err) {
 		t.Fatalf("missing service: %v", err)
 	}
 	// A service created by a waiter becomes a normal service on its first report.
-	res := f.apply(t, report("dep-1", "svc-new", 2))
+	res := f.apply(t, report("dep1", "svc-new", 2))
 	if res.Outcome != Applied || res.Service.Waiters != 1 || res.Alerts[0].Alert.From != health.Unknown {
 		t.Fatalf("first report of a waited-for service: %+v", res)
 	}

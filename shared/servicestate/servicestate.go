@@ -36,15 +36,16 @@ import (
 	"github.com/byocloud/byoc/shared/cloud"
 )
 
-// Sentinel errors; the wrapping error names the item and the reason.
+// Sentinel errors: the store's own, so errors.Is works whichever package wrapped them; the
+// wrapping error names the item and the reason.
 var (
-	ErrNotFound = errors.New("not found")
-	ErrConflict = errors.New("conflicting write")
+	ErrNotFound = store.ErrNotFound
+	ErrConflict = store.ErrConflict
 )
 
 // Table layout. PK, SK and the TTL attribute are the control-plane table's (package store); the sweep
 // index is this package's addition and must be created with the table (see
-// TableDefinition and docs/state.md).
+// store.TableDefinition and docs/state.md).
 const (
 	AttrPK       = store.AttrPK
 	AttrSK       = store.AttrSK
@@ -55,9 +56,9 @@ const (
 	// was last heard before the cutoff"), and transitions whose alert is not published yet.
 	// A live service's key changes at most once a minute, so its steady reports do not
 	// rewrite the index on every message.
-	SweepIndex  = "SweepIndex"
-	AttrSweepPK = "sweepPK" // S: "LIVE#<shard>" or "OUTBOX"
-	AttrSweepAt = "sweepAt" // N: minute (live services) or second (outbox) since the epoch
+	SweepIndex  = store.SweepIndex
+	AttrSweepPK = store.AttrSweepPK // S: "LIVE#<shard>" or "OUTBOX"
+	AttrSweepAt = store.AttrSweepAt // N: minute (live services) or second (outbox) since the epoch
 )
 
 // LiveShards spreads live services over this many index partitions, so no single index
@@ -124,39 +125,6 @@ func (r *Repo) AsOf(t time.Time) *Repo {
 	return &Repo{db: r.db, table: r.table, Now: func() time.Time { return t }}
 }
 
-// TableDefinition is the control-plane table with the sweep index: what tests create and
-// what the CDK stack must declare (keys as package store's TableDefinition, plus SweepIndex).
-func TableDefinition(name string) *dynamodb.CreateTableInput {
-	return &dynamodb.CreateTableInput{
-		TableName:   aws.String(name),
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrSweepPK), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: aws.String(AttrSweepAt), AttributeType: types.ScalarAttributeTypeN},
-		},
-		KeySchema: []types.KeySchemaElement{
-			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
-			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
-		},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-			IndexName: aws.String(SweepIndex),
-			KeySchema: []types.KeySchemaElement{
-				{AttributeName: aws.String(AttrSweepPK), KeyType: types.KeyTypeHash},
-				{AttributeName: aws.String(AttrSweepAt), KeyType: types.KeyTypeRange},
-			},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
-		}},
-	}
-}
-
-func deploymentPK(id string) string { return "DEP#" + id }
-
-func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{AttrPK: str(pk), AttrSK: str(sk)}
-}
-
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
 func num[T ~int | ~int64](n T) types.AttributeValue {
@@ -171,7 +139,7 @@ func marshal(v any) (types.AttributeValue, error) {
 
 func (r *Repo) get(ctx context.Context, pk, sk string) (map[string]types.AttributeValue, error) {
 	out, err := r.db.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(r.table), Key: key(pk, sk), ConsistentRead: aws.Bool(true),
+		TableName: aws.String(r.table), Key: store.Key(pk, sk), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get %s/%s: %w", pk, sk, err)
@@ -195,11 +163,6 @@ func (r *Repo) queryAll(ctx context.Context, in *dynamodb.QueryInput) ([]map[str
 		items = append(items, page.Items...)
 	}
 	return items, nil
-}
-
-func conditionFailed(err error) bool {
-	var ccf *types.ConditionalCheckFailedException
-	return errors.As(err, &ccf)
 }
 
 // cancelledAt reports whether a TransactionCanceledException says item i failed its

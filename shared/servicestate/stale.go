@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // ServiceKey names a service.
@@ -77,7 +78,7 @@ func (r *Repo) MarkStale(ctx context.Context, k ServiceKey, cutoff time.Time) ([
 	_, err = r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Update: &types.Update{
 			TableName: aws.String(r.table),
-			Key:       key(deploymentPK(k.DeploymentID), skServicePrefix+k.ServiceID),
+			Key:       store.Key(store.DeploymentPK(k.DeploymentID), skServicePrefix+k.ServiceID),
 			UpdateExpression: aws.String("SET #prev = :old, #health = :stale, #reason = :reason, " +
 				"#changeAt = :at, #changeCause = :cause REMOVE #sweepPK, #sweepAt"),
 			// The report read above is still the latest, and still silent since the cutoff.

@@ -11,9 +11,9 @@ import (
 func TestSilentServiceBecomesStaleOnceAndRecovers(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.publishAll(t, f.apply(t, report("dep-1", "svc-a", 1)).Alerts)
+	f.publishAll(t, f.apply(t, report("dep1", "svc-a", 1)).Alerts)
 	f.clock.Advance(2*time.Minute + 10*time.Second)
-	f.publishAll(t, f.apply(t, report("dep-1", "svc-b", 2)).Alerts)
+	f.publishAll(t, f.apply(t, report("dep1", "svc-b", 2)).Alerts)
 
 	// Three minutes after svc-a's report, with a five-minute limit: nobody is silent.
 	f.clock.Advance(50 * time.Second)
@@ -29,7 +29,7 @@ func TestSilentServiceBecomesStaleOnceAndRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(keys) != 1 || keys[0] != (ServiceKey{"dep-1", "svc-a"}) {
+	if len(keys) != 1 || keys[0] != (ServiceKey{"dep1", "svc-a"}) {
 		t.Fatalf("silent services %v, want svc-a alone", keys)
 	}
 	alerts, err := f.repo.MarkStale(ctx, keys[0], cutoff)
@@ -64,7 +64,7 @@ func TestSilentServiceBecomesStaleOnceAndRecovers(t *testing.T) {
 	}
 
 	// svc-a reports again: it recovers, and is back in the index.
-	res := f.apply(t, report("dep-1", "svc-a", 3))
+	res := f.apply(t, report("dep1", "svc-a", 3))
 	if len(res.Alerts) == 0 || res.Alerts[0].Alert.From != health.Stale || !res.Alerts[0].Alert.Recovered {
 		t.Fatalf("recovery alerts %v", res.Alerts)
 	}
@@ -82,14 +82,14 @@ func TestSilentServiceBecomesStaleOnceAndRecovers(t *testing.T) {
 func TestMarkStaleRefusesAServiceThatReportedSinceTheQuery(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.apply(t, report("dep-1", "svc-a", 1))
+	f.apply(t, report("dep1", "svc-a", 1))
 	f.clock.Advance(10 * time.Minute)
 	cutoff := health.StaleCutoff(f.clock.now, 5*time.Minute)
 	keys, err := f.repo.SilentServices(ctx, cutoff)
 	if err != nil || len(keys) != 1 {
 		t.Fatalf("silent services %v %v", keys, err)
 	}
-	f.apply(t, report("dep-1", "svc-a", 2)) // the report lands between the query and the mark
+	f.apply(t, report("dep1", "svc-a", 2)) // the report lands between the query and the mark
 	before := f.snapshot(t)
 	alerts, err := f.repo.MarkStale(ctx, keys[0], cutoff)
 	if err != nil || len(alerts) != 0 {
@@ -104,23 +104,23 @@ func TestSweepIndexKeyChangesAtMostOncePerMinute(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	sweepAt := func() string {
-		out, err := f.repo.get(ctx, "DEP#dep-1", "SVC#svc-a")
+		out, err := f.repo.get(ctx, "DEP#dep1", "SVC#svc-a")
 		if err != nil {
 			t.Fatal(err)
 		}
 		return render(out[AttrSweepAt])
 	}
-	f.apply(t, report("dep-1", "svc-a", 1))
+	f.apply(t, report("dep1", "svc-a", 1))
 	first := sweepAt()
 	for seq := int64(2); seq < 6; seq++ {
 		f.clock.Advance(10 * time.Second)
-		f.apply(t, report("dep-1", "svc-a", seq))
+		f.apply(t, report("dep1", "svc-a", seq))
 		if got := sweepAt(); got != first {
 			t.Fatalf("index key moved within the minute: %s -> %s", first, got)
 		}
 	}
 	f.clock.Advance(20 * time.Second)
-	f.apply(t, report("dep-1", "svc-a", 9))
+	f.apply(t, report("dep1", "svc-a", 9))
 	if sweepAt() == first {
 		t.Fatal("index key did not follow the minute")
 	}
@@ -131,7 +131,7 @@ func TestSweepIndexKeyChangesAtMostOncePerMinute(t *testing.T) {
 func TestMarkStaleAsOfATimeRecordsThatTime(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.apply(t, report("dep-1", "svc-a", 1))
+	f.apply(t, report("dep1", "svc-a", 1))
 	asOf := f.clock.now.Add(6 * time.Minute) // the clock has not moved
 	repo := f.repo.AsOf(asOf)
 	cutoff := health.StaleCutoff(asOf, 5*time.Minute)

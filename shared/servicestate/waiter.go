@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
@@ -119,8 +120,8 @@ const MaxWait = 7 * 24 * time.Hour
 // waiter already stored and counts nothing twice.
 func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Condition, token string, timeout time.Duration) (Waiter, error) {
 	switch {
-	case !statemsg.ValidID(deploymentID):
-		return Waiter{}, fmt.Errorf("register waiter: deploymentId: %s", statemsg.IDRule)
+	case !settings.ValidDeploymentID(deploymentID):
+		return Waiter{}, fmt.Errorf("register waiter: deploymentId: must be %s", settings.DeploymentIDRule)
 	case token == "" || len(token) > 1024:
 		return Waiter{}, fmt.Errorf("register waiter: taskToken: required, at most 1024 characters")
 	case timeout <= 0 || timeout > MaxWait:
@@ -134,7 +135,7 @@ func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Con
 		ID: waiterID(token), DeploymentID: deploymentID, Condition: cond, TaskToken: token,
 		RegisteredAt: now, ExpiresAt: now.Add(timeout), TTL: now.Add(timeout + ttlGrace).Unix(),
 	}
-	item, err := store.ItemWithKey(w, deploymentPK(deploymentID), waiterSK(cond.ServiceID, w.ID), kindWaiter)
+	item, err := store.ItemWithKey(w, store.DeploymentPK(deploymentID), waiterSK(cond.ServiceID, w.ID), kindWaiter)
 	if err != nil {
 		return Waiter{}, err
 	}
@@ -142,7 +143,7 @@ func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Con
 		{Put: &types.Put{TableName: aws.String(r.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)")}},
 		{Update: &types.Update{
 			TableName:                 aws.String(r.table),
-			Key:                       key(deploymentPK(deploymentID), skServicePrefix+cond.ServiceID),
+			Key:                       store.Key(store.DeploymentPK(deploymentID), skServicePrefix+cond.ServiceID),
 			UpdateExpression:          aws.String("ADD #waiters :one"),
 			ExpressionAttributeNames:  map[string]string{"#waiters": "waiters"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
@@ -154,7 +155,7 @@ func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Con
 	if !cancelledAt(err, 0) {
 		return Waiter{}, fmt.Errorf("register waiter on %s/%s: %w", deploymentID, cond.ServiceID, err)
 	}
-	item, err = r.get(ctx, deploymentPK(deploymentID), waiterSK(cond.ServiceID, w.ID))
+	item, err = r.get(ctx, store.DeploymentPK(deploymentID), waiterSK(cond.ServiceID, w.ID))
 	if err != nil {
 		return Waiter{}, err
 	}
@@ -169,7 +170,7 @@ func (r *Repo) RegisterWaiter(ctx context.Context, deploymentID string, cond Con
 func (r *Repo) Waiters(ctx context.Context, deploymentID, serviceID string) ([]Waiter, error) {
 	items, err := r.queryAll(ctx, &dynamodb.QueryInput{
 		KeyConditionExpression:    aws.String("PK = :pk AND begins_with(SK, :w)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(deploymentPK(deploymentID)), ":w": str(waiterSK(serviceID, ""))},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(store.DeploymentPK(deploymentID)), ":w": str(waiterSK(serviceID, ""))},
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
@@ -191,12 +192,12 @@ func (r *Repo) Waiters(ctx context.Context, deploymentID, serviceID string) ([]W
 func (r *Repo) RemoveWaiter(ctx context.Context, w Waiter) (bool, error) {
 	_, err := r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
 		{Delete: &types.Delete{
-			TableName: aws.String(r.table), Key: key(deploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID)),
+			TableName: aws.String(r.table), Key: store.Key(store.DeploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID)),
 			ConditionExpression: aws.String("attribute_exists(PK)"),
 		}},
 		{Update: &types.Update{
 			TableName:                 aws.String(r.table),
-			Key:                       key(deploymentPK(w.DeploymentID), skServicePrefix+w.Condition.ServiceID),
+			Key:                       store.Key(store.DeploymentPK(w.DeploymentID), skServicePrefix+w.Condition.ServiceID),
 			UpdateExpression:          aws.String("ADD #waiters :minus"),
 			ConditionExpression:       aws.String("#waiters > :zero"),
 			ExpressionAttributeNames:  map[string]string{"#waiters": "waiters"},
@@ -212,10 +213,10 @@ func (r *Repo) RemoveWaiter(ctx context.Context, w Waiter) (bool, error) {
 	if cancelledAt(err, 1) {
 		// The count is already zero (a reset raced us): delete the waiter alone.
 		_, err = r.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName: aws.String(r.table), Key: key(deploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID)),
+			TableName: aws.String(r.table), Key: store.Key(store.DeploymentPK(w.DeploymentID), waiterSK(w.Condition.ServiceID, w.ID)),
 			ConditionExpression: aws.String("attribute_exists(PK)"),
 		})
-		if conditionFailed(err) {
+		if store.ConditionFailed(err) {
 			return false, nil
 		}
 		if err == nil {
@@ -232,13 +233,13 @@ func (r *Repo) RemoveWaiter(ctx context.Context, w Waiter) (bool, error) {
 func (r *Repo) ResetWaiterCount(ctx context.Context, deploymentID, serviceID string, seen int) error {
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(r.table),
-		Key:                       key(deploymentPK(deploymentID), skServicePrefix+serviceID),
+		Key:                       store.Key(store.DeploymentPK(deploymentID), skServicePrefix+serviceID),
 		UpdateExpression:          aws.String("SET #waiters = :zero"),
 		ConditionExpression:       aws.String("#waiters = :seen"),
 		ExpressionAttributeNames:  map[string]string{"#waiters": "waiters"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":zero": num(0), ":seen": num(seen)},
 	})
-	if err != nil && !conditionFailed(err) {
+	if err != nil && !store.ConditionFailed(err) {
 		return fmt.Errorf("reset waiter count of %s/%s: %w", deploymentID, serviceID, err)
 	}
 	return nil

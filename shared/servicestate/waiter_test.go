@@ -72,33 +72,33 @@ func waiterCount(t *testing.T, f *fixture, dep, svc string) string {
 func TestRegisterWaiterCountsOnceAndRemoves(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.apply(t, report("dep-1", "svc-a", 1))
+	f.apply(t, report("dep1", "svc-a", 1))
 	cond := Condition{ServiceID: "svc-a", Health: health.Healthy, ClickHouseVersion: "25.1"}
-	w, err := f.repo.RegisterWaiter(ctx, "dep-1", cond, "token-1", 10*time.Minute)
+	w, err := f.repo.RegisterWaiter(ctx, "dep1", cond, "token-1", 10*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !w.ExpiresAt.Equal(t0.Add(10*time.Minute)) || w.TTL != t0.Add(10*time.Minute+ttlGrace).Unix() {
 		t.Fatalf("waiter %+v", w)
 	}
-	again, err := f.repo.RegisterWaiter(ctx, "dep-1", cond, "token-1", 10*time.Minute)
+	again, err := f.repo.RegisterWaiter(ctx, "dep1", cond, "token-1", 10*time.Minute)
 	if err != nil || again.ID != w.ID {
 		t.Fatalf("re-register %+v %v", again, err)
 	}
-	if got := waiterCount(t, f, "dep-1", "svc-a"); got != "1" {
+	if got := waiterCount(t, f, "dep1", "svc-a"); got != "1" {
 		t.Fatalf("count %s after registering one token twice", got)
 	}
-	if _, err := f.repo.RegisterWaiter(ctx, "dep-1", cond, "token-2", time.Hour); err != nil {
+	if _, err := f.repo.RegisterWaiter(ctx, "dep1", cond, "token-2", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	ws, err := f.repo.Waiters(ctx, "dep-1", "svc-a")
+	ws, err := f.repo.Waiters(ctx, "dep1", "svc-a")
 	if err != nil || len(ws) != 2 {
 		t.Fatalf("waiters %v %v", ws, err)
 	}
 	// The report state kept its waiters count through a report.
-	res := f.apply(t, report("dep-1", "svc-a", 2))
-	if res.Service.Waiters != 2 || waiterCount(t, f, "dep-1", "svc-a") != "2" {
-		t.Fatalf("waiters after a report: %d / %s", res.Service.Waiters, waiterCount(t, f, "dep-1", "svc-a"))
+	res := f.apply(t, report("dep1", "svc-a", 2))
+	if res.Service.Waiters != 2 || waiterCount(t, f, "dep1", "svc-a") != "2" {
+		t.Fatalf("waiters after a report: %d / %s", res.Service.Waiters, waiterCount(t, f, "dep1", "svc-a"))
 	}
 	if ok, err := f.repo.RemoveWaiter(ctx, w); err != nil || !ok {
 		t.Fatalf("remove: %v %v", ok, err)
@@ -106,7 +106,7 @@ func TestRegisterWaiterCountsOnceAndRemoves(t *testing.T) {
 	if ok, err := f.repo.RemoveWaiter(ctx, w); err != nil || ok {
 		t.Fatalf("second remove: %v %v", ok, err)
 	}
-	if got := waiterCount(t, f, "dep-1", "svc-a"); got != "1" {
+	if got := waiterCount(t, f, "dep1", "svc-a"); got != "1" {
 		t.Fatalf("count %s after removing one of two", got)
 	}
 }
@@ -122,10 +122,10 @@ func TestRegisterWaiterRefusesBadInput(t *testing.T) {
 		says             string
 	}{
 		{"deployment", "", "t", ok, time.Minute, "deploymentId"},
-		{"token", "dep-1", "", ok, time.Minute, "taskToken"},
-		{"timeout", "dep-1", "t", ok, 0, "timeout"},
-		{"too long", "dep-1", "t", ok, MaxWait + time.Second, "timeout"},
-		{"condition", "dep-1", "t", Condition{ServiceID: "svc-a"}, time.Minute, "at least one of"},
+		{"token", "dep1", "", ok, time.Minute, "taskToken"},
+		{"timeout", "dep1", "t", ok, 0, "timeout"},
+		{"too long", "dep1", "t", ok, MaxWait + time.Second, "timeout"},
+		{"condition", "dep1", "t", Condition{ServiceID: "svc-a"}, time.Minute, "at least one of"},
 	}
 	for _, c := range cases {
 		if _, err := f.repo.RegisterWaiter(ctx, c.dep, c.cond, c.token, c.timeout); err == nil || !strings.Contains(err.Error(), c.says) {
@@ -140,19 +140,19 @@ func TestRegisterWaiterRefusesBadInput(t *testing.T) {
 func TestResetWaiterCountOnlyFromTheSeenValue(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if _, err := f.repo.RegisterWaiter(ctx, "dep-1", Condition{ServiceID: "svc-a", Health: health.Healthy}, "t1", time.Minute); err != nil {
+	if _, err := f.repo.RegisterWaiter(ctx, "dep1", Condition{ServiceID: "svc-a", Health: health.Healthy}, "t1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.repo.ResetWaiterCount(ctx, "dep-1", "svc-a", 5); err != nil {
+	if err := f.repo.ResetWaiterCount(ctx, "dep1", "svc-a", 5); err != nil {
 		t.Fatal(err)
 	}
-	if got := waiterCount(t, f, "dep-1", "svc-a"); got != "1" {
+	if got := waiterCount(t, f, "dep1", "svc-a"); got != "1" {
 		t.Fatalf("a reset from a stale count changed it to %s", got)
 	}
-	if err := f.repo.ResetWaiterCount(ctx, "dep-1", "svc-a", 1); err != nil {
+	if err := f.repo.ResetWaiterCount(ctx, "dep1", "svc-a", 1); err != nil {
 		t.Fatal(err)
 	}
-	if got := waiterCount(t, f, "dep-1", "svc-a"); got != "0" {
+	if got := waiterCount(t, f, "dep1", "svc-a"); got != "0" {
 		t.Fatalf("count %s after reset", got)
 	}
 }

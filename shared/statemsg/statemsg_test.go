@@ -3,6 +3,7 @@ package statemsg
 import (
 	"encoding/json"
 	"errors"
+	"github.com/byocloud/byoc/shared/settings"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,7 @@ var now = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 func valid() Message {
 	return Message{
 		SchemaVersion: Version1,
-		DeploymentID:  "dep-7f3a",
+		DeploymentID:  "dep7f3a",
 		ServiceID:     "h5ju65kv87",
 		Hostname:      "h5ju65kv87.mhp0y4dmph.us-west-2.aws.byoc.clickhouse.cloud",
 		ObservedAt:    now.Add(-10 * time.Second),
@@ -115,8 +116,12 @@ func TestValidateNamesFieldAndRule(t *testing.T) {
 		edit  func(*Message)
 		rule  string
 	}{
-		{"deploymentId", func(m *Message) { m.DeploymentID = "" }, IDRule},
-		{"deploymentId", func(m *Message) { m.DeploymentID = "dep/../x" }, IDRule},
+		{"deploymentId", func(m *Message) { m.DeploymentID = "" }, settings.DeploymentIDRule},
+		{"deploymentId", func(m *Message) { m.DeploymentID = "dep/../x" }, settings.DeploymentIDRule},
+		// The infrastructure template's rule: no '-', no capitals, at most 20 characters.
+		{"deploymentId", func(m *Message) { m.DeploymentID = "dep-7f3a" }, settings.DeploymentIDRule},
+		{"deploymentId", func(m *Message) { m.DeploymentID = "Dep7f3a" }, settings.DeploymentIDRule},
+		{"deploymentId", func(m *Message) { m.DeploymentID = "d123456789012345678901" }, settings.DeploymentIDRule},
 		{"serviceId", func(m *Message) { m.ServiceID = strings.Repeat("s", 65) }, IDRule},
 		{"hostname", func(m *Message) { m.Hostname = "bad host" }, "DNS hostname"},
 		{"hostname", func(m *Message) { m.Hostname = "-x.example.com" }, "DNS hostname"},

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/byocloud/byoc/shared/settings"
 )
 
 // FieldError names a field of a message and the rule its value breaks.
@@ -88,8 +90,8 @@ func (m Message) Validate(now time.Time) error {
 	if m.SchemaVersion != Version1 {
 		bad("schemaVersion", fmt.Sprintf("must be %d", Version1))
 	}
-	if !ValidID(m.DeploymentID) {
-		bad("deploymentId", IDRule)
+	if !settings.ValidDeploymentID(m.DeploymentID) {
+		bad("deploymentId", "must be "+settings.DeploymentIDRule)
 	}
 	if !ValidID(m.ServiceID) {
 		bad("serviceId", IDRule)

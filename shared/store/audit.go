@@ -63,7 +63,7 @@ func (s *Store) auditItem(id string, a Audit, from, to lifecycle.Status, now tim
 		return types.TransactWriteItem{}, err
 	}
 	entry := AuditEntry{At: now, Actor: a.Actor, Action: a.Action, From: from, To: to, Detail: a.Detail, EventID: a.EventID}
-	item, err := ItemWithKey(entry, deploymentPK(id), skAuditPrefix+now.Format(auditTime)+"#"+hex.EncodeToString(suffix[:]), kindAudit)
+	item, err := ItemWithKey(entry, DeploymentPK(id), skAuditPrefix+now.Format(auditTime)+"#"+hex.EncodeToString(suffix[:]), kindAudit)
 	if err != nil {
 		return types.TransactWriteItem{}, err
 	}
@@ -109,7 +109,7 @@ func (s *Store) Record(ctx context.Context, id string, a Audit) error {
 	}
 	items := []types.TransactWriteItem{
 		{ConditionCheck: &types.ConditionCheck{
-			TableName: aws.String(s.table), Key: key(deploymentPK(id), skMeta), ConditionExpression: aws.String("attribute_exists(PK)"),
+			TableName: aws.String(s.table), Key: Key(DeploymentPK(id), skMeta), ConditionExpression: aws.String("attribute_exists(PK)"),
 		}},
 		audit,
 	}
@@ -137,7 +137,7 @@ func (s *Store) AuditTrail(ctx context.Context, id string) ([]AuditEntry, error)
 		TableName:              aws.String(s.table),
 		KeyConditionExpression: aws.String("PK = :pk AND begins_with(SK, :audit)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: deploymentPK(id)}, ":audit": &types.AttributeValueMemberS{Value: skAuditPrefix},
+			":pk": &types.AttributeValueMemberS{Value: DeploymentPK(id)}, ":audit": &types.AttributeValueMemberS{Value: skAuditPrefix},
 		},
 		ConsistentRead: aws.Bool(true),
 	})
@@ -168,7 +168,7 @@ func (s *Store) MarkEvent(ctx context.Context, id, action string) error {
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
 	})
-	if conditionFailed(err) {
+	if ConditionFailed(err) {
 		return fmt.Errorf("event %s already handled: %w", id, ErrExists)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,12 +54,61 @@ const (
 	skAccount      = "DEP"
 )
 
-func deploymentPK(id string) string { return "DEP#" + id }
+// DeploymentPK is the partition of a deployment: its record, audit trail and service state.
+func DeploymentPK(id string) string { return "DEP#" + id }
 
 func accountPK(accountID, region string) string { return "ACCT#" + accountID + "#" + region }
 
 type accountIndex struct {
 	DeploymentID string `json:"deploymentId"`
+}
+
+// sweepInvited is the sweep-index list of deployments still waiting for their customer's
+// bootstrap stack, keyed by the second they were invited.
+const sweepInvited = "INVITED"
+
+// metaItem is a deployment's record. An invited one is also on the sweep index, so a sweep
+// finds those whose bootstrap event never came (Invited); the record of any other status
+// drops the index keys, which takes it off the list in the same write.
+func metaItem(d Deployment) (map[string]types.AttributeValue, error) {
+	item, err := ItemWithKey(d, DeploymentPK(d.ID), skMeta, kindDeployment)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status == lifecycle.Invited {
+		item[AttrSweepPK] = &types.AttributeValueMemberS{Value: sweepInvited}
+		item[AttrSweepAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(d.CreatedAt.Unix())}
+	}
+	return item, nil
+}
+
+// InvitedBefore returns the ids of the deployments invited before t and still invited: their
+// customer has not applied the bootstrap stack, or its completion event was lost. It reads the
+// sweep index (eventually consistent: a deployment that just moved on may still be listed;
+// read it with Get before acting).
+func (s *Store) InvitedBefore(ctx context.Context, t time.Time) ([]string, error) {
+	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
+		TableName:                aws.String(s.table),
+		IndexName:                aws.String(SweepIndex),
+		KeyConditionExpression:   aws.String("#pk = :pk AND #at < :at"),
+		ExpressionAttributeNames: map[string]string{"#pk": AttrSweepPK, "#at": AttrSweepAt},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: sweepInvited}, ":at": &types.AttributeValueMemberN{Value: fmt.Sprint(t.Unix())},
+		},
+	})
+	var ids []string
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("deployments invited before %s: %w", t.Format(time.RFC3339), err)
+		}
+		for _, it := range page.Items {
+			if pk, ok := it[AttrPK].(*types.AttributeValueMemberS); ok {
+				ids = append(ids, strings.TrimPrefix(pk.Value, DeploymentPK("")))
+			}
+		}
+	}
+	return ids, nil
 }
 
 // Create stores a new deployment (version 1) and claims its account and region. It fails
@@ -71,7 +121,7 @@ func (s *Store) Create(ctx context.Context, d Deployment, a Audit) (Deployment, 
 	now := s.now()
 	d.Version = 1
 	d.CreatedAt, d.UpdatedAt = now, now
-	meta, err := ItemWithKey(d, deploymentPK(d.ID), skMeta, kindDeployment)
+	meta, err := metaItem(d)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("encode deployment %s: %w", d.ID, err)
 	}
@@ -118,7 +168,7 @@ func at(failed []bool, i int) bool { return i < len(failed) && failed[i] }
 // Get returns a deployment, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Deployment, error) {
 	var d Deployment
-	if err := s.get(ctx, deploymentPK(id), skMeta, &d); err != nil {
+	if err := s.get(ctx, DeploymentPK(id), skMeta, &d); err != nil {
 		return Deployment{}, fmt.Errorf("deployment %s: %w", id, err)
 	}
 	return d, nil
@@ -154,7 +204,7 @@ func (s *Store) Update(ctx context.Context, prev, next Deployment, a Audit) (Dep
 	next.Version = prev.Version + 1
 	next.CreatedAt = prev.CreatedAt
 	next.UpdatedAt = now
-	meta, err := ItemWithKey(next, deploymentPK(next.ID), skMeta, kindDeployment)
+	meta, err := metaItem(next)
 	if err != nil {
 		return Deployment{}, fmt.Errorf("encode deployment %s: %w", next.ID, err)
 	}
@@ -218,7 +268,7 @@ func (s *Store) UndoCreate(ctx context.Context, d Deployment) error {
 	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(s.table),
 		KeyConditionExpression:    aws.String("PK = :pk AND begins_with(SK, :audit)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: deploymentPK(d.ID)}, ":audit": &types.AttributeValueMemberS{Value: skAuditPrefix}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: DeploymentPK(d.ID)}, ":audit": &types.AttributeValueMemberS{Value: skAuditPrefix}},
 		ConsistentRead:            aws.Bool(true),
 	})
 	if err != nil {
@@ -227,7 +277,7 @@ func (s *Store) UndoCreate(ctx context.Context, d Deployment) error {
 	items := []types.TransactWriteItem{
 		{Delete: &types.Delete{
 			TableName:                aws.String(s.table),
-			Key:                      key(deploymentPK(d.ID), skMeta),
+			Key:                      Key(DeploymentPK(d.ID), skMeta),
 			ConditionExpression:      aws.String("#v = :one"),
 			ExpressionAttributeNames: map[string]string{"#v": "version"},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -236,7 +286,7 @@ func (s *Store) UndoCreate(ctx context.Context, d Deployment) error {
 		}},
 		{Delete: &types.Delete{
 			TableName:                 aws.String(s.table),
-			Key:                       key(accountPK(d.Settings.AccountID, d.Settings.Region), skAccount),
+			Key:                       Key(accountPK(d.Settings.AccountID, d.Settings.Region), skAccount),
 			ConditionExpression:       aws.String("deploymentId = :id"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: d.ID}},
 		}},

@@ -37,10 +37,17 @@ const (
 	AttrPK       = contract.TableAttrPartitionKey
 	AttrSK       = contract.TableAttrSortKey
 	TTLAttribute = contract.TableAttrTTL // epoch seconds; expires waiters and event records
+
+	// SweepIndex is a sparse KEYS_ONLY GSI: only items that a scheduled sweep must find by
+	// time carry its keys (package servicestate's live services and unpublished alerts).
+	SweepIndex  = "SweepIndex"
+	AttrSweepPK = "sweepPK" // S: which sweep list the item is on
+	AttrSweepAt = "sweepAt" // N: when, in the unit of that list
 )
 
-// TableDefinition is the table the store expects: string partition and sort keys, on-demand
-// capacity, no index (every query is by key).
+// TableDefinition is the control plane's one table, as the CDK stack creates it and as tests
+// create it in the local cloud: string partition and sort keys, on-demand capacity, and the
+// sweep index.
 func TableDefinition(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
@@ -48,11 +55,21 @@ func TableDefinition(name string) *dynamodb.CreateTableInput {
 		AttributeDefinitions: []types.AttributeDefinition{
 			{AttributeName: aws.String(AttrPK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrSweepPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrSweepAt), AttributeType: types.ScalarAttributeTypeN},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
 			{AttributeName: aws.String(AttrSK), KeyType: types.KeyTypeRange},
 		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(SweepIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrSweepPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrSweepAt), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		}},
 	}
 }
 
@@ -71,7 +88,8 @@ func New(db cloud.DynamoDB, table string) *Store {
 
 func (s *Store) now() time.Time { return s.Now().UTC() }
 
-func key(pk, sk string) map[string]types.AttributeValue {
+// Key is an item's primary key.
+func Key(pk, sk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		AttrPK: &types.AttributeValueMemberS{Value: pk},
 		AttrSK: &types.AttributeValueMemberS{Value: sk},
@@ -104,7 +122,7 @@ func ItemWithKey(v any, pk, sk, kind string) (map[string]types.AttributeValue, e
 func (s *Store) get(ctx context.Context, pk, sk string, v any) error {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(s.table),
-		Key:            key(pk, sk),
+		Key:            Key(pk, sk),
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
@@ -133,7 +151,8 @@ func cancelled(err error) (failed []bool, ok bool) {
 	return failed, true
 }
 
-func conditionFailed(err error) bool {
+// ConditionFailed reports whether a write failed its condition expression.
+func ConditionFailed(err error) bool {
 	var ccf *types.ConditionalCheckFailedException
 	return errors.As(err, &ccf)
 }

@@ -402,3 +402,25 @@ func TestMarkEventRemembersForAWeek(t *testing.T) {
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// Invited deployments are listed by invitation time until they move on: the sweep's way to
+// find onboarding that stalled.
+func TestInvitedBeforeListsOnlyDeploymentsStillInvited(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	s.Now = func() time.Time { return t0 }
+	old := mustCreate(t, s, deployment("depold", "111111111111"))
+	moved := mustCreate(t, s, deployment("depmoved", "222222222222"))
+	s.Now = func() time.Time { return t0.Add(2 * time.Hour) }
+	mustCreate(t, s, deployment("depnew", "333333333333"))
+	next := moved
+	next.Status = lifecycle.Provisioning
+	if _, err := s.Update(ctx, moved, next, store.Audit{Actor: "test", Action: "provision.start"}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.InvitedBefore(ctx, t0.Add(time.Hour))
+	if err != nil || len(ids) != 1 || ids[0] != old.ID {
+		t.Fatalf("invited before = %v %v, want [%s]: the moved one left the list, the new one is too recent", ids, err, old.ID)
+	}
+}

@@ -54,7 +54,7 @@ func (s *Store) PutWaiter(ctx context.Context, w Waiter) error {
 		ConditionExpression:       aws.String("attribute_not_exists(PK) OR deploymentId = :dep"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":dep": &types.AttributeValueMemberS{Value: w.DeploymentID}},
 	})
-	if conditionFailed(err) {
+	if ConditionFailed(err) {
 		return fmt.Errorf("stack %s is awaited by another deployment: %w", pk, ErrConflict)
 	}
 	if err != nil {
@@ -82,11 +82,11 @@ func (s *Store) DeleteWaiter(ctx context.Context, w Waiter) error {
 	pk := waiterPK(w.AccountID, w.Region, w.StackName)
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(s.table),
-		Key:                       key(pk, skWaiter),
+		Key:                       Key(pk, skWaiter),
 		ConditionExpression:       aws.String("taskToken = :tok"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": &types.AttributeValueMemberS{Value: w.TaskToken}},
 	})
-	if conditionFailed(err) {
+	if ConditionFailed(err) {
 		return fmt.Errorf("waiter %s no longer holds this token: %w", pk, ErrConflict)
 	}
 	if err != nil {

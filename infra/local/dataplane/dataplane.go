@@ -34,6 +34,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
 )
 
@@ -161,8 +162,8 @@ type plane struct {
 // Add starts simulating a deployment. Adding a deployment already simulated replaces it
 // (a new exporter life: a new epoch, sequence from 1).
 func (s *Simulator) Add(d Deployment) error {
-	if !statemsg.ValidID(d.ID) {
-		return fmt.Errorf("simulate deployment %q: id %s", d.ID, statemsg.IDRule)
+	if !settings.ValidDeploymentID(d.ID) {
+		return fmt.Errorf("simulate deployment %q: id must be %s", d.ID, settings.DeploymentIDRule)
 	}
 	exporter, err := s.client(d.ExporterRoleARN, ExporterSession)
 	if err != nil {

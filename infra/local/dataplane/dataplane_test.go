@@ -23,6 +23,7 @@ import (
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 const customer = "111111111111"
@@ -51,7 +52,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	env := cloudtest.Start(t)
 	ctx := context.Background()
-	f := &fixture{accounts: accounts.New(), kumo: sqs.NewFromConfig(env.Config), dep: cloudtest.UniqueName("dep")}
+	f := &fixture{accounts: accounts.New(), kumo: sqs.NewFromConfig(env.Config), dep: cloudtest.UniqueDeploymentID()}
 	door, _, err := sqsgate.Door(env.Config, f.accounts, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +77,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = channel.Close(context.Background(), f.vendor, f.dep) })
-	table := env.CreateTable(t, servicestate.TableDefinition("x"), servicestate.TTLAttribute)
+	table := env.CreateTable(t, store.TableDefinition("x"), servicestate.TTLAttribute)
 	f.sim = New(f.config())
 	f.sender = &channel.Sender{SQS: f.vendor, Recorder: servicestate.New(env.DynamoDB(), table)}
 	return f
@@ -378,11 +379,11 @@ func TestBadInputIsRefusedAndNothingIsSimulated(t *testing.T) {
 		says string
 	}{
 		{Deployment{ID: "a b", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}, "id must be"},
-		{Deployment{ID: "d", AgentRoleARN: f.agent}, `exporterRoleArn: must be an IAM role ARN, got ""`},
-		{Deployment{ID: "d", ExporterRoleARN: "arn:aws:iam::111111111111:user/x", AgentRoleARN: f.agent}, "exporterRoleArn: must be an IAM role ARN"},
-		{Deployment{ID: "d", ExporterRoleARN: f.exporter}, "agentRoleArn: must be an IAM role ARN"},
-		{Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Faults: []Fault{"flaky"}}, `unknown fault "flaky"`},
-		{Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: ""}}}, "service id"},
+		{Deployment{ID: "dep", AgentRoleARN: f.agent}, `exporterRoleArn: must be an IAM role ARN, got ""`},
+		{Deployment{ID: "dep", ExporterRoleARN: "arn:aws:iam::111111111111:user/x", AgentRoleARN: f.agent}, "exporterRoleArn: must be an IAM role ARN"},
+		{Deployment{ID: "dep", ExporterRoleARN: f.exporter}, "agentRoleArn: must be an IAM role ARN"},
+		{Deployment{ID: "dep", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Faults: []Fault{"flaky"}}, `unknown fault "flaky"`},
+		{Deployment{ID: "dep", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: ""}}}, "service id"},
 	}
 	for _, c := range cases {
 		if err := f.sim.Add(c.d); err == nil || !strings.Contains(err.Error(), c.says) {
@@ -392,14 +393,14 @@ func TestBadInputIsRefusedAndNothingIsSimulated(t *testing.T) {
 	// No way to obtain a session: refused at Add.
 	noCreds := f.config()
 	noCreds.Credentials = nil
-	if err := New(noCreds).Add(Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}); err == nil || !strings.Contains(err.Error(), "Config.Credentials") {
+	if err := New(noCreds).Add(Deployment{ID: "dep", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}); err == nil || !strings.Contains(err.Error(), "Config.Credentials") {
 		t.Errorf("without Credentials: %v", err)
 	}
 	failing := f.config()
 	failing.Credentials = func(string, string) (aws.Credentials, error) {
 		return aws.Credentials{}, errors.New("no pod identity association")
 	}
-	if err := New(failing).Add(Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}); err == nil || !strings.Contains(err.Error(), "no pod identity association") {
+	if err := New(failing).Add(Deployment{ID: "dep", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent}); err == nil || !strings.Contains(err.Error(), "no pod identity association") {
 		t.Errorf("failing Credentials: %v", err)
 	}
 	if r, _ := f.sim.Step(context.Background()); len(r) != 0 {
@@ -417,7 +418,7 @@ func TestBadInputIsRefusedAndNothingIsSimulated(t *testing.T) {
 	noQueue := f.config()
 	noQueue.StateQueueURL = ""
 	sim := New(noQueue)
-	if err := sim.Add(Deployment{ID: "d", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: "s"}}}); err != nil {
+	if err := sim.Add(Deployment{ID: "dep", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: "s"}}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sim.Step(context.Background()); err == nil || !strings.Contains(err.Error(), "no state queue") {
@@ -427,14 +428,14 @@ func TestBadInputIsRefusedAndNothingIsSimulated(t *testing.T) {
 
 func TestDeploymentWithoutChannelStillReports(t *testing.T) {
 	f := newFixture(t)
-	if err := f.sim.Add(Deployment{ID: "no-channel-yet", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: "svc-a"}}}); err != nil {
+	if err := f.sim.Add(Deployment{ID: "nochannelyet", ExporterRoleARN: f.exporter, AgentRoleARN: f.agent, Services: []Service{{ID: "svc-a"}}}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := f.sim.Step(context.Background())
-	if err != nil || r["no-channel-yet"].Sent != 1 {
+	if err != nil || r["nochannelyet"].Sent != 1 {
 		t.Fatalf("step %v %v", r, err)
 	}
-	f.sim.Remove("no-channel-yet")
+	f.sim.Remove("nochannelyet")
 	if r, _ := f.sim.Step(context.Background()); len(r) != 0 {
 		t.Fatalf("a removed deployment is simulated: %v", r)
 	}

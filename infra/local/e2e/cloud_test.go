@@ -200,7 +200,7 @@ func TestInvokeCommandRunsOneFunctionOnASampleEvent(t *testing.T) {
 	// (what `make invoke` does for the service-state functions), and a forged sender fails.
 	planes := filepath.Join(repoRoot, scenario.SampleDataPlanes)
 	out, code = run(contract.FunctionStateIngest, "state/healthy.json", "--data-planes", planes)
-	if code != 0 || !strings.Contains(out, "registered data plane dep-7f3a") || !strings.Contains(out, `{"batchItemFailures":null}`) {
+	if code != 0 || !strings.Contains(out, "registered data plane dep7f3a") || !strings.Contains(out, `{"batchItemFailures":null}`) {
 		t.Errorf("stateingest on healthy.json: exit %d, want every record accepted:\n%s", code, out)
 	}
 	out, code = run(contract.FunctionStateIngest, "state/forged-sender.json", "--data-planes", planes)

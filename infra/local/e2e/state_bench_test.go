@@ -18,8 +18,8 @@ import (
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
-	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // The benchmark: 10,000 steady state messages (100 services) sent to the state
@@ -239,7 +239,7 @@ func benchWriteLoop(b *testing.B) {
 	cfg := shared.cloud.Config()
 	db := dynamodb.NewFromConfig(cfg)
 	table := "e2e-bench-" + scenario.RandomAccount()
-	if _, err := db.CreateTable(ctx, servicestate.TableDefinition(table)); err != nil {
+	if _, err := db.CreateTable(ctx, store.TableDefinition(table)); err != nil {
 		b.Fatal(err)
 	}
 	var elapsed time.Duration

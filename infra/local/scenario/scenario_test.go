@@ -46,7 +46,7 @@ func TestBadFlagsAreRefusedBeforeAnythingStarts(t *testing.T) {
 	}
 	sample := filepath.Join("..", "..", "..", "events", "state", "healthy.json")
 	badPlanes := filepath.Join(dir, "bad-planes.json")
-	if err := os.WriteFile(badPlanes, []byte(`[{"deploymentId":"dep-1","accountId":"12"}]`), 0o644); err != nil {
+	if err := os.WriteFile(badPlanes, []byte(`[{"deploymentId":"dep1","accountId":"12"}]`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -70,7 +70,7 @@ func TestBadFlagsAreRefusedBeforeAnythingStarts(t *testing.T) {
 		{[]string{"invoke", "--function", "invite", "--event", notJSON}, "must be a JSON document"},
 		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", filepath.Join(dir, "missing.json")}, "--data-planes " + filepath.Join(dir, "missing.json") + ": open"},
 		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", notJSON}, "must be a JSON array of data planes"},
-		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", badPlanes}, "data plane 1: data plane of \"dep-1\": accountId: must be 12 digits"},
+		{[]string{"invoke", "--function", "stateingest", "--event", sample, "--data-planes", badPlanes}, "data plane 1: data plane of \"dep1\": accountId: must be 12 digits"},
 	}
 	for _, c := range cases {
 		code, stdout, stderr := runMain(c.args...)
@@ -160,10 +160,10 @@ func TestFunctionNamesComeFromTheControlPlaneOutputs(t *testing.T) {
 // the record and the rule; the sample file (events/dataplanes.json) loads.
 func TestLoadDataPlanes(t *testing.T) {
 	planes, err := LoadDataPlanes(filepath.Join("..", "..", "..", SampleDataPlanes))
-	if err != nil || len(planes) != 2 || planes[0].DeploymentID != "dep-7f3a" || planes[1].ExporterRoleID != "AROA3XFRBF23STATEXP9C" {
+	if err != nil || len(planes) != 2 || planes[0].DeploymentID != "dep7f3a" || planes[1].ExporterRoleID != "AROA3XFRBF23STATEXP9C" {
 		t.Fatalf("the sample data planes: %+v %v", planes, err)
 	}
-	good := `{"deploymentId":"dep-1","accountId":"111111111111","exporterRoleArn":"arn:aws:iam::111111111111:role/x-state-exporter",` +
+	good := `{"deploymentId":"dep1","accountId":"111111111111","exporterRoleArn":"arn:aws:iam::111111111111:role/x-state-exporter",` +
 		`"exporterRoleId":"AROAAAAAAAAAAAAAAAAAA","agentRoleArn":"arn:aws:iam::111111111111:role/x-agent"}`
 	dir := t.TempDir()
 	for _, c := range []struct{ body, want string }{
@@ -171,7 +171,7 @@ func TestLoadDataPlanes(t *testing.T) {
 		{`[]`, "holds no data plane"},
 		{`[` + strings.Replace(good, `"accountId"`, `"account"`, 1) + `]`, `unknown field "account"`},
 		{`[` + good + `,` + strings.Replace(good, `"AROAAAAAAAAAAAAAAAAAA"`, `"aroa-lower"`, 1) + `]`, "data plane 2: "},
-		{`[` + good + `,` + good + `]`, `data plane 2: deployment "dep-1" is listed twice`},
+		{`[` + good + `,` + good + `]`, `data plane 2: deployment "dep1" is listed twice`},
 		{`[` + strings.Replace(good, "role/x-agent", "user/x", 1) + `]`, "agentRoleArn: must be an IAM role ARN"},
 	} {
 		path := filepath.Join(dir, "planes.json")

@@ -279,7 +279,7 @@ func TestStateQueuePolicyAdmitsOnlyRegisteredExporters(t *testing.T) {
 func TestCommandQueueIsReadOnlyByTheAgent(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	dep := cloudtest.UniqueName("d")
+	dep := cloudtest.UniqueDeploymentID()
 	agent := agentRole(customer, dep)
 	url, err := channel.Open(ctx, f.vendor(), dep, agent)
 	if err != nil {
@@ -348,7 +348,7 @@ func TestCommandQueueIsReadOnlyByTheAgent(t *testing.T) {
 func TestInternalCallsAreNotGated(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	dep := cloudtest.UniqueName("d")
+	dep := cloudtest.UniqueDeploymentID()
 	url, err := channel.Open(ctx, f.vendor(), dep, agentRole(customer, dep))
 	if err != nil {
 		t.Fatal(err)

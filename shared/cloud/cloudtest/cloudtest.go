@@ -77,6 +77,12 @@ func UniqueName(prefix string) string {
 	return prefix + "-" + strings.ToLower(rand.Text()[:12])
 }
 
+// UniqueDeploymentID is a fresh deployment id that follows settings.DeploymentIDPattern
+// ("d" and 12 lowercase letters and digits), for tests that share one emulator.
+func UniqueDeploymentID() string {
+	return "d" + strings.ToLower(rand.Text()[:12])
+}
+
 // CreateTable creates a table from def under a unique name (def.TableName is replaced),
 // enables its TTL attribute when ttlAttribute is not empty, deletes it when the test ends,
 // and returns its name.

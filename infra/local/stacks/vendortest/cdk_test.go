@@ -242,7 +242,7 @@ func TestCDKOperatorAlertsReachTheTopic(t *testing.T) {
 		return envelopeFrom(accounts.VendorAccount, id, detailType, detail)
 	}
 	alert := func(from, to health.Health) health.Alert {
-		a, _ := health.AlertFor(health.Transition{Scope: health.ScopeDeployment, DeploymentID: "dep-1", From: from, To: to})
+		a, _ := health.AlertFor(health.Transition{Scope: health.ScopeDeployment, DeploymentID: "dep1", From: from, To: to})
 		return a
 	}
 	critical := envelope("e-critical", contract.DetailTypeDeploymentHealthChanged, alert(health.Healthy, health.Unhealthy))
