@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 )
 
@@ -13,7 +13,7 @@ import (
 // engines and the event sources (target: under 2 s on 2 cores, warm build cache).
 func BenchmarkLocalCloudStart(b *testing.B) {
 	for b.Loop() {
-		c, err := cloud.Start(context.Background(), cloud.Options{Addr: "127.0.0.1:0", BinDir: binDir, Output: io.Discard})
+		c, err := localcloud.Start(context.Background(), localcloud.Options{Addr: "127.0.0.1:0", BinDir: binDir, Output: io.Discard})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -26,7 +26,7 @@ func BenchmarkLocalCloudStart(b *testing.B) {
 // under 10 s), with what it costs: Lambda invocations, workflow state transitions and AWS
 // calls at the front door.
 func BenchmarkOnboarding(b *testing.B) {
-	var total cloud.Counters
+	var total localcloud.Counters
 	n := 0
 	for b.Loop() {
 		res, err := shared.runner.Run(context.Background(), scenario.Options{Scenario: scenario.Onboard})

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
-	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
@@ -26,7 +26,7 @@ func TestCustomerCannotPutControlPlaneEventsOnTheVendorBus(t *testing.T) {
 	tn := onboard(t)
 	ctx := context.Background()
 	out := shared.runner.ControlPlane.Outputs
-	db := store.New(byoccloud.NewDynamoDB(shared.cloud.WatchConfig()), out[outTableName])
+	db := store.New(cloud.NewDynamoDB(shared.cloud.WatchConfig()), out[outTableName])
 	trailBefore, err := db.AuditTrail(ctx, tn.dep.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -20,8 +20,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
@@ -76,7 +76,7 @@ func TestWithoutTheForwardingRuleOnboardingStalls(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // what would have arrived has had ample time
 	for _, e := range rec.all() {
-		if e.Kind == cloud.KindEvent && e.Account == customer {
+		if e.Kind == localcloud.KindEvent && e.Account == customer {
 			t.Errorf("an event reached the vendor bus without a forwarding rule: %s", e)
 		}
 	}
@@ -90,7 +90,7 @@ func TestSecondCloudOnABusyPortFailsNamingIt(t *testing.T) {
 	addr := strings.TrimPrefix(shared.cloud.URL, "http://")
 	_, port, _ := net.SplitHostPort(addr)
 	began := time.Now()
-	second, err := cloud.Start(context.Background(), cloud.Options{Addr: addr, BinDir: binDir, Output: shared.logs})
+	second, err := localcloud.Start(context.Background(), localcloud.Options{Addr: addr, BinDir: binDir, Output: shared.logs})
 	if err == nil {
 		_ = second.Close()
 		t.Fatal("a second cloud on the same address must not start")

@@ -10,8 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/datasim"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
@@ -22,10 +22,10 @@ import (
 // and the health alerts reach the timeline through the cloud's state watch.
 
 // healthLines are the timeline's health lines for a deployment, in order.
-func healthLines(rec *recording, dep string) []cloud.Event {
-	var out []cloud.Event
+func healthLines(rec *recording, dep string) []localcloud.Event {
+	var out []localcloud.Event
 	for _, e := range rec.all() {
-		if e.Kind == cloud.KindHealth && strings.Contains(e.Subject, " "+dep) {
+		if e.Kind == localcloud.KindHealth && strings.Contains(e.Subject, " "+dep) {
 			out = append(out, e)
 		}
 	}
@@ -51,8 +51,8 @@ func badOnce(t *testing.T, rec *recording, dep string, bad health.Health, severi
 }
 
 func healthTo(dep string, to health.Health) step {
-	return step{"deployment " + dep + " -> " + string(to), func(e cloud.Event) bool {
-		return e.Kind == cloud.KindHealth && e.Subject == "deployment "+dep && strings.HasSuffix(e.Status, "-> "+string(to))
+	return step{"deployment " + dep + " -> " + string(to), func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindHealth && e.Subject == "deployment "+dep && strings.HasSuffix(e.Status, "-> "+string(to))
 	}}
 }
 
@@ -79,8 +79,8 @@ func TestScenarioDataPlaneReportsTheDeploymentHealthy(t *testing.T) {
 	if c == nil || c.Status != "SUCCEEDED" || c.CommandID == "" || c.ServiceID != scenario.DataPlaneServices[0] {
 		t.Fatalf("command workflow run %+v: want it succeeded for %s", c, scenario.DataPlaneServices[0])
 	}
-	order(t, rec, healthTo(d.ID, health.Healthy), step{"the command workflow succeeded", func(e cloud.Event) bool {
-		return e.Kind == cloud.KindExecution && e.Detail == c.Execution && e.Status == "SUCCEEDED"
+	order(t, rec, healthTo(d.ID, health.Healthy), step{"the command workflow succeeded", func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindExecution && e.Detail == c.Execution && e.Status == "SUCCEEDED"
 	}})
 	for _, s := range h.Services {
 		if s.ServiceID == c.ServiceID && s.Versions.ClickHouse != scenario.CommandRelease {
@@ -90,7 +90,7 @@ func TestScenarioDataPlaneReportsTheDeploymentHealthy(t *testing.T) {
 }
 
 func TestScenarioUnhealthyFaultShowsTheCriticalAlert(t *testing.T) {
-	res, rec := run(t, scenario.Options{Scenario: scenario.Onboard, DataPlane: true, Fault: dataplane.Unhealthy})
+	res, rec := run(t, scenario.Options{Scenario: scenario.Onboard, DataPlane: true, Fault: datasim.Unhealthy})
 	d := res.Deployment
 	if res.Health.Final != health.Unhealthy {
 		t.Fatalf("deployment %s is %s, want unhealthy", d.ID, res.Health.Final)
@@ -100,7 +100,7 @@ func TestScenarioUnhealthyFaultShowsTheCriticalAlert(t *testing.T) {
 }
 
 func TestScenarioDuplicateAndOutOfOrderChangeNothing(t *testing.T) {
-	for _, f := range []dataplane.Fault{dataplane.Duplicate, dataplane.OutOfOrder} {
+	for _, f := range []datasim.Fault{datasim.Duplicate, datasim.OutOfOrder} {
 		t.Run(string(f), func(t *testing.T) {
 			// The runner fails the run if a stored report ever went back to an older one
 			// (it reads the services after every step) or if any alert followed healthy.
@@ -111,7 +111,7 @@ func TestScenarioDuplicateAndOutOfOrderChangeNothing(t *testing.T) {
 			// Duplicate: every report twice. Out-of-order: every other step holds its
 			// reports back and the next sends them after its own.
 			n, steps := len(scenario.DataPlaneServices), res.Health.Steps
-			want := map[dataplane.Fault]int{dataplane.Duplicate: 2 * n * steps, dataplane.OutOfOrder: n * (steps - steps%2)}[f]
+			want := map[datasim.Fault]int{datasim.Duplicate: 2 * n * steps, datasim.OutOfOrder: n * (steps - steps%2)}[f]
 			if res.Health.Sent != want {
 				t.Errorf("%d messages in %d steps, want %d", res.Health.Sent, steps, want)
 			}
@@ -131,8 +131,8 @@ func TestScenarioSilenceTurnsTheDeploymentStale(t *testing.T) {
 	silence := shared.runner.StaleAfter(context.Background()) + 2*time.Minute
 	var swept []byte
 	var sweepErr error
-	shared.runner.Progress = func(e cloud.Event) {
-		if e.Kind != cloud.KindDataPlane || !strings.HasPrefix(e.Status, "silent from now") || swept != nil {
+	shared.runner.Progress = func(e localcloud.Event) {
+		if e.Kind != localcloud.KindDataPlane || !strings.HasPrefix(e.Status, "silent from now") || swept != nil {
 			return
 		}
 		in := fmt.Sprintf(`{"scheduledTime":%q}`, time.Now().Add(silence).UTC().Format(time.RFC3339))
@@ -147,7 +147,7 @@ func TestScenarioSilenceTurnsTheDeploymentStale(t *testing.T) {
 	rec := shared.record(t)
 	// Timeout: the runner checks that a silence in real time (7 minutes) would fit.
 	res, err := shared.runner.Run(context.Background(), scenario.Options{Scenario: scenario.Onboard, DataPlane: true,
-		Fault: dataplane.Silence, Timeout: 10 * time.Minute})
+		Fault: datasim.Silence, Timeout: 10 * time.Minute})
 	if sweepErr != nil || swept == nil {
 		t.Fatalf("sweep %s: %v", swept, sweepErr)
 	}

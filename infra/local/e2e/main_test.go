@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
 )
@@ -33,23 +33,23 @@ var (
 
 // env is the shared cloud and control plane.
 type env struct {
-	cloud  *cloud.Cloud
+	cloud  *localcloud.Cloud
 	runner *scenario.Runner
 	deploy time.Duration // how long deploying the control plane took
 	logs   *lockedBuffer
 	clock  *cloudClock // the cloud's clock: real time, moved only by the staleness test
 
 	mu        sync.Mutex
-	observers map[int]func(cloud.Event)
+	observers map[int]func(localcloud.Event)
 	next      int
 }
 
-func (e *env) observe(ev cloud.Event) {
+func (e *env) observe(ev localcloud.Event) {
 	if e.runner != nil {
 		e.runner.Observe(ev)
 	}
 	e.mu.Lock()
-	obs := make([]func(cloud.Event), 0, len(e.observers))
+	obs := make([]func(localcloud.Event), 0, len(e.observers))
 	for _, o := range e.observers {
 		obs = append(obs, o)
 	}
@@ -60,7 +60,7 @@ func (e *env) observe(ev cloud.Event) {
 }
 
 // subscribe tells fn of every timeline event until the test ends.
-func (e *env) subscribe(t testing.TB, fn func(cloud.Event)) {
+func (e *env) subscribe(t testing.TB, fn func(localcloud.Event)) {
 	e.mu.Lock()
 	id := e.next
 	e.next++
@@ -87,19 +87,19 @@ func (e *env) record(t testing.TB) *recording {
 
 type recording struct {
 	mu     sync.Mutex
-	events []cloud.Event
+	events []localcloud.Event
 }
 
-func (r *recording) add(e cloud.Event) {
+func (r *recording) add(e localcloud.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
 }
 
-func (r *recording) all() []cloud.Event {
+func (r *recording) all() []localcloud.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]cloud.Event(nil), r.events...)
+	return append([]localcloud.Event(nil), r.events...)
 }
 
 func (r *recording) String() string {
@@ -176,8 +176,8 @@ func setup(m *testing.M) (int, error) {
 		return 1, err
 	}
 	logs := &lockedBuffer{}
-	shared = &env{logs: logs, clock: &cloudClock{}, observers: map[int]func(cloud.Event){}}
-	c, err := cloud.Start(context.Background(), cloud.Options{
+	shared = &env{logs: logs, clock: &cloudClock{}, observers: map[int]func(localcloud.Event){}}
+	c, err := localcloud.Start(context.Background(), localcloud.Options{
 		Addr: "127.0.0.1:0", BinDir: binDir, Output: logs, Observer: shared.observe, Clock: shared.clock,
 	})
 	if err != nil {

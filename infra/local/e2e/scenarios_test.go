@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
@@ -32,7 +32,7 @@ func run(t *testing.T, o scenario.Options) (scenario.Result, *recording) {
 // order checks that events matching the predicates happened in this order.
 func order(t *testing.T, rec *recording, steps ...struct {
 	what  string
-	match func(cloud.Event) bool
+	match func(localcloud.Event) bool
 }) {
 	t.Helper()
 	events := rec.all()
@@ -50,28 +50,28 @@ func order(t *testing.T, rec *recording, steps ...struct {
 
 type step = struct {
 	what  string
-	match func(cloud.Event) bool
+	match func(localcloud.Event) bool
 }
 
 func stackStatus(account, stackPrefix, status string) step {
-	return step{stackPrefix + " " + status, func(e cloud.Event) bool {
-		return e.Kind == cloud.KindStack && e.Account == account && strings.HasPrefix(e.Subject, stackPrefix) && e.Status == status
+	return step{stackPrefix + " " + status, func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindStack && e.Account == account && strings.HasPrefix(e.Subject, stackPrefix) && e.Status == status
 	}}
 }
 
 func invoked(fn string) step {
-	return step{fn + " invoked", func(e cloud.Event) bool { return e.Kind == cloud.KindInvoke && e.Subject == fn && !e.Failed }}
+	return step{fn + " invoked", func(e localcloud.Event) bool { return e.Kind == localcloud.KindInvoke && e.Subject == fn && !e.Failed }}
 }
 
 func delivered(account, status, fn string) step {
-	return step{status + " delivered to " + fn, func(e cloud.Event) bool {
-		return e.Kind == cloud.KindEvent && e.Account == account && strings.Contains(e.Status, status) && e.Detail == "to "+fn
+	return step{status + " delivered to " + fn, func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindEvent && e.Account == account && strings.Contains(e.Status, status) && e.Detail == "to "+fn
 	}}
 }
 
 func workflow(id, status string) step {
-	return step{"workflow " + status, func(e cloud.Event) bool {
-		return e.Kind == cloud.KindExecution && strings.Contains(e.Detail, id) && e.Status == status
+	return step{"workflow " + status, func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindExecution && strings.Contains(e.Detail, id) && e.Status == status
 	}}
 }
 
@@ -175,7 +175,7 @@ func TestSameForwardedEventTwiceStartsOneWorkflow(t *testing.T) {
 	}
 	ids := map[string]int{}
 	for _, e := range rec.all() {
-		if e.Kind == cloud.KindEvent && e.Account == res.Customer && e.Detail == "to "+contract.FunctionOnboard {
+		if e.Kind == localcloud.KindEvent && e.Account == res.Customer && e.Detail == "to "+contract.FunctionOnboard {
 			ids[e.EventID]++
 		}
 	}
@@ -196,7 +196,7 @@ func TestMalformedEventIsRefusedAndChangesNothing(t *testing.T) {
 	}
 	refused := false
 	for _, e := range rec.all() {
-		if e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionOnboard && e.Failed && strings.Contains(e.Detail, `"BOOTSTRAPPED" is not a CloudFormation stack status`) {
+		if e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionOnboard && e.Failed && strings.Contains(e.Detail, `"BOOTSTRAPPED" is not a CloudFormation stack status`) {
 			refused = true
 		}
 	}

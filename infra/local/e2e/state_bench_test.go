@@ -14,8 +14,8 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/statemsg"
@@ -87,15 +87,15 @@ func benchPipeline(b *testing.B) {
 
 	var deleted, batchMs, batches atomic.Int64
 	batchDone := make(chan struct{}, 1)
-	shared.subscribe(b, func(e cloud.Event) {
+	shared.subscribe(b, func(e localcloud.Event) {
 		var n, d int
-		if e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionStateIngest {
+		if e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionStateIngest {
 			if _, err := fmt.Sscanf(e.Detail, "%d ms", &n); err == nil {
 				batchMs.Add(int64(n))
 				batches.Add(1)
 			}
 		}
-		if e.Kind == cloud.KindBatch && e.Subject == contract.FunctionStateIngest {
+		if e.Kind == localcloud.KindBatch && e.Subject == contract.FunctionStateIngest {
 			if _, err := fmt.Sscanf(e.Detail, "%d messages, %d deleted", &n, &d); err == nil {
 				deleted.Add(int64(d))
 			}

@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/datasim"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/contract"
@@ -28,12 +28,12 @@ import (
 
 // simulate starts simulating tn's data plane with services: its exporter sends as the
 // exporter role, its agent reads the command channel as the agent role.
-func simulate(t testing.TB, tn tenant, services ...string) *dataplane.Simulator {
+func simulate(t testing.TB, tn tenant, services ...string) *datasim.Simulator {
 	t.Helper()
 	sim := shared.cloud.DataPlane()
-	d := dataplane.Deployment{ID: tn.dep.ID, ExporterRoleARN: tn.exporterRole, AgentRoleARN: tn.agentRole}
+	d := datasim.Deployment{ID: tn.dep.ID, ExporterRoleARN: tn.exporterRole, AgentRoleARN: tn.agentRole}
 	for _, s := range services {
-		d.Services = append(d.Services, dataplane.Service{ID: s})
+		d.Services = append(d.Services, datasim.Service{ID: s})
 	}
 	if err := sim.Add(d); err != nil {
 		t.Fatal(err)
@@ -41,7 +41,7 @@ func simulate(t testing.TB, tn tenant, services ...string) *dataplane.Simulator 
 	return sim
 }
 
-func tick(t testing.TB, sim *dataplane.Simulator) {
+func tick(t testing.TB, sim *datasim.Simulator) {
 	t.Helper()
 	if _, err := sim.Step(context.Background()); err != nil {
 		t.Fatal(err)
@@ -173,10 +173,10 @@ func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
 	until(t, 30*time.Second, "the sweeps to finish", func() (bool, string) {
 		fired, done := 0, 0
 		for _, e := range rec.all() {
-			if e.Kind == cloud.KindSchedule && e.Subject == group+"/"+name && !e.Failed {
+			if e.Kind == localcloud.KindSchedule && e.Subject == group+"/"+name && !e.Failed {
 				fired++
 			}
-			if e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionStateSweep {
+			if e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionStateSweep {
 				done++
 			}
 		}
@@ -185,7 +185,7 @@ func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
 	})
 	sweeps := 0
 	for _, e := range rec.all() {
-		if e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionStateSweep {
+		if e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionStateSweep {
 			sweeps++
 			if e.Failed {
 				t.Errorf("a sweep failed: %s", e)
@@ -245,9 +245,9 @@ func execute(t testing.TB, machine string, input map[string]any, during func()) 
 	t.Helper()
 	c := sfn.NewFromConfig(shared.cloud.Config())
 	name := "e2e-" + scenario.RandomAccount()
-	ended := make(chan cloud.Event, 1)
-	shared.subscribe(t, func(e cloud.Event) {
-		if e.Kind == cloud.KindExecution && strings.HasPrefix(e.Detail, name) && e.Status != "RUNNING" {
+	ended := make(chan localcloud.Event, 1)
+	shared.subscribe(t, func(e localcloud.Event) {
+		if e.Kind == localcloud.KindExecution && strings.HasPrefix(e.Detail, name) && e.Status != "RUNNING" {
 			select {
 			case ended <- e:
 			default:

@@ -17,9 +17,9 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
-	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/lifecycle"
@@ -88,7 +88,7 @@ func setupState() (*stateEnv, error) {
 	watch := shared.cloud.WatchConfig()
 	s := &stateEnv{
 		queueURL: out[outStateQueueURL], watchSQS: sqs.NewFromConfig(watch),
-		repo: servicestate.New(byoccloud.NewDynamoDB(watch), out[outTableName]),
+		repo: servicestate.New(cloud.NewDynamoDB(watch), out[outTableName]),
 	}
 	attrs, err := s.watchSQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.queueURL),
 		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn, sqstypes.QueueAttributeNameRedrivePolicy, sqstypes.QueueAttributeNameVisibilityTimeout}})
@@ -276,9 +276,9 @@ func (s *stateEnv) trySend(client *sqs.Client, bodies ...string) ([]string, erro
 func until(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	poke := make(chan struct{}, 1)
-	shared.subscribe(t, func(e cloud.Event) {
+	shared.subscribe(t, func(e localcloud.Event) {
 		switch e.Kind {
-		case cloud.KindBatch, cloud.KindInvoke, cloud.KindExecution, cloud.KindSchedule:
+		case localcloud.KindBatch, localcloud.KindInvoke, localcloud.KindExecution, localcloud.KindSchedule:
 			select {
 			case poke <- struct{}{}:
 			default:
@@ -304,7 +304,7 @@ func until(t testing.TB, timeout time.Duration, what string, cond func() (bool, 
 // handed to the function (every receive of a message counts) and messages deleted.
 func ingestion(rec *recording) (handed, deleted int) {
 	for _, e := range rec.all() {
-		if e.Kind != cloud.KindBatch || e.Subject != contract.FunctionStateIngest {
+		if e.Kind != localcloud.KindBatch || e.Subject != contract.FunctionStateIngest {
 			continue
 		}
 		var n, d int
@@ -408,7 +408,7 @@ func (e busEvent) String() string {
 }
 
 // busTap collects the byoc.state events the cloud's state watch (a rule on the vendor bus
-// with a queue target, cloud.WatchStateEvents) receives: what an alert consumer would
+// with a queue target, localcloud.WatchStateEvents) receives: what an alert consumer would
 // receive. PutEvents delivers before it answers, so once stateingest (or statesweep) has
 // finished, its events are here. It also counts stateingest's completed invocations, each
 // of which logs one "state batch" line (logsSettled).
@@ -429,9 +429,9 @@ func newBusTap(ctx context.Context, bus string) (*busTap, error) {
 	return tap, nil
 }
 
-func (b *busTap) observe(e cloud.Event) {
+func (b *busTap) observe(e localcloud.Event) {
 	switch {
-	case e.Kind == cloud.KindHealth:
+	case e.Kind == localcloud.KindHealth:
 		ev := busEvent{ID: e.EventID, DetailType: e.DetailType}
 		if e.DetailType == contract.DetailTypeStateMessageRejected {
 			_ = json.Unmarshal(e.Data, &ev.Rejection)
@@ -441,7 +441,7 @@ func (b *busTap) observe(e cloud.Event) {
 		b.mu.Lock()
 		b.seen = append(b.seen, ev)
 		b.mu.Unlock()
-	case e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionStateIngest && !e.Failed:
+	case e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionStateIngest && !e.Failed:
 		b.mu.Lock()
 		b.batches++
 		b.mu.Unlock()

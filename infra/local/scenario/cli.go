@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/datasim"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
@@ -194,7 +194,7 @@ func isAccount(s string) bool {
 
 // environment is a started cloud with the control plane deployed.
 type environment struct {
-	cloud *cloud.Cloud
+	cloud *localcloud.Cloud
 	cp    ControlPlane
 	logs  io.Closer
 }
@@ -228,9 +228,9 @@ func start(ctx context.Context, f flags, tl *Timeline, stderr io.Writer, runner 
 	if runner.Ingest != nil {
 		logs = io.MultiWriter(logs, runner.Ingest)
 	}
-	c, err := cloud.Start(ctx, cloud.Options{
+	c, err := localcloud.Start(ctx, localcloud.Options{
 		Addr: f.addr, BinDir: f.bin, StackDelay: f.stackDelay, Speed: f.speed, Output: logs,
-		Observer: func(e cloud.Event) { tl.Observe(e); runner.Observe(e) },
+		Observer: func(e localcloud.Event) { tl.Observe(e); runner.Observe(e) },
 	})
 	if err != nil {
 		if closer != nil {
@@ -239,7 +239,7 @@ func start(ctx context.Context, f flags, tl *Timeline, stderr io.Writer, runner 
 		return nil, err
 	}
 	tl.Printf("local cloud at %s (started in %.2fs; function logs: %s)\n", c.URL, c.Uptime().Seconds(), f.logs)
-	tl.Printf("deploying %s into the vendor account %s\n", filepath.Join(f.templates, ControlPlaneTemplate), cloud.VendorAccount)
+	tl.Printf("deploying %s into the vendor account %s\n", filepath.Join(f.templates, ControlPlaneTemplate), localcloud.VendorAccount)
 	cp, err := Deploy(ctx, c, f.templates)
 	if err != nil {
 		_ = c.Close()
@@ -377,8 +377,8 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 const SilenceSpeed = 60
 
 func faultList() string {
-	names := make([]string, len(dataplane.Faults))
-	for i, f := range dataplane.Faults {
+	names := make([]string, len(datasim.Faults))
+	for i, f := range datasim.Faults {
 		names[i] = string(f)
 	}
 	return strings.Join(names, ", ")
@@ -387,11 +387,11 @@ func faultList() string {
 // dataPlaneFlags checks --fault and --data-plane against the scenario and sets the speed
 // --fault silence needs. It returns the fault, a note about the speed it chose, and a
 // usage error (empty when the flags are good).
-func dataPlaneFlags(fs *flag.FlagSet, f *flags) (fault dataplane.Fault, note, usage string) {
+func dataPlaneFlags(fs *flag.FlagSet, f *flags) (fault datasim.Fault, note, usage string) {
 	if f.fault == "" {
 		return "", "", ""
 	}
-	fault, err := dataplane.ParseFault(f.fault)
+	fault, err := datasim.ParseFault(f.fault)
 	if err != nil {
 		return "", "", fmt.Sprintf("--fault %q: must be one of %s", f.fault, faultList())
 	}
@@ -404,7 +404,7 @@ func dataPlaneFlags(fs *flag.FlagSet, f *flags) (fault dataplane.Fault, note, us
 	}
 	speedSet := false
 	fs.Visit(func(fl *flag.Flag) { speedSet = speedSet || fl.Name == "speed" })
-	if fault == dataplane.Silence && !speedSet {
+	if fault == datasim.Silence && !speedSet {
 		f.speed = SilenceSpeed
 		note = fmt.Sprintf("--fault silence: the cloud's clock runs %dx (--speed %d) so that minutes of silence and the sweep's one-minute schedule pass in seconds; --speed overrides",
 			SilenceSpeed, SilenceSpeed)
@@ -412,7 +412,7 @@ func dataPlaneFlags(fs *flag.FlagSet, f *flags) (fault dataplane.Fault, note, us
 	return fault, note, ""
 }
 
-func faultFlag(f dataplane.Fault) string {
+func faultFlag(f datasim.Fault) string {
 	if f == "" {
 		return ""
 	}
@@ -420,17 +420,17 @@ func faultFlag(f dataplane.Fault) string {
 }
 
 // expectedNote says why a run whose data plane was faulted still succeeded.
-func expectedNote(f dataplane.Fault, h *HealthResult) string {
+func expectedNote(f datasim.Fault, h *HealthResult) string {
 	switch f {
-	case dataplane.Unhealthy:
+	case datasim.Unhealthy:
 		return " (the critical alert is the expected outcome of --fault unhealthy)"
-	case dataplane.Silence:
+	case datasim.Silence:
 		return " (the stale alerts are the expected outcome of --fault silence)"
-	case dataplane.Duplicate, dataplane.OutOfOrder:
+	case datasim.Duplicate, datasim.OutOfOrder:
 		dropped := ""
 		if h != nil && h.Ingest != nil {
 			n := h.Ingest.Duplicate
-			if f == dataplane.OutOfOrder {
+			if f == datasim.OutOfOrder {
 				n = h.Ingest.OutOfOrder
 			}
 			dropped = fmt.Sprintf(": stateingest dropped %d, no alert, the stored state never went back", n)

@@ -22,7 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/contract"
 )
 
@@ -30,7 +30,7 @@ import (
 const (
 	ControlPlaneTemplate = "ByocControlPlane.template.json"
 	BootstrapTemplate    = "ByocBootstrap.template.json"
-	ControlPlaneStack    = cloud.ControlPlaneStack
+	ControlPlaneStack    = localcloud.ControlPlaneStack
 )
 
 // ControlPlane is the deployed control plane: its stack outputs.
@@ -53,7 +53,7 @@ const OutputCommandMachine = "CommandStateMachineArn"
 
 // Deploy deploys cdk.out/ByocControlPlane.template.json into the vendor account and
 // publishes the bootstrap template where the invite's quick-create link points.
-func Deploy(ctx context.Context, c *cloud.Cloud, templatesDir string) (ControlPlane, error) {
+func Deploy(ctx context.Context, c *localcloud.Cloud, templatesDir string) (ControlPlane, error) {
 	body, err := os.ReadFile(filepath.Join(templatesDir, ControlPlaneTemplate))
 	if err != nil {
 		return ControlPlane{}, fmt.Errorf("read the control-plane template (run `make synth`): %w", err)
@@ -61,7 +61,7 @@ func Deploy(ctx context.Context, c *cloud.Cloud, templatesDir string) (ControlPl
 	if err := c.UseAssets(body, templatesDir); err != nil {
 		return ControlPlane{}, err
 	}
-	outputs, warnings, err := c.Stacks.DeployTemplate(ctx, cloud.VendorAccount, ControlPlaneStack, body, nil)
+	outputs, warnings, err := c.Stacks.DeployTemplate(ctx, localcloud.VendorAccount, ControlPlaneStack, body, nil)
 	if err != nil {
 		return ControlPlane{}, fmt.Errorf("deploy the control plane: %w", err)
 	}
@@ -82,7 +82,7 @@ func Deploy(ctx context.Context, c *cloud.Cloud, templatesDir string) (ControlPl
 
 // publish puts a template in the local S3 at the object a virtual-hosted S3 URL names
 // (https://<bucket>.s3.<region>.amazonaws.com/<key>), as the vendor's release publishes it.
-func publish(ctx context.Context, c *cloud.Cloud, templateURL string, body []byte) error {
+func publish(ctx context.Context, c *localcloud.Cloud, templateURL string, body []byte) error {
 	u, err := url.Parse(templateURL)
 	if err != nil || !strings.Contains(u.Host, ".s3.") {
 		return fmt.Errorf("%q is not a virtual-hosted S3 URL", templateURL)

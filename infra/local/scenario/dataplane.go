@@ -10,9 +10,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	"github.com/byocloud/byoc/infra/local/dataplane"
-	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/infra/local/datasim"
+	"github.com/byocloud/byoc/infra/local/localcloud"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
@@ -23,7 +23,7 @@ import (
 var DataPlaneServices = []string{"ch-primary", "ch-analytics"}
 
 // Output of the control-plane stack the data-plane follow-up reads.
-const outStateQueueURL = cloud.OutputStateQueueURL
+const outStateQueueURL = localcloud.OutputStateQueueURL
 
 // How the follow-up paces the simulator. Exporters report every 30 seconds; the local
 // data plane reports every StepInterval of real time, and waits for stateingest to take
@@ -40,7 +40,7 @@ const (
 
 // HealthResult is what the data-plane follow-up observed.
 type HealthResult struct {
-	Fault dataplane.Fault
+	Fault datasim.Fault
 	Steps int // simulator rounds
 	Sent  int // state messages sent (duplicates count twice)
 	// Transitions are the health alerts the vendor bus carried for the deployment, in
@@ -60,7 +60,7 @@ type HealthResult struct {
 
 	// live is the simulator, still holding the deployment, when the runner keeps data
 	// planes running after the follow-up (Runner.KeepDataPlane).
-	live *dataplane.Simulator
+	live *datasim.Simulator
 }
 
 // follow runs the deployment's simulated data plane until the control plane judges it as
@@ -86,30 +86,30 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		return hr, err
 	}
 	f := &follower{r: r, o: o, hr: hr, id: d.ID,
-		repo:   servicestate.New(byoccloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable]),
+		repo:   servicestate.New(cloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable]),
 		seen:   map[string]bool{},
 		stored: map[string]string{},
 	}
-	f.events, f.stop = r.watch(func(e cloud.Event) bool { return e.Kind == cloud.KindHealth && eventDeployment(e) == d.ID })
+	f.events, f.stop = r.watch(func(e localcloud.Event) bool { return e.Kind == localcloud.KindHealth && eventDeployment(e) == d.ID })
 	defer f.stop()
 	var stopBatches func()
-	f.batches, stopBatches = r.watch(func(e cloud.Event) bool {
-		return e.Kind == cloud.KindBatch && e.Subject == contract.FunctionStateIngest
+	f.batches, stopBatches = r.watch(func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindBatch && e.Subject == contract.FunctionStateIngest
 	})
 	defer stopBatches()
 	if r.Ingest != nil {
 		f.ingest0 = r.Ingest.Totals()
 	}
 
-	sim := r.Cloud.DataPlane(func(c *dataplane.Config) { c.StateQueueURL = queueURL })
-	dep := dataplane.Deployment{ID: d.ID, ExporterRoleARN: dp.ExporterRoleARN, AgentRoleARN: dp.AgentRoleARN}
+	sim := r.Cloud.DataPlane(func(c *datasim.Config) { c.StateQueueURL = queueURL })
+	dep := datasim.Deployment{ID: d.ID, ExporterRoleARN: dp.ExporterRoleARN, AgentRoleARN: dp.AgentRoleARN}
 	for _, s := range DataPlaneServices {
-		dep.Services = append(dep.Services, dataplane.Service{ID: s})
+		dep.Services = append(dep.Services, datasim.Service{ID: s})
 	}
-	if o.Fault != "" && o.Fault != dataplane.Silence {
+	if o.Fault != "" && o.Fault != datasim.Silence {
 		// Injected at Add: unhealthy breaks the services after their first (healthy)
 		// report; duplicate and out-of-order apply to every report.
-		dep.Faults = []dataplane.Fault{o.Fault}
+		dep.Faults = []datasim.Fault{o.Fault}
 	}
 	if err := sim.Add(dep); err != nil {
 		return hr, err
@@ -130,18 +130,18 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		return f.finish(ctx, err)
 	}
 	switch o.Fault {
-	case dataplane.Unhealthy:
+	case datasim.Unhealthy:
 		err = f.until(ctx, PhaseTimeout, fmt.Sprintf("the critical %q event to unhealthy", contract.DetailTypeDeploymentHealthChanged),
 			func(a servicestate.AlertDetail) bool {
 				return deploymentTo(health.Unhealthy)(a) && a.Severity == health.SeverityCritical
 			})
-	case dataplane.Silence:
+	case datasim.Silence:
 		staleAfter := r.StaleAfter(ctx)
 		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
 		if err := fitsDeadline(ctx, bound); err != nil {
 			return f.finish(ctx, fail("--fault silence: %v", err))
 		}
-		if err := sim.Inject(d.ID, dataplane.Silence); err != nil {
+		if err := sim.Inject(d.ID, datasim.Silence); err != nil {
 			return f.finish(ctx, err)
 		}
 		f.silentAt, f.silentCloud = time.Now(), r.Cloud.Clock.Now()
@@ -182,13 +182,13 @@ type follower struct {
 	o        Options
 	hr       *HealthResult
 	id       string
-	sim      *dataplane.Simulator
+	sim      *datasim.Simulator
 	repo     *servicestate.Repo
-	events   <-chan cloud.Event
+	events   <-chan localcloud.Event
 	stop     func()
-	batches  <-chan cloud.Event // stateingest's batches
-	handed   int                // messages handed to stateingest so far
-	rejected []string           // rejections announced on the bus
+	batches  <-chan localcloud.Event // stateingest's batches
+	handed   int                     // messages handed to stateingest so far
+	rejected []string                // rejections announced on the bus
 	// silentAt and silentCloud are when the silence fault began, in real and cloud time.
 	silentAt, silentCloud time.Time
 	silentSteps           int
@@ -199,7 +199,7 @@ type follower struct {
 
 func (f *follower) progress(format string, args ...any) {
 	if f.r.Progress != nil {
-		f.r.Progress(cloud.Event{At: time.Now(), Kind: cloud.KindDataPlane, Subject: f.id, Status: fmt.Sprintf(format, args...)})
+		f.r.Progress(localcloud.Event{At: time.Now(), Kind: localcloud.KindDataPlane, Subject: f.id, Status: fmt.Sprintf(format, args...)})
 	}
 }
 
@@ -219,7 +219,7 @@ func (f *follower) step(ctx context.Context) error {
 			f.progress("step %d: silent for %.1fs, %s of the cloud's clock", f.hr.Steps,
 				time.Since(f.silentAt).Seconds(), f.r.Cloud.Clock.Now().Sub(f.silentCloud).Round(time.Second))
 		}
-	case f.o.Fault == dataplane.OutOfOrder:
+	case f.o.Fault == datasim.OutOfOrder:
 		f.progress("step %d: reports held back, to follow the next ones (out-of-order)", f.hr.Steps)
 	default:
 		f.progress("step %d: nothing sent", f.hr.Steps)
@@ -366,9 +366,9 @@ func checkHealth(o Options, hr *HealthResult) error {
 	}
 	want := health.Healthy
 	switch o.Fault {
-	case dataplane.Unhealthy:
+	case datasim.Unhealthy:
 		want = health.Unhealthy
-	case dataplane.Silence:
+	case datasim.Silence:
 		want = health.Stale
 	}
 	if hr.Final != want {
@@ -395,9 +395,9 @@ func checkHealth(o Options, hr *HealthResult) error {
 			return fail("stateingest rejected %d and retried %d of the simulator's messages", t.Rejected, t.Retry)
 		}
 		switch {
-		case o.Fault == dataplane.Duplicate && t.Duplicate == 0:
+		case o.Fault == datasim.Duplicate && t.Duplicate == 0:
 			return fail("the duplicate fault is on, yet stateingest counted no duplicate (%s)", t)
-		case o.Fault == dataplane.OutOfOrder && t.OutOfOrder == 0:
+		case o.Fault == datasim.OutOfOrder && t.OutOfOrder == 0:
 			return fail("the out-of-order fault is on, yet stateingest counted no out-of-order message (%s)", t)
 		}
 	}
@@ -421,7 +421,7 @@ func describe(alerts []servicestate.AlertDetail) string {
 }
 
 // eventDeployment is the deployment a KindHealth event concerns.
-func eventDeployment(e cloud.Event) string {
+func eventDeployment(e localcloud.Event) string {
 	var d struct {
 		DeploymentID        string `json:"deploymentId"`
 		ClaimedDeploymentID string `json:"claimedDeploymentId"`
@@ -433,7 +433,7 @@ func eventDeployment(e cloud.Event) string {
 	return d.ClaimedDeploymentID
 }
 
-func faultNote(f dataplane.Fault) string {
+func faultNote(f datasim.Fault) string {
 	if f == "" {
 		return ""
 	}

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/datasim"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
@@ -47,9 +47,9 @@ func TestDataPlaneOptionsAreRefusedBeforeAnythingRuns(t *testing.T) {
 		want string
 	}{
 		{Options{Scenario: Onboard, DataPlane: true, Fault: "sideways"}, `unknown fault "sideways"`},
-		{Options{Scenario: Onboard, Fault: dataplane.Unhealthy}, "there is no data plane to inject it into"},
+		{Options{Scenario: Onboard, Fault: datasim.Unhealthy}, "there is no data plane to inject it into"},
 		{Options{Scenario: InfraFails, DataPlane: true}, "scenario infra-fails: its deployment does not become ready"},
-		{Options{Scenario: WrongExternalID, DataPlane: true, Fault: dataplane.Silence}, "scenario wrong-external-id: its deployment does not become ready"},
+		{Options{Scenario: WrongExternalID, DataPlane: true, Fault: datasim.Silence}, "scenario wrong-external-id: its deployment does not become ready"},
 	}
 	for _, c := range cases {
 		// A Runner with no cloud: a refused option must fail before touching it.
@@ -59,7 +59,7 @@ func TestDataPlaneOptionsAreRefusedBeforeAnythingRuns(t *testing.T) {
 		}
 	}
 	for _, s := range ReadyScenarios {
-		for _, f := range append([]dataplane.Fault{""}, dataplane.Faults...) {
+		for _, f := range append([]datasim.Fault{""}, datasim.Faults...) {
 			if err := (Options{Scenario: s, DataPlane: true, Fault: f}).checkDataPlane(); err != nil {
 				t.Errorf("%s with fault %q: %v", s, f, err)
 			}
@@ -69,10 +69,10 @@ func TestDataPlaneOptionsAreRefusedBeforeAnythingRuns(t *testing.T) {
 
 func TestWatchSeesEveryMatchUntilStopped(t *testing.T) {
 	r := &Runner{}
-	health := func(s string) cloud.Event { return cloud.Event{Kind: cloud.KindHealth, Subject: s} }
-	events, stop := r.watch(func(e cloud.Event) bool { return e.Kind == cloud.KindHealth })
-	once := r.expect(func(e cloud.Event) bool { return e.Kind == cloud.KindHealth })
-	r.Observe(cloud.Event{Kind: cloud.KindStack})
+	health := func(s string) localcloud.Event { return localcloud.Event{Kind: localcloud.KindHealth, Subject: s} }
+	events, stop := r.watch(func(e localcloud.Event) bool { return e.Kind == localcloud.KindHealth })
+	once := r.expect(func(e localcloud.Event) bool { return e.Kind == localcloud.KindHealth })
+	r.Observe(localcloud.Event{Kind: localcloud.KindStack})
 	r.Observe(health("a"))
 	r.Observe(health("b"))
 	if e := <-once; e.Subject != "a" {
@@ -102,12 +102,12 @@ func TestWatchSeesEveryMatchUntilStopped(t *testing.T) {
 
 func TestAWatcherThatStopsReadingNeverBlocksTheCloud(t *testing.T) {
 	r := &Runner{}
-	_, stop := r.watch(func(cloud.Event) bool { return true })
+	_, stop := r.watch(func(localcloud.Event) bool { return true })
 	defer stop()
 	done := make(chan struct{})
 	go func() {
 		for range 5000 { // more than the watch buffers
-			r.Observe(cloud.Event{Kind: cloud.KindHealth})
+			r.Observe(localcloud.Event{Kind: localcloud.KindHealth})
 		}
 		close(done)
 	}()
@@ -141,7 +141,7 @@ func TestHealthOutcomeChecks(t *testing.T) {
 	healthy := to(health.Unknown, health.Healthy)
 	cases := []struct {
 		name  string
-		fault dataplane.Fault
+		fault datasim.Fault
 		hr    HealthResult
 		want  string
 	}{
@@ -149,22 +149,22 @@ func TestHealthOutcomeChecks(t *testing.T) {
 		{"never healthy", "", HealthResult{Final: health.Unknown, Services: svcs(health.Unknown)}, `stored health is "unknown", want "healthy"`},
 		{"a service missing", "", HealthResult{Final: health.Healthy, Services: svcs(health.Healthy)[:1], Transitions: healthy}, "1 services stored, want 2"},
 		{"a storm", "", HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: append(healthy, healthy[0])}, "4 transitions to healthy, want 3"},
-		{"unhealthy", dataplane.Unhealthy, HealthResult{Final: health.Unhealthy, Services: svcs(health.Unhealthy),
+		{"unhealthy", datasim.Unhealthy, HealthResult{Final: health.Unhealthy, Services: svcs(health.Unhealthy),
 			Transitions: append(healthy, to(health.Healthy, health.Unhealthy)...)}, ""},
-		{"unhealthy not reached", dataplane.Unhealthy, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy}, `want "unhealthy"`},
-		{"stale", dataplane.Silence, HealthResult{Final: health.Stale, Services: svcs(health.Stale),
+		{"unhealthy not reached", datasim.Unhealthy, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy}, `want "unhealthy"`},
+		{"stale", datasim.Silence, HealthResult{Final: health.Stale, Services: svcs(health.Stale),
 			Transitions: append(healthy, to(health.Healthy, health.Stale)...)}, ""},
-		{"one service stale", dataplane.Silence, HealthResult{Final: health.Stale, Services: append(svcs(health.Stale)[:1], servicestate.Service{ServiceID: "x", Health: health.Healthy}),
+		{"one service stale", datasim.Silence, HealthResult{Final: health.Stale, Services: append(svcs(health.Stale)[:1], servicestate.Service{ServiceID: "x", Health: health.Healthy}),
 			Transitions: healthy}, `service x is "healthy", want "stale"`},
-		{"duplicates dropped", dataplane.Duplicate, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
+		{"duplicates dropped", datasim.Duplicate, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
 			Ingest: &IngestTotals{Messages: 8, Applied: 4, Duplicate: 4}}, ""},
-		{"no duplicate seen", dataplane.Duplicate, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
+		{"no duplicate seen", datasim.Duplicate, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
 			Ingest: &IngestTotals{Messages: 8, Applied: 8}}, "counted no duplicate"},
-		{"no out-of-order seen", dataplane.OutOfOrder, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
+		{"no out-of-order seen", datasim.OutOfOrder, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
 			Ingest: &IngestTotals{Messages: 8, Applied: 8}}, "counted no out-of-order"},
 		{"rejected", "", HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy,
 			Ingest: &IngestTotals{Messages: 8, Applied: 7, Rejected: 1}}, "rejected 1 and retried 0"},
-		{"no logs: no count check", dataplane.OutOfOrder, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy}, ""},
+		{"no logs: no count check", datasim.OutOfOrder, HealthResult{Final: health.Healthy, Services: svcs(health.Healthy), Transitions: healthy}, ""},
 	}
 	for _, c := range cases {
 		err := checkHealth(Options{Scenario: Onboard, Fault: c.fault}, &c.hr)
@@ -181,8 +181,8 @@ func TestHealthReportAndTimelineLines(t *testing.T) {
 	var out bytes.Buffer
 	tl := NewTimeline(&out)
 	at := tl.start.Add(2 * time.Second)
-	tl.Observe(cloud.Event{At: at, Kind: cloud.KindHealth, Subject: "service d1/ch-primary", Status: "healthy -> unhealthy", Detail: "critical: no ready replica", Failed: true})
-	tl.Observe(cloud.Event{At: at, Kind: cloud.KindDataPlane, Subject: "d1", Status: "step 2: 2 state message(s) sent"})
+	tl.Observe(localcloud.Event{At: at, Kind: localcloud.KindHealth, Subject: "service d1/ch-primary", Status: "healthy -> unhealthy", Detail: "critical: no ready replica", Failed: true})
+	tl.Observe(localcloud.Event{At: at, Kind: localcloud.KindDataPlane, Subject: "d1", Status: "step 2: 2 state message(s) sent"})
 	reportHealth(tl, "d1", &HealthResult{Steps: 2, Sent: 4, Final: health.Unhealthy, Elapsed: 1500 * time.Millisecond,
 		Services:    []servicestate.Service{{ServiceID: "ch-primary", Health: health.Unhealthy, OrderKey: "k2", HealthReason: "no ready replica"}},
 		Transitions: []servicestate.AlertDetail{alert(health.ScopeService, "ch-primary", health.Healthy, health.Unhealthy)}, Redelivered: 1,
@@ -202,17 +202,17 @@ func TestHealthReportAndTimelineLines(t *testing.T) {
 	if line := "command workflow apply-release-d1: apply-release " + CommandRelease + " to ch-primary SUCCEEDED in 2.5s (command c0ffee)\n"; !strings.HasSuffix(out.String(), line) {
 		t.Errorf("got\n%s\nwant it to end with\n%s", out.String(), line)
 	}
-	for f, note := range map[dataplane.Fault]string{"": "", dataplane.Unhealthy: "critical alert is the expected outcome", dataplane.Silence: "stale alerts are the expected outcome",
-		dataplane.Duplicate: "duplicate messages changed nothing", dataplane.OutOfOrder: "out-of-order messages changed nothing"} {
+	for f, note := range map[datasim.Fault]string{"": "", datasim.Unhealthy: "critical alert is the expected outcome", datasim.Silence: "stale alerts are the expected outcome",
+		datasim.Duplicate: "duplicate messages changed nothing", datasim.OutOfOrder: "out-of-order messages changed nothing"} {
 		if got := expectedNote(f, nil); note == "" && got != "" || !strings.Contains(got, note) {
 			t.Errorf("expectedNote(%q) = %q, want %q", f, got, note)
 		}
 	}
 	counted := &HealthResult{Ingest: &IngestTotals{Duplicate: 6, OutOfOrder: 3}}
-	if got := expectedNote(dataplane.OutOfOrder, counted); !strings.Contains(got, "stateingest dropped 3") {
+	if got := expectedNote(datasim.OutOfOrder, counted); !strings.Contains(got, "stateingest dropped 3") {
 		t.Errorf("out-of-order note %q", got)
 	}
-	if got := expectedNote(dataplane.Duplicate, counted); !strings.Contains(got, "stateingest dropped 6") {
+	if got := expectedNote(datasim.Duplicate, counted); !strings.Contains(got, "stateingest dropped 6") {
 		t.Errorf("duplicate note %q", got)
 	}
 }

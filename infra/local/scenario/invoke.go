@@ -9,9 +9,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/channel"
-	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
@@ -52,8 +52,8 @@ func LoadDataPlanes(path string) ([]servicestate.DataPlane, error) {
 
 // registerDataPlanes records data planes in the control plane's table and opens their
 // command channels, as provisioning's record step does for a deployment it built.
-func registerDataPlanes(ctx context.Context, c *cloud.Cloud, cp ControlPlane, planes []servicestate.DataPlane, tl *Timeline) error {
-	repo := servicestate.New(byoccloud.NewDynamoDB(c.Config()), cp.Outputs[outTable])
+func registerDataPlanes(ctx context.Context, c *localcloud.Cloud, cp ControlPlane, planes []servicestate.DataPlane, tl *Timeline) error {
+	repo := servicestate.New(cloud.NewDynamoDB(c.Config()), cp.Outputs[outTable])
 	queues := sqs.NewFromConfig(c.Config())
 	for _, d := range planes {
 		if err := repo.RegisterDataPlane(ctx, d); err != nil {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/dataplane"
+	"github.com/byocloud/byoc/infra/local/datasim"
 )
 
 // LiveStepInterval is how often the data plane kept running by byoc-local --serve steps:
@@ -16,9 +16,9 @@ const LiveStepInterval = 5 * time.Second
 // livePlane is a followed deployment's simulated data plane, kept running after the
 // scenario.
 type livePlane struct {
-	sim   *dataplane.Simulator
+	sim   *datasim.Simulator
 	id    string
-	fault dataplane.Fault
+	fault datasim.Fault
 }
 
 // run steps the data plane every interval until ctx ends. A failed step is printed once

@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/uuid"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 )
 
@@ -43,8 +43,8 @@ func (r *Runner) malformed(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	execsBefore := r.executions()
-	rejected := r.expect(func(e cloud.Event) bool {
-		return e.Kind == cloud.KindInvoke && e.Subject == contract.FunctionOnboard && e.Failed && strings.Contains(e.Detail, "Malformed")
+	rejected := r.expect(func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionOnboard && e.Failed && strings.Contains(e.Detail, "Malformed")
 	})
 	if err := r.Cloud.Bus.Deliver(ctx, r.ControlPlane.Outputs[outVendorBusName], malformedEvent(o.Customer, r.Cloud.Region)); err != nil {
 		return Result{}, err
@@ -67,7 +67,7 @@ func (r *Runner) malformed(ctx context.Context, o Options) (Result, error) {
 }
 
 func (r *Runner) items(ctx context.Context, table string) (int32, error) {
-	out, err := byoccloud.NewDynamoDB(r.Cloud.WatchConfig()).Scan(ctx, &dynamodb.ScanInput{
+	out, err := cloud.NewDynamoDB(r.Cloud.WatchConfig()).Scan(ctx, &dynamodb.ScanInput{
 		TableName: aws.String(table), Select: "COUNT", ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {

@@ -17,9 +17,9 @@ import (
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
-	"github.com/byocloud/byoc/infra/local/dataplane"
-	byoccloud "github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/infra/local/datasim"
+	"github.com/byocloud/byoc/infra/local/localcloud"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/store"
@@ -48,7 +48,7 @@ type Options struct {
 	// DataPlane: once the deployment is ready (the scenarios in ReadyScenarios), run its
 	// simulated data plane until the control plane reports it healthy, then as Fault says.
 	DataPlane bool
-	Fault     dataplane.Fault // with DataPlane: the fault the data plane suffers, if any
+	Fault     datasim.Fault // with DataPlane: the fault the data plane suffers, if any
 }
 
 // ReadyScenarios are the scenarios whose deployment ends ready, which a data plane can follow.
@@ -70,7 +70,7 @@ type Result struct {
 	// CustomerStacks are the stacks in the customer's account and their statuses.
 	CustomerStacks map[string]string
 	Elapsed        time.Duration
-	Counters       cloud.Counters
+	Counters       localcloud.Counters
 	// Health is the data-plane follow-up (Options.DataPlane), when it ran.
 	Health *HealthResult
 }
@@ -86,11 +86,11 @@ func (f *Failure) Error() string { return fmt.Sprintf("scenario %s failed: %s", 
 // Runner runs scenarios on one cloud and one deployed control plane. Its Observe method
 // must be the cloud's observer (it waits on the timeline).
 type Runner struct {
-	Cloud        *cloud.Cloud
+	Cloud        *localcloud.Cloud
 	ControlPlane ControlPlane
 	// Progress, when set, is told what the runner itself does (the data plane's steps), as
-	// timeline events of kind cloud.KindDataPlane.
-	Progress func(cloud.Event)
+	// timeline events of kind localcloud.KindDataPlane.
+	Progress func(localcloud.Event)
 	// Ingest, when set, reads the functions' output: the data-plane follow-up reports
 	// stateingest's counters from it.
 	Ingest *IngestLog
@@ -103,13 +103,13 @@ type Runner struct {
 }
 
 type waiter struct {
-	match func(cloud.Event) bool
-	ch    chan cloud.Event
+	match func(localcloud.Event) bool
+	ch    chan localcloud.Event
 	keep  bool // a watch: every match, until stopped
 }
 
 // Observe receives the cloud's timeline.
-func (r *Runner) Observe(e cloud.Event) {
+func (r *Runner) Observe(e localcloud.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	keep := r.waiters[:0]
@@ -132,8 +132,8 @@ func (r *Runner) Observe(e cloud.Event) {
 }
 
 // watch registers interest in every matching event until stop is called.
-func (r *Runner) watch(match func(cloud.Event) bool) (events <-chan cloud.Event, stop func()) {
-	w := &waiter{match: match, ch: make(chan cloud.Event, 4096), keep: true}
+func (r *Runner) watch(match func(localcloud.Event) bool) (events <-chan localcloud.Event, stop func()) {
+	w := &waiter{match: match, ch: make(chan localcloud.Event, 4096), keep: true}
 	r.mu.Lock()
 	r.waiters = append(r.waiters, w)
 	r.mu.Unlock()
@@ -145,20 +145,20 @@ func (r *Runner) watch(match func(cloud.Event) bool) (events <-chan cloud.Event,
 }
 
 // expect registers interest in an event before the action that causes it.
-func (r *Runner) expect(match func(cloud.Event) bool) <-chan cloud.Event {
-	w := &waiter{match: match, ch: make(chan cloud.Event, 1)}
+func (r *Runner) expect(match func(localcloud.Event) bool) <-chan localcloud.Event {
+	w := &waiter{match: match, ch: make(chan localcloud.Event, 1)}
 	r.mu.Lock()
 	r.waiters = append(r.waiters, w)
 	r.mu.Unlock()
 	return w.ch
 }
 
-func await(ctx context.Context, ch <-chan cloud.Event, what string) (cloud.Event, error) {
+func await(ctx context.Context, ch <-chan localcloud.Event, what string) (localcloud.Event, error) {
 	select {
 	case e := <-ch:
 		return e, nil
 	case <-ctx.Done():
-		return cloud.Event{}, fmt.Errorf("timed out waiting for %s", what)
+		return localcloud.Event{}, fmt.Errorf("timed out waiting for %s", what)
 	}
 }
 
@@ -194,7 +194,7 @@ func (r *Runner) Run(ctx context.Context, o Options) (Result, error) {
 	res, err := r.run(ctx, o)
 	res.Scenario, res.Customer, res.Elapsed = o.Scenario, o.Customer, time.Since(began)
 	after := r.Cloud.Counters()
-	res.Counters = cloud.Counters{
+	res.Counters = localcloud.Counters{
 		AWSCalls:          after.AWSCalls - before.AWSCalls,
 		LambdaInvocations: after.LambdaInvocations - before.LambdaInvocations,
 		StateTransitions:  after.StateTransitions - before.StateTransitions,
@@ -231,12 +231,12 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 		params = maps(params)
 		params[contract.BootstrapParamExternalID] = "not-the-external-id-" + id
 	}
-	ended := r.expect(func(e cloud.Event) bool {
-		return e.Kind == cloud.KindExecution && strings.Contains(e.Detail, id) && e.Status != "RUNNING"
+	ended := r.expect(func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindExecution && strings.Contains(e.Detail, id) && e.Status != "RUNNING"
 	})
 	if o.Scenario == DuplicateEvent {
-		delivered := r.expect(func(e cloud.Event) bool {
-			return e.Kind == cloud.KindEvent && e.Account == o.Customer && strings.Contains(e.Status, contract.BootstrapStackName+" CREATE_COMPLETE") && strings.Contains(e.Detail, contract.FunctionOnboard)
+		delivered := r.expect(func(e localcloud.Event) bool {
+			return e.Kind == localcloud.KindEvent && e.Account == o.Customer && strings.Contains(e.Status, contract.BootstrapStackName+" CREATE_COMPLETE") && strings.Contains(e.Detail, contract.FunctionOnboard)
 		})
 		go func() {
 			if e, err := await(ctx, delivered, "the bootstrap's completion"); err == nil {
@@ -261,7 +261,7 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 // checkDataPlane refuses a data-plane option the scenario cannot honour.
 func (o Options) checkDataPlane() error {
 	if o.Fault != "" {
-		if _, err := dataplane.ParseFault(string(o.Fault)); err != nil {
+		if _, err := datasim.ParseFault(string(o.Fault)); err != nil {
 			return err
 		}
 		if !o.DataPlane {
@@ -318,7 +318,7 @@ func (r *Runner) Invite(ctx context.Context, customer string) (Invitation, error
 
 // Invoke calls a control-plane function synchronously through the front door and returns
 // its response; a function error is an error carrying the function's error document.
-func Invoke(ctx context.Context, c *cloud.Cloud, cp ControlPlane, byocName string, payload []byte) ([]byte, error) {
+func Invoke(ctx context.Context, c *localcloud.Cloud, cp ControlPlane, byocName string, payload []byte) ([]byte, error) {
 	name, err := cp.FunctionName(byocName)
 	if err != nil {
 		return nil, err
@@ -370,7 +370,7 @@ func (r *Runner) Result(ctx context.Context, customer, id string) Result {
 func (r *Runner) result(ctx context.Context, o Options, id string) Result {
 	res := Result{CustomerStacks: map[string]string{}}
 	if id != "" {
-		st := store.New(byoccloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable])
+		st := store.New(cloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable])
 		if d, err := st.Get(ctx, id); err == nil {
 			res.Deployment = d
 		}

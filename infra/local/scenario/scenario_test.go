@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/store"
@@ -85,11 +85,11 @@ func TestBadFlagsAreRefusedBeforeAnythingStarts(t *testing.T) {
 
 func TestTimelineLines(t *testing.T) {
 	var out bytes.Buffer
-	tl := NewTimeline(&out, cloud.KindState)
+	tl := NewTimeline(&out, localcloud.KindState)
 	at := tl.start.Add(1500 * time.Millisecond)
-	tl.Observe(cloud.Event{At: at, Kind: cloud.KindStack, Account: "111122223333", Subject: "clickhouse-byoc-bootstrap", Status: "CREATE_COMPLETE"})
-	tl.Observe(cloud.Event{At: at, Kind: cloud.KindInvoke, Subject: "onboard", Status: "failed", Detail: "MalformedError: bad", Failed: true})
-	tl.Observe(cloud.Event{At: at, Kind: cloud.KindState, Subject: "hidden"})
+	tl.Observe(localcloud.Event{At: at, Kind: localcloud.KindStack, Account: "111122223333", Subject: "clickhouse-byoc-bootstrap", Status: "CREATE_COMPLETE"})
+	tl.Observe(localcloud.Event{At: at, Kind: localcloud.KindInvoke, Subject: "onboard", Status: "failed", Detail: "MalformedError: bad", Failed: true})
+	tl.Observe(localcloud.Event{At: at, Kind: localcloud.KindState, Subject: "hidden"})
 	want := "   1.500s   stack    clickhouse-byoc-bootstrap  CREATE_COMPLETE  [111122223333]\n" +
 		"   1.500s ! function onboard  failed  MalformedError: bad\n"
 	if out.String() != want {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/byocloud/byoc/infra/local/cloud"
+	"github.com/byocloud/byoc/infra/local/localcloud"
 )
 
 // Timeline prints the cloud's events as they happen, with the time since Start: the
@@ -15,12 +15,12 @@ type Timeline struct {
 	mu    sync.Mutex
 	out   io.Writer
 	start time.Time
-	quiet map[cloud.Kind]bool
+	quiet map[localcloud.Kind]bool
 }
 
 // NewTimeline prints to out, timing from now. Kinds listed in hide are not printed.
-func NewTimeline(out io.Writer, hide ...cloud.Kind) *Timeline {
-	t := &Timeline{out: out, start: time.Now(), quiet: map[cloud.Kind]bool{}}
+func NewTimeline(out io.Writer, hide ...localcloud.Kind) *Timeline {
+	t := &Timeline{out: out, start: time.Now(), quiet: map[localcloud.Kind]bool{}}
 	for _, k := range hide {
 		t.quiet[k] = true
 	}
@@ -28,7 +28,7 @@ func NewTimeline(out io.Writer, hide ...cloud.Kind) *Timeline {
 }
 
 // Observe prints one event.
-func (t *Timeline) Observe(e cloud.Event) {
+func (t *Timeline) Observe(e localcloud.Event) {
 	if t.quiet[e.Kind] {
 		return
 	}
@@ -40,7 +40,7 @@ func (t *Timeline) Observe(e cloud.Event) {
 	if e.Status != "" {
 		line += "  " + e.Status
 	}
-	if e.Account != "" && e.Kind == cloud.KindStack {
+	if e.Account != "" && e.Kind == localcloud.KindStack {
 		line += "  [" + e.Account + "]"
 	}
 	if e.Detail != "" {

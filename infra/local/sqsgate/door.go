@@ -12,7 +12,7 @@ import (
 // Door is the SQS part of the local cloud without the rest: a front door over kumo (at
 // kumo.BaseEndpoint, kumo's configuration) with the gate on SQS. Tests of components that
 // call SQS as data-plane workloads serve it (httptest.NewServer) and call it with sessions
-// from a; the local cloud itself mounts the gate on its own door (package cloud).
+// from a; the local cloud itself mounts the gate on its own door (package localcloud).
 func Door(kumo aws.Config, a *accounts.Accounts, logger *slog.Logger) (*frontdoor.Door, *Gate, error) {
 	proxy, err := frontdoor.Proxy(aws.ToString(kumo.BaseEndpoint))
 	if err != nil {
