@@ -137,10 +137,9 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deploymen
 	case lifecycle.Invited:
 		name = ExecutionName(d.ID, 1)
 	case lifecycle.Failed:
-		n, ok := executionNumber(d.Execution)
+		n, ok := executionNumber(d.ID, d.Execution)
 		if !ok {
-			log.WarnContext(ctx, "onboard: ignored, the failed deployment's execution is not a provision execution", "execution", d.Execution)
-			return nil
+			n = 1 // an execution of another name (a takeover) owned it: count from the first
 		}
 		name, action = ExecutionName(d.ID, n+1), "bootstrap.restart"
 	default:
@@ -155,6 +154,22 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deploymen
 		Input:           aws.String(string(input)),
 	})
 	var exists *sfntypes.ExecutionAlreadyExists
+	// A restart's name may belong to an execution that already ran and closed (one refused
+	// while another owned the deployment): the next free number is the restart.
+	for tries := 0; action == "bootstrap.restart" && errors.As(err, &exists) && tries < maxRestartNames; tries++ {
+		running, derr := h.running(ctx, name)
+		if derr != nil {
+			return derr
+		}
+		if running {
+			break
+		}
+		n, _ := executionNumber(d.ID, name)
+		name = ExecutionName(d.ID, n+1)
+		out, err = h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
+			StateMachineArn: aws.String(h.Config.ProvisionMachineArn), Name: aws.String(name), Input: aws.String(string(input)),
+		})
+	}
 	switch {
 	case errors.As(err, &exists):
 		log.InfoContext(ctx, "onboard: provision already started", "execution", name)
@@ -168,11 +183,25 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deploymen
 	return h.audit(ctx, log, d, e, action, detail)
 }
 
-// executionNumber is N of an execution ARN named provision-<id>-N.
-func executionNumber(executionArn string) (int, bool) {
-	name := executionArn[strings.LastIndex(executionArn, ":")+1:]
-	n, err := strconv.Atoi(name[strings.LastIndex(name, "-")+1:])
-	return n, err == nil && n > 0 && strings.HasPrefix(name, "provision-")
+// maxRestartNames bounds the closed executions a restart steps over to find a free name.
+const maxRestartNames = 20
+
+// executionNumber is N of an execution (name or ARN) named provision-<id>-N.
+func executionNumber(deploymentID, execution string) (int, bool) {
+	name := execution[strings.LastIndex(execution, ":")+1:]
+	rest, ok := strings.CutPrefix(name, "provision-"+deploymentID+"-")
+	n, err := strconv.Atoi(rest)
+	return n, ok && err == nil && n > 0
+}
+
+// running reports whether the provision execution of that name is still running.
+func (h *Handler) running(ctx context.Context, name string) (bool, error) {
+	arn := strings.Replace(h.Config.ProvisionMachineArn, ":stateMachine:", ":execution:", 1) + ":" + name
+	out, err := h.Workflows.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	if err != nil {
+		return false, fmt.Errorf("describe provision execution %s: %w", name, err)
+	}
+	return out.Status == sfntypes.ExecutionStatusRunning, nil
 }
 
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event, action string) error {

@@ -353,3 +353,43 @@ func TestBootstrapUpdateRestartsAFailedDeployment(t *testing.T) {
 		t.Fatalf("audit %v, want one bootstrap.restart", got)
 	}
 }
+
+// The documented retry provision-<id>-2 was started while -1 still ran, was refused and
+// closed; -1 then failed. The customer's bootstrap update must start a free name (-3), not
+// take the closed -2 for a running restart.
+func TestBootstrapUpdateRestartStepsOverClosedExecutions(t *testing.T) {
+	f := newFixture(t)
+	d := f.invite(t)
+	ctx := context.Background()
+	sf := f.env.StepFunctions()
+	closed, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(f.machine), Name: aws.String(ExecutionName(deploymentID, 2)), Input: aws.String(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: closed.ExecutionArn}); err != nil {
+		t.Fatal(err)
+	}
+	provisioning := d
+	provisioning.Status, provisioning.Execution = lifecycle.Provisioning, strings.Replace(f.machine, ":stateMachine:", ":execution:", 1)+":"+ExecutionName(deploymentID, 1)
+	stored, err := f.h.Store.Update(ctx, d, provisioning, store.Audit{Actor: "test", Action: "provision.start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := stored
+	failed.Status = lifecycle.Failed
+	if _, err := f.h.Store.Update(ctx, stored, failed, store.Audit{Actor: "test", Action: "provision.failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.h.Handle(ctx, sample(t, "bootstrap-update-complete.json")); err != nil {
+		t.Fatal(err)
+	}
+	var running []string
+	for _, e := range f.env.Executions(t, f.machine) {
+		if e.Status == "RUNNING" {
+			running = append(running, aws.ToString(e.Name))
+		}
+	}
+	if len(running) != 1 || running[0] != ExecutionName(deploymentID, 3) {
+		t.Fatalf("running executions %v, want %s alone", running, ExecutionName(deploymentID, 3))
+	}
+}

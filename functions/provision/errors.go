@@ -65,7 +65,7 @@ type DeadlineExceeded struct {
 }
 
 func (e *DeadlineExceeded) Error() string {
-	return fmt.Sprintf("provisioning did not finish within %s of the execution's start (%s): the stack is still %s", Deadline, e.StartedAt.UTC().Format(time.RFC3339), e.Status)
+	return fmt.Sprintf("provisioning did not finish within %s of the execution's start (%s): stack operation %s", Deadline, e.StartedAt.UTC().Format(time.RFC3339), e.Status)
 }
 
 // InvalidState is a step asked to act on a deployment in a status it cannot act on.

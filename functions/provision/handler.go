@@ -158,7 +158,8 @@ type Input struct {
 	// Takeover (prepare) lets this execution take a deployment another execution is working
 	// on; without it prepare refuses (NotOwner).
 	Takeover bool `json:"takeover,omitempty"`
-	// StartedAt (poll) is $$.Execution.StartTime: the execution's Deadline counts from it.
+	// StartedAt (apply, poll) is $$.Execution.StartTime: the execution's Deadline counts
+	// from it.
 	StartedAt time.Time `json:"startedAt,omitzero"`
 }
 

@@ -111,6 +111,10 @@ func TestAnAttemptPastItsDeadlineEndsFailedWithTheReason(t *testing.T) {
 	if errorType(err) != "DeadlineExceeded" || !strings.Contains(err.Error(), "CREATE_IN_PROGRESS") {
 		t.Fatalf("poll past the deadline: err = %v (%s)", err, errorType(err))
 	}
+	// Nor does a new stack operation start past it (a retry after a rollback would).
+	if _, err := step[ApplyResult](t, f, Input{Step: StepApply, StartedAt: poll.StartedAt}); errorType(err) != "DeadlineExceeded" {
+		t.Fatalf("apply past the deadline: err = %v, want DeadlineExceeded", err)
+	}
 	fail := must[FailResult](t, f, Input{Step: StepFail, Error: &CaughtError{Error: "DeadlineExceeded", Cause: `{"errorMessage":"` + err.Error() + `","errorType":"DeadlineExceeded"}`}})
 	d := f.deployment(t)
 	if fail.Retry || d.Status != lifecycle.Failed || d.Failure == nil || d.Failure.Status != "DeadlineExceeded" || !strings.Contains(d.Failure.Reason, "did not finish within 24h") {

@@ -186,6 +186,11 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, in Input) (ApplyR
 	if err != nil {
 		return ApplyResult{}, err
 	}
+	// No new stack operation past the deadline (a retry after a rollback, the recreate after
+	// a delete): it would only be cut off by the next poll.
+	if !in.StartedAt.IsZero() && h.Store.Now().Sub(in.StartedAt) > Deadline {
+		return ApplyResult{}, &DeadlineExceeded{StartedAt: in.StartedAt, Status: "not started"}
+	}
 	params, err := h.parameters(d)
 	if err != nil {
 		return ApplyResult{}, err
@@ -380,15 +385,16 @@ func (h *Handler) fail(ctx context.Context, log *slog.Logger, in Input) (FailRes
 	}
 	name, message, result := parseCaught(in.Error)
 	failure := store.Failure{Status: name, Reason: message, At: h.Store.Now().UTC()}
-	if name == stackevent.ErrorStackFailed {
-		h.explainStack(ctx, log, d, result, &failure)
-	}
-	if d.Execution != in.Execution {
+	if d.Execution != "" && d.Execution != in.Execution {
 		// Another execution owns the deployment (this one was refused, or taken over): its
-		// status is not this execution's to change. Only the audit trail hears of it.
+		// status is not this execution's to change, nor its stack this one's to read. Only the
+		// audit trail hears of it.
 		err := h.Store.Record(ctx, d.ID, store.Audit{Actor: actor, Action: "provision.superseded",
 			Detail: fmt.Sprintf("%s stopped without acting on the deployment, owned by %s: %s", in.Execution, d.Execution, summary(failure))})
 		return FailResult{Reason: summary(failure)}, err
+	}
+	if name == stackevent.ErrorStackFailed {
+		h.explainStack(ctx, log, d, result, &failure)
 	}
 	if d.Status == lifecycle.Failed && d.Failure != nil && d.Failure.Status == failure.Status && d.Failure.Reason == failure.Reason {
 		// Recorded already: this step was retried after its write.

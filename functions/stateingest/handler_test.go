@@ -417,8 +417,18 @@ func TestAFloodOfForgedMessagesIsAnnouncedOncePerSenderPerWindow(t *testing.T) {
 		t.Fatalf("%d rejection events for one sender's flood, want 1", len(evs))
 	}
 	repeated, err := f.repo.RepeatedRejections(context.Background(), servicestate.WindowOf(sampleNow))
-	if err != nil || len(repeated) != 1 || repeated[0].Count != int64(len(flood.Records)) || repeated[0].Sender != otherSender {
+	if err != nil || len(repeated) != 1 || repeated[0].Count != int64(len(flood.Records)) || repeated[0].Sender != otherSender+"#security" {
 		t.Fatalf("window %+v %v, want the sender's %d rejections counted", repeated, err, len(flood.Records))
+	}
+
+	// The same sender's harmless rejection has a window of its own: it neither hides behind
+	// the security window nor hides it.
+	malformed := base.Records[0]
+	malformed.MessageId = "same-sender-malformed"
+	malformed.Body = "{not json"
+	f.handle(t, events.SQSEvent{Records: []events.SQSMessage{malformed}})
+	if evs := f.events(t); len(evs) != 2 {
+		t.Fatalf("%d rejection events after the sender's malformed message, want 2", len(evs))
 	}
 
 	// Another sender, another window of its own: announced at once.
@@ -427,7 +437,7 @@ func TestAFloodOfForgedMessagesIsAnnouncedOncePerSenderPerWindow(t *testing.T) {
 	other.Attributes = maps.Clone(other.Attributes)
 	other.Attributes["SenderId"] = "AROAOTHERSENDER000000:pod"
 	f.handle(t, events.SQSEvent{Records: []events.SQSMessage{other}})
-	if evs := f.events(t); len(evs) != 2 {
-		t.Fatalf("%d rejection events after a second sender's message, want 2", len(evs))
+	if evs := f.events(t); len(evs) != 3 {
+		t.Fatalf("%d rejection events after a second sender's message, want 3", len(evs))
 	}
 }

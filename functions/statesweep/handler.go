@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"log/slog"
 	"time"
 
@@ -27,10 +30,23 @@ type Handler struct {
 	StateQueueURL string
 	StaleAfter    time.Duration
 	// Deployments is the deployment store on the same table, where the sweep finds
-	// deployments whose onboarding stalled (nil: it does not look).
+	// deployments whose onboarding stalled, and those whose workflow execution ended without
+	// recording an outcome (nil: it does not look).
 	Deployments *store.Store
-	Log         *slog.Logger
+	// Executions tells whether a deployment's workflow execution still runs.
+	Executions Executions
+	Log        *slog.Logger
 }
+
+// Executions is the part of Step Functions the sweep reads.
+type Executions interface {
+	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+}
+
+// AbandonedAfter is how long a provisioning or updating deployment may go without a change
+// before the sweep asks Step Functions whether its execution still runs. Workflow steps change
+// the record on each attempt; an execution waits at most 24 h in all.
+const AbandonedAfter = time.Hour
 
 // StalledAfter is how long a deployment may stay invited before the sweep reports it: the
 // customer has not applied the bootstrap stack, or its completion event was lost.
@@ -52,6 +68,9 @@ type Summary struct {
 	// Stalled counts the deployments reported, this run, as invited for longer than
 	// StalledAfter (each is reported once).
 	Stalled int `json:"stalled"`
+	// Abandoned counts the deployments marked failed, this run, because their workflow
+	// execution had ended (timed out, stopped) without recording an outcome.
+	Abandoned int `json:"abandoned"`
 }
 
 // Event is the schedule's input: exactly {"scheduledTime": "<aws.scheduler.scheduled-time>"}
@@ -143,6 +162,13 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 			errs = append(errs, err)
 		}
 	}
+	if h.Deployments != nil && h.Executions != nil {
+		n, err := h.failAbandoned(ctx, now)
+		sum.Abandoned = n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 
 	if h.StateQueueURL != "" {
 		planes, err := repo.DataPlanes(ctx)
@@ -155,7 +181,7 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 	}
 	h.Log.Info("state sweep", "asOf", now.Format(time.RFC3339), "staleAfter", h.StaleAfter.String(), "silent", len(silent), "stale", sum.Stale,
 		"alerts", sum.Alerts, "republished", sum.Republished, "policyChanged", sum.PolicyChanged,
-		"rejectionSummaries", sum.RejectionSummaries, "stalled", sum.Stalled, "errors", len(errs))
+		"rejectionSummaries", sum.RejectionSummaries, "stalled", sum.Stalled, "abandoned", sum.Abandoned, "errors", len(errs))
 	return sum, errors.Join(errs...)
 }
 
@@ -184,8 +210,8 @@ func (h *Handler) reportRepeatedRejections(ctx context.Context, repo *servicesta
 			errs = append(errs, err)
 			continue
 		}
-		if _, err := repo.MarkRejectionsReported(ctx, w); err != nil {
-			errs = append(errs, err)
+		if marked, err := repo.MarkRejectionsReported(ctx, w); err != nil || !marked {
+			errs = append(errs, err) // not marked: another run reported it first
 			continue
 		}
 		h.Log.Warn("repeated rejections announced", "sender", w.Sender, "windowStart", w.WindowStart.Format(time.RFC3339), "count", w.Count)
@@ -233,4 +259,49 @@ func (h *Handler) reportStalled(ctx context.Context, now time.Time) (int, error)
 		reported++
 	}
 	return reported, errors.Join(errs...)
+}
+
+// failAbandoned marks failed, with the reason, the deployments a workflow was working on
+// whose execution has ended without recording an outcome: Step Functions stopped it at the
+// state machine's timeout, or an operator stopped it. Without this they would stay
+// provisioning (or updating) for ever. The write is conditional on the deployment being as
+// read, so a workflow step racing it wins or loses cleanly.
+func (h *Handler) failAbandoned(ctx context.Context, now time.Time) (int, error) {
+	ids, err := h.Deployments.WorkingSince(ctx, now.Add(-AbandonedAfter))
+	if err != nil {
+		return 0, err
+	}
+	failed := 0
+	var errs []error
+	for _, id := range ids {
+		d, err := h.Deployments.Get(ctx, id)
+		if err != nil || (d.Status != lifecycle.Provisioning && d.Status != lifecycle.Updating) || d.Execution == "" {
+			errs = append(errs, err)
+			continue
+		}
+		out, err := h.Executions.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(d.Execution)})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("execution of deployment %s: %w", d.ID, err))
+			continue
+		}
+		if out.Status == sfntypes.ExecutionStatusRunning {
+			continue
+		}
+		reason := fmt.Sprintf("execution %s ended %s without recording an outcome", d.Execution, out.Status)
+		if c := aws.ToString(out.Cause); c != "" {
+			reason += ": " + c
+		}
+		next := d
+		next.Status = lifecycle.Failed
+		next.Failure = &store.Failure{Status: "Execution" + string(out.Status), Reason: reason, At: now}
+		if _, err := h.Deployments.Update(ctx, d, next, store.Audit{Actor: "statesweep", Action: "provision.abandoned", Detail: reason}); err != nil {
+			if !errors.Is(err, store.ErrConflict) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		h.Log.Warn("workflow execution ended without an outcome: deployment failed", "deploymentId", d.ID, "execution", d.Execution, "status", string(out.Status))
+		failed++
+	}
+	return failed, errors.Join(errs...)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/health"
@@ -71,7 +72,7 @@ func newFixture(t *testing.T) *fixture {
 	f.url = aws.ToString(q.QueueUrl)
 	f.h = &Handler{
 		Repo: f.repo, Publisher: servicestate.Publisher{Bus: eb, BusName: f.bus},
-		SQS: f.sqs, StateQueueURL: f.url, StaleAfter: 5 * time.Minute, Deployments: f.deployments,
+		SQS: f.sqs, StateQueueURL: f.url, StaleAfter: 5 * time.Minute, Deployments: f.deployments, Executions: env.StepFunctions(),
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
 	return f
@@ -402,5 +403,94 @@ func TestSweepReportsStalledOnboardingOnce(t *testing.T) {
 	f.now = t0.Add(time.Minute)
 	if sum := f.sweep(t); sum.Stalled != 0 || len(f.detailTypes(t)) != 1 {
 		t.Fatalf("reported again: %+v", sum)
+	}
+}
+
+// A sender that opens its window with a harmless rejection cannot bury its forged messages
+// under it: security rejections are counted, and summed up, in a window of their own, with
+// security set, which pages the operators.
+func TestAHarmlessFirstRejectionDoesNotHideForgedOnes(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.now = t0.Add(time.Minute)
+	count := func(rej servicestate.Rejection) int64 {
+		n, err := f.repo.CountRejection(ctx, rej)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(servicestate.Rejection{MessageID: "harmless", Reason: "malformed", SenderID: "AROAFORGER:pod", SentAt: f.now}); n != 1 {
+		t.Fatalf("first harmless rejection counted %d", n)
+	}
+	for i := range 3 {
+		n := count(servicestate.Rejection{MessageID: fmt.Sprintf("forged-%d", i), Reason: "forged-sender", Security: true, SenderID: "AROAFORGER:pod", SentAt: f.now})
+		if i == 0 && n != 1 {
+			t.Fatalf("the first forged message counted %d, want 1: it must be announced at once", n)
+		}
+	}
+	f.now = t0.Add(servicestate.RejectionWindow + time.Minute)
+	f.sweep(t)
+	got := f.detailTypes(t)
+	if len(got) != 1 || !strings.Contains(got[0], `"security":true`) || !strings.Contains(got[0], `"repeats":2`) {
+		t.Fatalf("events %q, want the forged messages summed up as security", got)
+	}
+}
+
+// A provisioning deployment whose execution ended without recording an outcome (stopped by
+// an operator, or by the state machine's own timeout) is marked failed with the reason; one
+// whose execution still runs is left alone, as is a recent one.
+func TestSweepFailsDeploymentsWhoseExecutionEndedWithoutAnOutcome(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sf := f.env.StepFunctions()
+	machine := f.env.StateMachine(t, `{"StartAt":"Hold","States":{"Hold":{"Type":"Wait","Seconds":3600,"End":true}}}`)
+	start := func(name string) string {
+		out, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(machine), Name: aws.String(name), Input: aws.String(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.ExecutionArn)
+	}
+	provisioning := func(id, account, execution string, at time.Time) {
+		f.now = at
+		d, err := f.deployments.Create(ctx, store.Deployment{ID: id, Status: lifecycle.Invited,
+			Settings: settings.Settings{AccountID: account, Region: "us-west-2"}}, store.Audit{Actor: "test", Action: "invite"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := d
+		next.Status, next.Execution = lifecycle.Provisioning, execution
+		if _, err := f.deployments.Update(ctx, d, next, store.Audit{Actor: "test", Action: "provision.start"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopped := start(cloudtest.UniqueName("provision-depstopped"))
+	if _, err := sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(stopped), Cause: aws.String("operator stopped it")}); err != nil {
+		t.Fatal(err)
+	}
+	provisioning("depstopped", "111111111111", stopped, t0.Add(-2*time.Hour))
+	provisioning("deprunning", "222222222222", start(cloudtest.UniqueName("provision-deprunning")), t0.Add(-2*time.Hour))
+	recentStopped := start(cloudtest.UniqueName("provision-deprecent"))
+	if _, err := sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: aws.String(recentStopped)}); err != nil {
+		t.Fatal(err)
+	}
+	provisioning("deprecent", "333333333333", recentStopped, t0.Add(-time.Minute))
+
+	f.now = t0
+	if sum := f.sweep(t); sum.Abandoned != 1 {
+		t.Fatalf("abandoned %d, want depstopped alone", sum.Abandoned)
+	}
+	d, _ := f.deployments.Get(ctx, "depstopped")
+	if d.Status != lifecycle.Failed || d.Failure == nil || !strings.Contains(d.Failure.Reason, "ABORTED") {
+		t.Fatalf("depstopped %s with failure %+v, want failed naming the stopped execution", d.Status, d.Failure)
+	}
+	for _, id := range []string{"deprunning", "deprecent"} {
+		if d, _ := f.deployments.Get(ctx, id); d.Status != lifecycle.Provisioning {
+			t.Errorf("%s is %s, want it left provisioning", id, d.Status)
+		}
+	}
+	if sum := f.sweep(t); sum.Abandoned != 0 {
+		t.Fatalf("failed again: %+v", sum)
 	}
 }

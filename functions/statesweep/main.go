@@ -4,6 +4,7 @@ package main
 import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/byocloud/byoc/shared/cloud"
@@ -17,6 +18,7 @@ func main() {
 	h := &Handler{
 		Repo:          servicestate.New(db, conf.Table),
 		Deployments:   store.New(db, conf.Table),
+		Executions:    sfn.NewFromConfig(cfg),
 		Publisher:     servicestate.Publisher{Bus: eventbridge.NewFromConfig(cfg), BusName: conf.EventBusName},
 		SQS:           sqs.NewFromConfig(cfg),
 		StateQueueURL: conf.StateQueueURL,

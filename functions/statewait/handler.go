@@ -65,8 +65,8 @@ func (req Request) Validate() error {
 	if req.TaskToken == "" {
 		return &InvalidRequestError{Reason: "taskToken: required (pass $$.Task.Token with .waitForTaskToken)"}
 	}
-	timeout := time.Duration(req.TimeoutSeconds) * time.Second
-	if req.TimeoutSeconds != math.Trunc(req.TimeoutSeconds) || timeout <= 0 || timeout > servicestate.MaxWait {
+	// Compared as seconds before any conversion: a huge value would overflow a Duration.
+	if req.TimeoutSeconds != math.Trunc(req.TimeoutSeconds) || req.TimeoutSeconds < 1 || req.TimeoutSeconds > servicestate.MaxWait.Seconds() {
 		return &InvalidRequestError{Reason: fmt.Sprintf("timeoutSeconds: must be whole seconds from 1 to %d", int(servicestate.MaxWait.Seconds()))}
 	}
 	if err := req.Condition.Validate(); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"maps"
 	"slices"
 	"strings"
@@ -136,6 +137,8 @@ func TestInvalidRequestsFailWithTheFieldAndWriteNothing(t *testing.T) {
 		{func(r *Request) { r.TimeoutSeconds = 0 }, "timeoutSeconds"},
 		{func(r *Request) { r.TimeoutSeconds = servicestate.MaxWait.Seconds() + 1 }, "timeoutSeconds"},
 		{func(r *Request) { r.TimeoutSeconds = 1.5 }, "timeoutSeconds: must be whole seconds"},
+		{func(r *Request) { r.TimeoutSeconds = 18446744074 }, "timeoutSeconds: must be whole seconds"}, // overflows a Duration to 0.3 s
+		{func(r *Request) { r.TimeoutSeconds = math.NaN() }, "timeoutSeconds"},
 		{func(r *Request) { r.DeploymentID = "depunknown" }, "no deployment depunknown is provisioned"},
 		{func(r *Request) { r.Condition = servicestate.Condition{ServiceID: "svc-a"} }, "at least one of"},
 		{func(r *Request) { r.Condition.Health = "fine" }, "health: must be one of"},

@@ -22,7 +22,7 @@ const BootstrapStackID = "ByocBootstrap"
 type Bootstrap struct {
 	Stack          awscdk.Stack
 	ManagementRole awsiam.CfnRole
-	// Policies of the management role by area, as the seed lists them.
+	// Policies of the management role by area, as the reference behaviour (docs/design.md) lists them.
 	Policies map[string]awsiam.CfnManagedPolicy
 	// RoleBoundary is the permissions boundary of every role the management role creates.
 	RoleBoundary   awsiam.CfnManagedPolicy
@@ -30,7 +30,7 @@ type Bootstrap struct {
 }
 
 // NewBootstrapStack builds the bootstrap template: the management role the control plane
-// assumes (nothing else in the account trusts the vendor), its permissions scoped as the seed
+// assumes (nothing else in the account trusts the vendor), its permissions scoped as the reference behaviour
 // describes, and the rule that forwards the CloudFormation events of byoc's stacks to the
 // vendor's bus. It creates no VPC, bucket or cluster: the infrastructure stack does, later,
 // through this role.
@@ -213,7 +213,7 @@ func managementPolicies() []policyArea {
 			"s3:GetAccelerateConfiguration", "s3:GetAnalyticsConfiguration", "s3:GetInventoryConfiguration",
 			"s3:GetMetricsConfiguration", "s3:GetIntelligentTieringConfiguration",
 		}},
-		// Route 53 for external-dns and cert-manager's service domains (the seed's route53:*,
+		// Route 53 for external-dns and cert-manager's service domains (the reference behaviour's route53:*,
 		// narrowed to the actions those zones need).
 		{sid: "CreateHostedZones", resources: []string{"*"}, actions: []string{
 			"route53:CreateHostedZone", "route53:ListHostedZones", "route53:ListHostedZonesByName", "route53:GetHostedZoneCount",

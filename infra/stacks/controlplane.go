@@ -352,7 +352,9 @@ func (b *controlPlaneBuilder) functionsAndWorkflow() {
 	b.function(contract.FunctionOnboard, 30, map[string]*string{
 		contract.EnvTableName:           b.cp.Table.TableName(),
 		contract.EnvProvisionMachineArn: machine.AttrArn(),
-	}, b.cp.EventsDLQ, tableGrant, grant{resources: []string{*machine.AttrArn()}, actions: []string{"states:StartExecution"}})
+	}, b.cp.EventsDLQ, tableGrant, grant{resources: []string{*machine.AttrArn()}, actions: []string{"states:StartExecution"}},
+		// A restart steps over closed executions of the names it tries.
+		grant{sid: "DescribeProvisionExecutions", resources: []string{b.provisionExecutionsArn()}, actions: []string{"states:DescribeExecution"}})
 
 	b.function(contract.FunctionStackEvents, 30, map[string]*string{
 		contract.EnvTableName: b.cp.Table.TableName(),
@@ -423,7 +425,9 @@ func (b *controlPlaneBuilder) stateFunctions() {
 	// then says the sweep is stuck (the next minute's sweep would otherwise hide it).
 	sweep := b.function(contract.FunctionStateSweep, 60, sweepEnv, b.cp.EventsDLQ, items,
 		grant{resources: []string{table + "/index/" + servicestate.SweepIndex}, actions: []string{"dynamodb:Query"}},
-		putEvents, b.stateQueuePolicyGrant())
+		putEvents, b.stateQueuePolicyGrant(),
+		// Whether a provisioning deployment's execution still runs (failAbandoned).
+		grant{sid: "DescribeProvisionExecutions", resources: []string{b.provisionExecutionsArn()}, actions: []string{"states:DescribeExecution"}})
 	b.sweepSchedule(sweep)
 
 	b.function(contract.FunctionStateWait, 30, map[string]*string{
@@ -741,4 +745,10 @@ func (b *controlPlaneBuilder) outputs() {
 // title turns "stackevents" into "Stackevents" for construct ids.
 func title(name string) string {
 	return strings.ToUpper(name[:1]) + name[1:]
+}
+
+// provisionExecutionsArn matches the executions of the provision workflow: onboard names them
+// provision-<deployment id>-<n>; an operator's takeover may choose another name.
+func (b *controlPlaneBuilder) provisionExecutionsArn() string {
+	return sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:") + *b.cp.ProvisionMachine.AttrName() + ":*"
 }

@@ -429,11 +429,12 @@ func TestFunctionPermissions(t *testing.T) {
 		group := "<" + defaultBuild.logicalIDOf(t, cp, "AWS::Logs::LogGroup", title(fn)+"Logs") + ".Arn>"
 		return with(group, "logs:CreateLogStream", "logs:PutLogEvents")
 	}
+	provisionExecutions := "arn:aws:states:us-west-2:111122223333:execution:<" + defaultBuild.logicalIDOf(t, cp, "AWS::StepFunctions::StateMachine", "ProvisionWorkflow") + ".Name>:*"
 	want := map[string][]permission{
 		contract.FunctionInvite: slices.Concat(logs(contract.FunctionInvite), with(table, tableActions...),
 			with(bus, "events:PutPermission", "events:RemovePermission")),
 		contract.FunctionOnboard: slices.Concat(logs(contract.FunctionOnboard), with(table, tableActions...),
-			with(machine, "states:StartExecution"), with(dlq, "sqs:SendMessage")),
+			with(machine, "states:StartExecution"), with(provisionExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
 		contract.FunctionProvision: slices.Concat(logs(contract.FunctionProvision), with(table, tableActions...),
 			with(machine, taskTokens...), with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
 			with(stateQueue, queuePolicy...),
@@ -446,7 +447,7 @@ func TestFunctionPermissions(t *testing.T) {
 			with(stateQueue, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
 		contract.FunctionStateSweep: slices.Concat(logs(contract.FunctionStateSweep), with(table, stateItems...),
 			with(strings.TrimSuffix(table, ">")+">/index/"+servicestate.SweepIndex, "dynamodb:Query"),
-			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(dlq, "sqs:SendMessage")),
+			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(provisionExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
 		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(commandMachine, resume...)),
 		contract.FunctionSendCommand: slices.Concat(logs(contract.FunctionSendCommand), with(table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 			with(commandQueues, "sqs:GetQueueUrl", "sqs:SendMessage")),

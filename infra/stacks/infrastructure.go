@@ -19,7 +19,7 @@ import (
 // provision step through the customer's management role.
 const InfrastructureStackID = "ByocInfrastructure"
 
-// Fixed choices of the infrastructure template (seed: "3 m5.xlarge nodes in a dedicated node
+// Fixed choices of the infrastructure template (reference behaviour: "3 m5.xlarge nodes in a dedicated node
 // group, one per AZ").
 const (
 	systemNodeInstanceType   = "m5.xlarge"
@@ -407,7 +407,7 @@ func (b *infraBuilder) cluster() {
 		}},
 	})
 	suppress(cluster, "AwsSolutions-EKS1", "The vendor's control plane reconciles ClickHouse resources through the Kubernetes API from outside the VPC "+
-		"(seed: data-plane-mgmt); every request still needs IAM authentication and an access entry")
+		"(the data-plane-mgmt role); every request still needs IAM authentication and an access entry")
 	b.infra.Cluster = cluster
 
 	var before []awscdk.CfnResource

@@ -206,6 +206,7 @@ func (s *Sender) Send(ctx context.Context, c Command) (servicestate.CommandRecor
 		if _, aerr := s.Recorder.AdvanceCommand(ctx, c.DeploymentID, c.ID, servicestate.CommandFailed, "the deployment's command channel was closed", ""); aerr != nil {
 			return rec, aerr
 		}
+		rec.Status, rec.Detail = servicestate.CommandFailed, "the deployment's command channel was closed"
 		return rec, fmt.Errorf("send command %s: %s: %w", c.ID, c.DeploymentID, ErrNoChannel)
 	} else if err != nil {
 		return rec, fmt.Errorf("send command %s to %s: %w", c.ID, c.DeploymentID, err)

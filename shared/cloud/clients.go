@@ -33,6 +33,8 @@ type StepFunctions interface {
 // ExecutionStarter starts workflows.
 type ExecutionStarter interface {
 	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+	// DescribeExecution tells a running execution of a name from a closed one.
+	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
 }
 
 // TaskCompleter is the part of StepFunctions that resumes a waiting task.

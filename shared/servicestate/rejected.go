@@ -97,7 +97,7 @@ const pkRejectionWindow = "REJWINDOW#" // + window start (RFC 3339); SK: the sen
 // RejectionWindowSummary is one sender's rejections in one window.
 type RejectionWindowSummary struct {
 	WindowStart time.Time `json:"windowStart"`
-	Sender      string    `json:"sender"`
+	Sender      string    `json:"sender"` // the sender id, "#security" added for security rejections
 	Count       int64     `json:"count"`
 	First       Rejection `json:"first"` // the rejection that opened the window
 	ReportedAt  time.Time `json:"reportedAt,omitzero"`
@@ -108,12 +108,19 @@ func WindowOf(t time.Time) time.Time { return t.UTC().Truncate(RejectionWindow) 
 
 func rejectionWindowPK(start time.Time) string { return pkRejectionWindow + start.Format(time.RFC3339) }
 
-// senderKey names who sent a rejected message: its SQS sender id, or "unknown".
+// senderKey names who sent a rejected message (its SQS sender id, or "unknown") and whether
+// the rejection is a security one. Security rejections have windows of their own: a sender
+// cannot open its window with a harmless malformed message and have its forged ones summed up
+// under that first, non-security rejection, where no operator is paged.
 func senderKey(rej Rejection) string {
-	if rej.SenderID == "" {
-		return "unknown"
+	sender := rej.SenderID
+	if sender == "" {
+		sender = "unknown"
 	}
-	return rej.SenderID
+	if rej.Security {
+		return sender + "#security"
+	}
+	return sender
 }
 
 // CountRejection counts a newly recorded rejection in its sender's window (by the time it

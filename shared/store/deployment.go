@@ -63,21 +63,33 @@ type accountIndex struct {
 	DeploymentID string `json:"deploymentId"`
 }
 
-// sweepInvited is the sweep-index list of deployments still waiting for their customer's
-// bootstrap stack, keyed by the second they were invited.
-const sweepInvited = "INVITED"
+// Sweep-index lists of deployments a scheduled sweep must look at, keyed by the second of
+// their last change: invited ones still waiting for their customer's bootstrap stack, and
+// those a workflow is working on (provisioning, updating), whose execution may have ended
+// without recording an outcome.
+const (
+	sweepInvited = "INVITED"
+	sweepWorking = "WORKING"
+)
 
-// metaItem is a deployment's record. An invited one is also on the sweep index, so a sweep
-// finds those whose bootstrap event never came (Invited); the record of any other status
-// drops the index keys, which takes it off the list in the same write.
+// metaItem is a deployment's record. An invited or working one is also on a sweep-index list;
+// the record of any other status drops the index keys, which takes it off the list in the
+// same write.
 func metaItem(d Deployment) (map[string]types.AttributeValue, error) {
 	item, err := ItemWithKey(d, DeploymentPK(d.ID), skMeta, kindDeployment)
 	if err != nil {
 		return nil, err
 	}
-	if d.Status == lifecycle.Invited {
-		item[AttrSweepPK] = &types.AttributeValueMemberS{Value: sweepInvited}
-		item[AttrSweepAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(d.CreatedAt.Unix())}
+	list := ""
+	switch d.Status {
+	case lifecycle.Invited:
+		list = sweepInvited
+	case lifecycle.Provisioning, lifecycle.Updating:
+		list = sweepWorking
+	}
+	if list != "" {
+		item[AttrSweepPK] = &types.AttributeValueMemberS{Value: list}
+		item[AttrSweepAt] = &types.AttributeValueMemberN{Value: fmt.Sprint(d.UpdatedAt.Unix())}
 	}
 	return item, nil
 }
@@ -87,20 +99,30 @@ func metaItem(d Deployment) (map[string]types.AttributeValue, error) {
 // sweep index (eventually consistent: a deployment that just moved on may still be listed;
 // read it with Get before acting).
 func (s *Store) InvitedBefore(ctx context.Context, t time.Time) ([]string, error) {
+	return s.listedBefore(ctx, sweepInvited, t)
+}
+
+// WorkingSince returns the ids of the deployments provisioning or updating whose record last
+// changed before t (eventually consistent, as InvitedBefore).
+func (s *Store) WorkingSince(ctx context.Context, t time.Time) ([]string, error) {
+	return s.listedBefore(ctx, sweepWorking, t)
+}
+
+func (s *Store) listedBefore(ctx context.Context, list string, t time.Time) ([]string, error) {
 	p := dynamodb.NewQueryPaginator(s.db, &dynamodb.QueryInput{
 		TableName:                aws.String(s.table),
 		IndexName:                aws.String(SweepIndex),
 		KeyConditionExpression:   aws.String("#pk = :pk AND #at < :at"),
 		ExpressionAttributeNames: map[string]string{"#pk": AttrSweepPK, "#at": AttrSweepAt},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: sweepInvited}, ":at": &types.AttributeValueMemberN{Value: fmt.Sprint(t.Unix())},
+			":pk": &types.AttributeValueMemberS{Value: list}, ":at": &types.AttributeValueMemberN{Value: fmt.Sprint(t.Unix())},
 		},
 	})
 	var ids []string
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("deployments invited before %s: %w", t.Format(time.RFC3339), err)
+			return nil, fmt.Errorf("deployments on list %s before %s: %w", list, t.Format(time.RFC3339), err)
 		}
 		for _, it := range page.Items {
 			if pk, ok := it[AttrPK].(*types.AttributeValueMemberS); ok {

@@ -50,6 +50,26 @@ func (e *Engine) claimName(s *stack, r *liveResource) error {
 	return nil
 }
 
+// retainName hands r's name to the retained resource, which no stack manages any more: not
+// even this stack, should its template declare the logical id again, may take it back.
+func (e *Engine) retainName(s *stack, r *liveResource) {
+	k, ok := heldKey(s, r)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.held[k] == holder(s, r) {
+		e.held[k] = "retained:" + holder(s, r)
+	}
+}
+
+// renamed reports whether an update gives a resource of a named type another name.
+func renamed(old, next *liveResource) bool {
+	_, named := heldKey(&stack{}, old)
+	return named && next.physicalID != old.physicalID
+}
+
 // releaseName frees r's name: the resource is gone.
 func (e *Engine) releaseName(s *stack, r *liveResource) {
 	k, ok := heldKey(s, r)

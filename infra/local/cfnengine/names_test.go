@@ -133,3 +133,47 @@ func TestRoleAndClusterNamesArePerAccount(t *testing.T) {
 		t.Fatalf("failed resource %q, want the role's name taken in this account", got)
 	}
 }
+
+// A retained resource's name stays taken even for the stack that left it behind: removing
+// the bucket from the template (retained) and declaring it again fails on its name. And an
+// update that renames a named resource is refused, as CloudFormation refuses to replace a
+// custom-named resource.
+func TestRetainedNamesAndRenamesAreRefusedOnUpdate(t *testing.T) {
+	f := newFixture(t)
+	client := f.customerCFN()
+	ctx := context.Background()
+	if s := f.createNamed(t, client, "named", "Retain"); s.StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Fatalf("create: %s", s.StackStatus)
+	}
+	update := func(body string) cfntypes.Stack {
+		t.Helper()
+		if _, err := client.UpdateStack(ctx, &cloudformation.UpdateStackInput{StackName: aws.String("named"), TemplateBody: aws.String(body),
+			Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam}}); err != nil {
+			t.Fatal(err)
+		}
+		f.engine.Wait()
+		return f.describe(t, client, "named")
+	}
+	renamed := strings.ReplaceAll(namedTemplate("Retain"), "byoc-names-test-role", "byoc-names-test-role-2")
+	if s := update(renamed); s.StackStatus != cfntypes.StackStatusUpdateRollbackComplete {
+		t.Fatalf("rename: %s, want UPDATE_ROLLBACK_COMPLETE", s.StackStatus)
+	}
+	refused := ""
+	for _, ev := range f.observedEvents() {
+		if ev.ResourceStatus == "UPDATE_FAILED" {
+			refused = ev.LogicalResourceID + ": " + ev.ResourceStatusReason
+		}
+	}
+	if !strings.HasPrefix(refused, "Role: CloudFormation cannot update a stack when a custom-named resource requires replacing") {
+		t.Fatalf("rename refused with %q", refused)
+	}
+	withoutBucket := `{"Resources":{"Other":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"byoc-names-test-other"}}}}`
+	if s := update(withoutBucket); s.StackStatus != cfntypes.StackStatusUpdateComplete {
+		t.Fatalf("removing the retained bucket: %s", s.StackStatus)
+	}
+	again := `{"Resources":{"Other":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"byoc-names-test-other"}},
+  "Bucket":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"byoc-names-test-bucket"}}}}`
+	if s := update(again); s.StackStatus != cfntypes.StackStatusUpdateRollbackComplete || f.failedResource() != "Bucket: byoc-names-test-bucket already exists" {
+		t.Fatalf("declaring the retained bucket again: %s (%s), want its name refused", s.StackStatus, f.failedResource())
+	}
+}

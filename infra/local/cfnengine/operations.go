@@ -172,6 +172,7 @@ func (op *operation) deleteResource(ctx context.Context, r *liveResource, rollba
 	retain := r.deletionPolicy == "Retain" || (r.deletionPolicy == "RetainExceptOnCreate" && !rollbackOfCreate)
 	if retain {
 		op.emitResource(r, "DELETE_SKIPPED", "")
+		op.e.retainName(op.s, r)
 	} else {
 		op.e.releaseName(op.s, r)
 		op.emitResource(r, "DELETE_IN_PROGRESS", "")
@@ -396,6 +397,10 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 		why := ""
 		if err != nil {
 			why = err.Error()
+		} else if renamed(old, r) {
+			// A new name means a replacement, which CloudFormation refuses for a resource
+			// whose name the template sets (the new one would need the name first).
+			why = fmt.Sprintf("CloudFormation cannot update a stack when a custom-named resource requires replacing. Rename %s and update the stack again.", old.physicalID)
 		} else if injected, ok := op.e.takeInjection(op.s.account, op.s.name, id); ok {
 			why = injected
 		} else {

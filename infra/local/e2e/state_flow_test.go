@@ -375,8 +375,9 @@ func TestStateCommandWorkflowSendsAndWaits(t *testing.T) {
 		{"no service", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "kind": "start"}},
 		{"timeout too long", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "start", "timeoutSeconds": 604801}},
 		{"scale without replicas", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "scale"}},
-		{"params a list", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "scale", "params": []any{"replicas", "3"}}},
-		{"params a string", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "scale", "params": "replicas=3"}},
+		// start takes no params, so only the workflow's shape rule can refuse these.
+		{"params a list", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "start", "params": []any{"replicas", "3"}}},
+		{"params a string", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "start", "params": "replicas=3"}},
 		{"fractional timeout", "InvalidRequestError", map[string]any{"deploymentId": tn.dep.ID, "serviceId": "svc-a", "kind": "start", "timeoutSeconds": 90.5}},
 		{"deployment id against the rule", "InvalidRequestError", map[string]any{"deploymentId": "never-provisioned", "serviceId": "svc-a", "kind": "start"}},
 		{"never provisioned", "NoChannelError", map[string]any{"deploymentId": "neverprovisioned", "serviceId": "svc-a", "kind": "start"}},
