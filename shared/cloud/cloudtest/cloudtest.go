@@ -10,6 +10,7 @@ package cloudtest
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -223,5 +224,22 @@ func (e *Env) WaitExecution(t testing.TB, executionARN string) *sfn.DescribeExec
 			t.Fatalf("execution %s still running", executionARN)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// ReadyRuntime makes kumo route invocations of function to its Runtime API, as a process's
+// first poll would, but synchronously: kumo creates a function's runtime broker on any
+// Runtime API call, and a result for a request id it never issued creates it and does
+// nothing else. A test that then starts its poller cannot lose the race with its first
+// invocation ("has no runtime handler"), however loaded the machine.
+func (e *Env) ReadyRuntime(t testing.TB, function string) {
+	t.Helper()
+	resp, err := http.Post(e.URL+"/_runtime/"+function+"/2018-06-01/runtime/invocation/byoc-ready-probe/response", "application/json", strings.NewReader("null"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("readying the runtime of %s: HTTP %d", function, resp.StatusCode)
 	}
 }

@@ -85,6 +85,7 @@ func (f *fixture) function(t *testing.T, timeout int32, handler func(events.SQSE
 	}); err != nil {
 		t.Fatal(err)
 	}
+	f.env.ReadyRuntime(t, name)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	base := f.env.URL + "/_runtime/" + name + "/2018-06-01/runtime/invocation/"
@@ -111,7 +112,6 @@ func (f *fixture) function(t *testing.T, timeout int32, handler func(events.SQSE
 			}
 		}
 	}()
-	time.Sleep(20 * time.Millisecond) // the first poll reaches kumo
 	return name
 }
 

@@ -189,6 +189,7 @@ func TestLambdaAndStateMachineTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The function: one Runtime API poll, answered, exactly what lambda.Start does.
+	f.env.ReadyRuntime(t, fn)
 	received := make(chan []byte, 1)
 	go func() {
 		resp, err := http.Get(f.env.URL + "/_runtime/" + fn + "/2018-06-01/runtime/invocation/next")
@@ -215,7 +216,6 @@ func TestLambdaAndStateMachineTargets(t *testing.T) {
 	pattern := `{"detail-type":["CloudFormation Stack Status Change"]}`
 	f.rule(t, pattern, ebtypes.Target{Arn: created.FunctionArn})
 	f.rule(t, pattern, ebtypes.Target{Arn: sm.StateMachineArn})
-	time.Sleep(50 * time.Millisecond) // let the poll reach kumo
 
 	if err := f.bus.Deliver(ctx, f.busName, []byte(stackEvent)); err != nil {
 		t.Fatal(err)
