@@ -71,6 +71,10 @@ type Firer struct {
 	events *eventbridge.Client
 	log    *slog.Logger
 
+	// syncMu serializes Syncs: a Sync that listed the store before a schedule was created
+	// must not drop the entry a later Sync loaded meanwhile (its next occurrence would then be
+	// recomputed from a clock that may have moved past it, and an at() schedule never fire).
+	syncMu  sync.Mutex
 	mu      sync.Mutex
 	entries map[string]*entry // group/name -> schedule
 	wake    chan struct{}
@@ -127,6 +131,8 @@ func key(group, name string) string { return group + "/" + name }
 
 // Sync reads the schedules from the store now.
 func (f *Firer) Sync(ctx context.Context) error {
+	f.syncMu.Lock()
+	defer f.syncMu.Unlock()
 	var token *string
 	seen := map[string]bool{}
 	for {
