@@ -201,13 +201,13 @@ func (h *Handler) reject(ctx context.Context, rec events.SQSMessage, rej service
 	}
 	log := h.Log.With("messageId", rec.MessageId, "reason", rej.Reason, "security", rej.Security,
 		"claimedDeploymentId", rej.ClaimedDeploymentID, "senderId", rej.SenderID, "detail", rej.Detail)
-	first, err := h.Repo.RecordRejection(ctx, rej)
+	pending, err := h.Repo.RecordRejection(ctx, rej)
 	if err != nil {
 		log.Error("cannot record the rejection", "error", err.Error())
 		return outRejected
 	}
-	if !first {
-		return outRejected // recorded and announced when it was first received
+	if !pending {
+		return outRejected // recorded, counted and announced when it was first received
 	}
 	if rej.Security {
 		log.Warn("state message rejected: security event")
@@ -215,16 +215,26 @@ func (h *Handler) reject(ctx context.Context, rec events.SQSMessage, rej service
 		log.Warn("state message rejected")
 	}
 	// One announcement per sender per window: the rest of the window is summed up by the
-	// sweep. If counting fails, announcing is the safer mistake.
-	if n, err := h.Repo.CountRejection(ctx, rej); err != nil {
+	// sweep. If counting fails, announcing is the safer mistake. Marked handled only once
+	// announced as it must be, so a redelivery after a stop in between finishes the job.
+	if _, opened, err := h.Repo.CountRejection(ctx, rej); err != nil {
 		log.Error("cannot count the rejection in its sender's window; announcing it", "error", err.Error())
-	} else if n > 1 {
+	} else if !opened {
+		h.markHandled(ctx, log, rej)
 		return outRejected
 	}
 	if err := h.Publisher.PublishRejection(ctx, rej); err != nil {
-		log.Error("cannot announce the rejection (it is recorded)", "error", err.Error())
+		log.Error("cannot announce the rejection (it is recorded; its next delivery tries again)", "error", err.Error())
+		return outRejected
 	}
+	h.markHandled(ctx, log, rej)
 	return outRejected
+}
+
+func (h *Handler) markHandled(ctx context.Context, log *slog.Logger, rej servicestate.Rejection) {
+	if err := h.Repo.MarkRejectionHandled(ctx, rej); err != nil {
+		log.Warn("rejection handled but not marked; its next delivery announces it again", "error", err.Error())
+	}
 }
 
 // sentAt is when SQS accepted the message: the same on every redelivery, so rejections are

@@ -441,3 +441,25 @@ func TestAFloodOfForgedMessagesIsAnnouncedOncePerSenderPerWindow(t *testing.T) {
 		t.Fatalf("%d rejection events after a second sender's message, want 3", len(evs))
 	}
 }
+
+// The ingest stopped after recording a rejection and before announcing it: the redelivery
+// announces it (at least once), and a later one announces nothing more.
+func TestARejectionRecordedButNotAnnouncedIsAnnouncedOnRedelivery(t *testing.T) {
+	f := newFixture(t)
+	ev := loadSample(t, "forged-sender.json")
+	rec := ev.Records[0]
+	if _, err := f.repo.RecordRejection(context.Background(), servicestate.Rejection{
+		MessageID: rec.MessageId, Reason: "forged-sender", Security: true, SenderID: otherSender, SentAt: sentAt(rec, sampleNow),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if evs := f.events(t); len(evs) != 0 {
+		t.Fatalf("events before the redelivery: %d", len(evs))
+	}
+	for range 2 {
+		f.handle(t, ev)
+	}
+	if evs := f.events(t); len(evs) != 1 || !strings.Contains(evs[0].Detail, `"security":true`) {
+		t.Fatalf("%d events after two redeliveries, want the rejection announced once", len(evs))
+	}
+}

@@ -48,6 +48,9 @@ type Executions interface {
 // the record on each attempt; an execution waits at most 24 h in all.
 const AbandonedAfter = time.Hour
 
+// rejectionGrace is how long after a rejection window closes its summary waits.
+const rejectionGrace = time.Minute
+
 // StalledAfter is how long a deployment may stay invited before the sweep reports it: the
 // customer has not applied the bootstrap stack, or its completion event was lost.
 const StalledAfter = 24 * time.Hour
@@ -146,9 +149,10 @@ func (h *Handler) Handle(ctx context.Context, ev Event) (Summary, error) {
 	}
 
 	// Repeated rejections of the windows closed since the last runs (two windows back, so a
-	// run that failed or came late leaves none behind).
+	// run that failed or came late leaves none behind), each a minute after it closed: an
+	// ingest that read its clock just before the end may still be counting into it.
 	for back := 1; back <= 2; back++ {
-		n, err := h.reportRepeatedRejections(ctx, repo, servicestate.WindowOf(now).Add(-time.Duration(back)*servicestate.RejectionWindow))
+		n, err := h.reportRepeatedRejections(ctx, repo, servicestate.WindowOf(now.Add(-rejectionGrace)).Add(-time.Duration(back)*servicestate.RejectionWindow))
 		sum.RejectionSummaries += n
 		if err != nil {
 			errs = append(errs, err)

@@ -127,11 +127,18 @@ func TestRecordRejectionOnce(t *testing.T) {
 	if err != nil || !first {
 		t.Fatalf("first: %v %v", first, err)
 	}
-	// The redelivery is received the next day; the record is keyed by send time.
+	// The redelivery is received the next day; the record is keyed by send time. Its first
+	// delivery stopped before the rejection was handled: it is still pending, once.
 	f.clock.Advance(25 * time.Hour)
 	again, err := f.repo.RecordRejection(ctx, rej)
-	if err != nil || again {
-		t.Fatalf("second: %v %v", again, err)
+	if err != nil || !again {
+		t.Fatalf("second, not handled yet: %v %v, want it still pending", again, err)
+	}
+	if err := f.repo.MarkRejectionHandled(ctx, rej); err != nil {
+		t.Fatal(err)
+	}
+	if third, err := f.repo.RecordRejection(ctx, rej); err != nil || third {
+		t.Fatalf("third, handled: %v %v, want nothing left to do", third, err)
 	}
 	list, err := f.repo.Rejections(ctx, rej.SentAt)
 	if err != nil || len(list) != 1 || list[0].Reason != "malformed" || !list[0].RecordedAt.Equal(t0) {

@@ -3,7 +3,6 @@ package servicestate
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/byocloud/byoc/shared/store"
@@ -32,6 +31,9 @@ type Rejection struct {
 	// TTL (epoch seconds) expires the record after RejectionRetention: a flood of forged
 	// messages must not grow the table for ever.
 	TTL int64 `json:"ttl,omitempty"`
+	// Handled: counted in its sender's window and, when it opened the window, announced.
+	// A redelivery of a rejection not yet handled (the ingest stopped in between) handles it.
+	Handled bool `json:"handled,omitempty"`
 }
 
 // RejectionRetention is how long a rejection record is kept (the messages themselves stay
@@ -40,10 +42,12 @@ const RejectionRetention = 30 * 24 * time.Hour
 
 func rejectedPK(sentAt time.Time) string { return pkRejected + sentAt.UTC().Format("2006-01-02") }
 
-// RecordRejection records a rejected message once: every redelivery of the same message
-// (same SQS message id and sent time) finds the record and reports first=false, so the
-// reason is recorded, and a security event raised, exactly once per message.
-func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (first bool, err error) {
+// RecordRejection records a rejected message once (same SQS message id and sent time: every
+// redelivery finds the record) and reports whether it still has to be handled: counted in its
+// sender's window and announced when it opened it (MarkRejectionHandled). That is true for a
+// new record, and for one whose first delivery stopped before it was handled; so a rejection
+// is announced at least once, and, once handled, never again.
+func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (pending bool, err error) {
 	if rej.MessageID == "" || rej.Reason == "" || rej.SentAt.IsZero() {
 		return false, fmt.Errorf("record rejection: messageId, reason and sentAt are required")
 	}
@@ -57,12 +61,34 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (first bool, 
 		TableName: aws.String(r.table), Item: item, ConditionExpression: aws.String("attribute_not_exists(PK)"),
 	})
 	if store.ConditionFailed(err) {
-		return false, nil
+		stored, gerr := r.get(ctx, rejectedPK(rej.SentAt), rej.MessageID)
+		if gerr != nil {
+			return false, gerr
+		}
+		var prev Rejection
+		if err := store.UnmarshalItem(stored, &prev); err != nil {
+			return false, fmt.Errorf("decode rejection of message %s: %w", rej.MessageID, err)
+		}
+		return !prev.Handled, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("record rejection of message %s: %w", rej.MessageID, err)
 	}
 	return true, nil
+}
+
+// MarkRejectionHandled records that a rejection was counted and, if it had to be, announced.
+func (r *Repo) MarkRejectionHandled(ctx context.Context, rej Rejection) error {
+	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(r.table), Key: store.Key(rejectedPK(rej.SentAt), rej.MessageID),
+		UpdateExpression:          aws.String("SET handled = :true"),
+		ConditionExpression:       aws.String("attribute_exists(PK)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}},
+	})
+	if err != nil {
+		return fmt.Errorf("mark rejection of message %s handled: %w", rej.MessageID, err)
+	}
+	return nil
 }
 
 // Rejections returns the messages rejected on a day (UTC), by SQS send time.
@@ -123,15 +149,17 @@ func senderKey(rej Rejection) string {
 	return sender
 }
 
-// CountRejection counts a newly recorded rejection in its sender's window (by the time it
-// was recorded) and returns the window's count after it: 1 for the rejection that opened the
-// window, which the caller announces; the others wait for the window's summary. Call it once
-// per rejection, after RecordRejection reported it first.
-func (r *Repo) CountRejection(ctx context.Context, rej Rejection) (int64, error) {
+// CountRejection counts a recorded rejection in its sender's window (by the time it is
+// counted) and reports the window's count after it and whether this rejection opened the
+// window, which the caller then announces; the others wait for the window's summary. Call it
+// while RecordRejection reports the rejection pending. A rejection counted again after a
+// crash adds one to the count and, if it opened the window, is announced again: at least
+// once, never lost.
+func (r *Repo) CountRejection(ctx context.Context, rej Rejection) (count int64, opened bool, err error) {
 	start := WindowOf(r.now())
 	first, err := store.MarshalItem(rej)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:        aws.String(r.table),
@@ -145,16 +173,16 @@ func (r *Repo) CountRejection(ctx context.Context, rej Rejection) (int64, error)
 			":start": str(start.Format(time.RFC3339)), ":sender": str(senderKey(rej)), ":kind": str(kindRejectionWindow),
 			":ttl": num(start.Add(RejectionRetention).Unix()),
 		},
-		ReturnValues: types.ReturnValueUpdatedNew,
+		ReturnValues: types.ReturnValueAllNew,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
+		return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
 	}
-	n, ok := out.Attributes["count"].(*types.AttributeValueMemberN)
-	if !ok {
-		return 0, fmt.Errorf("count rejection of message %s: no count returned", rej.MessageID)
+	var w RejectionWindowSummary
+	if err := store.UnmarshalItem(out.Attributes, &w); err != nil {
+		return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
 	}
-	return strconv.ParseInt(n.Value, 10, 64)
+	return w.Count, w.First.MessageID == rej.MessageID, nil
 }
 
 // RepeatedRejections returns the senders of a window with more than one rejection whose
