@@ -119,6 +119,27 @@ func Close(ctx context.Context, client SQS, deploymentID string) error {
 	return nil
 }
 
+// Disconnect undoes what provisioning connected (at teardown), in the order that leaves no
+// window for a removed exporter: the data plane is forgotten, then the state queue's policy
+// is rewritten without its exporter (when stateQueueURL is set), so SQS refuses its next
+// message at once and no cached verification can outlive the removal; then the command channel
+// is closed. Every step is idempotent: a repeated Disconnect finishes what a stopped one left.
+func Disconnect(ctx context.Context, client SQS, repo *servicestate.Repo, stateQueueURL, deploymentID string) error {
+	if err := repo.RemoveDataPlane(ctx, deploymentID); err != nil && !servicestate.IsNotFound(err) {
+		return err
+	}
+	if stateQueueURL != "" {
+		planes, err := repo.DataPlanes(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := AdmitExporters(ctx, client, stateQueueURL, planes); err != nil {
+			return err
+		}
+	}
+	return Close(ctx, client, deploymentID)
+}
+
 func queueURL(ctx context.Context, client SQS, deploymentID string) (string, error) {
 	name, err := QueueName(deploymentID)
 	if err != nil {

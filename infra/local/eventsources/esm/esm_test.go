@@ -241,6 +241,14 @@ func TestPartialBatchFailureDeletesOnlyTheSucceeded(t *testing.T) {
 		BatchSize:             aws.Int32(10),
 		FunctionResponseTypes: []ltypes.FunctionResponseType{ltypes.FunctionResponseTypeReportBatchItemFailures}})
 	waitFor(t, "the failed message to come back and succeed", func() bool { return f.depth(t, url) == 0 })
+	// The observer hears of a batch after its deletions: wait for it rather than race it.
+	waitFor(t, "the deleting batches to be observed", func() bool {
+		n := 0
+		for _, b := range f.observed() {
+			n += len(b.Deleted)
+		}
+		return n >= len(ids)
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if seen[ids[0]] != 1 || seen[ids[2]] != 1 || seen[ids[1]] != 2 {
@@ -294,6 +302,7 @@ func TestFunctionErrorKeepsTheBatchUntilRedriveToTheDLQ(t *testing.T) {
 	if f.depth(t, url) != 0 {
 		t.Error("the source queue must be empty after redrive")
 	}
+	waitFor(t, "both tries to be observed", func() bool { return len(f.observed()) >= 2 })
 	batches := f.observed()
 	if len(batches) < 2 {
 		t.Fatalf("observed %d batches, want the function tried maxReceiveCount=2 times", len(batches))
