@@ -156,13 +156,18 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deploymen
 	var exists *sfntypes.ExecutionAlreadyExists
 	// A restart's name may belong to an execution that already ran and closed (one refused
 	// while another owned the deployment): the next free number is the restart.
-	for tries := 0; action == "bootstrap.restart" && errors.As(err, &exists) && tries < maxRestartNames; tries++ {
+	for tries := 0; action == "bootstrap.restart" && errors.As(err, &exists); tries++ {
 		running, derr := h.running(ctx, name)
 		if derr != nil {
 			return derr
 		}
 		if running {
 			break
+		}
+		if tries == maxRestartNames {
+			// Nothing was started: say so (EventBridge retries, then the DLQ), do not record
+			// a restart that did not happen.
+			return fmt.Errorf("restart of deployment %s: the next %d provision execution names are taken by closed executions", d.ID, maxRestartNames)
 		}
 		n, _ := executionNumber(d.ID, name)
 		name = ExecutionName(d.ID, n+1)
@@ -201,7 +206,8 @@ func (h *Handler) running(ctx context.Context, name string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("describe provision execution %s: %w", name, err)
 	}
-	return out.Status == sfntypes.ExecutionStatusRunning, nil
+	// A redrive pending is the execution about to run again: as good as running.
+	return out.Status == sfntypes.ExecutionStatusRunning || out.Status == sfntypes.ExecutionStatusPendingRedrive, nil
 }
 
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event, action string) error {

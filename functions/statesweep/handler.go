@@ -44,8 +44,9 @@ type Executions interface {
 }
 
 // AbandonedAfter is how long a provisioning or updating deployment may go without a change
-// before the sweep asks Step Functions whether its execution still runs. Workflow steps change
-// the record on each attempt; an execution waits at most 24 h in all.
+// before the sweep asks Step Functions whether its execution still runs (a long stack
+// operation changes nothing for a while: its deployment is then asked about every minute,
+// one read call, until the execution ends).
 const AbandonedAfter = time.Hour
 
 // rejectionGrace is how long after a rejection window closes its summary waits.
@@ -284,11 +285,17 @@ func (h *Handler) failAbandoned(ctx context.Context, now time.Time) (int, error)
 			continue
 		}
 		out, err := h.Executions.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(d.Execution)})
-		if err != nil {
+		var gone *sfntypes.ExecutionDoesNotExist
+		switch {
+		case errors.As(err, &gone):
+			// Past Step Functions' retention (90 days): whatever it did, it is not running.
+			out, err = &sfn.DescribeExecutionOutput{Status: "DOES_NOT_EXIST"}, nil
+		case err != nil:
 			errs = append(errs, fmt.Errorf("execution of deployment %s: %w", d.ID, err))
 			continue
 		}
-		if out.Status == sfntypes.ExecutionStatusRunning {
+		// A redrive pending is the execution about to run again.
+		if out.Status == sfntypes.ExecutionStatusRunning || out.Status == sfntypes.ExecutionStatusPendingRedrive {
 			continue
 		}
 		reason := fmt.Sprintf("execution %s ended %s without recording an outcome", d.Execution, out.Status)

@@ -119,11 +119,12 @@ func Close(ctx context.Context, client SQS, deploymentID string) error {
 	return nil
 }
 
-// Disconnect undoes what provisioning connected (at teardown), in the order that leaves no
-// window for a removed exporter: the data plane is forgotten, then the state queue's policy
-// is rewritten without its exporter (when stateQueueURL is set), so SQS refuses its next
-// message at once and no cached verification can outlive the removal; then the command channel
-// is closed. Every step is idempotent: a repeated Disconnect finishes what a stopped one left.
+// Disconnect undoes what provisioning connected (at teardown), in the order that leaves the
+// shortest window for a removed exporter: the data plane is forgotten, then the state queue's
+// policy is rewritten without its exporter (when stateQueueURL is set), so SQS refuses its
+// messages once the policy has propagated (on AWS, up to a minute; a provisioning racing the
+// rewrite is corrected by the next sweep), which also bounds what stateingest's one-minute
+// sender cache can still accept; then the command channel is closed. Every step is idempotent: a repeated Disconnect finishes what a stopped one left.
 func Disconnect(ctx context.Context, client SQS, repo *servicestate.Repo, stateQueueURL, deploymentID string) error {
 	if err := repo.RemoveDataPlane(ctx, deploymentID); err != nil && !servicestate.IsNotFound(err) {
 		return err

@@ -511,10 +511,8 @@ func TestTerminationProtectionAndRetriedRequests(t *testing.T) {
 	if s := f.describe(t, client, "infra"); s.StackStatus != cfntypes.StackStatusCreateComplete {
 		t.Errorf("a refused delete changed the stack: %s", s.StackStatus)
 	}
-	// (Not a new DeploymentId: that renames the cluster, a replacement CloudFormation refuses
-	// for a custom-named resource.)
 	update := &cloudformation.UpdateStackInput{StackName: first.StackId, UsePreviousTemplate: aws.Bool(true),
-		Parameters: params("DeploymentId", "d1", "WithBucket", "no"), ClientRequestToken: aws.String("byoc-d1-1-update")}
+		Parameters: params("DeploymentId", "d2"), ClientRequestToken: aws.String("byoc-d1-1-update")}
 	if _, err := client.UpdateStack(ctx, update); err != nil {
 		t.Fatal(err)
 	}

@@ -134,11 +134,11 @@ func TestRoleAndClusterNamesArePerAccount(t *testing.T) {
 	}
 }
 
-// A retained resource's name stays taken even for the stack that left it behind: removing
-// the bucket from the template (retained) and declaring it again fails on its name. And an
-// update that renames a named resource is refused, as CloudFormation refuses to replace a
-// custom-named resource.
-func TestRetainedNamesAndRenamesAreRefusedOnUpdate(t *testing.T) {
+// Renaming a custom-named resource replaces it under the new name, which must be free, and
+// lets the old name go (a rename onto a name another stack holds fails, and the update rolls
+// back to the old name). A retained resource's name stays taken even for the stack that left
+// it behind: removing the bucket from the template (retained) and declaring it again fails.
+func TestRenamesAndRetainedNamesOnUpdate(t *testing.T) {
 	f := newFixture(t)
 	client := f.customerCFN()
 	ctx := context.Background()
@@ -154,18 +154,29 @@ func TestRetainedNamesAndRenamesAreRefusedOnUpdate(t *testing.T) {
 		f.engine.Wait()
 		return f.describe(t, client, "named")
 	}
-	renamed := strings.ReplaceAll(namedTemplate("Retain"), "byoc-names-test-role", "byoc-names-test-role-2")
-	if s := update(renamed); s.StackStatus != cfntypes.StackStatusUpdateRollbackComplete {
-		t.Fatalf("rename: %s, want UPDATE_ROLLBACK_COMPLETE", s.StackStatus)
+	// Another stack holds byoc-names-test-role-held.
+	held := `{"Resources":{"Role":{"Type":"AWS::IAM::Role","Properties":{"RoleName":"byoc-names-test-role-held",
+    "AssumeRolePolicyDocument":{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}}}}}`
+	if _, err := client.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String("holder"), TemplateBody: aws.String(held),
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam}}); err != nil {
+		t.Fatal(err)
 	}
-	refused := ""
-	for _, ev := range f.observedEvents() {
-		if ev.ResourceStatus == "UPDATE_FAILED" {
-			refused = ev.LogicalResourceID + ": " + ev.ResourceStatusReason
-		}
+	f.engine.Wait()
+	if s := update(strings.ReplaceAll(namedTemplate("Retain"), "byoc-names-test-role", "byoc-names-test-role-held")); s.StackStatus != cfntypes.StackStatusUpdateRollbackComplete {
+		t.Fatalf("rename onto a held name: %s, want UPDATE_ROLLBACK_COMPLETE", s.StackStatus)
 	}
-	if !strings.HasPrefix(refused, "Role: CloudFormation cannot update a stack when a custom-named resource requires replacing") {
-		t.Fatalf("rename refused with %q", refused)
+	if s := update(strings.ReplaceAll(namedTemplate("Retain"), "byoc-names-test-role", "byoc-names-test-role-2")); s.StackStatus != cfntypes.StackStatusUpdateComplete {
+		t.Fatalf("rename onto a free name: %s, want UPDATE_COMPLETE", s.StackStatus)
+	}
+	// The old name is free again: another stack may take it.
+	freed := strings.ReplaceAll(held, "byoc-names-test-role-held", "byoc-names-test-role")
+	if _, err := client.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String("taker"), TemplateBody: aws.String(freed),
+		Capabilities: []cfntypes.Capability{cfntypes.CapabilityCapabilityNamedIam}}); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Wait()
+	if s := f.describe(t, client, "taker"); s.StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Fatalf("taking the renamed role's old name: %s (%s)", s.StackStatus, f.failedResource())
 	}
 	withoutBucket := `{"Resources":{"Other":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"byoc-names-test-other"}}}}`
 	if s := update(withoutBucket); s.StackStatus != cfntypes.StackStatusUpdateComplete {

@@ -395,26 +395,23 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 		}
 		op.emitResource(old, "UPDATE_IN_PROGRESS", "")
 		why := ""
-		if err != nil {
-			why = err.Error()
-		} else if renamed(old, r) {
-			// A new name means a replacement, which CloudFormation refuses for a resource
-			// whose name the template sets (the new one would need the name first).
-			why = fmt.Sprintf("CloudFormation cannot update a stack when a custom-named resource requires replacing. Rename %s and update the stack again.", old.physicalID)
-		} else if injected, ok := op.e.takeInjection(op.s.account, op.s.name, id); ok {
-			why = injected
-		} else {
-			op.e.undoEffects(op.s, old)
-			if err := op.e.applyEffects(op.s, r); err != nil {
-				_ = op.e.applyEffects(op.s, old)
-				why = err.Error()
-			} else if err := op.p.update(ctx, op.s, old, r); err != nil {
-				op.e.undoEffects(op.s, r)
-				_ = op.e.applyEffects(op.s, old)
-				why = err.Error()
+		// A new name is a replacement under that name: it must be free (the old one is let go
+		// once the update completes, or kept if the update rolls back).
+		claimed := false
+		if err == nil && renamed(old, r) {
+			if cerr := op.e.claimName(op.s, r); cerr != nil {
+				why = cerr.Error()
+			} else {
+				claimed = true
 			}
 		}
+		if why == "" {
+			why = op.updateResource(ctx, id, old, r, err)
+		}
 		if why != "" {
+			if claimed {
+				op.e.releaseName(op.s, r)
+			}
 			op.emitResource(old, "UPDATE_FAILED", why)
 			failedID, failedVerb = id, "update"
 			break
@@ -439,6 +436,9 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 				continue
 			}
 			op.emitResource(c.current, "UPDATE_IN_PROGRESS", "")
+			if renamed(c.old, c.current) {
+				op.e.releaseName(op.s, c.current) // the old name, still held, is the name again
+			}
 			op.e.undoEffects(op.s, c.current)
 			_ = op.e.applyEffects(op.s, c.old)
 			if err := op.p.update(ctx, op.s, c.current, c.old); err != nil {
@@ -463,6 +463,17 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 		return
 	}
 	op.emitStack("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", "")
+	// Replaced resources with a custom name: the old one goes (or stays, retained, with its
+	// name) as its UpdateReplacePolicy says.
+	for _, c := range changes {
+		if c.old != nil && renamed(c.old, c.current) {
+			if c.old.updateReplacePolicy == "Retain" {
+				op.e.retainName(op.s, c.old)
+			} else {
+				op.e.releaseName(op.s, c.old)
+			}
+		}
+	}
 	keep := map[string]bool{}
 	for _, id := range p.order {
 		keep[id] = true
@@ -476,6 +487,28 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 		}
 	}
 	op.emitStack("UPDATE_COMPLETE", "")
+}
+
+// updateResource updates one resource in place (err: resolving its new properties failed)
+// and returns the failure reason, or "".
+func (op *operation) updateResource(ctx context.Context, id string, old, r *liveResource, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	if injected, ok := op.e.takeInjection(op.s.account, op.s.name, id); ok {
+		return injected
+	}
+	op.e.undoEffects(op.s, old)
+	if err := op.e.applyEffects(op.s, r); err != nil {
+		_ = op.e.applyEffects(op.s, old)
+		return err.Error()
+	}
+	if err := op.p.update(ctx, op.s, old, r); err != nil {
+		op.e.undoEffects(op.s, r)
+		_ = op.e.applyEffects(op.s, old)
+		return err.Error()
+	}
+	return ""
 }
 
 // beginDelete starts deleting a stack, or queues the delete behind the running operation.

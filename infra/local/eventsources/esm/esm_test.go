@@ -302,11 +302,8 @@ func TestFunctionErrorKeepsTheBatchUntilRedriveToTheDLQ(t *testing.T) {
 	if f.depth(t, url) != 0 {
 		t.Error("the source queue must be empty after redrive")
 	}
-	waitFor(t, "both tries to be observed", func() bool { return len(f.observed()) >= 2 })
+	waitFor(t, "the function's maxReceiveCount=2 tries to be observed", func() bool { return len(f.observed()) >= 2 })
 	batches := f.observed()
-	if len(batches) < 2 {
-		t.Fatalf("observed %d batches, want the function tried maxReceiveCount=2 times", len(batches))
-	}
 	for _, b := range batches {
 		if b.FunctionError != "Unhandled" || len(b.Deleted) != 0 || b.MessageIDs[0] != ids[0] {
 			t.Errorf("batch %+v: a function error deletes nothing", b)

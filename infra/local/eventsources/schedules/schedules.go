@@ -294,6 +294,10 @@ func (f *Firer) fire(ctx context.Context, e *entry, at time.Time) Firing {
 	complete := !e.has || (e.s.EndDate != nil && e.next.After(*e.s.EndDate))
 	f.mu.Unlock()
 	if complete && e.s.ActionAfterCompletion == schtypes.ActionAfterCompletionDelete {
+		// Not while a Sync runs: one that read the schedule before the delete would put it
+		// back after, and it would fire again.
+		f.syncMu.Lock()
+		defer f.syncMu.Unlock()
 		if _, err := f.store.DeleteSchedule(ctx, &scheduler.DeleteScheduleInput{GroupName: e.s.GroupName, Name: e.s.Name}); err != nil {
 			f.log.Warn("schedule complete but not deleted", "schedule", aws.ToString(e.s.Name), "error", err)
 		}
@@ -310,7 +314,10 @@ func (f *Firer) FireNow(ctx context.Context, group, name string) (Firing, error)
 	if group == "" {
 		group = "default"
 	}
-	if err := f.load(ctx, group, name); err != nil {
+	f.syncMu.Lock() // a concurrent Sync's cleanup must not drop the entry loaded here
+	err := f.load(ctx, group, name)
+	f.syncMu.Unlock()
+	if err != nil {
 		return Firing{}, fmt.Errorf("fire schedule %s/%s: %w", group, name, err)
 	}
 	f.mu.Lock()
