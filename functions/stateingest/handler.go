@@ -217,8 +217,9 @@ func (h *Handler) reject(ctx context.Context, rec events.SQSMessage, rej service
 	// One announcement per sender per window: the rest of the window is summed up by the
 	// sweep. If counting fails, announcing is the safer mistake. Marked handled only once
 	// announced as it must be, so a redelivery after a stop in between finishes the job.
-	if _, opened, err := h.Repo.CountRejection(ctx, rej); err != nil {
-		log.Error("cannot count the rejection in its sender's window; announcing it", "error", err.Error())
+	_, opened, countErr := h.Repo.CountRejection(ctx, rej)
+	if countErr != nil {
+		log.Error("cannot count the rejection in its sender's window; announcing it, its next delivery counts it", "error", countErr.Error())
 	} else if !opened {
 		h.markHandled(ctx, log, rej)
 		return outRejected
@@ -227,7 +228,9 @@ func (h *Handler) reject(ctx context.Context, rec events.SQSMessage, rej service
 		log.Error("cannot announce the rejection (it is recorded; its next delivery tries again)", "error", err.Error())
 		return outRejected
 	}
-	h.markHandled(ctx, log, rej)
+	if countErr == nil {
+		h.markHandled(ctx, log, rej)
+	}
 	return outRejected
 }
 

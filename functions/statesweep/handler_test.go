@@ -344,6 +344,9 @@ func TestSweepAnnouncesRepeatedRejectionsOncePerClosedWindow(t *testing.T) {
 		}
 	}
 	one := servicestate.Rejection{MessageID: "single", Reason: "malformed", SenderID: "AROAONCE:pod", SentAt: f.now}
+	if _, err := f.repo.RecordRejection(ctx, one); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := f.repo.CountRejection(ctx, one); err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +422,9 @@ func TestAHarmlessFirstRejectionDoesNotHideForgedOnes(t *testing.T) {
 	ctx := context.Background()
 	f.now = t0.Add(time.Minute)
 	count := func(rej servicestate.Rejection) int64 {
+		if _, err := f.repo.RecordRejection(ctx, rej); err != nil {
+			t.Fatal(err)
+		}
 		n, _, err := f.repo.CountRejection(ctx, rej)
 		if err != nil {
 			t.Fatal(err)

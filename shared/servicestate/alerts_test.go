@@ -134,6 +134,12 @@ func TestRecordRejectionOnce(t *testing.T) {
 	if err != nil || !again {
 		t.Fatalf("second, not handled yet: %v %v, want it still pending", again, err)
 	}
+	// Counted once, whatever redelivers it: the count and its mark are one transaction.
+	for range 2 {
+		if n, opened, err := f.repo.CountRejection(ctx, rej); err != nil || n != 1 || !opened {
+			t.Fatalf("count: %d %v %v, want 1 and the window opened by it", n, opened, err)
+		}
+	}
 	if err := f.repo.MarkRejectionHandled(ctx, rej); err != nil {
 		t.Fatal(err)
 	}
@@ -146,5 +152,8 @@ func TestRecordRejectionOnce(t *testing.T) {
 	}
 	if _, err := f.repo.RecordRejection(ctx, Rejection{MessageID: "m-2"}); err == nil {
 		t.Fatal("a rejection without reason was recorded")
+	}
+	if _, _, err := f.repo.CountRejection(ctx, Rejection{MessageID: "never-recorded", Reason: "malformed", SentAt: t0}); err == nil {
+		t.Fatal("a rejection never recorded was counted")
 	}
 }

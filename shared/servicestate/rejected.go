@@ -31,9 +31,13 @@ type Rejection struct {
 	// TTL (epoch seconds) expires the record after RejectionRetention: a flood of forged
 	// messages must not grow the table for ever.
 	TTL int64 `json:"ttl,omitempty"`
-	// Handled: counted in its sender's window and, when it opened the window, announced.
-	// A redelivery of a rejection not yet handled (the ingest stopped in between) handles it.
-	Handled bool `json:"handled,omitempty"`
+	// Pending: not yet counted in its sender's window and, when it opened the window,
+	// announced. A redelivery of a pending rejection (the ingest stopped in between) finishes
+	// the job. Records written before the field existed are not pending.
+	Pending bool `json:"pending,omitempty"`
+	// CountedIn is the start of the window the rejection was counted in (RFC 3339), once it
+	// was: a redelivery counts nothing twice.
+	CountedIn string `json:"countedIn,omitempty"`
 }
 
 // RejectionRetention is how long a rejection record is kept (the messages themselves stay
@@ -53,6 +57,7 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (pending bool
 	}
 	rej.RecordedAt = r.now()
 	rej.TTL = rej.RecordedAt.Add(RejectionRetention).Unix()
+	rej.Pending, rej.CountedIn = true, ""
 	item, err := store.ItemWithKey(rej, rejectedPK(rej.SentAt), rej.MessageID, kindRejected)
 	if err != nil {
 		return false, err
@@ -69,7 +74,7 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (pending bool
 		if err := store.UnmarshalItem(stored, &prev); err != nil {
 			return false, fmt.Errorf("decode rejection of message %s: %w", rej.MessageID, err)
 		}
-		return !prev.Handled, nil
+		return prev.Pending, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("record rejection of message %s: %w", rej.MessageID, err)
@@ -81,9 +86,8 @@ func (r *Repo) RecordRejection(ctx context.Context, rej Rejection) (pending bool
 func (r *Repo) MarkRejectionHandled(ctx context.Context, rej Rejection) error {
 	_, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(r.table), Key: store.Key(rejectedPK(rej.SentAt), rej.MessageID),
-		UpdateExpression:          aws.String("SET handled = :true"),
-		ConditionExpression:       aws.String("attribute_exists(PK)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}},
+		UpdateExpression:    aws.String("REMOVE pending"),
+		ConditionExpression: aws.String("attribute_exists(PK)"),
 	})
 	if err != nil {
 		return fmt.Errorf("mark rejection of message %s handled: %w", rej.MessageID, err)
@@ -150,36 +154,64 @@ func senderKey(rej Rejection) string {
 }
 
 // CountRejection counts a recorded rejection in its sender's window (by the time it is
-// counted) and reports the window's count after it and whether this rejection opened the
-// window, which the caller then announces; the others wait for the window's summary. Call it
-// while RecordRejection reports the rejection pending. A rejection counted again after a
-// crash adds one to the count and, if it opened the window, is announced again: at least
-// once, never lost.
+// counted), once: the count and the mark on the rejection record (countedIn) are one
+// transaction, so a redelivery after a stop counts nothing twice. It reports the window's
+// count and whether this rejection opened the window, which the caller then announces (again,
+// on a redelivery whose first announcement may have been lost); the others wait for the
+// window's summary.
 func (r *Repo) CountRejection(ctx context.Context, rej Rejection) (count int64, opened bool, err error) {
 	start := WindowOf(r.now())
-	first, err := store.MarshalItem(rej)
+	opener := rej
+	opener.Pending, opener.CountedIn = false, ""
+	first, err := store.MarshalItem(opener)
 	if err != nil {
 		return 0, false, err
 	}
-	out, err := r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        aws.String(r.table),
-		Key:              store.Key(rejectionWindowPK(start), senderKey(rej)),
-		UpdateExpression: aws.String("ADD #count :one SET #first = if_not_exists(#first, :first), #start = :start, #sender = :sender, #kind = :kind, #ttl = :ttl"),
-		ExpressionAttributeNames: map[string]string{
-			"#count": "count", "#first": "first", "#start": "windowStart", "#sender": "sender", "#kind": "kind", "#ttl": TTLAttribute,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":one": num(1), ":first": &types.AttributeValueMemberM{Value: first},
-			":start": str(start.Format(time.RFC3339)), ":sender": str(senderKey(rej)), ":kind": str(kindRejectionWindow),
-			":ttl": num(start.Add(RejectionRetention).Unix()),
-		},
-		ReturnValues: types.ReturnValueAllNew,
-	})
+	record := store.Key(rejectedPK(rej.SentAt), rej.MessageID)
+	_, err = r.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName:        aws.String(r.table),
+			Key:              store.Key(rejectionWindowPK(start), senderKey(rej)),
+			UpdateExpression: aws.String("ADD #count :one SET #first = if_not_exists(#first, :first), #start = :start, #sender = :sender, #kind = :kind, #ttl = :ttl"),
+			ExpressionAttributeNames: map[string]string{
+				"#count": "count", "#first": "first", "#start": "windowStart", "#sender": "sender", "#kind": "kind", "#ttl": TTLAttribute,
+			},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":one": num(1), ":first": &types.AttributeValueMemberM{Value: first},
+				":start": str(start.Format(time.RFC3339)), ":sender": str(senderKey(rej)), ":kind": str(kindRejectionWindow),
+				":ttl": num(start.Add(RejectionRetention).Unix()),
+			},
+		}},
+		{Update: &types.Update{
+			TableName: aws.String(r.table), Key: record,
+			UpdateExpression:          aws.String("SET countedIn = :start"),
+			ConditionExpression:       aws.String("attribute_exists(PK) AND attribute_not_exists(countedIn)"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":start": str(start.Format(time.RFC3339))},
+		}},
+	}})
+	switch {
+	case cancelledAt(err, 1):
+		// Counted before, or never recorded: the record says which, and in which window.
+		item, gerr := r.get(ctx, rejectedPK(rej.SentAt), rej.MessageID)
+		if gerr != nil {
+			return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, gerr)
+		}
+		var prev Rejection
+		if err := store.UnmarshalItem(item, &prev); err != nil {
+			return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
+		}
+		if start, err = time.Parse(time.RFC3339, prev.CountedIn); err != nil {
+			return 0, false, fmt.Errorf("count rejection of message %s: countedIn %q: %w", rej.MessageID, prev.CountedIn, err)
+		}
+	case err != nil:
+		return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
+	}
+	item, err := r.get(ctx, rejectionWindowPK(start), senderKey(rej))
 	if err != nil {
 		return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
 	}
 	var w RejectionWindowSummary
-	if err := store.UnmarshalItem(out.Attributes, &w); err != nil {
+	if err := store.UnmarshalItem(item, &w); err != nil {
 		return 0, false, fmt.Errorf("count rejection of message %s: %w", rej.MessageID, err)
 	}
 	return w.Count, w.First.MessageID == rej.MessageID, nil
