@@ -226,9 +226,10 @@ func (h *Handler) reportRepeatedRejections(ctx context.Context, repo *servicesta
 }
 
 // reportStalled reports, once each, the deployments invited more than StalledAfter ago and
-// still invited: an event on the bus and an entry in the deployment's audit trail. The audit
-// entry carries the report's event id, which is what makes it once: published first, then
-// recorded, so a crash between the two reports it again rather than never.
+// still invited: an event on the bus, then the report recorded on the deployment
+// (StalledReportedAt, which takes it off the sweep's list) with its audit entry, in one
+// conditional write. Published first, so a crash between the two reports it again rather
+// than never.
 func (h *Handler) reportStalled(ctx context.Context, now time.Time) (int, error) {
 	ids, err := h.Deployments.InvitedBefore(ctx, now.Add(-StalledAfter))
 	if err != nil {
@@ -237,13 +238,8 @@ func (h *Handler) reportStalled(ctx context.Context, now time.Time) (int, error)
 	reported := 0
 	var errs []error
 	for _, id := range ids {
-		eventID := "onboarding-stalled-" + id
-		if seen, err := h.Deployments.EventSeen(ctx, eventID); err != nil || seen {
-			errs = append(errs, err)
-			continue
-		}
 		d, err := h.Deployments.Get(ctx, id)
-		if err != nil || d.Status != lifecycle.Invited {
+		if err != nil || d.Status != lifecycle.Invited || d.StalledReportedAt != nil {
 			errs = append(errs, err) // nil when it moved on since the index was read
 			continue
 		}
@@ -255,9 +251,12 @@ func (h *Handler) reportStalled(ctx context.Context, now time.Time) (int, error)
 			errs = append(errs, err)
 			continue
 		}
-		err = h.Deployments.Record(ctx, d.ID, store.Audit{Actor: "statesweep", Action: "onboarding.stalled", Detail: reason, EventID: eventID})
-		if err != nil && !errors.Is(err, store.ErrExists) {
-			errs = append(errs, err)
+		next := d
+		next.StalledReportedAt = &now
+		if _, err := h.Deployments.Update(ctx, d, next, store.Audit{Actor: "statesweep", Action: "onboarding.stalled", Detail: reason}); err != nil {
+			if !errors.Is(err, store.ErrConflict) { // a conflict: it moved on, or another run reported it
+				errs = append(errs, err)
+			}
 			continue
 		}
 		h.Log.Warn("onboarding stalled", "deploymentId", d.ID, "account", d.Settings.AccountID, "invitedAt", d.CreatedAt.Format(time.RFC3339))

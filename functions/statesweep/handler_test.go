@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -407,6 +408,10 @@ func TestSweepReportsStalledOnboardingOnce(t *testing.T) {
 	trail, err := f.deployments.AuditTrail(ctx, "depstalled")
 	if err != nil || len(trail) != 2 || trail[1].Action != "onboarding.stalled" {
 		t.Fatalf("audit %+v %v", trail, err)
+	}
+	// Reported, it leaves the sweep's list: later sweeps do not even read it.
+	if ids, err := f.deployments.InvitedBefore(ctx, t0); err != nil || slices.Contains(ids, "depstalled") {
+		t.Fatalf("invited list %v %v, want depstalled off it once reported", ids, err)
 	}
 	f.now = t0.Add(time.Minute)
 	if sum := f.sweep(t); sum.Stalled != 0 || len(f.detailTypes(t)) != 1 {

@@ -36,6 +36,9 @@ type Deployment struct {
 	RunAttempts       int       `json:"runAttempts"`
 	CreatedAt         time.Time `json:"createdAt"`
 	UpdatedAt         time.Time `json:"updatedAt"`
+	// StalledReportedAt is when the sweep reported the deployment's onboarding stalled; it
+	// takes the deployment off the sweep's list of invited ones.
+	StalledReportedAt *time.Time `json:"stalledReportedAt,omitempty"`
 }
 
 // Failure records why provisioning failed: the stack status, and the first resource that
@@ -83,7 +86,9 @@ func metaItem(d Deployment) (map[string]types.AttributeValue, error) {
 	list := ""
 	switch d.Status {
 	case lifecycle.Invited:
-		list = sweepInvited
+		if d.StalledReportedAt == nil {
+			list = sweepInvited
+		}
 	case lifecycle.Provisioning, lifecycle.Updating:
 		list = sweepWorking
 	}
