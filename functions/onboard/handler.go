@@ -42,7 +42,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 // control plane needs is there, and provisioning can start.
 type Handler struct {
 	Store     *store.Store
-	Workflows cloud.ExecutionStarter
+	Workflows cloud.Executions
 	Config    Config
 	Log       *slog.Logger
 }

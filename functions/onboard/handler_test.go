@@ -328,17 +328,7 @@ func TestBootstrapUpdateRestartsAFailedDeployment(t *testing.T) {
 	f := newFixture(t)
 	d := f.invite(t)
 	ctx := context.Background()
-	provisioning := d
-	provisioning.Status, provisioning.Execution = lifecycle.Provisioning, "arn:aws:states:us-east-1:000000000000:execution:provision:"+ExecutionName(deploymentID, 1)
-	stored, err := f.h.Store.Update(ctx, d, provisioning, store.Audit{Actor: "test", Action: "provision.start"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	failed := stored
-	failed.Status = lifecycle.Failed
-	if _, err := f.h.Store.Update(ctx, stored, failed, store.Audit{Actor: "test", Action: "provision.failed"}); err != nil {
-		t.Fatal(err)
-	}
+	f.failedBy(t, d, "arn:aws:states:us-east-1:000000000000:execution:provision:"+ExecutionName(deploymentID, 1))
 	ev := sample(t, "bootstrap-update-complete.json")
 	for range 2 {
 		if err := f.h.Handle(ctx, ev); err != nil {
@@ -369,17 +359,7 @@ func TestBootstrapUpdateRestartStepsOverClosedExecutions(t *testing.T) {
 	if _, err := sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: closed.ExecutionArn}); err != nil {
 		t.Fatal(err)
 	}
-	provisioning := d
-	provisioning.Status, provisioning.Execution = lifecycle.Provisioning, strings.Replace(f.machine, ":stateMachine:", ":execution:", 1)+":"+ExecutionName(deploymentID, 1)
-	stored, err := f.h.Store.Update(ctx, d, provisioning, store.Audit{Actor: "test", Action: "provision.start"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	failed := stored
-	failed.Status = lifecycle.Failed
-	if _, err := f.h.Store.Update(ctx, stored, failed, store.Audit{Actor: "test", Action: "provision.failed"}); err != nil {
-		t.Fatal(err)
-	}
+	f.failedBy(t, d, strings.Replace(f.machine, ":stateMachine:", ":execution:", 1)+":"+ExecutionName(deploymentID, 1))
 	if err := f.h.Handle(ctx, sample(t, "bootstrap-update-complete.json")); err != nil {
 		t.Fatal(err)
 	}
@@ -391,5 +371,22 @@ func TestBootstrapUpdateRestartStepsOverClosedExecutions(t *testing.T) {
 	}
 	if len(running) != 1 || running[0] != ExecutionName(deploymentID, 3) {
 		t.Fatalf("running executions %v, want %s alone", running, ExecutionName(deploymentID, 3))
+	}
+}
+
+// failedBy walks the invited deployment d through provisioning by execution to failed.
+func (f fixture) failedBy(t *testing.T, d store.Deployment, execution string) {
+	t.Helper()
+	ctx := context.Background()
+	provisioning := d
+	provisioning.Status, provisioning.Execution = lifecycle.Provisioning, execution
+	stored, err := f.h.Store.Update(ctx, d, provisioning, store.Audit{Actor: "test", Action: "provision.start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := stored
+	failed.Status = lifecycle.Failed
+	if _, err := f.h.Store.Update(ctx, stored, failed, store.Audit{Actor: "test", Action: "provision.failed"}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -115,13 +115,18 @@ func (h *Handler) owned(ctx context.Context, in Input, step string) (store.Deplo
 	if err != nil {
 		return store.Deployment{}, err
 	}
+	return d, ownedBy(d, in, step)
+}
+
+// ownedBy says why a step of in's execution may not act on d, or nil when it may.
+func ownedBy(d store.Deployment, in Input, step string) error {
 	if !working(d.Status) {
-		return store.Deployment{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: step}
+		return &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: step}
 	}
 	if d.Execution != in.Execution {
-		return store.Deployment{}, &NotOwner{DeploymentID: d.ID, Owner: d.Execution, Step: step}
+		return &NotOwner{DeploymentID: d.ID, Owner: d.Execution, Step: step}
 	}
-	return d, nil
+	return nil
 }
 
 // parameters are the infrastructure stack's parameters, computed from the settings alone:
@@ -326,7 +331,7 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 	if d.Status == lifecycle.Ready && d.Execution == in.Execution {
 		return RecordResult{Status: string(d.Status)}, nil // recorded by a previous invocation
 	}
-	if d, err = h.owned(ctx, in, StepRecord); err != nil {
+	if err := ownedBy(d, in, StepRecord); err != nil {
 		return RecordResult{}, err
 	}
 	stacks, err := h.Customers.Stacks(ctx, d)

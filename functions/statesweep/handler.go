@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
@@ -34,13 +35,8 @@ type Handler struct {
 	// recording an outcome (nil: it does not look).
 	Deployments *store.Store
 	// Executions tells whether a deployment's workflow execution still runs.
-	Executions Executions
+	Executions cloud.ExecutionReader
 	Log        *slog.Logger
-}
-
-// Executions is the part of Step Functions the sweep reads.
-type Executions interface {
-	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
 }
 
 // AbandonedAfter is how long a provisioning or updating deployment may go without a change

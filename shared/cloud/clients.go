@@ -30,11 +30,15 @@ type StepFunctions interface {
 	SendTaskFailure(ctx context.Context, in *sfn.SendTaskFailureInput, optFns ...func(*sfn.Options)) (*sfn.SendTaskFailureOutput, error)
 }
 
-// ExecutionStarter starts workflows.
-type ExecutionStarter interface {
-	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
-	// DescribeExecution tells a running execution of a name from a closed one.
+// ExecutionReader reads a workflow execution's status: a running one from a closed one.
+type ExecutionReader interface {
 	DescribeExecution(ctx context.Context, in *sfn.DescribeExecutionInput, optFns ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
+}
+
+// Executions starts workflows and reads their status.
+type Executions interface {
+	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, optFns ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+	ExecutionReader
 }
 
 // TaskCompleter is the part of StepFunctions that resumes a waiting task.

@@ -13,20 +13,27 @@ type heldName struct {
 	scope, typ, name string
 }
 
+// nameScope is where a resource type's names must be unique (S3 bucket names are global),
+// and whether its names can collide at all.
+func nameScope(s *stack, typ string) (string, bool) {
+	switch typ {
+	case "AWS::S3::Bucket":
+		return "", true
+	case "AWS::IAM::Role":
+		return s.account, true
+	case "AWS::EKS::Cluster":
+		return s.account + "/" + s.region, true
+	}
+	return "", false
+}
+
 // heldKey is the name r holds, and whether its type has names that can collide.
 func heldKey(s *stack, r *liveResource) (heldName, bool) {
-	if r.physicalID == "" {
+	scope, named := nameScope(s, r.typ)
+	if !named || r.physicalID == "" {
 		return heldName{}, false
 	}
-	switch r.typ {
-	case "AWS::S3::Bucket":
-		return heldName{"", r.typ, r.physicalID}, true
-	case "AWS::IAM::Role":
-		return heldName{s.account, r.typ, r.physicalID}, true
-	case "AWS::EKS::Cluster":
-		return heldName{s.account + "/" + s.region, r.typ, r.physicalID}, true
-	}
-	return heldName{}, false
+	return heldName{scope, r.typ, r.physicalID}, true
 }
 
 func holder(s *stack, r *liveResource) string { return s.id + "/" + r.logicalID }
@@ -52,33 +59,30 @@ func (e *Engine) claimName(s *stack, r *liveResource) error {
 
 // retainName hands r's name to the retained resource, which no stack manages any more: not
 // even this stack, should its template declare the logical id again, may take it back.
-func (e *Engine) retainName(s *stack, r *liveResource) {
+func (e *Engine) retainName(s *stack, r *liveResource) { e.passName(s, r, "retained:"+holder(s, r)) }
+
+// releaseName frees r's name: the resource is gone.
+func (e *Engine) releaseName(s *stack, r *liveResource) { e.passName(s, r, "") }
+
+// passName gives the name r holds to another holder, or to none (""), if r still holds it.
+func (e *Engine) passName(s *stack, r *liveResource, to string) {
 	k, ok := heldKey(s, r)
 	if !ok {
 		return
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.held[k] == holder(s, r) {
-		e.held[k] = "retained:" + holder(s, r)
+	switch {
+	case e.held[k] != holder(s, r):
+	case to == "":
+		delete(e.held, k)
+	default:
+		e.held[k] = to
 	}
 }
 
 // renamed reports whether an update gives a resource of a named type another name.
 func renamed(old, next *liveResource) bool {
-	_, named := heldKey(&stack{}, old)
-	return named && next.physicalID != old.physicalID
-}
-
-// releaseName frees r's name: the resource is gone.
-func (e *Engine) releaseName(s *stack, r *liveResource) {
-	k, ok := heldKey(s, r)
-	if !ok {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.held[k] == holder(s, r) {
-		delete(e.held, k)
-	}
+	_, named := nameScope(&stack{}, old.typ)
+	return named && old.physicalID != "" && next.physicalID != old.physicalID
 }
