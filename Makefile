@@ -25,7 +25,7 @@ FUZZ       := $(QUICK_FUZZ) ./functions/invite:FuzzDecode ./functions/provision:
               ./functions/statesweep:FuzzAsOf ./functions/statewait:FuzzRequest ./functions/sendcommand:FuzzDecodeRequest
 FUZZTIME   ?= 30s
 
-.PHONY: help build build-deploy build-local synth test fuzz bench lint invoke local deploy clean
+.PHONY: help build build-deploy build-local synth test fuzz bench chaos lint invoke local deploy clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -72,6 +72,10 @@ invoke: build synth ## run one function on one sample event against the local cl
 
 local: build synth ## run the control plane end to end on the local cloud (ARGS=--help for options)
 	$(GO) run ./infra/local/cmd/byoc-local $(ARGS)
+
+chaos: build synth ## every scenario under injected AWS faults, SEEDS seeds each (default 20): make chaos [SCENARIO=..] [PROFILE=..] [SEED=..]
+	$(GO) run ./infra/local/cmd/byoc-local chaos $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(PROFILE),--profile $(PROFILE)) \
+		$(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 deploy: build synth ## deploy the control plane to the AWS account of your current credentials
 	$(CDK_CLI) deploy ByocControlPlane --app cdk.out --require-approval broadening

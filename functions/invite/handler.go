@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -143,7 +144,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 		StackName:  InfraStackName(s.ResourcePrefix, id),
 	}, store.Audit{Actor: actor, Action: "invite", Detail: fmt.Sprintf("account %s region %s", s.AccountID, s.Region)})
 	if errors.Is(err, store.ErrExists) {
-		return Response{}, &DeploymentExists{Err: err}
+		return h.repeated(ctx, s, err)
 	}
 	if err != nil {
 		return Response{}, err
@@ -165,6 +166,23 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 		return Response{}, fmt.Errorf("admit account %s to the vendor bus: %w (nothing was stored)", s.AccountID, err)
 	}
 	h.Log.InfoContext(ctx, "invited", "deploymentId", id, "account", s.AccountID, "region", s.Region, "actor", actor)
+	return h.response(d), nil
+}
+
+// repeated answers an invitation of an account that already has a deployment in the region.
+// The same invitation again (the deployment still invited, with the same settings) is an
+// operator's retry after a lost answer or a crash: it gets the stored invitation, and the
+// admission is made again, so a crash between the two writes is finished by the retry.
+// Anything else is DeploymentExists.
+func (h *Handler) repeated(ctx context.Context, s settings.Settings, exists error) (Response, error) {
+	d, err := h.Store.ByAccount(ctx, s.AccountID, s.Region)
+	if err != nil || d.Status != lifecycle.Invited || !reflect.DeepEqual(d.Settings, s) {
+		return Response{}, &DeploymentExists{Err: exists}
+	}
+	if err := h.admit(ctx, s.AccountID); err != nil {
+		return Response{}, fmt.Errorf("admit account %s to the vendor bus (invitation %s repeated): %w", s.AccountID, d.ID, err)
+	}
+	h.Log.InfoContext(ctx, "invitation repeated: the stored one is answered", "deploymentId", d.ID, "account", s.AccountID, "region", s.Region)
 	return h.response(d), nil
 }
 

@@ -279,13 +279,103 @@ func TestInviteRefusesASecondDeploymentOfTheAccountAndRegion(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := f.env.Keys(t, f.table)
-	_, err = f.h.Handle(context.Background(), sample(t, "valid.json"))
+	other := strings.Replace(string(sample(t, "valid.json")), "10.0.0.0/16", "10.1.0.0/16", 1)
+	_, err = f.h.Handle(context.Background(), []byte(other))
 	var exists *DeploymentExists
 	if !errors.As(err, &exists) || errorType(err) != "DeploymentExists" || !errors.Is(err, store.ErrExists) {
 		t.Fatalf("err = %v, want DeploymentExists", err)
 	}
 	if !strings.Contains(err.Error(), "111122223333") || !strings.Contains(err.Error(), first.DeploymentID) {
 		t.Fatalf("message %q must name the account and its deployment", err)
+	}
+	if after := f.env.Keys(t, f.table); !slices.Equal(sortedCopy(before), sortedCopy(after)) {
+		t.Fatalf("refused invite wrote: %v", after)
+	}
+	if len(f.bus.calls) != 1 {
+		t.Fatalf("%d PutPermission calls, want only the first invite's", len(f.bus.calls))
+	}
+}
+
+// An operator who repeats an invitation (its answer was lost, or invite crashed) gets the
+// stored one: same deployment, same ExternalId, nothing new written, the admission made
+// again. A defect `make chaos` found: the retry used to be refused as a second deployment.
+func TestInviteRepeatedAnswersTheStoredInvitation(t *testing.T) {
+	// defaults.json: settings filled in by Normalize must compare equal after the store's round trip.
+	for _, name := range []string{"valid.json", "defaults.json", "small-cidr.json"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			first, err := f.invoke(t, sample(t, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := f.env.Keys(t, f.table)
+			again, err := f.invoke(t, sample(t, name))
+			if err != nil {
+				t.Fatalf("repeated invitation: %v", err)
+			}
+			if again.DeploymentID != first.DeploymentID || again.ExternalID != first.ExternalID || again.QuickCreateURL != first.QuickCreateURL {
+				t.Fatalf("repeated invitation answered %+v, want the first %+v", again, first)
+			}
+			if after := f.env.Keys(t, f.table); !slices.Equal(sortedCopy(before), sortedCopy(after)) {
+				t.Fatalf("a repeated invitation wrote: %v, before %v", after, before)
+			}
+			if len(f.bus.calls) != 2 {
+				t.Fatalf("%d PutPermission calls, want the admission made again", len(f.bus.calls))
+			}
+		})
+	}
+}
+
+// invite crashed between storing the deployment and admitting the account: the retry
+// finishes the admission instead of leaving the account claimed and never admitted.
+func TestInviteRepeatedFinishesAnInterruptedAdmission(t *testing.T) {
+	f := newFixture(t)
+	req, err := decode(sample(t, "valid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.h.Config.Rules.Normalize(req.Settings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.h.Store.Create(context.Background(), store.Deployment{ID: "dcrashed", Settings: s, Status: lifecycle.Invited, ExternalID: "ext-crashed",
+		StackName: InfraStackName(s.ResourcePrefix, "dcrashed")}, store.Audit{Actor: "invite", Action: "invite"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.invoke(t, sample(t, "valid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.DeploymentID != stored.ID || resp.ExternalID != "ext-crashed" {
+		t.Fatalf("answered %s/%s, want the stored deployment's", resp.DeploymentID, resp.ExternalID)
+	}
+	if len(f.bus.calls) != 1 || aws.ToString(f.bus.calls[0].Principal) != s.AccountID {
+		t.Fatalf("admission calls %+v, want one for %s", f.bus.calls, s.AccountID)
+	}
+}
+
+// Once onboarding has begun, the same invitation is no longer a retry: it is refused.
+func TestInviteRepeatedAfterOnboardingBeganIsRefused(t *testing.T) {
+	f := newFixture(t)
+	first, err := f.invoke(t, sample(t, "valid.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.h.Store.Get(context.Background(), first.DeploymentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := d
+	next.Status = lifecycle.Provisioning
+	if _, err := f.h.Store.Update(context.Background(), d, next, store.Audit{Actor: "test", Action: "provision.start"}); err != nil {
+		t.Fatal(err)
+	}
+	before := f.env.Keys(t, f.table)
+	_, err = f.h.Handle(context.Background(), sample(t, "valid.json"))
+	var exists *DeploymentExists
+	if !errors.As(err, &exists) || !strings.Contains(err.Error(), first.DeploymentID) {
+		t.Fatalf("err = %v, want DeploymentExists naming %s", err, first.DeploymentID)
 	}
 	if after := f.env.Keys(t, f.table); !slices.Equal(sortedCopy(before), sortedCopy(after)) {
 		t.Fatalf("refused invite wrote: %v", after)

@@ -84,7 +84,7 @@ func TestAwaitCompletesTheTokenOfAStackThatAlreadyFinished(t *testing.T) {
 
 func TestAwaitOfADeleteSeesTheStackGone(t *testing.T) {
 	f := newFixture(t)
-	f.createdAndSettled(t, "ROLLBACK_COMPLETE")
+	f.createdEarlier(t, "ROLLBACK_COMPLETE")
 	apply := must[ApplyResult](t, f, Input{Step: StepApply}) // delete
 	f.cfn.settle(stackName, "DELETE_COMPLETE")
 	exec, token := f.env.Activity(t)

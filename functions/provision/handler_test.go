@@ -292,7 +292,7 @@ func TestApplyCreatesTheStackAsTheManagementRole(t *testing.T) {
 
 func TestApplyOnAnUnchangedStackHasNothingToDo(t *testing.T) {
 	f := newFixture(t)
-	f.createdAndSettled(t, "CREATE_COMPLETE")
+	f.createdEarlier(t, "CREATE_COMPLETE")
 	f.cfn.live(stackName).protected = false // someone turned protection off
 	out := must[ApplyResult](t, f, Input{Step: StepApply})
 	if out.Action != ActionNone || out.StackID != f.cfn.live(stackName).id {
@@ -305,7 +305,7 @@ func TestApplyOnAnUnchangedStackHasNothingToDo(t *testing.T) {
 
 func TestApplyUpdatesAChangedStack(t *testing.T) {
 	f := newFixture(t)
-	f.createdAndSettled(t, "CREATE_COMPLETE")
+	f.createdEarlier(t, "CREATE_COMPLETE")
 	f.h.Config.StateQueueArn = "arn:aws:sqs:us-east-1:999999999999:byoc-state-v2"
 	out := must[ApplyResult](t, f, Input{Step: StepApply})
 	s := f.cfn.live(stackName)
@@ -316,7 +316,7 @@ func TestApplyUpdatesAChangedStack(t *testing.T) {
 
 func TestApplyDeletesARolledBackStack(t *testing.T) {
 	f := newFixture(t)
-	old := f.createdAndSettled(t, "ROLLBACK_COMPLETE")
+	old := f.createdEarlier(t, "ROLLBACK_COMPLETE")
 	out := must[ApplyResult](t, f, Input{Step: StepApply})
 	if out.Action != ActionDelete || out.Operation != "delete" || out.StackID != old.id || out.RequestToken != "byoc-"+deploymentID+"-1-delete" {
 		t.Fatalf("apply = %+v", out)
@@ -334,13 +334,37 @@ func TestApplyDeletesARolledBackStack(t *testing.T) {
 	}
 }
 
-func TestApplyWaitsForABusyStack(t *testing.T) {
+// A retried apply (its first answer lost, or its process killed after the create) finds
+// its own create running, and answers that create: one stack, one stack.create entry.
+func TestApplyAgainAnswersItsOwnCreate(t *testing.T) {
 	f := newFixture(t)
 	must[PrepareResult](t, f, Input{Step: StepPrepare})
-	must[ApplyResult](t, f, Input{Step: StepApply})
-	// A retried apply (its first answer lost) finds the creation running.
+	first := must[ApplyResult](t, f, Input{Step: StepApply})
+	for _, status := range []string{"CREATE_IN_PROGRESS", "ROLLBACK_COMPLETE"} {
+		if status != "CREATE_IN_PROGRESS" {
+			f.cfn.settle(stackName, status)
+		}
+		out := must[ApplyResult](t, f, Input{Step: StepApply})
+		if out.Action != ActionCreate || out.StackID != first.StackID || out.RequestToken != first.RequestToken || out.Status != status {
+			t.Fatalf("apply again with the stack %s = %+v, want its own create", status, out)
+		}
+	}
+	if n := len(f.cfn.stacks); n != 1 {
+		t.Fatalf("%d stacks", n)
+	}
+	got := f.actions(t)
+	creates := len(slices.DeleteFunc(slices.Clone(got), func(a string) bool { return a != "stack.create" }))
+	if creates != 1 || slices.Contains(got, "stack.delete") {
+		t.Fatalf("audit %v: want one stack.create and no delete", got)
+	}
+}
+
+func TestApplyWaitsForABusyStack(t *testing.T) {
+	f := newFixture(t)
+	s := f.createdEarlier(t, "CREATE_COMPLETE")
+	f.cfn.settle(stackName, "UPDATE_IN_PROGRESS") // an operator's update, say
 	out := must[ApplyResult](t, f, Input{Step: StepApply})
-	if out.Action != ActionWait || out.Operation != "create" || out.Status != "CREATE_IN_PROGRESS" {
+	if out.Action != ActionWait || out.Operation != "update" || out.Status != "UPDATE_IN_PROGRESS" || out.StackID != s.id {
 		t.Fatalf("apply = %+v", out)
 	}
 	if n := len(f.cfn.stacks); n != 1 {
@@ -433,6 +457,20 @@ func (f *fixture) createdAndSettled(t *testing.T, status string) *fakeStack {
 	must[ApplyResult](t, f, Input{Step: StepApply})
 	f.cfn.settle(stackName, status)
 	return f.cfn.live(stackName)
+}
+
+// createdEarlier is createdAndSettled by an earlier request than this attempt's create (an
+// earlier attempt, an earlier life of the deployment): the stack's events carry that
+// request's token, so apply does not take the stack for its own create.
+func (f *fixture) createdEarlier(t *testing.T, status string) *fakeStack {
+	t.Helper()
+	s := f.createdAndSettled(t, status)
+	f.cfn.mu.Lock()
+	defer f.cfn.mu.Unlock()
+	for i := range s.events {
+		s.events[i].ClientRequestToken = aws.String("byoc-" + deploymentID + "-0-create")
+	}
+	return s
 }
 
 // lambdaCatch is what a Catch puts at $.error for a Lambda function error: the errorType

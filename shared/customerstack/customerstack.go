@@ -119,6 +119,19 @@ func (m *Manager) Apply(ctx context.Context, spec Spec, tokens Tokens) (Result, 
 		return m.Create(ctx, spec, tokens(stackevent.Create))
 	}
 	id, status := aws.ToString(stack.StackId), string(stack.StackStatus)
+	// A stack this very create made (the step ran again after the create: its process died,
+	// or its answer was lost) is that create, whatever it has become meanwhile: recreating a
+	// rolled-back one would make a second stack for one attempt, and updating a complete one
+	// would skip recording the create. A defect `make chaos` found.
+	if token := tokens(stackevent.Create); slices.Contains(lastOpCreate, stack.StackStatus) && token != "" {
+		ours, err := m.createdBy(ctx, id, aws.ToString(stack.StackName), token)
+		if err != nil {
+			return Result{}, err
+		}
+		if ours {
+			return Result{Action: ActionCreate, Operation: string(stackevent.Create), StackID: id, RequestToken: token, Status: status}, nil
+		}
+	}
 	switch {
 	case slices.Contains(Settled, stack.StackStatus):
 		return m.Update(ctx, stack, spec, tokens(stackevent.Update))
@@ -131,13 +144,40 @@ func (m *Manager) Apply(ctx context.Context, spec Spec, tokens Tokens) (Result, 
 	return Result{Action: ActionWait, Operation: string(op), StackID: id, Status: status}, nil
 }
 
+// lastOpCreate are the statuses of a stack whose only operation was its create: its event
+// history is that create's, so finding the create's token is short.
+var lastOpCreate = []cfntypes.StackStatus{
+	cfntypes.StackStatusCreateInProgress, cfntypes.StackStatusCreateFailed, cfntypes.StackStatusCreateComplete,
+	cfntypes.StackStatusRollbackInProgress, cfntypes.StackStatusRollbackFailed, cfntypes.StackStatusRollbackComplete,
+}
+
+// createdBy reports whether the stack was created by the CreateStack request with token:
+// CloudFormation stamps every event of an operation with its ClientRequestToken, and the
+// stack's own CREATE_IN_PROGRESS is its first event (the last one listed).
+func (m *Manager) createdBy(ctx context.Context, id, name, token string) (bool, error) {
+	pages := cloudformation.NewDescribeStackEventsPaginator(m.CFN, &cloudformation.DescribeStackEventsInput{StackName: aws.String(id)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return false, fmt.Errorf("read the events of stack %s: %w", id, err)
+		}
+		for _, ev := range page.StackEvents {
+			if aws.ToString(ev.LogicalResourceId) == name && aws.ToString(ev.ResourceType) == "AWS::CloudFormation::Stack" &&
+				ev.ResourceStatus == cfntypes.ResourceStatusCreateInProgress {
+				return aws.ToString(ev.ClientRequestToken) == token, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // The templates create named IAM roles.
 var capabilities = []cfntypes.Capability{cfntypes.CapabilityCapabilityIam, cfntypes.CapabilityCapabilityNamedIam}
 
 // Create starts creating the stack, rolling back on failure. A stack created meanwhile (by a
 // call whose answer was lost) is waited for instead.
 func (m *Manager) Create(ctx context.Context, spec Spec, token string) (Result, error) {
-	out, err := m.CFN.CreateStack(ctx, &cloudformation.CreateStackInput{
+	in := &cloudformation.CreateStackInput{
 		StackName:                   aws.String(spec.Name),
 		TemplateBody:                aws.String(spec.Template),
 		Parameters:                  parameters(spec.Parameters),
@@ -146,7 +186,11 @@ func (m *Manager) Create(ctx context.Context, spec Spec, token string) (Result, 
 		EnableTerminationProtection: aws.Bool(spec.Protect),
 		OnFailure:                   cfntypes.OnFailureRollback,
 		ClientRequestToken:          aws.String(token),
-	})
+	}
+	if omitCreateToken {
+		in.ClientRequestToken = nil
+	}
+	out, err := m.CFN.CreateStack(ctx, in)
 	var exists *cfntypes.AlreadyExistsException
 	if errors.As(err, &exists) {
 		stack, derr := m.Describe(ctx, spec.Name)

@@ -45,6 +45,16 @@ type Service struct {
 	// Waiters counts workflow tasks waiting on a condition of this service: ingest looks for
 	// waiters only when it is positive, so a report costs no extra read when nobody waits.
 	Waiters int `json:"waiters"`
+	// RefreshedCause is the ChangeCause whose deployment-health refresh is done. A change
+	// writes the state first and refreshes the deployment after; a process that dies between
+	// the two leaves them different, and whoever next reads the service finishes the refresh.
+	RefreshedCause string `json:"refreshedCause,omitempty"`
+}
+
+// refreshPending reports whether the service's last change of health has not yet been
+// carried to its deployment's health.
+func (s Service) refreshPending() bool {
+	return s.Reported() && s.ChangeCause != "" && s.RefreshedCause != s.ChangeCause
 }
 
 // Reported reports whether the service has accepted a report (an item may exist only
@@ -83,19 +93,27 @@ type Result struct {
 // steady path (health unchanged) the write is one UpdateItem; a change of health writes the
 // state and its history entry (with the alert in the outbox) in one transaction, then brings
 // the deployment's health up to date.
+//
+// A change whose deployment refresh a dead process left undone (refreshPending) is finished
+// first, whatever this report turns out to be: the same report again, an older one, or a
+// newer one that changes nothing (which would otherwise never refresh the deployment).
 func (r *Repo) Apply(ctx context.Context, m statemsg.Message, messageID string) (Result, error) {
 	for range applyAttempts {
 		cur, err := r.Service(ctx, m.DeploymentID, m.ServiceID)
 		if err != nil && !IsNotFound(err) {
 			return Result{}, err
 		}
-		if cur.Reported() && cur.OrderKey >= m.OrderKey() {
-			return r.notNewer(ctx, cur, m)
+		finished, err := r.finishRefresh(ctx, cur)
+		if err != nil {
+			return Result{}, err
 		}
-		res, err := r.write(ctx, cur, m, messageID)
-		if errors.Is(err, errMoved) {
+		var res Result
+		if cur.Reported() && cur.OrderKey >= m.OrderKey() {
+			res = r.notNewer(cur, m)
+		} else if res, err = r.write(ctx, cur, m, messageID); errors.Is(err, errMoved) {
 			continue // another delivery wrote this service since the read: read again
 		}
+		res.Alerts = append(finished, res.Alerts...)
 		return res, err
 	}
 	return Result{}, fmt.Errorf("apply report %s of %s/%s: still contended after %d attempts: %w", m.OrderKey(), m.DeploymentID, m.ServiceID, applyAttempts, ErrConflict)
@@ -159,11 +177,57 @@ func (r *Repo) write(ctx context.Context, cur Service, m statemsg.Message, messa
 		return Result{}, fmt.Errorf("apply report %s of %s/%s: %w", next.OrderKey, m.DeploymentID, m.ServiceID, err)
 	}
 	res.Alerts = []PendingAlert{pending}
-	dep, err := r.RefreshDeploymentHealth(ctx, m.DeploymentID, t)
+	dep, err := r.refresh(ctx, next)
 	if dep != nil {
 		res.Alerts = append(res.Alerts, *dep)
 	}
 	return res, err
+}
+
+// finishRefresh does the deployment refresh of cur's last change if it is pending, and
+// returns the deployment's alert if that refresh changed its health.
+func (r *Repo) finishRefresh(ctx context.Context, cur Service) ([]PendingAlert, error) {
+	if !cur.refreshPending() {
+		return nil, nil
+	}
+	dep, err := r.refresh(ctx, cur)
+	if dep == nil {
+		return nil, err
+	}
+	return []PendingAlert{*dep}, err
+}
+
+// refresh brings the deployment's health up to date after s's last change (its
+// transition is the cause), then records on the service that it did. The refresh is
+// idempotent: done twice, the second finds the health already right and writes nothing.
+func (r *Repo) refresh(ctx context.Context, s Service) (*PendingAlert, error) {
+	dep, err := r.RefreshDeploymentHealth(ctx, s.DeploymentID, serviceTransition(s))
+	if err != nil {
+		return dep, err
+	}
+	// Done for this change: a stale service also leaves the sweep's index now (it stays
+	// there until its refresh is done, so the next sweep finishes one a crash cut short).
+	update := "SET #refreshed = :cause"
+	if s.Health == health.Stale {
+		update += " REMOVE #sweepPK, #sweepAt"
+	}
+	_, err = r.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(r.table),
+		Key:                 store.Key(store.DeploymentPK(s.DeploymentID), skServicePrefix+s.ServiceID),
+		UpdateExpression:    aws.String(update),
+		ConditionExpression: aws.String("#changeCause = :cause"),
+		ExpressionAttributeNames: map[string]string{
+			"#refreshed": "refreshedCause", "#changeCause": "changeCause", "#sweepPK": AttrSweepPK, "#sweepAt": AttrSweepAt,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":cause": str(s.ChangeCause)},
+	})
+	if store.ConditionFailed(err) {
+		err = nil // a newer change took over, with its own refresh
+	}
+	if err != nil {
+		return dep, fmt.Errorf("record the health refresh of %s/%s: %w", s.DeploymentID, s.ServiceID, err)
+	}
+	return dep, nil
 }
 
 // serviceTransition is the transition a stored state records, derived from stored fields
@@ -228,25 +292,17 @@ func (r *Repo) stateUpdate(cur, next Service) (*types.Update, error) {
 	}, nil
 }
 
-// notNewer handles a report that is not newer than the stored state: the same report again
-// (a redelivery, or the exporter sent it twice) or an older one. Neither writes the state.
-// A redelivery of the report that changed the service's health finishes what its first
-// delivery may not have: the deployment's health. Its alert is not published again here: a
-// copy processed at the same time as the original would announce it twice; an alert that a
-// crashed delivery left unpublished is published by the sweep from the outbox.
-func (r *Repo) notNewer(ctx context.Context, cur Service, m statemsg.Message) (Result, error) {
+// notNewer is the outcome of a report that is not newer than the stored state: the same
+// report again (a redelivery, or the exporter sent it twice) or an older one. Neither writes
+// the state; a refresh its first delivery left undone was finished by Apply. An alert is not
+// published again here: a copy processed at the same time as the original would announce it
+// twice; an alert that a crashed delivery left unpublished is published by the sweep from the
+// outbox.
+func (r *Repo) notNewer(cur Service, m statemsg.Message) Result {
 	if cur.OrderKey != m.OrderKey() {
-		return Result{Outcome: OutOfOrder, Service: cur}, nil
+		return Result{Outcome: OutOfOrder, Service: cur}
 	}
-	res := Result{Outcome: Duplicate, Service: cur}
-	if cur.PrevHealth == cur.Health || cur.ChangeCause != "report "+cur.OrderKey {
-		return res, nil
-	}
-	dep, err := r.RefreshDeploymentHealth(ctx, cur.DeploymentID, serviceTransition(cur))
-	if dep != nil {
-		res.Alerts = append(res.Alerts, *dep)
-	}
-	return res, err
+	return Result{Outcome: Duplicate, Service: cur}
 }
 
 // Service returns the stored state of a service, or ErrNotFound.

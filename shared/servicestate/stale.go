@@ -61,7 +61,11 @@ func (r *Repo) MarkStale(ctx context.Context, k ServiceKey, cutoff time.Time) ([
 	if err != nil {
 		return nil, err
 	}
-	if !cur.Reported() || cur.Health == health.Stale || cur.SeenAtMs >= cutoff.UnixMilli() {
+	if cur.Health == health.Stale {
+		// Marked by an earlier sweep: only its deployment refresh may be left to do.
+		return r.finishRefresh(ctx, cur)
+	}
+	if !cur.Reported() || cur.SeenAtMs >= cutoff.UnixMilli() {
 		return nil, nil
 	}
 	now := r.now()
@@ -79,14 +83,14 @@ func (r *Repo) MarkStale(ctx context.Context, k ServiceKey, cutoff time.Time) ([
 		{Update: &types.Update{
 			TableName: aws.String(r.table),
 			Key:       store.Key(store.DeploymentPK(k.DeploymentID), skServicePrefix+k.ServiceID),
+			// It stays in the sweep's index until its deployment is refreshed (refresh).
 			UpdateExpression: aws.String("SET #prev = :old, #health = :stale, #reason = :reason, " +
-				"#changeAt = :at, #changeCause = :cause REMOVE #sweepPK, #sweepAt"),
+				"#changeAt = :at, #changeCause = :cause"),
 			// The report read above is still the latest, and still silent since the cutoff.
 			ConditionExpression: aws.String("#orderKey = :orderKey AND #seen < :cutoff AND #health = :old"),
 			ExpressionAttributeNames: map[string]string{
 				"#prev": "prevHealth", "#health": "health", "#reason": "healthReason", "#changeAt": "changeAt",
-				"#changeCause": "changeCause", "#sweepPK": AttrSweepPK, "#sweepAt": AttrSweepAt,
-				"#orderKey": "orderKey", "#seen": "seenAtMs",
+				"#changeCause": "changeCause", "#orderKey": "orderKey", "#seen": "seenAtMs",
 			},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":stale": str(string(health.Stale)), ":reason": str(t.Reason),
@@ -102,8 +106,10 @@ func (r *Repo) MarkStale(ctx context.Context, k ServiceKey, cutoff time.Time) ([
 		}
 		return nil, fmt.Errorf("mark %s/%s stale: %w", k.DeploymentID, k.ServiceID, err)
 	}
+	cur.PrevHealth, cur.Health, cur.HealthReason, cur.ChangeCause = cur.Health, health.Stale, t.Reason, t.Cause
+	cur.ChangeAt, _ = time.Parse(time.RFC3339Nano, now.Format(time.RFC3339Nano)) // as stored
 	alerts := []PendingAlert{pending}
-	dep, err := r.RefreshDeploymentHealth(ctx, k.DeploymentID, t)
+	dep, err := r.refresh(ctx, cur)
 	if dep != nil {
 		alerts = append(alerts, *dep)
 	}

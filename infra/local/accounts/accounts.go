@@ -42,6 +42,10 @@ type Principal struct {
 	Arn     string // arn:aws:iam::<acct>:root or arn:aws:sts::<acct>:assumed-role/<name>/<session>
 	UserID  string // the account id for root; "<role id>:<session>" for role sessions
 	RoleArn string // the IAM role ARN for role sessions, "" for root
+	// Origin is the session name of the service session (a Lambda function's, a pod's) a
+	// chain of AssumeRole calls began at, "" for root users and chains begun by them. The
+	// local cloud's fault injection uses it to find which function process made a call.
+	Origin string
 }
 
 // IsRoot reports whether the principal is an account's root user.
@@ -218,13 +222,14 @@ func (a *Accounts) serviceSession(roleArn, sessionName string, lifetime time.Dur
 	if lifetime <= 0 {
 		lifetime = 12 * time.Hour
 	}
-	return a.issue(account, roleArn, name, sessionName, lifetime), nil
+	return a.issue(account, roleArn, name, sessionName, sessionName, lifetime), nil
 }
 
 var serviceSessionPattern = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
 
-func (a *Accounts) issue(account, roleArn, roleName, sessionName string, lifetime time.Duration) aws.Credentials {
+func (a *Accounts) issue(account, roleArn, roleName, sessionName, origin string, lifetime time.Duration) aws.Credentials {
 	p := Principal{
+		Origin:  origin,
 		Account: account,
 		Arn:     fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", account, roleName, sessionName),
 		UserID:  RoleID(roleArn) + ":" + sessionName,

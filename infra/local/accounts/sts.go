@@ -106,7 +106,7 @@ func (a *Accounts) assumeRole(w http.ResponseWriter, r *http.Request, caller Pri
 		writeValidation(w, "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
 		return
 	}
-	creds := a.issue(account, roleArn, name, sessionName, duration)
+	creds := a.issue(account, roleArn, name, sessionName, caller.Origin, duration)
 	type assumedRoleUser struct {
 		Arn           string `xml:"Arn"`
 		AssumedRoleID string `xml:"AssumedRoleId"`

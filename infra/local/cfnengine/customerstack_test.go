@@ -39,8 +39,12 @@ func TestStackManagerDrivesAStackThroughItsLife(t *testing.T) {
 	if out := customerstack.Outputs(stack); out["ClusterName"] != "clickhouse-cloud-mgr1" {
 		t.Fatalf("outputs %v", out)
 	}
+	if r, err := m.Apply(ctx, spec, tokens); err != nil || r.Action != customerstack.ActionCreate || r.Status != "CREATE_COMPLETE" {
+		t.Fatalf("the same step again: %+v %v, want its own create, complete", r, err)
+	}
+	attempt++
 	if r, err := m.Apply(ctx, spec, tokens); err != nil || r.Action != customerstack.ActionNone {
-		t.Fatalf("the same spec again: %+v %v, want nothing to do", r, err)
+		t.Fatalf("the same spec in a later attempt: %+v %v, want nothing to do", r, err)
 	}
 	spec.Parameters["WithBucket"] = "no"
 	if r, err := m.Apply(ctx, spec, tokens); err != nil || r.Action != customerstack.ActionUpdate || r.Operation != string(stackevent.Update) {
@@ -75,7 +79,7 @@ func TestStackManagerDrivesAStackThroughItsLife(t *testing.T) {
 		t.Fatalf("after the delete: %+v", look)
 	}
 	again, err := m.Apply(ctx, failing, tokens)
-	if err != nil || again.Action != customerstack.ActionCreate || again.StackID == first.StackID || again.RequestToken != "byoc-mgr-1-create" {
+	if err != nil || again.Action != customerstack.ActionCreate || again.StackID == first.StackID || again.RequestToken != "byoc-mgr-2-create" {
 		t.Fatalf("created again: %+v %v, want a new stack id", again, err)
 	}
 	f.engine.Wait()
@@ -89,5 +93,53 @@ func TestStackManagerDrivesAStackThroughItsLife(t *testing.T) {
 	}
 	if s, err := m.Describe(ctx, "clickhouse-cloud-absent"); err != nil || s != nil {
 		t.Fatalf("describe of an absent stack: %+v %v, want nil, nil", s, err)
+	}
+}
+
+// A step that runs again after its create (its process was killed, or its answer lost)
+// finds the stack its own create made and reports that create, whatever became of it: not a
+// second stack for one attempt after a rollback (regression of the chaos run infra-fails,
+// crash, seed 1: four stacks for three attempts), and not an update that skips recording the
+// create. A stack created by another request is not taken for its own.
+func TestStackManagerRecognizesItsOwnCreate(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	m := &customerstack.Manager{CFN: f.customerCFN()}
+	attempt := 1
+	tokens := func(op stackevent.Operation) string { return fmt.Sprintf("byoc-own-%d-%s", attempt, op) }
+	spec := customerstack.Spec{Name: "clickhouse-cloud-own", Template: readFile(t, "testdata/infra.json"),
+		Parameters: map[string]string{"DeploymentId": "own1"}}
+	f.engine.InjectFailure(customer, spec.Name, "Cluster", "insufficient capacity")
+	first, err := m.Apply(ctx, spec, tokens)
+	if err != nil || first.Action != customerstack.ActionCreate {
+		t.Fatalf("create: %+v %v", first, err)
+	}
+	if r, err := m.Apply(ctx, spec, tokens); err != nil || r.Action != customerstack.ActionCreate || r.StackID != first.StackID || r.RequestToken != first.RequestToken {
+		t.Fatalf("the step again while its create runs: %+v %v, want the same create", r, err)
+	}
+	f.engine.Wait()
+	r, err := m.Apply(ctx, spec, tokens)
+	if err != nil || r.Action != customerstack.ActionCreate || r.StackID != first.StackID || r.Status != "ROLLBACK_COMPLETE" {
+		t.Fatalf("the step again after its create rolled back: %+v %v, want that create, rolled back (not deleted)", r, err)
+	}
+	stacks, err := m.CFN.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(first.StackID)})
+	if err != nil || stacks.Stacks[0].StackStatus != cfntypes.StackStatusRollbackComplete {
+		t.Fatalf("the rolled-back stack was touched: %+v %v", stacks, err)
+	}
+	attempt++
+	if r, err := m.Apply(ctx, spec, tokens); err != nil || r.Action != customerstack.ActionDelete || r.StackID != first.StackID {
+		t.Fatalf("the next attempt: %+v %v, want the rolled-back stack deleted", r, err)
+	}
+	f.engine.Wait()
+
+	// Someone else's stack under the name (created without byoc's token) is not ours.
+	other := spec
+	other.Name = "clickhouse-cloud-other"
+	if _, err := m.Create(ctx, other, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Wait()
+	if r, err := m.Apply(ctx, other, tokens); err != nil || r.Action != customerstack.ActionNone {
+		t.Fatalf("a stack another request created: %+v %v, want it treated as an existing stack", r, err)
 	}
 }

@@ -157,6 +157,28 @@ type plane struct {
 	reported bool
 	queueURL string
 	handled  map[string]bool // command ids applied: agents are idempotent by id
+	ledger   Ledger
+}
+
+// Ledger is what a simulated data plane did, from its own side: the ground truth chaos
+// runs check the control plane's records against.
+type Ledger struct {
+	// Applied are the commands the agent applied, in order, each id once.
+	Applied []channel.Command
+	// LastSent is, per service, the order key (statemsg.OrderKey) of the last report SQS
+	// accepted: the report the control plane must end up holding.
+	LastSent map[string]string
+}
+
+// Ledger returns a deployment's ledger (empty when it is not simulated).
+func (s *Simulator) Ledger(deploymentID string) Ledger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.dps[deploymentID]
+	if p == nil {
+		return Ledger{}
+	}
+	return Ledger{Applied: slices.Clone(p.ledger.Applied), LastSent: maps.Clone(p.ledger.LastSent)}
 }
 
 // Add starts simulating a deployment. Adding a deployment already simulated replaces it
@@ -174,7 +196,8 @@ func (s *Simulator) Add(d Deployment) error {
 		return fmt.Errorf("simulate deployment %s: agentRoleArn: %w", d.ID, err)
 	}
 	p := &plane{d: d, exporter: exporter, agent: agent, epoch: s.cfg.Now().UnixMilli(),
-		services: map[string]*service{}, faults: map[Fault]bool{}, handled: map[string]bool{}}
+		services: map[string]*service{}, faults: map[Fault]bool{}, handled: map[string]bool{},
+		ledger: Ledger{LastSent: map[string]string{}}}
 	for _, f := range d.Faults {
 		if _, err := ParseFault(string(f)); err != nil {
 			return fmt.Errorf("simulate deployment %s: %w", d.ID, err)
@@ -369,6 +392,7 @@ func (s *Simulator) applyCommands(ctx context.Context, p *plane) (int, error) {
 			if !p.handled[d.Command.ID] {
 				p.apply(d.Command, s.cfg.Log)
 				p.handled[d.Command.ID] = true
+				p.ledger.Applied = append(p.ledger.Applied, d.Command)
 				applied++
 			}
 			if err := channel.Delete(ctx, client, p.queueURL, d.ReceiptHandle); err != nil {
@@ -454,8 +478,7 @@ func (s *Simulator) report(ctx context.Context, p *plane, svc *service) (int, er
 		return 0, fmt.Errorf("encode report of %s: %w", svc.ID, err)
 	}
 	in := &sqs.SendMessageInput{QueueUrl: aws.String(s.cfg.StateQueueURL), MessageBody: aws.String(string(body))}
-	// Acknowledgements ride on this message; if it is lost the agent would repeat them, the
-	// simulator's messages are not lost, so they are sent once.
+	// Acknowledgements ride on this message; a send that fails puts them back.
 	svc.acks = nil
 
 	var batch []*sqs.SendMessageInput
@@ -480,9 +503,17 @@ func (s *Simulator) report(ctx context.Context, p *plane, svc *service) (int, er
 		}
 		for range copies {
 			if _, err := p.exporter.SendMessage(ctx, msg); err != nil {
+				if msg == in {
+					// Not sent (as far as the exporter knows): its acknowledgements go
+					// with the next report, as a real agent repeats an unconfirmed ack.
+					svc.acks = append(m.Commands, svc.acks...)
+				}
 				return sent, fmt.Errorf("send state of %s: %w", svc.ID, err)
 			}
 			sent++
+			if msg == in {
+				p.ledger.LastSent[svc.ID] = m.OrderKey()
+			}
 		}
 	}
 	return sent, nil

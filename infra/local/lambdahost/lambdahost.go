@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/byocloud/byoc/infra/local/chaos"
 )
 
 // Spec is one function to run.
@@ -76,6 +78,9 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Observer, when set, is told of every invocation a process completes.
 	Observer func(Invocation)
+	// Chaos, when armed, kills processes as they receive an invocation or answer it, or
+	// times the invocation out (the local cloud's fault injection; nil injects nothing).
+	Chaos *chaos.Injector
 }
 
 // Host supervises the function processes. Safe for concurrent use.
@@ -117,7 +122,9 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lambdahost: %w", err)
 	}
-	return &Host{cfg: cfg, relay: r, out: &lineWriter{w: cfg.Output}, procs: map[string]*supervisor{}}, nil
+	h := &Host{cfg: cfg, relay: r, out: &lineWriter{w: cfg.Output}, procs: map[string]*supervisor{}}
+	r.chaos, r.kill = cfg.Chaos, h.Kill
+	return h, nil
 }
 
 // reservedEnv are the variables Lambda sets itself and refuses in a function's configuration
@@ -184,8 +191,30 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 	if err != nil {
 		return fmt.Errorf("start function %s: %w", spec.Name, err)
 	}
+	return h.launch(ctx, spec.Name, spec.ByocName, h.binary(spec), root, env)
+}
+
+// Swap runs a function from another binary (a test build of it) with the same environment
+// and task root, until restore puts the function's own binary back.
+func (h *Host) Swap(ctx context.Context, name, binary string) (restore func() error, err error) {
+	h.mu.Lock()
+	cur := h.procs[name]
+	h.mu.Unlock()
+	if cur == nil {
+		return nil, fmt.Errorf("swap function %s: it does not run", name)
+	}
+	if err := h.launch(ctx, name, cur.logName, binary, cur.dir, cur.env); err != nil {
+		return nil, err
+	}
+	return func() error { return h.launch(context.Background(), name, cur.logName, cur.binary, cur.dir, cur.env) }, nil
+}
+
+// launch starts a supervisor for a function, replacing the one it had, and waits until the
+// process polls for work.
+func (h *Host) launch(ctx context.Context, name, logName, binary, root string, env []string) error {
+	spec := Spec{Name: name, ByocName: logName}
 	s := &supervisor{
-		host: h, name: spec.Name, logName: spec.ByocName, binary: h.binary(spec), dir: root, env: env,
+		host: h, name: spec.Name, logName: spec.ByocName, binary: binary, dir: root, env: env,
 		stop: make(chan struct{}), done: make(chan struct{}), started: make(chan error, 1),
 	}
 	h.mu.Lock()
@@ -221,6 +250,32 @@ func (h *Host) Start(ctx context.Context, spec Spec) error {
 		return fail(fmt.Errorf("its process did not poll the Runtime API within %s (it exited %d times; see the [%s] lines above)",
 			h.cfg.ReadyTimeout, s.exits(), spec.ByocName))
 	}
+}
+
+// Kill kills a function's process, as a crash does: the invocations it held fail with
+// Runtime.ExitError and the process is restarted. It reports whether the function runs.
+func (h *Host) Kill(name string) bool {
+	h.mu.Lock()
+	s := h.procs[name]
+	h.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	cmd := s.cmd
+	s.killed = true
+	s.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+	return true
+}
+
+// Runs reports whether a function has a process (or one being restarted).
+func (h *Host) Runs(name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.procs[name] != nil
 }
 
 // Invocations is how many invocations the processes have been handed.
@@ -406,6 +461,7 @@ type supervisor struct {
 	cmd      *exec.Cmd
 	restarts int
 	exited   int
+	killed   bool // Kill ended the process: Lambda replaces a recycled sandbox at once
 }
 
 func (s *supervisor) exits() int {
@@ -476,13 +532,23 @@ func (s *supervisor) run() {
 		if time.Since(began) > 10*time.Second {
 			backoff = s.host.cfg.MinBackoff // it ran fine for a while: this is a new crash
 		}
-		s.host.out.line(s.logName, fmt.Sprintf("process exited (%v); restarting in %s", describeExit(err), backoff))
+		s.mu.Lock()
+		killed := s.killed
+		s.killed = false
+		s.mu.Unlock()
+		wait := backoff
+		if killed {
+			// Killed from outside (fault injection), not crashing by itself: no backoff.
+			wait = 0
+		} else {
+			backoff = min(2*backoff, s.host.cfg.MaxBackoff)
+		}
+		s.host.out.line(s.logName, fmt.Sprintf("process exited (%v); restarting in %s", describeExit(err), wait))
 		select {
 		case <-s.stop:
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, s.host.cfg.MaxBackoff)
 		s.mu.Lock()
 		s.restarts++
 		s.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/byocloud/byoc/infra/local/chaos"
 )
 
 // Invocation is one invocation a function process served, as seen on the Runtime API.
@@ -36,6 +39,8 @@ type relay struct {
 	observe  func(Invocation)
 	srv      *http.Server
 	addr     string
+	chaos    *chaos.Injector
+	kill     func(fn string) bool
 
 	mu       sync.Mutex
 	polled   map[string]chan struct{} // closed once a poll of that function reached kumo
@@ -130,6 +135,9 @@ func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
 		id, kind, _ := strings.Cut(strings.TrimPrefix(rest, "invocation/"), "/")
+		if kind == "response" && r.faultAnswer(fn, id) {
+			return // the process is being killed: its answer never reaches Lambda
+		}
 		r.finish(id, body, kind == "error")
 	}
 	r.proxy.ServeHTTP(w, req)
@@ -193,7 +201,30 @@ func (r *relay) onResponse(resp *http.Response) error {
 	r.inflight[id] = Invocation{Function: fn, RequestID: id, Payload: payload, Started: time.Now()}
 	r.count++
 	r.mu.Unlock()
+	if r.chaos.Invocation(fn, chaos.Received) == chaos.KillBefore {
+		r.kill(fn)
+		// Not handed over: the process dies before its handler runs, and abandon fails
+		// the invocation with Runtime.ExitError once it has exited.
+		return errors.New("chaos: the process was killed before its handler ran")
+	}
 	return nil
+}
+
+// faultAnswer injects a fault as a process answers an invocation: the process killed
+// before its answer is delivered (abandon then fails the invocation with Runtime.ExitError),
+// or the invocation timed out after its side effects, as Lambda reports a timeout, and the
+// sandbox recycled. It reports whether the answer is to be dropped.
+func (r *relay) faultAnswer(fn, id string) bool {
+	switch r.chaos.Invocation(fn, chaos.Answering) {
+	case chaos.KillAfter:
+		r.kill(fn)
+		return true
+	case chaos.Timeout:
+		r.fail(fn, id, "Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: Task timed out", id))
+		r.kill(fn)
+		return true
+	}
+	return false
 }
 
 func (r *relay) finish(id string, body []byte, failed bool) {
@@ -221,21 +252,23 @@ func (r *relay) abandon(fn string, exit error) {
 	}
 	r.mu.Unlock()
 	for _, id := range ids {
-		doc, _ := json.Marshal(map[string]string{
-			"errorType":    "Runtime.ExitError",
-			"errorMessage": fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %v", id, exit),
-		})
-		r.finish(id, doc, true)
-		u := *r.upstream
-		u.Path = "/_runtime/" + fn + "/2018-06-01/runtime/invocation/" + id + "/error"
-		req, err := http.NewRequest(http.MethodPost, u.String(), bytes.NewReader(doc))
-		if err != nil {
-			continue
-		}
-		req.Header.Set("Lambda-Runtime-Function-Error-Type", "Runtime.ExitError")
-		if resp, err := r.proxy.Transport.RoundTrip(req); err == nil {
-			_ = resp.Body.Close()
-		}
+		r.fail(fn, id, "Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: Runtime exited with error: %v", id, exit))
+	}
+}
+
+// fail ends an invocation with an error Lambda itself reports (the process did not).
+func (r *relay) fail(fn, id, errorType, message string) {
+	doc, _ := json.Marshal(map[string]string{"errorType": errorType, "errorMessage": message})
+	r.finish(id, doc, true)
+	u := *r.upstream
+	u.Path = "/_runtime/" + fn + "/2018-06-01/runtime/invocation/" + id + "/error"
+	req, err := http.NewRequest(http.MethodPost, u.String(), bytes.NewReader(doc))
+	if err != nil {
+		return
+	}
+	req.Header.Set("Lambda-Runtime-Function-Error-Type", errorType)
+	if resp, err := r.proxy.Transport.RoundTrip(req); err == nil {
+		_ = resp.Body.Close()
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/cfnengine"
+	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/infra/local/eventsources/clock"
 	"github.com/byocloud/byoc/infra/local/eventsources/esm"
 	"github.com/byocloud/byoc/infra/local/eventsources/eventbus"
@@ -73,6 +74,8 @@ type Cloud struct {
 	SQS      *sqsgate.Gate // stamps senders, enforces queue policies
 	Clock    clock.Clock
 	States   *States
+	// Chaos injects AWS's faults once armed (Chaos.Arm); off until then.
+	Chaos *chaos.Injector
 
 	opts     Options
 	kumo     *kumo.Server
@@ -158,20 +161,21 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 
 	c.Accounts = accounts.New()
 	c.Accounts.SetLogger(c.logger)
+	c.Chaos = chaos.New(c.onFault)
 
 	c.Host, err = lambdahost.New(lambdahost.Config{
 		BinDir: o.BinDir, RuntimeAPI: strings.TrimPrefix(c.kumo.URL, "http://"), Endpoint: c.URL, Region: o.Region,
 		Credentials: func(roleArn, session string) (aws.Credentials, error) {
 			return c.Accounts.FunctionCredentials(roleArn, session, 0)
 		},
-		Output: o.Output, Observer: c.onInvocation,
+		Output: o.Output, Observer: c.onInvocation, Chaos: c.Chaos,
 	})
 	if err != nil {
 		return err
 	}
 	c.Bus = eventbus.New(eventbus.Config{
 		AWS: internal, Account: VendorAccount, Region: o.Region, CallerAccount: c.Accounts.CallerAccount,
-		Observer: c.onDelivery, Logger: c.logger,
+		Observer: c.onDelivery, Logger: c.logger, Chaos: c.Chaos,
 		// Cross-account PutEvents is admitted by the bus policy, which the stack engine keeps.
 		Admits: func(busArn, account, source string) bool { return c.Stacks.BusAdmits(busArn, account, source) },
 	})
@@ -180,7 +184,7 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 		Delay: o.StackDelay, Functions: hostAdapter{c}, Clock: o.Clock, Observer: c.onStackEvent,
 		DeliverEvent: c.Bus.Deliver, Logger: c.logger,
 	})
-	c.Mappings = esm.New(esm.Config{AWS: internal, Account: VendorAccount, Region: o.Region, Observer: c.onBatch, Logger: c.logger})
+	c.Mappings = esm.New(esm.Config{AWS: internal, Account: VendorAccount, Region: o.Region, Observer: c.onBatch, Logger: c.logger, Chaos: c.Chaos})
 	c.Firer = schedules.New(schedules.Config{AWS: internal, Clock: o.Clock, Observer: c.onFiring, Logger: c.logger})
 	c.States, err = newStates(c, internal)
 	if err != nil {
@@ -205,10 +209,24 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("lambda", esm.IsMappingRequest, c.Mappings)
 	d.HandleIf("scheduler", schedules.IsScheduleWrite, schedules.Validate(proxy))
 	c.controls()
-	var h http.Handler = d
+	h := c.Chaos.Door(d, chaos.DoorConfig{Caller: c.faultable, Kill: c.Host.Kill, IsFunction: c.Host.Runs})
 	lazy.h.Store(&h)
 	c.Firer.Start()
 	return nil
+}
+
+// faultable says whether chaos may hit a request: the calls of the system's own sessions
+// (functions, the simulated data plane's pods, and what they assume) and Step Functions'
+// task calls; not the people driving the cloud (root users) nor the cloud's own plumbing.
+func (c *Cloud) faultable(r *http.Request) (bool, string) {
+	if r.Header.Get(stepFunctionsTaskHeader) != "" {
+		return true, "states"
+	}
+	if r.Header.Get(frontdoor.InternalHeader) != "" {
+		return false, ""
+	}
+	p := c.Accounts.Caller(r)
+	return !p.IsRoot(), p.Origin
 }
 
 // Close stops everything the cloud started. kumo's state lives on in the process (kumo

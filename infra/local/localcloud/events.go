@@ -14,6 +14,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/byocloud/byoc/infra/local/cfnengine"
+	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/infra/local/eventsources/esm"
 	"github.com/byocloud/byoc/infra/local/eventsources/eventbus"
 	"github.com/byocloud/byoc/infra/local/eventsources/schedules"
@@ -35,6 +36,7 @@ const (
 	KindSchedule  Kind = "schedule" // a schedule fired
 	KindHealth    Kind = "health"   // a byoc.state event reached the state watch (WatchStateEvents)
 	KindDataPlane Kind = "cluster"  // the simulated data plane (a customer cluster) did something: a scenario's own line
+	KindFault     Kind = "fault"    // chaos injected a fault (Cloud.Chaos)
 )
 
 // Event is one line of the local cloud's timeline.
@@ -73,6 +75,10 @@ func (c *Cloud) emit(e Event) {
 	if c.observer != nil {
 		c.observer(e)
 	}
+}
+
+func (c *Cloud) onFault(f chaos.Injected) {
+	c.emit(Event{At: f.At, Kind: KindFault, Subject: string(f.Fault), Status: f.Point, Detail: f.Detail, Failed: true})
 }
 
 func (c *Cloud) onStackEvent(ev cfnengine.StackEvent) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/byocloud/byoc/infra/local/asl"
 	"github.com/byocloud/byoc/infra/local/eventsources/clock"
+	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/infra/local/sfnservice"
 	"github.com/byocloud/byoc/infra/local/sfnservice/awstasks"
 )
@@ -36,7 +37,21 @@ func newStates(c *Cloud, internal aws.Config) (*States, error) {
 // Retry), so each task call is one SDK attempt.
 func stateTaskConfig(internal aws.Config) aws.Config {
 	internal.RetryMaxAttempts = 1
+	internal.HTTPClient = &http.Client{Transport: taskTransport{base: frontdoor.InternalClient().Transport}}
 	return internal
+}
+
+// stepFunctionsTaskHeader marks the engine's task calls: plumbing on the cloud's side (not
+// counted), but calls Step Functions makes to Lambda on AWS, which throttles and fails
+// them, so chaos may hit them.
+const stepFunctionsTaskHeader = "X-Byoc-Local-Task"
+
+type taskTransport struct{ base http.RoundTripper }
+
+func (t taskTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(stepFunctionsTaskHeader, "1")
+	return t.base.RoundTrip(r)
 }
 
 // Handler serves the Step Functions API.

@@ -57,6 +57,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "invoke" {
 		return invokeMain(ctx, args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "chaos" {
+		return chaosMain(ctx, args[1:], stdout, stderr)
+	}
 	var f flags
 	fs := newFlagSet("byoc-local", stderr, &f)
 	fs.StringVar(&f.scenario, "scenario", Onboard, "what to run: "+strings.Join(Names, ", ")+`; "none" with --serve`)
@@ -77,6 +80,7 @@ the deployment healthy; the health alerts on the vendor bus show on the timeline
 
 usage: byoc-local [flags]
        byoc-local invoke --function <name> --event <file.json>
+       byoc-local chaos [flags]     (every scenario under injected AWS faults; chaos --help)
 
 scenarios:
   onboard            invite, bootstrap, provision: the deployment is ready
@@ -96,15 +100,8 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "byoc-local: unexpected argument %q (see --help)\n", fs.Arg(0))
-		return ExitUsage
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if f.scenario != "none" && !contains(Names, f.scenario) || f.scenario == "none" && !f.serve {
 		fmt.Fprintf(stderr, "byoc-local: --scenario %q: must be one of %s (or none with --serve)\n", f.scenario, strings.Join(Names, ", "))
@@ -169,6 +166,22 @@ flags:
 		serve(ctx, tl, env, live)
 	}
 	return code
+}
+
+// parseArgs parses a command's flags: --help exits 0, a bad flag or a stray argument
+// exits ExitUsage (the flag set has printed why).
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q (see --help)\n", fs.Name(), fs.Arg(0))
+		return ExitUsage, false
+	}
+	return 0, true
 }
 
 func contains(list []string, s string) bool {
@@ -323,11 +336,8 @@ func invokeMain(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.event, "event", "", "a JSON file with the event (events/<function>/*.json)")
 	fs.StringVar(&f.dataPlanes, "data-planes", "", "a JSON file of data planes to register first, with their command channels, as provisioning would ("+SampleDataPlanes+
 		" holds the ones the service-state samples speak for; make invoke passes it for the service-state functions)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
+	if code, ok := parseArgs(fs, args, stderr); !ok {
+		return code
 	}
 	if f.function == "" || f.event == "" {
 		fmt.Fprintln(stderr, "byoc-local invoke: --function and --event are required")

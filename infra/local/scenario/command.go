@@ -73,7 +73,7 @@ func (f *follower) command(ctx context.Context) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail("the command workflow %s did not end within %s", res.Execution, PhaseTimeout)
+			return fail("the command workflow %s did not end within %s%s", res.Execution, PhaseTimeout, f.lastError())
 		}
 		if err := f.step(ctx); err != nil {
 			return err

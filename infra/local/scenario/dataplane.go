@@ -56,6 +56,9 @@ type HealthResult struct {
 	// Command is the command workflow's run, made once a deployment without injected
 	// faults is healthy and steady.
 	Command *CommandResult
+	// Ledger is what the simulated data plane did (commands applied, last reports sent),
+	// taken when the follow-up removes it.
+	Ledger  *datasim.Ledger
 	Elapsed time.Duration
 
 	// live is the simulator, still holding the deployment, when the runner keeps data
@@ -117,16 +120,19 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 	if r.KeepDataPlane {
 		hr.live = sim
 	} else {
-		defer sim.Remove(d.ID)
+		defer func() {
+			ledger := sim.Ledger(d.ID)
+			hr.Ledger = &ledger
+			sim.Remove(d.ID)
+		}()
 	}
 	f.sim = sim
 	f.progress("started: services %s, exporter %s, agent %s%s", strings.Join(DataPlaneServices, ", "),
 		dp.ExporterRoleARN, dp.AgentRoleARN, faultNote(o.Fault))
 
-	deploymentTo := func(h health.Health) func(servicestate.AlertDetail) bool {
-		return func(a servicestate.AlertDetail) bool { return a.Scope == health.ScopeDeployment && a.To == h }
-	}
-	if err := f.until(ctx, PhaseTimeout, fmt.Sprintf("the %q event to healthy", contract.DetailTypeDeploymentHealthChanged), deploymentTo(health.Healthy)); err != nil {
+	// Healthy: the deployment, and each service (the control plane learns of a service from
+	// its first report, which may arrive after another service made the deployment healthy).
+	if err := f.until(ctx, PhaseTimeout, fmt.Sprintf("the %q events to healthy of the deployment and each service", contract.DetailTypeDeploymentHealthChanged), allHealthy()); err != nil {
 		return f.finish(ctx, err)
 	}
 	switch o.Fault {
@@ -156,14 +162,56 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 			}
 			time.Sleep(StepInterval)
 		}
-		if n := len(hr.Transitions) - before; n > 0 {
-			err = fail("%d health transition(s) after the deployment was healthy, with nothing changed in the data plane: %s", n, describe(hr.Transitions[before:]))
+		if late := changedAfterHealthy(hr.Transitions, before); len(late) > 0 {
+			err = fail("%d health transition(s) after the deployment was healthy, with nothing changed in the data plane: %s", len(late), describe(late))
 		}
 		if err == nil && o.Fault == "" {
 			err = f.command(ctx)
 		}
 	}
 	return f.finish(ctx, err)
+}
+
+// deploymentTo matches the deployment's transition to h.
+func deploymentTo(h health.Health) func(servicestate.AlertDetail) bool {
+	return func(a servicestate.AlertDetail) bool { return a.Scope == health.ScopeDeployment && a.To == h }
+}
+
+// allHealthy matches, statefully, once the deployment and every service of DataPlaneServices
+// have had a transition to healthy.
+func allHealthy() func(servicestate.AlertDetail) bool {
+	seen := map[string]bool{}
+	return func(a servicestate.AlertDetail) bool {
+		if a.To == health.Healthy {
+			seen[a.ServiceID] = true // "" is the deployment
+		}
+		for _, s := range append([]string{""}, DataPlaneServices...) {
+			if !seen[s] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// changedAfterHealthy are the transitions that arrived from index from on and happened after
+// the deployment turned healthy. The vendor bus delivers at least once and in no particular
+// order, so a service's own transition to healthy may arrive after the deployment's: it
+// happened before, and is no change of the steady state.
+func changedAfterHealthy(ts []servicestate.AlertDetail, from int) []servicestate.AlertDetail {
+	var healthyAt time.Time
+	for _, a := range ts {
+		if deploymentTo(health.Healthy)(a) {
+			healthyAt = a.At
+		}
+	}
+	var late []servicestate.AlertDetail
+	for _, a := range ts[from:] {
+		if a.At.After(healthyAt) {
+			late = append(late, a)
+		}
+	}
+	return late
 }
 
 // fitsDeadline refuses a wait of up to bound that the scenario's deadline would cut short,
@@ -195,6 +243,15 @@ type follower struct {
 	seen                  map[string]bool   // alert ids
 	stored                map[string]string // service id -> the order key last read
 	ingest0               IngestTotals
+	lastErr               error // the last failed data-plane step, for a failure's reason
+}
+
+// lastError describes the last failed data-plane step, if any, for a failure's reason.
+func (f *follower) lastError() string {
+	if f.lastErr == nil {
+		return ""
+	}
+	return "; the last failed data-plane step: " + f.lastErr.Error()
 }
 
 func (f *follower) progress(format string, args ...any) {
@@ -211,7 +268,9 @@ func (f *follower) step(ctx context.Context) error {
 	f.hr.Sent += r.Sent
 	switch {
 	case err != nil:
-		return fmt.Errorf("data-plane step %d: %w", f.hr.Steps, err)
+		// An agent or exporter whose call failed tries again next round, as a real one does.
+		f.lastErr = fmt.Errorf("data-plane step %d: %w", f.hr.Steps, err)
+		f.progress("step %d failed, retried next round: %v", f.hr.Steps, err)
 	case r.Sent > 0:
 		f.progress("step %d: %d state message(s) sent", f.hr.Steps, r.Sent)
 	case !f.silentAt.IsZero():
@@ -267,8 +326,8 @@ func (f *follower) until(ctx context.Context, bound time.Duration, what string, 
 		stored = string(dh.Health)
 	}
 	return &Failure{Scenario: f.o.Scenario, Reason: fmt.Sprintf(
-		"%s for deployment %s did not arrive on the vendor bus within %s (%d data-plane steps, %d state messages sent; the deployment's stored health is %s; alerts seen: %s)",
-		what, f.id, time.Since(began).Round(time.Second), f.hr.Steps, f.hr.Sent, stored, describe(f.hr.Transitions))}
+		"%s for deployment %s did not arrive on the vendor bus within %s (%d data-plane steps, %d state messages sent; the deployment's stored health is %s; alerts seen: %s)%s",
+		what, f.id, time.Since(began).Round(time.Second), f.hr.Steps, f.hr.Sent, stored, describe(f.hr.Transitions), f.lastError())}
 }
 
 // ingested waits until the event source has handed stateingest as many messages as the

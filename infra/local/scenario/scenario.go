@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -228,7 +229,7 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 	}
 	params := invitation.Parameters
 	if o.Scenario == WrongExternalID {
-		params = maps(params)
+		params = maps.Clone(params)
 		params[contract.BootstrapParamExternalID] = "not-the-external-id-" + id
 	}
 	ended := r.expect(func(e localcloud.Event) bool {
@@ -277,14 +278,6 @@ func (o Options) checkDataPlane() error {
 // maxAttempts is the control plane's MAX_PROVISION_ATTEMPTS (the template's value).
 const maxAttempts = 3
 
-func maps(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // Invitation is the invite function's answer: what the customer needs.
 type Invitation struct {
 	DeploymentID string            `json:"deploymentId"`
@@ -305,7 +298,15 @@ func (i Invitation) InfraStack() string {
 // Invite calls the invite function for a customer account, as an operator would.
 func (r *Runner) Invite(ctx context.Context, customer string) (Invitation, error) {
 	payload, _ := json.Marshal(map[string]any{"customerId": "acme-" + customer, "accountId": customer, "region": r.Cloud.Region, "actor": "byoc-local"})
-	out, err := Invoke(ctx, r.Cloud, r.ControlPlane, contract.FunctionInvite, payload)
+	var out []byte
+	var err error
+	// An operator whose invitation crashed or timed out asks again; the same invitation
+	// again answers the stored one.
+	for range inviteAttempts {
+		if out, err = Invoke(ctx, r.Cloud, r.ControlPlane, contract.FunctionInvite, payload); !sandboxFailure(out, err) {
+			break
+		}
+	}
 	if err != nil {
 		return Invitation{}, err
 	}
@@ -314,6 +315,22 @@ func (r *Runner) Invite(ctx context.Context, customer string) (Invitation, error
 		return Invitation{}, fmt.Errorf("invite answered %s", out)
 	}
 	return inv, nil
+}
+
+// inviteAttempts bounds how often the operator asks again after invite's sandbox failed.
+const inviteAttempts = 4
+
+// sandboxFailure reports whether an invocation failed because its process died or timed
+// out (Lambda's Runtime.ExitError, Sandbox.Timedout), not because the function refused.
+func sandboxFailure(out []byte, err error) bool {
+	if err == nil {
+		return false
+	}
+	var doc struct {
+		ErrorType string `json:"errorType"`
+	}
+	_ = json.Unmarshal(out, &doc)
+	return doc.ErrorType == "Runtime.ExitError" || doc.ErrorType == "Sandbox.Timedout"
 }
 
 // Invoke calls a control-plane function synchronously through the front door and returns

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/infra/local/eventpattern"
 	"github.com/byocloud/byoc/infra/local/sqsgate"
 	"github.com/byocloud/byoc/shared/contract"
@@ -34,6 +35,8 @@ type Config struct {
 	// Observer is told of every batch handed to a function.
 	Observer func(Batch)
 	Logger   *slog.Logger
+	// Chaos, when armed, holds some batches back or hands them over twice (nil injects nothing).
+	Chaos *chaos.Injector
 }
 
 // Batch is one invocation of a mapping's function.
@@ -257,19 +260,29 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 		b.Err = err
 		return
 	}
-	out, err := p.m.lambda.Invoke(ctx, &lambda.InvokeInput{
+	invoke := &lambda.InvokeInput{
 		FunctionName: aws.String(p.cfg.FunctionArn), InvocationType: ltypes.InvocationTypeRequestResponse, Payload: payload,
-	})
+	}
+	// With chaos armed, SQS's at-least-once delivery: a batch held back while the other
+	// pollers go on (so later messages overtake it), or handed to the function twice.
+	duplicate, hold := p.m.cfg.Chaos.Delivery("queue " + p.cfg.EventSourceArn)
+	sleep(ctx, hold)
+	if duplicate {
+		_, _ = p.m.lambda.Invoke(ctx, invoke)
+	}
+	out, err := p.m.lambda.Invoke(ctx, invoke)
 	if err != nil {
 		// Not the function's answer (no runtime, throttled, shutting down): the messages
 		// stay, and return when their visibility timeout expires.
 		b.Err = err
 		p.setResult("PROBLEM: Function call failed")
+		p.hastenRedelivery(ctx, msgs)
 		return
 	}
 	if out.FunctionError != nil {
 		b.FunctionError = aws.ToString(out.FunctionError)
 		p.setResult("PROBLEM: Function call failed")
+		p.hastenRedelivery(ctx, msgs)
 		return
 	}
 	keep := map[string]bool{}
@@ -285,14 +298,34 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 			keep[id] = true
 		}
 	}
-	var done []sqstypes.Message
+	var done, kept []sqstypes.Message
 	for _, msg := range msgs {
-		if !keep[aws.ToString(msg.MessageId)] && !contains(filteredOut, msg) {
+		switch {
+		case keep[aws.ToString(msg.MessageId)]:
+			kept = append(kept, msg)
+		case !contains(filteredOut, msg):
 			done = append(done, msg)
 		}
 	}
+	p.hastenRedelivery(ctx, kept)
 	b.Deleted = append(b.Deleted, p.delete(ctx, done)...)
 	p.setResult("OK")
+}
+
+// hastenRedelivery shortens the invisibility of a failed batch's messages while chaos is
+// armed (chaos.Injector.Redelivery says why).
+func (p *poller) hastenRedelivery(ctx context.Context, msgs []sqstypes.Message) {
+	d := p.m.cfg.Chaos.Redelivery()
+	if d <= 0 || len(msgs) == 0 {
+		return
+	}
+	entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, len(msgs))
+	for i, msg := range msgs {
+		entries[i] = sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: msg.ReceiptHandle, VisibilityTimeout: int32(d.Seconds())}
+	}
+	if _, err := p.m.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(p.url), Entries: entries}); err != nil {
+		p.m.log.Warn("event source mapping: could not hasten a failed batch's redelivery", "queue", p.cfg.EventSourceArn, "error", err)
+	}
 }
 
 func contains(list []sqstypes.Message, msg sqstypes.Message) bool {

@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/uuid"
 
+	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/infra/local/eventpattern"
 )
 
@@ -54,6 +55,8 @@ type Config struct {
 	Logger   *slog.Logger
 	// Remember is how many recent events Redeliver can send again; 0 means 1000.
 	Remember int
+	// Chaos, when armed, delivers some events twice or late (nil injects nothing).
+	Chaos *chaos.Injector
 }
 
 // Delivery is one event handed (or not) to one target.
@@ -269,53 +272,82 @@ func targetInput(t ebtypes.Target) TargetInput {
 	return in
 }
 
-// send hands the event to one target.
+// send hands the event to one target. With chaos armed, a delivery may be held back (later
+// events overtake it) or made twice, as EventBridge's at-least-once delivery allows.
 func (b *Bus) send(ctx context.Context, bus string, env envelope, event []byte, rc RuleContext, t ebtypes.Target, hops int) {
 	arn := aws.ToString(t.Arn)
 	d := Delivery{EventID: env.ID, Bus: bus, Rule: rc.RuleName, Target: arn, DetailType: env.DetailType, Source: env.Source, Event: event, At: time.Now()}
-	defer func() {
-		if d.Err != nil {
-			b.log.Error("event bus: delivery failed", "event", env.ID, "rule", rc.RuleName, "target", arn, "error", d.Err)
-		}
-		if b.cfg.Observer != nil {
-			b.cfg.Observer(d)
-		}
-	}()
 	service := arnService(arn)
 	if service == "events" {
 		// Bus to bus: the event travels unchanged.
+		d.Input = event
 		if hops >= maxHops {
 			d.Err = fmt.Errorf("event crossed %d buses: EventBridge stops loops", hops)
-			return
+		} else {
+			d.Err = b.route(ctx, busName(arn), env, event, hops+1)
 		}
-		d.Input = event
-		d.Err = b.route(ctx, busName(arn), env, event, hops+1)
+		b.report(d)
 		return
 	}
 	input, err := targetInput(t).Apply(event, rc)
 	if err != nil {
 		d.Err = err
+		b.report(d)
 		return
 	}
 	d.Input = input
+	deliver := func(ctx context.Context, d Delivery) {
+		d.At = time.Now()
+		d.Err = b.invoke(ctx, service, arn, input)
+		b.report(d)
+	}
+	duplicate, hold := b.cfg.Chaos.Delivery("rule " + rc.RuleName + " -> " + arn)
+	times := 1
+	if duplicate {
+		times = 2
+	}
+	for range times {
+		if hold > 0 {
+			later := context.WithoutCancel(ctx)
+			time.AfterFunc(hold, func() { deliver(later, d) })
+			continue
+		}
+		deliver(ctx, d)
+	}
+}
+
+// report tells the observer of a delivery, and logs a failed one.
+func (b *Bus) report(d Delivery) {
+	if d.Err != nil {
+		b.log.Error("event bus: delivery failed", "event", d.EventID, "rule", d.Rule, "target", d.Target, "error", d.Err)
+	}
+	if b.cfg.Observer != nil {
+		b.cfg.Observer(d)
+	}
+}
+
+// invoke hands an input to a target of a service other than EventBridge.
+func (b *Bus) invoke(ctx context.Context, service, arn string, input []byte) error {
 	switch service {
 	case "lambda":
 		// EventBridge invokes Lambda asynchronously; Lambda's own retries then apply.
-		_, d.Err = b.lambda.Invoke(ctx, &lambda.InvokeInput{
+		_, err := b.lambda.Invoke(ctx, &lambda.InvokeInput{
 			FunctionName: aws.String(arn), InvocationType: ltypes.InvocationTypeEvent, Payload: input,
 		})
+		return err
 	case "sqs":
-		d.Err = b.sendMessage(ctx, arn, input)
+		return b.sendMessage(ctx, arn, input)
 	case "sns":
 		// EventBridge publishes the input as the message, with no subject.
-		_, d.Err = b.sns.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(arn), Message: aws.String(string(input))})
+		_, err := b.sns.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(arn), Message: aws.String(string(input))})
+		return err
 	case "states":
-		_, d.Err = b.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
+		_, err := b.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
 			StateMachineArn: aws.String(arn), Input: aws.String(string(input)),
 		})
-	default:
-		d.Err = fmt.Errorf("target %s: the local cloud delivers to Lambda functions, SQS queues, SNS topics, state machines and event buses only", arn)
+		return err
 	}
+	return fmt.Errorf("target %s: the local cloud delivers to Lambda functions, SQS queues, SNS topics, state machines and event buses only", arn)
 }
 
 func (b *Bus) sendMessage(ctx context.Context, queueArn string, body []byte) error {

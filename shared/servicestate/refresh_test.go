@@ -1,0 +1,133 @@
+package servicestate
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/statemsg"
+)
+
+// dyingDB lets `calls` writes through, then fails every call: the process died there.
+type dyingDB struct {
+	DynamoDB
+	writes int
+}
+
+var errDied = errors.New("the process died")
+
+func (d *dyingDB) write() error {
+	if d.writes <= 0 {
+		return errDied
+	}
+	d.writes--
+	return nil
+}
+
+func (d *dyingDB) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	if err := d.write(); err != nil {
+		return nil, err
+	}
+	return d.DynamoDB.TransactWriteItems(ctx, in, o...)
+}
+
+func (d *dyingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if err := d.write(); err != nil {
+		return nil, err
+	}
+	return d.DynamoDB.UpdateItem(ctx, in, o...)
+}
+
+// dying is the fixture's repo on a connection that dies after `writes` writes.
+func (f *fixture) dying(writes int) *Repo {
+	r := New(&dyingDB{DynamoDB: f.db, writes: writes}, f.table)
+	r.Now = f.clock.Now
+	return r
+}
+
+func (f *fixture) deploymentHealth(t *testing.T, id string) health.Health {
+	t.Helper()
+	d, err := f.repo.DeploymentHealth(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Health
+}
+
+// A report's change of health is written before its deployment is refreshed. When the
+// process dies between the two and a newer report (which changes nothing) is processed
+// before the redelivery, the deployment must still be refreshed: chaos found it stuck at
+// "unknown" for good (make chaos SCENARIO=dataplane PROFILE=crash SEED=3).
+func TestACutShortRefreshIsFinishedByTheNextReport(t *testing.T) {
+	for _, name := range []string{"a newer report", "the same report again", "an older report"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			first := report("dep1", "svc-a", 5)
+			if _, err := f.dying(1).Apply(ctx, first, "msg-1"); !errors.Is(err, errDied) {
+				t.Fatalf("apply on a dying connection: %v", err)
+			}
+			if h := f.deploymentHealth(t, "dep1"); h != health.Unknown {
+				t.Fatalf("the cut-short apply refreshed the deployment (%s): the test does not cut where it means to", h)
+			}
+			next := map[string]statemsg.Message{"a newer report": report("dep1", "svc-a", 6), "the same report again": first, "an older report": report("dep1", "svc-a", 4)}[name]
+			res := f.apply(t, next)
+			if h := f.deploymentHealth(t, "dep1"); h != health.Healthy {
+				t.Fatalf("after %s the deployment is %s, want healthy", name, h)
+			}
+			var dep *PendingAlert
+			for i, a := range res.Alerts {
+				if a.Alert.Scope == health.ScopeDeployment {
+					dep = &res.Alerts[i]
+				}
+			}
+			if dep == nil || dep.Alert.From != health.Unknown || dep.Alert.To != health.Healthy {
+				t.Fatalf("alerts %+v, want the deployment's unknown -> healthy", res.Alerts)
+			}
+			// Done once: a further report neither refreshes nor writes more than the steady path.
+			f.publishAll(t, res.Alerts)
+			before := f.db.Writes()
+			if again := f.apply(t, report("dep1", "svc-a", 7)); len(again.Alerts) != 0 || f.db.Writes()-before != 1 {
+				t.Fatalf("a steady report after the finish: alerts %v, %d writes, want none and 1", again.Alerts, f.db.Writes()-before)
+			}
+		})
+	}
+}
+
+// The sweep's stale marking is cut short the same way: the next sweep finishes it, and only
+// then does the service leave the sweep's index.
+func TestACutShortStaleRefreshIsFinishedByTheNextSweep(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.publishAll(t, f.apply(t, report("dep1", "svc-a", 1)).Alerts)
+	f.clock.Advance(10 * time.Minute)
+	cutoff := health.StaleCutoff(f.clock.now, 5*time.Minute)
+	keys, err := f.repo.SilentServices(ctx, cutoff)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("silent %v %v", keys, err)
+	}
+	if _, err := f.dying(1).MarkStale(ctx, keys[0], cutoff); !errors.Is(err, errDied) {
+		t.Fatalf("mark stale on a dying connection: %v", err)
+	}
+	if h := f.deploymentHealth(t, "dep1"); h != health.Healthy {
+		t.Fatalf("the deployment is %s before the refresh: the test does not cut where it means to", h)
+	}
+	again, err := f.repo.SilentServices(ctx, cutoff)
+	if err != nil || len(again) != 1 {
+		t.Fatalf("a stale service whose refresh is undone left the index: %v %v", again, err)
+	}
+	alerts, err := f.repo.MarkStale(ctx, again[0], cutoff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := f.deploymentHealth(t, "dep1"); h != health.Stale || len(alerts) != 1 || alerts[0].Alert.Scope != health.ScopeDeployment {
+		t.Fatalf("deployment %s, alerts %+v: want stale, with its alert", h, alerts)
+	}
+	if left, err := f.repo.SilentServices(ctx, cutoff); err != nil || len(left) != 0 {
+		t.Fatalf("after the finished refresh the service is still swept: %v %v", left, err)
+	}
+}
