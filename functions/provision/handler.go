@@ -206,6 +206,6 @@ func (h *Handler) Handle(ctx context.Context, in Input) (any, error) {
 	return out, nil
 }
 
-// waiterLifetime outlives the Await state's TimeoutSeconds (900): the waiter of a timed-out
+// waiterLifetime outlives the Await state's TimeoutSeconds (300): the waiter of a timed-out
 // wait is replaced by the next one, and an expired one is just garbage.
 const waiterLifetime = time.Hour

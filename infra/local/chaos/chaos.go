@@ -64,8 +64,8 @@ var Profiles = []Profile{
 	{Name: "api", Rates: map[Fault]float64{Throttle: 0.08, ServerError: 0.04, LostAnswer: 0.05}},
 	{Name: "delivery", Rates: map[Fault]float64{Duplicate: 0.4, Delay: 0.3}},
 	// kill-during is per AWS call, the others per invocation: a batch of ten state messages
-	// makes some thirty calls, so 1% per call kills about a quarter of such batches.
-	{Name: "crash", Rates: map[Fault]float64{KillBefore: 0.06, KillDuring: 0.01, KillAfter: 0.06, Timeout: 0.04}},
+	// makes some thirty calls, so 0.5% per call kills about one such batch in seven.
+	{Name: "crash", Rates: map[Fault]float64{KillBefore: 0.04, KillDuring: 0.005, KillAfter: 0.04, Timeout: 0.02}},
 	{Name: "mixed", Rates: map[Fault]float64{
 		Throttle: 0.03, ServerError: 0.02, LostAnswer: 0.03, Duplicate: 0.2, Delay: 0.15,
 		KillBefore: 0.03, KillDuring: 0.005, KillAfter: 0.03, Timeout: 0.02,

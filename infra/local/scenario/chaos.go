@@ -75,6 +75,7 @@ func (r *Runner) runAndRead(ctx context.Context, scenario string) (Facts, time.D
 	if scenario == DataPlaneScenario {
 		o = Options{Scenario: Onboard, DataPlane: true}
 	}
+	o.Timeout, o.PhaseTimeout = runTimeout, chaosPhaseTimeout
 	res, err := r.Run(ctx, o)
 	r.Cloud.Chaos.Disarm()
 	if serr := r.settle(ctx, res.Customer, res.Deployment.ID); serr != nil && err == nil {
@@ -98,6 +99,15 @@ const (
 	settleQuiet   = 1500 * time.Millisecond
 	settleTimeout = 2 * time.Minute
 )
+
+// runTimeout bounds one run: a stack event that Lambda dropped after its asynchronous
+// retries (three crashes in a row) is found by the provision workflow's fallback poll, five
+// minutes later, as on AWS.
+const runTimeout = 8 * time.Minute
+
+// chaosPhaseTimeout bounds the data plane's waits in a chaos run: a health alert whose
+// publishing a crash cut short waits in the outbox for the next minute's sweep.
+const chaosPhaseTimeout = 3 * time.Minute
 
 func (r *Runner) settle(ctx context.Context, customer, id string) error {
 	events, stop := r.watch(func(e localcloud.Event) bool { return e.Kind != localcloud.KindDataPlane })

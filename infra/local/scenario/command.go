@@ -38,7 +38,7 @@ func (f *follower) command(ctx context.Context) error {
 	service := DataPlaneServices[0]
 	input, _ := json.Marshal(map[string]any{
 		"deploymentId": f.id, "serviceId": service, "kind": "apply-release",
-		"params": map[string]string{"clickhouseVersion": CommandRelease}, "timeoutSeconds": int(PhaseTimeout.Seconds()),
+		"params": map[string]string{"clickhouseVersion": CommandRelease}, "timeoutSeconds": int(f.o.PhaseTimeout.Seconds()),
 	})
 	res := &CommandResult{Execution: "apply-release-" + f.id, ServiceID: service, Release: CommandRelease}
 	f.hr.Command = res
@@ -52,7 +52,7 @@ func (f *follower) command(ctx context.Context) error {
 		return fmt.Errorf("start the command workflow: %w", err)
 	}
 	f.progress("command workflow %s: apply-release %s to %s", res.Execution, CommandRelease, service)
-	deadline := time.Now().Add(PhaseTimeout)
+	deadline := time.Now().Add(f.o.PhaseTimeout)
 	for {
 		desc, err := states.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: started.ExecutionArn})
 		if err != nil {
@@ -73,7 +73,7 @@ func (f *follower) command(ctx context.Context) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail("the command workflow %s did not end within %s%s", res.Execution, PhaseTimeout, f.lastError())
+			return fail("the command workflow %s did not end within %s%s", res.Execution, f.o.PhaseTimeout, f.lastError())
 		}
 		if err := f.step(ctx); err != nil {
 			return err

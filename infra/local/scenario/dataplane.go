@@ -132,18 +132,18 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 
 	// Healthy: the deployment, and each service (the control plane learns of a service from
 	// its first report, which may arrive after another service made the deployment healthy).
-	if err := f.until(ctx, PhaseTimeout, fmt.Sprintf("the %q events to healthy of the deployment and each service", contract.DetailTypeDeploymentHealthChanged), allHealthy()); err != nil {
+	if err := f.until(ctx, o.PhaseTimeout, fmt.Sprintf("the %q events to healthy of the deployment and each service", contract.DetailTypeDeploymentHealthChanged), allHealthy()); err != nil {
 		return f.finish(ctx, err)
 	}
 	switch o.Fault {
 	case datasim.Unhealthy:
-		err = f.until(ctx, PhaseTimeout, fmt.Sprintf("the critical %q event to unhealthy", contract.DetailTypeDeploymentHealthChanged),
+		err = f.until(ctx, o.PhaseTimeout, fmt.Sprintf("the critical %q event to unhealthy", contract.DetailTypeDeploymentHealthChanged),
 			func(a servicestate.AlertDetail) bool {
 				return deploymentTo(health.Unhealthy)(a) && a.Severity == health.SeverityCritical
 			})
 	case datasim.Silence:
 		staleAfter := r.StaleAfter(ctx)
-		bound := r.cloudDuration(staleAfter+2*time.Minute) + PhaseTimeout
+		bound := r.cloudDuration(staleAfter+2*time.Minute) + o.PhaseTimeout
 		if err := fitsDeadline(ctx, bound); err != nil {
 			return f.finish(ctx, fail("--fault silence: %v", err))
 		}
@@ -283,7 +283,7 @@ func (f *follower) step(ctx context.Context) error {
 	default:
 		f.progress("step %d: nothing sent", f.hr.Steps)
 	}
-	wait, cancel := context.WithTimeout(ctx, PhaseTimeout)
+	wait, cancel := context.WithTimeout(ctx, f.o.PhaseTimeout)
 	defer cancel()
 	if err := f.ingested(wait); err != nil {
 		return err

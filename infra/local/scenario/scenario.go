@@ -50,6 +50,10 @@ type Options struct {
 	// simulated data plane until the control plane reports it healthy, then as Fault says.
 	DataPlane bool
 	Fault     datasim.Fault // with DataPlane: the fault the data plane suffers, if any
+	// PhaseTimeout bounds each wait of the data plane's follow-up for the control plane's
+	// answer; default PhaseTimeout. Chaos runs give it longer: an alert a crash left
+	// unpublished is announced by the next sweep, a minute or two later.
+	PhaseTimeout time.Duration
 }
 
 // ReadyScenarios are the scenarios whose deployment ends ready, which a data plane can follow.
@@ -185,6 +189,9 @@ func (r *Runner) Run(ctx context.Context, o Options) (Result, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
+	}
+	if o.PhaseTimeout <= 0 {
+		o.PhaseTimeout = PhaseTimeout
 	}
 	if err := o.checkDataPlane(); err != nil {
 		return Result{}, err
