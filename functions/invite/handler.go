@@ -144,7 +144,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 		StackName:  InfraStackName(s.ResourcePrefix, id),
 	}, store.Audit{Actor: actor, Action: "invite", Detail: fmt.Sprintf("account %s region %s", s.AccountID, s.Region)})
 	if errors.Is(err, store.ErrExists) {
-		return h.repeated(ctx, s, err)
+		return h.repeated(ctx, s, actor, err)
 	}
 	if err != nil {
 		return Response{}, err
@@ -174,15 +174,23 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 // operator's retry after a lost answer or a crash: it gets the stored invitation, and the
 // admission is made again, so a crash between the two writes is finished by the retry.
 // Anything else is DeploymentExists.
-func (h *Handler) repeated(ctx context.Context, s settings.Settings, exists error) (Response, error) {
+func (h *Handler) repeated(ctx context.Context, s settings.Settings, actor string, exists error) (Response, error) {
 	d, err := h.Store.ByAccount(ctx, s.AccountID, s.Region)
-	if err != nil || d.Status != lifecycle.Invited || !reflect.DeepEqual(d.Settings, s) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && (d.Status != lifecycle.Invited || !reflect.DeepEqual(d.Settings, s)) {
 		return Response{}, &DeploymentExists{Err: exists}
+	}
+	if err != nil {
+		return Response{}, fmt.Errorf("read the deployment of account %s in %s: %w", s.AccountID, s.Region, err)
 	}
 	if err := h.admit(ctx, s.AccountID); err != nil {
 		return Response{}, fmt.Errorf("admit account %s to the vendor bus (invitation %s repeated): %w", s.AccountID, d.ID, err)
 	}
-	h.Log.InfoContext(ctx, "invitation repeated: the stored one is answered", "deploymentId", d.ID, "account", s.AccountID, "region", s.Region)
+	// A concurrent first invitation whose admission failed undoes its deployment: answer only
+	// one that is still there.
+	if _, err := h.Store.Get(ctx, d.ID); err != nil {
+		return Response{}, fmt.Errorf("invitation %s was withdrawn while it was repeated (ask again): %w", d.ID, err)
+	}
+	h.Log.InfoContext(ctx, "invitation repeated: the stored one is answered", "deploymentId", d.ID, "account", s.AccountID, "region", s.Region, "actor", actor)
 	return h.response(d), nil
 }
 

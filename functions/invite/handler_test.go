@@ -19,9 +19,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/smithy-go"
 
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
@@ -298,7 +300,7 @@ func TestInviteRefusesASecondDeploymentOfTheAccountAndRegion(t *testing.T) {
 
 // An operator who repeats an invitation (its answer was lost, or invite crashed) gets the
 // stored one: same deployment, same ExternalId, nothing new written, the admission made
-// again. A defect `make chaos` found: the retry used to be refused as a second deployment.
+// again. A defect `make chaos` found (infra-fails, crash, seed 1): the retry was refused as a second deployment.
 func TestInviteRepeatedAnswersTheStoredInvitation(t *testing.T) {
 	// defaults.json: settings filled in by Normalize must compare equal after the store's round trip.
 	for _, name := range []string{"valid.json", "defaults.json", "small-cidr.json"} {
@@ -489,3 +491,40 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func sortedCopy(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+
+// throttledReads fails GetItem once armed: the table is throttling reads.
+type throttledReads struct {
+	cloud.DynamoDB
+	on bool
+}
+
+func (d *throttledReads) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if d.on {
+		return nil, &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException", Message: "reads throttled"}
+	}
+	return d.DynamoDB.GetItem(ctx, in, o...)
+}
+
+// A repeated invitation that cannot read the stored one says so: a throttled read is not
+// "the account already has a deployment", which an operator would take for final.
+func TestInviteRepeatedWhoseReadFailsSaysSo(t *testing.T) {
+	f := newFixture(t)
+	db := &throttledReads{DynamoDB: f.env.DynamoDB()}
+	f.h.Store = store.New(db, f.table)
+	if _, err := f.invoke(t, sample(t, "valid.json")); err != nil {
+		t.Fatal(err)
+	}
+	before := f.env.Keys(t, f.table)
+	db.on = true
+	_, err := f.h.Handle(context.Background(), sample(t, "valid.json"))
+	var exists *DeploymentExists
+	if err == nil || errors.As(err, &exists) || !strings.Contains(err.Error(), "reads throttled") {
+		t.Fatalf("err = %v, want the read's error, not DeploymentExists", err)
+	}
+	if after := f.env.Keys(t, f.table); !slices.Equal(sortedCopy(before), sortedCopy(after)) {
+		t.Fatalf("the failed repeat wrote: %v", after)
+	}
+	if len(f.bus.calls) != 1 {
+		t.Fatalf("%d PutPermission calls, want only the first invite's", len(f.bus.calls))
+	}
+}

@@ -335,7 +335,9 @@ func TestApplyDeletesARolledBackStack(t *testing.T) {
 }
 
 // A retried apply (its first answer lost, or its process killed after the create) finds
-// its own create running, and answers that create: one stack, one stack.create entry.
+// its own create running, and answers that create: one stack, one stack.create entry
+// (make chaos found it recreating a rolled-back stack in the same attempt: infra-fails,
+// crash, seed 1).
 func TestApplyAgainAnswersItsOwnCreate(t *testing.T) {
 	f := newFixture(t)
 	must[PrepareResult](t, f, Input{Step: StepPrepare})

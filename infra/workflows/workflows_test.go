@@ -127,7 +127,7 @@ func TestEveryTaskRetriesTransientErrorsAndCatchesTheRest(t *testing.T) {
 		r := s.Retry[0]
 		// A crashed or timed-out invocation (Runtime.ExitError, Sandbox.Timedout; Lambda.Unknown
 		// when the error has no type) is retried too: every step is idempotent, and failing the
-		// deployment for a recycled sandbox was a defect `make chaos` found.
+		// deployment for a recycled sandbox was a defect `make chaos` found (rollback-retry, crash, seed 1).
 		for _, e := range []string{"TransientError", "Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException",
 			"Lambda.Unknown", "Runtime.ExitError", "Sandbox.Timedout"} {
 			if !slices.Contains(r.ErrorEquals, e) {

@@ -145,7 +145,8 @@ func (m *Manager) Apply(ctx context.Context, spec Spec, tokens Tokens) (Result, 
 }
 
 // lastOpCreate are the statuses of a stack whose only operation was its create: its event
-// history is that create's, so finding the create's token is short.
+// history is that create's alone (a few pages for the infrastructure stack), so the create's
+// token is found without reading through later operations.
 var lastOpCreate = []cfntypes.StackStatus{
 	cfntypes.StackStatusCreateInProgress, cfntypes.StackStatusCreateFailed, cfntypes.StackStatusCreateComplete,
 	cfntypes.StackStatusRollbackInProgress, cfntypes.StackStatusRollbackFailed, cfntypes.StackStatusRollbackComplete,

@@ -98,14 +98,16 @@ type Result struct {
 // first, whatever this report turns out to be: the same report again, an older one, or a
 // newer one that changes nothing (which would otherwise never refresh the deployment).
 func (r *Repo) Apply(ctx context.Context, m statemsg.Message, messageID string) (Result, error) {
+	var finished []PendingAlert // alerts of finished refreshes, kept across contended attempts
 	for range applyAttempts {
 		cur, err := r.Service(ctx, m.DeploymentID, m.ServiceID)
 		if err != nil && !IsNotFound(err) {
 			return Result{}, err
 		}
-		finished, err := r.finishRefresh(ctx, cur)
+		done, err := r.finishRefresh(ctx, cur)
+		finished = append(finished, done...)
 		if err != nil {
-			return Result{}, err
+			return Result{Alerts: finished}, err
 		}
 		var res Result
 		if cur.Reported() && cur.OrderKey >= m.OrderKey() {

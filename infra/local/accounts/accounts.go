@@ -43,8 +43,9 @@ type Principal struct {
 	UserID  string // the account id for root; "<role id>:<session>" for role sessions
 	RoleArn string // the IAM role ARN for role sessions, "" for root
 	// Origin is the session name of the service session (a Lambda function's, a pod's) a
-	// chain of AssumeRole calls began at, "" for root users and chains begun by them. The
-	// local cloud's fault injection uses it to find which function process made a call.
+	// chain of AssumeRole calls began at; "" for root users and for sessions a root user
+	// assumed. The local cloud's fault injection uses it to find which function process made
+	// a call.
 	Origin string
 }
 

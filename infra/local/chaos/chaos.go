@@ -79,11 +79,16 @@ func ProfileNamed(name string) (Profile, error) {
 			return p, nil
 		}
 	}
+	return Profile{}, fmt.Errorf("profile %q: must be one of %s", name, ProfileNames())
+}
+
+// ProfileNames lists the profiles' names: "api, delivery, crash, mixed".
+func ProfileNames() string {
 	names := make([]string, len(Profiles))
 	for i, p := range Profiles {
 		names[i] = p.Name
 	}
-	return Profile{}, fmt.Errorf("profile %q: must be one of %s", name, strings.Join(names, ", "))
+	return strings.Join(names, ", ")
 }
 
 // Injected is one fault that was injected.
@@ -213,6 +218,17 @@ func (in *Injector) decide(f Fault, point, detail string) bool {
 		in.observe(Injected{Fault: f, Point: point, Detail: detail, At: time.Now()})
 	}
 	return hit
+}
+
+// coin is a seeded toss for the next occurrence of point, replayed like decide's draws
+// (the server error's 500 or 503).
+func (in *Injector) coin(point string) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	key := "coin|" + stable(point)
+	n := in.seen[key]
+	in.seen[key] = n + 1
+	return draw(in.seed, key, n) < 0.5
 }
 
 // generated matches what differs between two runs of the same scenario: the suffixes

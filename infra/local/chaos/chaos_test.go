@@ -168,12 +168,14 @@ func calls(cfg aws.Config) map[string]func() error {
 // The SDK itself (written by AWS) reads each injected error as the service's own: its code,
 // its HTTP status, and a retryable error (a throttle for throttling).
 func TestInjectedErrorsAreTheServicesOwn(t *testing.T) {
-	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Errorf("a faulted request reached the backend: %s", r.URL) })
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a faulted request reached the backend: %s", r.URL)
+	})
 	throttles := map[string]struct {
 		code   string
 		status int
 	}{
-		"dynamodb": {"ProvisionedThroughputExceededException", 400}, "sqs": {"RequestThrottled", 400},
+		"dynamodb": {"ProvisionedThroughputExceededException", 400}, "sqs": {"RequestThrottled", 403},
 		"states": {"ThrottlingException", 400}, "events": {"ThrottlingException", 400},
 		"lambda": {"TooManyRequestsException", 429}, "scheduler": {"ThrottlingException", 429},
 		"cloudformation": {"Throttling", 400}, "sts": {"Throttling", 400},
@@ -193,19 +195,19 @@ func TestInjectedErrorsAreTheServicesOwn(t *testing.T) {
 			t.Errorf("%s: the SDK does not take %s for a retryable throttle", service, want.code)
 		}
 	}
-	in, url := door(t, Profile{Name: "t", Rates: map[Fault]float64{ServerError: 1}}, backend)
+	_, url = door(t, Profile{Name: "t", Rates: map[Fault]float64{ServerError: 1}}, backend)
 	for service, call := range calls(sdkConfig(url, 1)) {
-		for range 2 { // the odd faults answer 500, the even 503 (Lambda: 500 always)
-			n := in.Report().Injected[ServerError] + 1
+		seen := map[int]bool{}
+		for range 16 { // a seeded coin picks 500 or 503 (Lambda: 500 always)
 			err := call()
 			var resp *awshttp.ResponseError
-			wantStatus := 500
-			if n%2 == 0 && service != "lambda" {
-				wantStatus = 503
+			if !errors.As(err, &resp) || (resp.HTTPStatusCode() != 500 && resp.HTTPStatusCode() != 503) || !standard.IsErrorRetryable(err) {
+				t.Fatalf("%s server error: %v, want a retryable 500 or 503", service, err)
 			}
-			if !errors.As(err, &resp) || resp.HTTPStatusCode() != wantStatus || !standard.IsErrorRetryable(err) {
-				t.Errorf("%s server error %d: %v, want a retryable %d", service, n, err, wantStatus)
-			}
+			seen[resp.HTTPStatusCode()] = true
+		}
+		if want := map[int]bool{500: true, 503: service != "lambda"}; seen[503] != want[503] || !seen[500] {
+			t.Errorf("%s answered %v over 16 server errors, want 500 and (but for Lambda) 503", service, seen)
 		}
 	}
 }

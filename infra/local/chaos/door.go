@@ -55,7 +55,7 @@ func (in *Injector) Door(next http.Handler, cfg DoorConfig) http.Handler {
 		case in.decide(Throttle, point, "throttled"):
 			writeError(w, service, throttleError(service, op))
 		case in.decide(ServerError, point, "server error"):
-			writeError(w, service, serverError(service, in.Report().Injected[ServerError]))
+			writeError(w, service, serverError(service, in.coin(point)))
 		case in.decide(LostAnswer, point, "applied, answer lost"):
 			next.ServeHTTP(discard(), r)
 			drop(w)
@@ -111,7 +111,7 @@ func throttleError(service, op string) apiError {
 		}
 		return apiError{400, "ThrottlingException", "Rate of requests exceeds the allowed throughput."}
 	case "sqs":
-		return apiError{400, "RequestThrottled", "Request is throttled."}
+		return apiError{403, "RequestThrottled", "Request is throttled."}
 	case "lambda":
 		return apiError{429, "TooManyRequestsException", "Rate Exceeded."}
 	case "s3":
@@ -124,11 +124,11 @@ func throttleError(service, op string) apiError {
 	return apiError{400, "ThrottlingException", "Rate exceeded"}
 }
 
-// serverError alternates between the services' 500 and 503 answers. Lambda's API answers
+// serverError is the service's 500 answer, or (unavailable) its 503. Lambda's API answers
 // service failures with 500 ServiceException only (its reference lists no 503), which is
 // what Step Functions' Lambda.ServiceException retries match.
-func serverError(service string, n int) apiError {
-	if n%2 == 0 && service != "lambda" {
+func serverError(service string, unavailable bool) apiError {
+	if unavailable && service != "lambda" {
 		return apiError{503, "ServiceUnavailable", "Service is unavailable. Please try again later."}
 	}
 	switch service {
@@ -177,8 +177,9 @@ func writeError(w http.ResponseWriter, service string, e apiError) {
 		}
 		_ = json.NewEncoder(w).Encode(body)
 	default:
-		version := "1.1"
-		if service == "dynamodb" {
+		version := "1.1" // EventBridge, CloudWatch Logs
+		switch service {
+		case "dynamodb", "sqs", "states":
 			version = "1.0"
 		}
 		h.Set("Content-Type", "application/x-amz-json-"+version)

@@ -262,11 +262,12 @@ func (h *Host) Kill(name string) bool {
 		return false
 	}
 	s.mu.Lock()
-	cmd := s.cmd
-	s.killed = true
-	s.mu.Unlock()
-	if cmd != nil && cmd.Process != nil {
-		_ = cmd.Process.Kill()
+	defer s.mu.Unlock()
+	if s.cmd != nil && s.cmd.Process != nil {
+		// A process that had already exited by itself gets no back-off on this restart:
+		// harmless, and reading its exit state here would race the supervisor's Wait.
+		s.killed = true
+		_ = s.cmd.Process.Kill()
 	}
 	return true
 }

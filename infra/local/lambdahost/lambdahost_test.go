@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	ltypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 )
 
@@ -401,5 +402,56 @@ func TestBundleFilesAreServedFromTheTaskRoot(t *testing.T) {
 	err = f.host.Start(context.Background(), Spec{Name: name, ByocName: "echo", AssetDir: filepath.Join(asset, "missing")})
 	if err == nil || !strings.Contains(err.Error(), "AssetDir") {
 		t.Errorf("a missing bundle: error = %v", err)
+	}
+}
+
+// Chaos at the host: a process killed as it receives an invocation (its handler never
+// runs), killed after its handler (the side effects done, the answer lost), or the
+// invocation timed out after its side effects. Lambda's errors come back at once, and the
+// killed process is replaced without the crash back-off.
+func TestChaosKillsAndTimesOutInvocations(t *testing.T) {
+	for _, c := range []struct {
+		fault      chaos.Fault
+		errorType  string
+		handlerRan bool
+	}{
+		{chaos.KillBefore, "Runtime.ExitError", false},
+		{chaos.KillAfter, "Runtime.ExitError", true},
+		{chaos.Timeout, "Sandbox.Timedout", true},
+	} {
+		t.Run(string(c.fault), func(t *testing.T) {
+			f := newFixture(t, nil, nil)
+			in := chaos.New(nil)
+			f.host.relay.chaos = in
+			name := f.createFunction(t, 30)
+			if err := f.host.Start(context.Background(), Spec{Name: name, ByocName: "echo"}); err != nil {
+				t.Fatal(err)
+			}
+			in.Arm(1, chaos.Profile{Name: "t", Rates: map[chaos.Fault]float64{c.fault: 1}, FirstOnly: true})
+			_, fnErr := f.invoke(t, name, `{"log":"the handler ran"}`)
+			if !strings.Contains(fnErr, `"errorType":"`+c.errorType+`"`) {
+				t.Fatalf("invocation under %s: %q, want %s", c.fault, fnErr, c.errorType)
+			}
+			if ran := strings.Contains(f.out.String(), "the handler ran"); ran != c.handlerRan {
+				t.Fatalf("handler ran = %v under %s, want %v:\n%s", ran, c.fault, c.handlerRan, f.out.String())
+			}
+			if in.Report().Injected[c.fault] != 1 {
+				t.Fatalf("report %s", in.Report())
+			}
+			in.Disarm()
+			deadline := time.Now().Add(30 * time.Second)
+			for f.host.Restarts(name) < 1 {
+				if time.Now().After(deadline) {
+					t.Fatal("the killed process was not restarted")
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !strings.Contains(f.out.String(), "restarting in 0s") {
+				t.Errorf("a killed process must be replaced at once:\n%s", f.out.String())
+			}
+			if _, fnErr := f.invoke(t, name, `{}`); fnErr != "" {
+				t.Fatalf("after the restart the function must serve again: %s", fnErr)
+			}
+		})
 	}
 }

@@ -41,9 +41,9 @@ func stateTaskConfig(internal aws.Config) aws.Config {
 	return internal
 }
 
-// stepFunctionsTaskHeader marks the engine's task calls: plumbing on the cloud's side (not
-// counted), but calls Step Functions makes to Lambda on AWS, which throttles and fails
-// them, so chaos may hit them.
+// stepFunctionsTaskHeader marks the engine's task calls (Lambda, SQS, EventBridge): plumbing
+// on the cloud's side (not counted), but calls Step Functions makes to those services on
+// AWS, which throttle and fail them, so chaos may hit them.
 const stepFunctionsTaskHeader = "X-Byoc-Local-Task"
 
 type taskTransport struct{ base http.RoundTripper }

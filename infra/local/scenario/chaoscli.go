@@ -122,7 +122,7 @@ func chaosMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var f flags
 	fs := newFlagSet("byoc-local chaos", stderr, &f)
 	scenarios := fs.String("scenario", "all", "scenarios to run, comma-separated: "+strings.Join(ChaosScenarios, ", "))
-	profiles := fs.String("profile", "all", "fault profiles, comma-separated: "+profileNames())
+	profiles := fs.String("profile", "all", "fault profiles, comma-separated: "+chaos.ProfileNames())
 	count := fs.Int("seeds", 20, "how many seeds per scenario and profile")
 	first := fs.Uint64("first-seed", 1, "the first seed")
 	seed := fs.String("seed", "", "run only this seed, printing the timeline (reproduces a failing run)")
@@ -221,14 +221,6 @@ func printSummary(out io.Writer, sums []ChaosSummary) {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%d\t%.1fx\t\n", s.Scenario, s.Profile, s.Runs, s.Faults, s.Retries, s.Violations, s.Slowdown)
 	}
 	_ = w.Flush()
-}
-
-func profileNames() string {
-	names := make([]string, len(chaos.Profiles))
-	for i, p := range chaos.Profiles {
-		names[i] = p.Name
-	}
-	return strings.Join(names, ", ")
 }
 
 // describeRates lists a profile's faults and rates: "throttle 8%, lost-answer 5%".

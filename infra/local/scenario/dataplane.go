@@ -199,8 +199,8 @@ func allHealthy() func(servicestate.AlertDetail) bool {
 // order, so a service's own transition to healthy may arrive after the deployment's: it
 // happened before, and is no change of the steady state.
 func changedAfterHealthy(ts []servicestate.AlertDetail, from int) []servicestate.AlertDetail {
-	var healthyAt time.Time
-	for _, a := range ts {
+	var healthyAt time.Time // when it turned healthy before the window: a flap inside it must count
+	for _, a := range ts[:from] {
 		if deploymentTo(health.Healthy)(a) {
 			healthyAt = a.At
 		}

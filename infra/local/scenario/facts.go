@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -50,6 +51,9 @@ type Facts struct {
 	Unsettled []string
 	// Lost lists reports the data plane sent whose state the control plane does not hold.
 	Lost []string
+	// Health is the deployment's stored health and each service's, "service=health" sorted
+	// (when a data plane ran).
+	Health []string
 	// DeadLetters is how many messages the state queue's DLQ holds (from every run so far:
 	// a message there is accounted for, not lost).
 	DeadLetters int
@@ -62,12 +66,17 @@ var workflowOutputs = map[string]string{"provision": outProvisionMachine, "comma
 // ledger is the data plane's own record, when one ran.
 func (r *Runner) Facts(ctx context.Context, customer, id string, ledger *datasim.Ledger) (Facts, error) {
 	f := Facts{Deployment: id, Stacks: map[string]int{}, Final: map[string]string{}, Executions: map[string]int{}}
-	stacks, err := cloudformation.NewFromConfig(r.Cloud.WatchConfigAs(customer)).ListStacks(ctx, &cloudformation.ListStacksInput{})
-	if err != nil {
-		return f, fmt.Errorf("list the customer's stacks: %w", err)
+	var summaries []cfntypes.StackSummary
+	pages := cloudformation.NewListStacksPaginator(cloudformation.NewFromConfig(r.Cloud.WatchConfigAs(customer)), &cloudformation.ListStacksInput{})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return f, fmt.Errorf("list the customer's stacks: %w", err)
+		}
+		summaries = append(summaries, page.StackSummaries...)
 	}
 	// ListStacks answers newest first.
-	for _, s := range stacks.StackSummaries {
+	for _, s := range summaries {
 		name := aws.ToString(s.StackName)
 		if id != "" {
 			// Runs differ in their deployment's id; the stacks are compared by role.
@@ -151,7 +160,17 @@ func (r *Runner) dataPlaneFacts(ctx context.Context, f *Facts, ledger datasim.Le
 	held := map[string]string{}
 	for _, s := range svcs {
 		held[s.ServiceID] = s.OrderKey
+		f.Health = append(f.Health, s.ServiceID+"="+string(s.Health))
+		if s.RefreshedCause != s.ChangeCause {
+			f.Unsettled = append(f.Unsettled, fmt.Sprintf("service %s: the deployment's refresh after %q is undone", s.ServiceID, s.ChangeCause))
+		}
 	}
+	dh, err := repo.DeploymentHealth(ctx, f.Deployment)
+	if err != nil {
+		return fmt.Errorf("read the health of %s: %w", f.Deployment, err)
+	}
+	f.Health = append(f.Health, "deployment="+string(dh.Health))
+	sort.Strings(f.Health)
 	q := sqs.NewFromConfig(r.Cloud.WatchConfig())
 	queue := r.ControlPlane.Outputs[outStateQueueURL]
 	waiting, dlqURL, err := queueDepths(ctx, q, queue)
@@ -167,18 +186,19 @@ func (r *Runner) dataPlaneFacts(ctx context.Context, f *Facts, ledger datasim.Le
 	}
 	f.DeadLetters = len(dead)
 	// The last report of each service is held by the control plane (so every earlier one
-	// was applied or superseded), or it waits in the DLQ for an operator.
+	// was applied or superseded), or it waits in the DLQ for an operator. (Order keys compare
+	// as strings; a newer one is held when a send whose answer was lost was applied.)
 	for _, svc := range slices.Sorted(maps.Keys(ledger.LastSent)) {
 		sent := ledger.LastSent[svc]
-		if held[svc] != sent && !dead[f.Deployment+"/"+svc+"/"+sent] {
+		if held[svc] < sent && !dead[f.Deployment+"/"+svc+"/"+sent] {
 			f.Lost = append(f.Lost, fmt.Sprintf("service %s: last report sent %s, held %q and not in the DLQ", svc, sent, held[svc]))
 		}
 	}
 	return nil
 }
 
-// deadLetters reads the state messages in the DLQ (leaving them there), keyed
-// "<deployment>/<service>/<order key>".
+// deadLetters reads the state messages in the DLQ, keyed "<deployment>/<service>/<order
+// key>", and leaves them there, visible.
 func deadLetters(ctx context.Context, q *sqs.Client, url string) (map[string]bool, error) {
 	dead := map[string]bool{}
 	if url == "" {
@@ -191,7 +211,9 @@ func deadLetters(ctx context.Context, q *sqs.Client, url string) (map[string]boo
 			return nil, fmt.Errorf("read the dead-letter queue: %w", err)
 		}
 		fresh := 0
-		for _, m := range out.Messages {
+		var back []sqstypes.ChangeMessageVisibilityBatchRequestEntry
+		for i, m := range out.Messages {
+			back = append(back, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(fmt.Sprint(i)), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0})
 			if seen[aws.ToString(m.MessageId)] {
 				continue
 			}
@@ -199,6 +221,11 @@ func deadLetters(ctx context.Context, q *sqs.Client, url string) (map[string]boo
 			if msg, err := statemsg.Parse([]byte(aws.ToString(m.Body)), time.Now()); err == nil {
 				dead[msg.DeploymentID+"/"+msg.ServiceID+"/"+msg.OrderKey()] = true
 			}
+		}
+		if len(back) > 0 {
+			defer func(entries []sqstypes.ChangeMessageVisibilityBatchRequestEntry) {
+				_, _ = q.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(url), Entries: entries})
+			}(back)
 		}
 		if fresh == 0 {
 			break
@@ -267,6 +294,9 @@ func Compare(want, got Facts) []Violation {
 	if got.Status != want.Status || got.Attempts != want.Attempts || got.Failure != want.Failure {
 		add(SameOutcome, "deployment %s is %s after %d attempt(s) (failure %q); the fault-free run ended %s after %d (failure %q)",
 			got.Deployment, got.Status, got.Attempts, got.Failure, want.Status, want.Attempts, want.Failure)
+	}
+	if !slices.Equal(got.Health, want.Health) {
+		add(SameOutcome, "health %v, want %v", got.Health, want.Health)
 	}
 	if !slices.Equal(got.Outputs, want.Outputs) {
 		add(SameOutcome, "outputs %v, want %v", got.Outputs, want.Outputs)

@@ -267,10 +267,12 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 	// pollers go on (so later messages overtake it), or handed to the function twice.
 	duplicate, hold := p.m.cfg.Chaos.Delivery("queue " + p.cfg.EventSourceArn)
 	sleep(ctx, hold)
-	if duplicate {
-		_, _ = p.m.lambda.Invoke(ctx, invoke)
+	var copies sync.WaitGroup
+	if duplicate { // a copy racing this one, as another poller's receive of the same messages
+		copies.Go(func() { _, _ = p.m.lambda.Invoke(ctx, invoke) })
 	}
 	out, err := p.m.lambda.Invoke(ctx, invoke)
+	copies.Wait()
 	if err != nil {
 		// Not the function's answer (no runtime, throttled, shutting down): the messages
 		// stay, and return when their visibility timeout expires.

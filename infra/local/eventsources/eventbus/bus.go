@@ -306,14 +306,19 @@ func (b *Bus) send(ctx context.Context, bus string, env envelope, event []byte, 
 	if duplicate {
 		times = 2
 	}
-	for range times {
-		if hold > 0 {
+	var copies sync.WaitGroup
+	for i := range times {
+		switch {
+		case hold > 0:
 			later := context.WithoutCancel(ctx)
 			time.AfterFunc(hold, func() { deliver(later, d) })
-			continue
+		case i > 0: // the second copy races the first
+			copies.Go(func() { deliver(ctx, d) })
+		default:
+			deliver(ctx, d)
 		}
-		deliver(ctx, d)
 	}
+	copies.Wait()
 }
 
 // report tells the observer of a delivery, and logs a failed one.
