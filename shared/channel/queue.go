@@ -2,6 +2,8 @@ package channel
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -284,8 +286,17 @@ type Delivery struct {
 // not a valid command is returned as an error entry's handle in bad, so the agent can delete
 // it (it can never become valid) instead of receiving it forever.
 func Receive(ctx context.Context, client Reader, queueURL string, max int32, wait time.Duration) (good []Delivery, bad []string, err error) {
+	// The attempt id makes the SDK's retry of a receive whose answer was lost (it keeps the
+	// input) get the same messages back. Without it those messages stay in flight for the
+	// queue's visibility timeout (5 minutes), and, the queue being FIFO, so does every command
+	// behind them: make chaos found a deployment's commands stuck so (dataplane, api, seed 15).
+	attempt, err := attemptID()
+	if err != nil {
+		return nil, nil, err
+	}
 	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl: aws.String(queueURL), MaxNumberOfMessages: max, WaitTimeSeconds: int32(wait.Seconds()),
+		ReceiveRequestAttemptId: aws.String(attempt),
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("receive commands: %w", err)
@@ -299,6 +310,16 @@ func Receive(ctx context.Context, client Reader, queueURL string, max int32, wai
 		good = append(good, Delivery{Command: c, ReceiptHandle: aws.ToString(m.ReceiptHandle)})
 	}
 	return good, bad, nil
+}
+
+// attemptID is a fresh ReceiveRequestAttemptId (up to 128 characters of [a-zA-Z0-9] and
+// punctuation).
+func attemptID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("receive commands: attempt id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // Delete removes a handled command from its queue.

@@ -174,7 +174,7 @@ func TestProvisionWorkflowRetriesCatchesAndRecovers(t *testing.T) {
 		lambda := &provisionLambda{script: script}
 		script["await"] = []answer{
 			lambda.stackEvent(40*time.Second, nil, "StackFailed"), // first attempt: the stack rolls back
-			silence(), // second attempt: the event is lost; 900 s later the workflow polls
+			silence(), // second attempt: the event is lost; 300 s later the workflow polls
 		}
 		info, l, history := runProvisionWith(t, lambda)
 		if info.Status != asl.StatusSucceeded {
@@ -193,9 +193,9 @@ func TestProvisionWorkflowRetriesCatchesAndRecovers(t *testing.T) {
 		if failErr["Error"] != "StackFailed" || !strings.Contains(failErr["Cause"].(string), "failed to create") {
 			t.Errorf("the fail step received error %v", l.calls[5].Payload["error"])
 		}
-		// The lost event: Poll runs exactly 900 seconds after the second Await started.
-		if gap := l.calls[9].At - l.calls[8].At; gap != 900*time.Second {
-			t.Errorf("poll ran %v after await, want the 900 s task timeout", gap)
+		// The lost event: Poll runs exactly 300 seconds after the second Await started.
+		if gap := l.calls[9].At - l.calls[8].At; gap != 300*time.Second {
+			t.Errorf("poll ran %v after await, want the 300 s task timeout", gap)
 		}
 		if gap := l.calls[11].At - l.calls[10].At; gap != time.Second {
 			t.Errorf("record retried after %v, want 1s (2 s × 0.5 jitter)", gap)

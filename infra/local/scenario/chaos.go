@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,9 @@ import (
 	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/infra/local/datasim"
 	"github.com/byocloud/byoc/infra/local/localcloud"
+	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 // DataPlaneScenario is onboarding followed by the deployment's simulated data plane: state
@@ -89,7 +93,26 @@ func (r *Runner) runAndRead(ctx context.Context, scenario string) (Facts, time.D
 	if ferr != nil && err == nil {
 		err = ferr
 	}
+	if rerr := r.retire(context.WithoutCancel(ctx), res.Deployment.ID); rerr != nil && err == nil {
+		err = rerr
+	}
 	return facts, res.Elapsed, err
+}
+
+// retire disconnects a run's deployment from the state queue and its command channel once
+// its facts are read, as teardown will: the state queue's policy names every connected
+// exporter, and SQS caps a policy at 8 KiB, about 97 exporters (a limit a fleet must get
+// past; the matrix alone provisions over 500 deployments in one cloud).
+func (r *Runner) retire(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	repo := servicestate.New(cloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable])
+	err := channel.Disconnect(ctx, sqs.NewFromConfig(r.Cloud.WatchConfig()), repo, r.ControlPlane.Outputs[outStateQueueURL], id)
+	if err != nil && !errors.Is(err, channel.ErrNoChannel) {
+		return fmt.Errorf("retire deployment %s: %w", id, err)
+	}
+	return nil
 }
 
 // Settling: the cloud has settled when the deployment's workflows have ended, no customer

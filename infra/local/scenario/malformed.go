@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/google/uuid"
 
@@ -35,10 +37,18 @@ func malformedEvent(customer, region string) []byte {
 }
 
 // malformed delivers a malformed event to the vendor bus, as a broken forwarder would, and
-// checks that onboard refuses it and that nothing changed: no item written, no workflow.
+// checks that onboard refuses it and that nothing changed: no item about the customer or
+// the event written, no workflow. (Items are matched, not counted: other work in the same
+// cloud, a previous run's sweep or late delivery, may write meanwhile.)
 func (r *Runner) malformed(ctx context.Context, o Options) (Result, error) {
 	table := r.ControlPlane.Outputs[outTable]
-	before, err := r.items(ctx, table)
+	event := malformedEvent(o.Customer, r.Cloud.Region)
+	var envelope struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(event, &envelope)
+	about := []string{o.Customer, envelope.ID}
+	before, err := r.itemsAbout(ctx, table, about)
 	if err != nil {
 		return Result{}, err
 	}
@@ -46,19 +56,19 @@ func (r *Runner) malformed(ctx context.Context, o Options) (Result, error) {
 	rejected := r.expect(func(e localcloud.Event) bool {
 		return e.Kind == localcloud.KindInvoke && e.Subject == contract.FunctionOnboard && e.Failed && strings.Contains(e.Detail, "Malformed")
 	})
-	if err := r.Cloud.Bus.Deliver(ctx, r.ControlPlane.Outputs[outVendorBusName], malformedEvent(o.Customer, r.Cloud.Region)); err != nil {
+	if err := r.Cloud.Bus.Deliver(ctx, r.ControlPlane.Outputs[outVendorBusName], event); err != nil {
 		return Result{}, err
 	}
 	if _, err := await(ctx, rejected, "onboard to refuse the malformed event"); err != nil {
 		return Result{}, err
 	}
 	res := r.result(ctx, o, "")
-	after, err := r.items(ctx, table)
+	after, err := r.itemsAbout(ctx, table, about)
 	if err != nil {
 		return res, err
 	}
 	if after != before {
-		return res, &Failure{Scenario: o.Scenario, Reason: fmt.Sprintf("the table changed: %d items before, %d after", before, after)}
+		return res, &Failure{Scenario: o.Scenario, Reason: fmt.Sprintf("the table changed: %d items about customer %s or event %s before, %d after", before, o.Customer, envelope.ID, after)}
 	}
 	if n := r.executions(); n != execsBefore {
 		return res, &Failure{Scenario: o.Scenario, Reason: fmt.Sprintf("a workflow started: %d executions before, %d after", execsBefore, n)}
@@ -66,14 +76,30 @@ func (r *Runner) malformed(ctx context.Context, o Options) (Result, error) {
 	return res, nil
 }
 
-func (r *Runner) items(ctx context.Context, table string) (int32, error) {
-	out, err := cloud.NewDynamoDB(r.Cloud.WatchConfig()).Scan(ctx, &dynamodb.ScanInput{
-		TableName: aws.String(table), Select: "COUNT", ConsistentRead: aws.Bool(true),
+// itemsAbout counts the table's items any of whose keys or values contains one of needles
+// (a scan: the scenario's check, not a path of the control plane).
+func (r *Runner) itemsAbout(ctx context.Context, table string, needles []string) (int, error) {
+	pages := dynamodb.NewScanPaginator(cloud.NewDynamoDB(r.Cloud.WatchConfig()), &dynamodb.ScanInput{
+		TableName: aws.String(table), ConsistentRead: aws.Bool(true),
 	})
-	if err != nil {
-		return 0, fmt.Errorf("count the table's items: %w", err)
+	n := 0
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("scan the table: %w", err)
+		}
+		for _, item := range page.Items {
+			var doc map[string]any
+			if err := attributevalue.UnmarshalMap(item, &doc); err != nil {
+				return 0, fmt.Errorf("read an item: %w", err)
+			}
+			text, _ := json.Marshal(doc)
+			if slices.ContainsFunc(needles, func(s string) bool { return s != "" && strings.Contains(string(text), s) }) {
+				n++
+			}
+		}
 	}
-	return out.Count, nil
+	return n, nil
 }
 
 func (r *Runner) executions() int {

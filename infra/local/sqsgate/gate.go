@@ -88,7 +88,21 @@ type Gate struct {
 
 	mu    sync.Mutex
 	cache map[string]queueFacts // queue URL path -> facts
+	// attempts are FIFO receives by ReceiveRequestAttemptId: a retry within five minutes
+	// gets the same messages and receipt handles, as SQS answers it.
+	attempts map[string]receiveAttempt
 }
+
+type receiveAttempt struct {
+	status int
+	header http.Header
+	body   []byte
+	at     time.Time
+}
+
+// attemptWindow is how long SQS deduplicates a FIFO ReceiveMessage by its
+// ReceiveRequestAttemptId.
+const attemptWindow = 5 * time.Minute
 
 type queueFacts struct {
 	arn     string
@@ -108,7 +122,7 @@ func New(cfg Config) *Gate {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Gate{cfg: cfg, sqs: sqs.NewFromConfig(cfg.AWS), log: cfg.Logger, cache: map[string]queueFacts{}}
+	return &Gate{cfg: cfg, sqs: sqs.NewFromConfig(cfg.AWS), log: cfg.Logger, cache: map[string]queueFacts{}, attempts: map[string]receiveAttempt{}}
 }
 
 // IsRequest reports whether r is an SQS request in the JSON protocol, the one kumo speaks
@@ -204,7 +218,7 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.forward(w, r, stamped)
 	case "ReceiveMessage":
-		g.receive(w, r, body)
+		g.receive(w, r, body, caller)
 	default:
 		g.forward(w, r, body)
 	}
@@ -397,12 +411,25 @@ func stampOne(msg map[string]json.RawMessage, userID string) error {
 // sender attribute is not a message attribute there but the SenderId system attribute,
 // answered when asked for (SenderId or All). kumo computes no attribute digests, so none
 // needs fixing.
-func (g *Gate) receive(w http.ResponseWriter, r *http.Request, body []byte) {
+func (g *Gate) receive(w http.ResponseWriter, r *http.Request, body []byte, caller accounts.Principal) {
 	var in struct {
+		QueueURL                    string   `json:"QueueUrl"`
 		AttributeNames              []string `json:"AttributeNames"`
 		MessageSystemAttributeNames []string `json:"MessageSystemAttributeNames"`
+		AttemptID                   string   `json:"ReceiveRequestAttemptId"`
 	}
 	_ = json.Unmarshal(body, &in)
+	// A FIFO receive retried with its ReceiveRequestAttemptId (its answer was lost) gets the
+	// first answer again: its messages are in flight, and a fresh receive would find their
+	// group locked until their visibility timeout ends.
+	key := ""
+	if in.AttemptID != "" && strings.HasSuffix(in.QueueURL, ".fifo") {
+		key = caller.UserID + " " + urlPath(in.QueueURL) + " " + in.AttemptID
+		if a, ok := g.attempt(key); ok {
+			write(w, a.status, a.header, a.body)
+			return
+		}
+	}
 	wantSender := false
 	for _, n := range append(in.AttributeNames, in.MessageSystemAttributeNames...) {
 		wantSender = wantSender || n == "All" || n == "SenderId"
@@ -415,15 +442,43 @@ func (g *Gate) receive(w http.ResponseWriter, r *http.Request, body []byte) {
 		if rewritten, ok := moveSender(out, wantSender); ok {
 			out = rewritten
 		}
+		if key != "" {
+			g.remember(key, receiveAttempt{status: res.StatusCode, header: res.Header.Clone(), body: out, at: time.Now()})
+		}
 	}
-	for k, v := range res.Header {
+	write(w, res.StatusCode, res.Header, out)
+}
+
+// write answers status, the headers (but Content-Length) and body.
+func write(w http.ResponseWriter, status int, header http.Header, body []byte) {
+	for k, v := range header {
 		if k != "Content-Length" {
 			w.Header()[k] = v
 		}
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(res.StatusCode)
-	_, _ = w.Write(out)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// attempt returns the answer of a receive attempt within its window.
+func (g *Gate) attempt(key string) (receiveAttempt, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a, ok := g.attempts[key]
+	return a, ok && time.Since(a.at) < attemptWindow
+}
+
+// remember keeps a receive attempt's answer, forgetting the ones past their window.
+func (g *Gate) remember(key string, a receiveAttempt) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, old := range g.attempts {
+		if time.Since(old.at) >= attemptWindow {
+			delete(g.attempts, k)
+		}
+	}
+	g.attempts[key] = a
 }
 
 // moveSender takes the sender attribute out of each received message's attributes and,

@@ -383,3 +383,51 @@ func TestDeniedAnswerIsSQSJSONProtocol(t *testing.T) {
 		t.Fatal("a refused send was enqueued")
 	}
 }
+
+// A FIFO receive retried with its ReceiveRequestAttemptId (its answer was lost) gets the same
+// messages and receipt handles, as SQS answers within five minutes; without the id, or with
+// another one, the messages are in flight and the group is locked.
+func TestReceiveRequestAttemptIdReplaysAFIFOReceive(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	created, err := f.vendor().CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(cloudtest.UniqueName("cmd") + ".fifo"),
+		Attributes: map[string]string{"FifoQueue": "true", "VisibilityTimeout": "300"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := aws.ToString(created.QueueUrl)
+	for _, body := range []string{"first", "second"} {
+		if _, err := f.vendor().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(body),
+			MessageGroupId: aws.String("deployment"), MessageDeduplicationId: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive := func(attempt string) []sqstypes.Message {
+		in := &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 1}
+		if attempt != "" {
+			in.ReceiveRequestAttemptId = aws.String(attempt)
+		}
+		out, err := f.vendor().ReceiveMessage(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Messages
+	}
+	first := receive("attempt-1")
+	if len(first) != 1 || aws.ToString(first[0].Body) != "first" {
+		t.Fatalf("first receive: %+v", first)
+	}
+	again := receive("attempt-1")
+	if len(again) != 1 || aws.ToString(again[0].MessageId) != aws.ToString(first[0].MessageId) || aws.ToString(again[0].ReceiptHandle) != aws.ToString(first[0].ReceiptHandle) {
+		t.Fatalf("the retried attempt got %+v, want the first answer again", again)
+	}
+	if other := receive("attempt-2"); len(other) != 0 {
+		t.Fatalf("another attempt got %+v while the group's first message is in flight", other)
+	}
+	if _, err := f.vendor().DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: again[0].ReceiptHandle}); err != nil {
+		t.Fatalf("the replayed receipt handle does not delete: %v", err)
+	}
+	if next := receive("attempt-3"); len(next) != 1 || aws.ToString(next[0].Body) != "second" {
+		t.Fatalf("after the delete: %+v, want the second message", next)
+	}
+}
