@@ -127,6 +127,8 @@ func (r *relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case req.Method == http.MethodGet && rest == "invocation/next":
 		r.markReady(req.Context(), fn)
+		r.poll(w, req, fn)
+		return
 	case req.Method == http.MethodPost && strings.HasPrefix(rest, "invocation/"):
 		body, err := io.ReadAll(req.Body)
 		if err != nil {
@@ -180,6 +182,30 @@ func (r *relay) markReady(ctx context.Context, fn string) {
 	r.mu.Unlock()
 }
 
+// handed is what a poll was handed, recorded by onResponse.
+type handed struct{ id string }
+
+type handedKey struct{}
+
+// poll relays a process's wait for its next invocation. A process that dies while it waits
+// may still be handed an invocation (kumo answers a poll whose client has gone): nobody will
+// answer it, and the invoker would wait out the function's timeout. It fails at once
+// instead, as Lambda fails an invocation whose sandbox died.
+func (r *relay) poll(w http.ResponseWriter, req *http.Request, fn string) {
+	h := &handed{}
+	req = req.WithContext(context.WithValue(req.Context(), handedKey{}, h))
+	r.proxy.ServeHTTP(w, req)
+	if req.Context().Err() == nil || h.id == "" {
+		return
+	}
+	r.mu.Lock()
+	_, open := r.inflight[h.id]
+	r.mu.Unlock()
+	if open {
+		r.fail(fn, h.id, "Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: Runtime exited before it took the invocation", h.id))
+	}
+}
+
 // readyProbeID is the request id of markReady's result, one kumo never issues (its ids are
 // UUIDs).
 const readyProbeID = "byoc-ready-probe"
@@ -197,6 +223,9 @@ func (r *relay) onResponse(resp *http.Response) error {
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(payload))
 	id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+	if h, ok := resp.Request.Context().Value(handedKey{}).(*handed); ok {
+		h.id = id
+	}
 	r.mu.Lock()
 	r.inflight[id] = Invocation{Function: fn, RequestID: id, Payload: payload, Started: time.Now()}
 	r.count++
