@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
@@ -286,18 +288,12 @@ type Delivery struct {
 // not a valid command is returned as an error entry's handle in bad, so the agent can delete
 // it (it can never become valid) instead of receiving it forever.
 func Receive(ctx context.Context, client Reader, queueURL string, max int32, wait time.Duration) (good []Delivery, bad []string, err error) {
-	// The attempt id makes the SDK's retry of a receive whose answer was lost (it keeps the
-	// input) get the same messages back. Without it those messages stay in flight for the
-	// queue's visibility timeout (5 minutes), and, the queue being FIFO, so does every command
-	// behind them: make chaos found a deployment's commands stuck so (dataplane, api, seed 15).
-	attempt, err := attemptID()
-	if err != nil {
-		return nil, nil, err
+	out, err := receive(ctx, client, queueURL, max, wait)
+	if staleAttempt(err) {
+		// SQS refuses an attempt id again after a throttled attempt; nothing was taken by
+		// it, so a fresh attempt is safe.
+		out, err = receive(ctx, client, queueURL, max, wait)
 	}
-	out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-		QueueUrl: aws.String(queueURL), MaxNumberOfMessages: max, WaitTimeSeconds: int32(wait.Seconds()),
-		ReceiveRequestAttemptId: aws.String(attempt),
-	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("receive commands: %w", err)
 	}
@@ -310,6 +306,30 @@ func Receive(ctx context.Context, client Reader, queueURL string, max int32, wai
 		good = append(good, Delivery{Command: c, ReceiptHandle: aws.ToString(m.ReceiptHandle)})
 	}
 	return good, bad, nil
+}
+
+// receive makes one receive attempt. Its attempt id makes the SDK's retry of a receive whose
+// answer was lost (it keeps the input) get the same messages back. Without it those messages
+// stay in flight for the queue's visibility timeout (5 minutes), and, the queue being FIFO, so
+// does every command behind them: make chaos found a deployment's commands stuck so
+// (dataplane, api, seed 15).
+func receive(ctx context.Context, client Reader, queueURL string, max int32, wait time.Duration) (*sqs.ReceiveMessageOutput, error) {
+	attempt, err := attemptID()
+	if err != nil {
+		return nil, err
+	}
+	return client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(queueURL), MaxNumberOfMessages: max, WaitTimeSeconds: int32(wait.Seconds()),
+		ReceiveRequestAttemptId: aws.String(attempt),
+	})
+}
+
+// staleAttempt reports SQS's refusal of an attempt id it will not honour again (after a
+// throttled attempt: "The receiveRequestAttemptId is not valid anymore ...").
+func staleAttempt(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "InvalidParameterValue" &&
+		strings.Contains(strings.ToLower(api.ErrorMessage()), "receiverequestattemptid")
 }
 
 // attemptID is a fresh ReceiveRequestAttemptId (up to 128 characters of [a-zA-Z0-9] and

@@ -198,12 +198,10 @@ func (r *relay) poll(w http.ResponseWriter, req *http.Request, fn string) {
 	if req.Context().Err() == nil || h.id == "" {
 		return
 	}
-	r.mu.Lock()
-	_, open := r.inflight[h.id]
-	r.mu.Unlock()
-	if open {
-		r.fail(fn, h.id, "Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: Runtime exited before it took the invocation", h.id))
-	}
+	// (kumo may also pick a cancelled poll's turn with nothing handed yet; an invocation it
+	// hands while the relay's request to it is being cancelled never reaches onResponse and
+	// still waits out the function's timeout.)
+	r.fail(fn, h.id, "Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: Runtime exited before it took the invocation", h.id))
 }
 
 // readyProbeID is the request id of markReady's result, one kumo never issues (its ids are
@@ -256,16 +254,18 @@ func (r *relay) faultAnswer(fn, id string) bool {
 	return false
 }
 
-func (r *relay) finish(id string, body []byte, failed bool) {
+// finish ends an invocation in flight and reports whether it was (an invocation ends once,
+// whoever of the process, a fault, poll and abandon gets to it first).
+func (r *relay) finish(id string, body []byte, failed bool) bool {
 	r.mu.Lock()
 	inv, ok := r.inflight[id]
 	delete(r.inflight, id)
 	r.mu.Unlock()
-	if !ok || r.observe == nil {
-		return
+	if ok && r.observe != nil {
+		inv.Response, inv.Failed, inv.Duration = body, failed, time.Since(inv.Started)
+		r.observe(inv)
 	}
-	inv.Response, inv.Failed, inv.Duration = body, failed, time.Since(inv.Started)
-	r.observe(inv)
+	return ok
 }
 
 // abandon fails the invocations a function's process held when it exited, with the error
@@ -288,7 +288,9 @@ func (r *relay) abandon(fn string, exit error) {
 // fail ends an invocation with an error Lambda itself reports (the process did not).
 func (r *relay) fail(fn, id, errorType, message string) {
 	doc, _ := json.Marshal(map[string]string{"errorType": errorType, "errorMessage": message})
-	r.finish(id, doc, true)
+	if !r.finish(id, doc, true) {
+		return // ended already: Lambda takes one answer per invocation
+	}
 	u := *r.upstream
 	u.Path = "/_runtime/" + fn + "/2018-06-01/runtime/invocation/" + id + "/error"
 	req, err := http.NewRequest(http.MethodPost, u.String(), bytes.NewReader(doc))

@@ -2,7 +2,6 @@ package scenario
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -82,7 +81,8 @@ func (r *Runner) runAndRead(ctx context.Context, scenario string) (Facts, time.D
 	o.Timeout, o.PhaseTimeout = runTimeout, chaosPhaseTimeout
 	res, err := r.Run(ctx, o)
 	r.Cloud.Chaos.Disarm()
-	if serr := r.settle(ctx, res.Customer, res.Deployment.ID); serr != nil && err == nil {
+	serr := r.settle(ctx, res.Customer, res.Deployment.ID)
+	if serr != nil && err == nil {
 		err = serr
 	}
 	var ledger *datasim.Ledger
@@ -93,8 +93,11 @@ func (r *Runner) runAndRead(ctx context.Context, scenario string) (Facts, time.D
 	if ferr != nil && err == nil {
 		err = ferr
 	}
-	if rerr := r.retire(context.WithoutCancel(ctx), res.Deployment.ID); rerr != nil && err == nil {
-		err = rerr
+	// Retired once settled only: a workflow still running could connect it again.
+	if serr == nil {
+		if rerr := r.retire(context.WithoutCancel(ctx), res.Deployment.ID); rerr != nil && err == nil {
+			err = rerr
+		}
 	}
 	return facts, res.Elapsed, err
 }
@@ -108,8 +111,7 @@ func (r *Runner) retire(ctx context.Context, id string) error {
 		return nil
 	}
 	repo := servicestate.New(cloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable])
-	err := channel.Disconnect(ctx, sqs.NewFromConfig(r.Cloud.WatchConfig()), repo, r.ControlPlane.Outputs[outStateQueueURL], id)
-	if err != nil && !errors.Is(err, channel.ErrNoChannel) {
+	if err := channel.Disconnect(ctx, sqs.NewFromConfig(r.Cloud.WatchConfig()), repo, r.ControlPlane.Outputs[outStateQueueURL], id); err != nil {
 		return fmt.Errorf("retire deployment %s: %w", id, err)
 	}
 	return nil

@@ -442,7 +442,10 @@ func (g *Gate) receive(w http.ResponseWriter, r *http.Request, body []byte, call
 		if rewritten, ok := moveSender(out, wantSender); ok {
 			out = rewritten
 		}
-		if key != "" {
+		var got struct {
+			Messages []json.RawMessage `json:"Messages"`
+		}
+		if key != "" && json.Unmarshal(out, &got) == nil && len(got.Messages) > 0 {
 			g.remember(key, receiveAttempt{status: res.StatusCode, header: res.Header.Clone(), body: out, at: time.Now()})
 		}
 	}
