@@ -1,6 +1,9 @@
 package frontdoor
 
-import "net/http"
+import (
+	"net/http"
+	"time"
+)
 
 // InternalHeader marks a request the local cloud makes on its own behalf: EventBridge
 // delivering to a target, the SQS poller of an event source mapping, the stack engine
@@ -9,11 +12,17 @@ import "net/http"
 const InternalHeader = "X-Byoc-Local-Internal"
 
 // InternalClient returns an HTTP client whose requests carry InternalHeader. Give it to the
-// SDK (aws.Config.HTTPClient) of the local cloud's own components.
+// SDK (aws.Config.HTTPClient) of the local cloud's own components. Every such client shares
+// one connection pool: a pool per client kept its idle connections open for good, and a
+// long chaos run (a client per check) ran out of file descriptors.
 func InternalClient() *http.Client {
-	return &http.Client{Transport: internalTransport{base: &http.Transport{
-		MaxIdleConns: 256, MaxIdleConnsPerHost: 256,
-	}}}
+	return &http.Client{Transport: internalTransport{base: SharedTransport}}
+}
+
+// SharedTransport is the connection pool of the clients the local cloud and its tests make
+// for themselves.
+var SharedTransport = &http.Transport{
+	MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 }
 
 type internalTransport struct{ base http.RoundTripper }

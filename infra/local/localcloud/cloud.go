@@ -290,9 +290,12 @@ func (c *Cloud) configWith(creds aws.CredentialsProvider, client *http.Client) a
 		Region: c.Region, BaseEndpoint: aws.String(c.URL), Credentials: creds,
 		RetryMaxAttempts: 3,
 	}
-	if client != nil {
-		cfg.HTTPClient = client
+	if client == nil {
+		// One pool for every client of the scenarios and the simulated data plane (a pool
+		// per client would hold its idle connections open for good).
+		client = &http.Client{Transport: frontdoor.SharedTransport}
 	}
+	cfg.HTTPClient = client
 	return cfg
 }
 
