@@ -100,6 +100,14 @@ type apiError struct {
 	msg    string
 }
 
+// fault is whose fault the error is, as the query protocols say it.
+func (e apiError) fault() string {
+	if e.status >= 500 {
+		return "Receiver"
+	}
+	return "Sender"
+}
+
 // throttleError is the throttling answer each service gives.
 // https://docs.aws.amazon.com/general/latest/gr/api-retries.html and each API reference.
 func throttleError(service, op string) apiError {
@@ -157,13 +165,9 @@ func writeError(w http.ResponseWriter, service string, e apiError) {
 		w.WriteHeader(e.status)
 		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message><RequestId>%s</RequestId></Error>`, e.code, e.msg, requestID)
 	case service == "cloudformation" || service == "sts":
-		kind := "Sender"
-		if e.status >= 500 {
-			kind = "Receiver"
-		}
 		h.Set("Content-Type", "text/xml")
 		w.WriteHeader(e.status)
-		fmt.Fprintf(w, `<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>`, kind, e.code, e.msg, requestID)
+		fmt.Fprintf(w, `<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>`, e.fault(), e.code, e.msg, requestID)
 	case service == "lambda" || service == "scheduler":
 		h.Set("Content-Type", "application/json")
 		h.Set("x-amzn-ErrorType", e.code)
@@ -184,11 +188,7 @@ func writeError(w http.ResponseWriter, service string, e apiError) {
 		}
 		h.Set("Content-Type", "application/x-amz-json-"+version)
 		if service == "sqs" {
-			kind := "Sender"
-			if e.status >= 500 {
-				kind = "Receiver"
-			}
-			h.Set("x-amzn-query-error", e.code+";"+kind)
+			h.Set("x-amzn-query-error", e.code+";"+e.fault())
 		}
 		w.WriteHeader(e.status)
 		_ = json.NewEncoder(w).Encode(map[string]string{"__type": namespace(service) + "#" + e.code, "message": e.msg})

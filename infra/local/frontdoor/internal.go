@@ -15,8 +15,9 @@ const InternalHeader = "X-Byoc-Local-Internal"
 // SDK (aws.Config.HTTPClient) of the local cloud's own components. Every such client shares
 // one connection pool: a pool per client kept its idle connections open for good, and a
 // long chaos run (a client per check) ran out of file descriptors.
-func InternalClient() *http.Client {
-	return &http.Client{Transport: internalTransport{base: SharedTransport}}
+// Any extra headers are set to "1" too (a Step Functions task call says it is one).
+func InternalClient(extra ...string) *http.Client {
+	return &http.Client{Transport: internalTransport{base: SharedTransport, headers: append([]string{InternalHeader}, extra...)}}
 }
 
 // SharedTransport is the connection pool of the clients the local cloud and its tests make
@@ -25,10 +26,15 @@ var SharedTransport = &http.Transport{
 	MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 }
 
-type internalTransport struct{ base http.RoundTripper }
+type internalTransport struct {
+	base    http.RoundTripper
+	headers []string
+}
 
 func (t internalTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	r.Header.Set(InternalHeader, "1")
+	for _, h := range t.headers {
+		r.Header.Set(h, "1")
+	}
 	return t.base.RoundTrip(r)
 }

@@ -37,7 +37,7 @@ func newStates(c *Cloud, internal aws.Config) (*States, error) {
 // Retry), so each task call is one SDK attempt.
 func stateTaskConfig(internal aws.Config) aws.Config {
 	internal.RetryMaxAttempts = 1
-	internal.HTTPClient = &http.Client{Transport: taskTransport{base: frontdoor.InternalClient().Transport}}
+	internal.HTTPClient = frontdoor.InternalClient(stepFunctionsTaskHeader)
 	return internal
 }
 
@@ -45,14 +45,6 @@ func stateTaskConfig(internal aws.Config) aws.Config {
 // on the cloud's side (not counted), but calls Step Functions makes to those services on
 // AWS, which throttle and fail them, so chaos may hit them.
 const stepFunctionsTaskHeader = "X-Byoc-Local-Task"
-
-type taskTransport struct{ base http.RoundTripper }
-
-func (t taskTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(stepFunctionsTaskHeader, "1")
-	return t.base.RoundTrip(r)
-}
 
 // Handler serves the Step Functions API.
 func (s *States) Handler() http.Handler { return s.service }
