@@ -21,6 +21,8 @@ func (e FieldError) Error() string {
 // one round trip instead of discovering them one at a time.
 type ValidationError struct {
 	Errors []FieldError
+	// Of names what was invalid ("settings" when empty): "release", "window".
+	Of string
 }
 
 func (e *ValidationError) Error() string {
@@ -28,7 +30,11 @@ func (e *ValidationError) Error() string {
 	for i, fe := range e.Errors {
 		parts[i] = fe.Error()
 	}
-	return "invalid settings: " + strings.Join(parts, "; ")
+	of := e.Of
+	if of == "" {
+		of = "settings"
+	}
+	return "invalid " + of + ": " + strings.Join(parts, "; ")
 }
 
 // Field returns the first error about the named field ("zoneIds[1]" matches only that item;
@@ -43,15 +49,28 @@ func (e *ValidationError) Field(name string) (FieldError, bool) {
 }
 
 // collector gathers field errors while validation keeps going.
-type collector struct{ errs []FieldError }
+type collector = Collector
 
-func (c *collector) add(field, value, rule string) {
+// Collector gathers field errors while validation keeps going; other domain packages
+// (windows, releases) report through it, so every refusal has the same shape.
+type Collector struct {
+	Of   string // what is validated, for the message: "release"; "" is "settings"
+	errs []FieldError
+}
+
+// Add records one broken rule.
+func (c *Collector) Add(field, value, rule string) {
 	c.errs = append(c.errs, FieldError{Field: field, Value: value, Rule: rule})
 }
 
-func (c *collector) err() error {
+func (c *Collector) add(field, value, rule string) { c.Add(field, value, rule) }
+
+// Err is the *ValidationError of everything added, or nil.
+func (c *Collector) Err() error {
 	if len(c.errs) == 0 {
 		return nil
 	}
-	return &ValidationError{Errors: c.errs}
+	return &ValidationError{Errors: c.errs, Of: c.Of}
 }
+
+func (c *Collector) err() error { return c.Err() }
