@@ -39,6 +39,8 @@ type Deployment struct {
 	// StalledReportedAt is when the sweep reported the deployment's onboarding stalled; it
 	// takes the deployment off the sweep's list of invited ones.
 	StalledReportedAt *time.Time `json:"stalledReportedAt,omitempty"`
+	// Maintenance is the window, the rollout channel and the maintenance schedule's state.
+	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }
 
 // Failure records why provisioning failed: the stack status, and the first resource that
@@ -169,6 +171,12 @@ func (s *Store) Create(ctx context.Context, d Deployment, a Audit) (Deployment, 
 	if err != nil {
 		return Deployment{}, err
 	}
+	// The wave membership goes last: the failure positions above stay as they are.
+	if member, err := s.membership(d); err != nil {
+		return Deployment{}, err
+	} else if member != nil {
+		items = append(items, *member)
+	}
 	if _, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
 		if failed, ok := cancelled(err); ok {
 			switch {
@@ -258,6 +266,11 @@ func (s *Store) Update(ctx context.Context, prev, next Deployment, a Audit) (Dep
 	if err != nil {
 		return Deployment{}, err
 	}
+	moves, err := s.membershipMoves(prev, next)
+	if err != nil {
+		return Deployment{}, err
+	}
+	items = append(items, moves...)
 	if _, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
 		if failed, ok := cancelled(err); ok {
 			switch {
@@ -317,6 +330,10 @@ func (s *Store) UndoCreate(ctx context.Context, d Deployment) error {
 			ConditionExpression:       aws.String("deploymentId = :id"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: d.ID}},
 		}},
+	}
+	if d.Maintenance != nil {
+		items = append(items, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.table),
+			Key: Key(rolloutPK(d.Maintenance.Channel, d.Maintenance.Canary), DeploymentPK(d.ID))}})
 	}
 	for _, it := range out.Items {
 		items = append(items, types.TransactWriteItem{Delete: &types.Delete{
