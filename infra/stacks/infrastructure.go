@@ -66,6 +66,8 @@ type infraBuilder struct {
 
 	stateQueueArn                      *string
 	kubernetesVersion                  *string
+	nodeKubernetesVersion              *string
+	nodeReleaseVersion                 *string // the parameter, or AWS::NoValue when it is empty
 	zoneIDs, privateCIDRs, publicCIDRs [3]*string
 
 	vpc                  awsec2.CfnVPC
@@ -95,6 +97,12 @@ func (b *infraBuilder) parameters() {
 	}
 	b.kubernetesVersion = param(b.stack, contract.InfraParamKubernetesVersion, "EKS Kubernetes version",
 		`^1\.\d{2}$`, "a Kubernetes minor version such as 1.33", defaultKubernetesVersion)
+	b.nodeKubernetesVersion = param(b.stack, contract.InfraParamNodeKubernetesVersion,
+		"Kubernetes version of the node groups: the control plane's, or one minor behind it between the two updates of an upgrade",
+		`^1\.\d{2}$`, "a Kubernetes minor version such as 1.33", defaultKubernetesVersion)
+	b.nodeReleaseVersion = optionalParam(b.stack, contract.InfraParamNodeReleaseVersion,
+		"EKS AMI release version of the node groups; empty for the latest of their Kubernetes version",
+		`^(1\.\d{2}\.\d+-\d{8})?$`, "empty or an EKS AMI release version such as 1.33.5-20251016")
 	b.stateQueueArn = param(b.stack, contract.InfraParamStateQueueArn, "ARN of the vendor's SQS queue the state exporter writes to",
 		`^arn:aws[a-z-]*:sqs:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,80}$`, "an SQS queue ARN", "")
 	param(b.stack, contract.InfraParamControlPlaneAccountID, "AWS account of the vendor's control plane (its command channels)",
@@ -400,6 +408,11 @@ func (b *infraBuilder) cluster() {
 		},
 		// vpc-cni, kube-proxy and coredns come as managed add-ons below instead.
 		BootstrapSelfManagedAddons: false,
+		// Set explicitly: a cluster created through the API defaults to EXTENDED support,
+		// billed at six times the standard price once its version leaves standard support.
+		// byoc's upgrades keep every cluster inside standard support (both kinds are
+		// force-upgraded outside any window when their support ends).
+		UpgradePolicy: &awseks.CfnCluster_UpgradePolicyProperty{SupportType: jsii.String("STANDARD")},
 		Logging: &awseks.CfnCluster_LoggingProperty{ClusterLogging: &awseks.CfnCluster_ClusterLoggingProperty{
 			EnabledTypes: &[]any{
 				logType("api"), logType("audit"), logType("authenticator"), logType("controllerManager"), logType("scheduler"),
@@ -418,13 +431,15 @@ func (b *infraBuilder) cluster() {
 	for i := range 3 {
 		n := i + 1
 		ng := awseks.NewCfnNodegroup(s, jsii.String(fmt.Sprintf("SystemNodeGroup%d", n)), &awseks.CfnNodegroupProps{
-			ClusterName:   cluster.Ref(),
-			NodegroupName: jsii.String(subf("%s-system-%d", clusterNameSub, n)),
-			NodeRole:      b.infra.Roles[roleK8sWorker.Suffix].AttrArn(),
-			Subnets:       &[]any{b.privateSubnets[i].Ref()},
-			InstanceTypes: jsii.Strings(systemNodeInstanceType),
-			AmiType:       jsii.String(systemNodeAmiType),
-			CapacityType:  jsii.String("ON_DEMAND"),
+			ClusterName:    cluster.Ref(),
+			NodegroupName:  jsii.String(subf("%s-system-%d", clusterNameSub, n)),
+			NodeRole:       b.infra.Roles[roleK8sWorker.Suffix].AttrArn(),
+			Subnets:        &[]any{b.privateSubnets[i].Ref()},
+			Version:        b.nodeKubernetesVersion,
+			ReleaseVersion: b.nodeReleaseVersion,
+			InstanceTypes:  jsii.Strings(systemNodeInstanceType),
+			AmiType:        jsii.String(systemNodeAmiType),
+			CapacityType:   jsii.String("ON_DEMAND"),
 			ScalingConfig: &awseks.CfnNodegroup_ScalingConfigProperty{
 				MinSize: jsii.Number(1), DesiredSize: jsii.Number(1), MaxSize: jsii.Number(systemNodeMaxSize),
 			},
@@ -470,30 +485,17 @@ func (b *infraBuilder) cluster() {
 
 func (b *infraBuilder) addon(cluster awseks.CfnCluster, name string) awscdk.CfnResource {
 	addon := awseks.NewCfnAddon(b.stack, jsii.String(addonID(name)), &awseks.CfnAddonProps{
-		ClusterName:      cluster.Ref(),
-		AddonName:        jsii.String(name),
+		ClusterName: cluster.Ref(),
+		AddonName:   jsii.String(name),
+		AddonVersion: optionalParam(b.stack, contract.InfraParamAddonVersion(name), "Version of the "+name+" add-on; empty for the one EKS chose at creation",
+			`^(v\d+\.\d+\.\d+-eksbuild\.\d+)?$`, "empty or an EKS add-on version such as v1.19.2-eksbuild.1"),
 		ResolveConflicts: jsii.String("OVERWRITE"),
 	})
 	return addon
 }
 
 // addonID turns "aws-ebs-csi-driver" into "AddonAwsEbsCsiDriver".
-func addonID(name string) string {
-	id := []byte("Addon")
-	upper := true
-	for _, c := range []byte(name) {
-		if c == '-' {
-			upper = true
-			continue
-		}
-		if upper && c >= 'a' && c <= 'z' {
-			c -= 'a' - 'A'
-		}
-		upper = false
-		id = append(id, c)
-	}
-	return string(id)
-}
+func addonID(name string) string { return "Addon" + contract.Camel(name) }
 
 func logType(t string) *awseks.CfnCluster_LoggingTypeConfigProperty {
 	return &awseks.CfnCluster_LoggingTypeConfigProperty{Type: jsii.String(t)}
@@ -523,6 +525,19 @@ func param(stack awscdk.Stack, name, description, pattern, rule, defaultValue st
 		props.Default = jsii.String(defaultValue)
 	}
 	return awscdk.NewCfnParameter(stack, jsii.String(name), props).ValueAsString()
+}
+
+// optionalParam declares a String parameter defaulting to empty, and returns a value that is
+// the parameter when it is set and AWS::NoValue (the property left out) when it is empty.
+func optionalParam(stack awscdk.Stack, name, description, pattern, rule string) *string {
+	p := awscdk.NewCfnParameter(stack, jsii.String(name), &awscdk.CfnParameterProps{
+		Type: jsii.String("String"), Description: jsii.String(description), Default: jsii.String(""),
+		AllowedPattern: jsii.String(pattern), ConstraintDescription: jsii.String("must be " + rule),
+	})
+	set := awscdk.NewCfnCondition(stack, jsii.String(name+"Set"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(p.ValueAsString(), jsii.String(""))),
+	})
+	return awscdk.Fn_ConditionIf(set.LogicalId(), p.ValueAsString(), awscdk.Aws_NO_VALUE()).ToString()
 }
 
 func output(stack awscdk.Stack, name string, value *string) {

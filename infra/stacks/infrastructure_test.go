@@ -10,6 +10,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/release"
 )
 
 const is = InfrastructureStackID
@@ -18,7 +19,11 @@ func TestInfrastructureParameters(t *testing.T) {
 	params := defaultBuild.templates[is]["Parameters"].(map[string]any)
 	want := []string{contract.InfraParamDeploymentID, contract.InfraParamResourcePrefix, contract.InfraParamVpcCidr,
 		contract.InfraParamKubernetesVersion, contract.InfraParamStateQueueArn, contract.InfraParamControlPlaneAccountID,
-		contract.InfraParamControlPlaneRoleArn, contract.InfraParamExternalID}
+		contract.InfraParamControlPlaneRoleArn, contract.InfraParamExternalID,
+		contract.InfraParamNodeKubernetesVersion, contract.InfraParamNodeReleaseVersion}
+	for _, a := range release.Addons {
+		want = append(want, contract.InfraParamAddonVersion(a))
+	}
 	for i := range 3 {
 		want = append(want, contract.InfraParamZoneIDs[i], contract.InfraParamPrivateSubnetCidrs[i], contract.InfraParamPublicSubnetCidrs[i])
 	}
@@ -159,6 +164,9 @@ func TestClusterIsNamedByPrefixAndLogsEverything(t *testing.T) {
 	if len(logTypes) != 5 {
 		t.Errorf("control-plane log types = %v, want all five", logTypes)
 	}
+	if dig(p, "UpgradePolicy", "SupportType") != "STANDARD" {
+		t.Errorf("support type = %s, want STANDARD set explicitly (the API's default is EXTENDED, 6x the price)", toJSON(p["UpgradePolicy"]))
+	}
 	if dig(p, "AccessConfig", "AuthenticationMode") != "API" || p["BootstrapSelfManagedAddons"] != false {
 		t.Errorf("access/add-ons = %s/%v", toJSON(p["AccessConfig"]), p["BootstrapSelfManagedAddons"])
 	}
@@ -185,6 +193,10 @@ func TestSystemNodeGroupsOnePerZone(t *testing.T) {
 		if dig(p, "NodeRole", "Fn::GetAtt", 0) != roleK8sWorker.ID || dig(p, "ClusterName", "Ref") != "Cluster" {
 			t.Errorf("%s role/cluster = %s/%s", id, toJSON(p["NodeRole"]), toJSON(p["ClusterName"]))
 		}
+		if dig(p, "Version", "Ref") != contract.InfraParamNodeKubernetesVersion ||
+			toJSON(p["ReleaseVersion"]) != `{"Fn::If":["NodeReleaseVersionSet",{"Ref":"NodeReleaseVersion"},{"Ref":"AWS::NoValue"}]}` {
+			t.Errorf("%s version/release = %s/%s, want the node parameters (the release left out when empty)", id, toJSON(p["Version"]), toJSON(p["ReleaseVersion"]))
+		}
 		dependsOn := toJSON(ng["DependsOn"])
 		for _, need := range append([]string{fmt.Sprintf("PrivateDefaultRoute%d", i)}, addonIDs(addonsBeforeNodes)...) {
 			if !strings.Contains(dependsOn, `"`+need+`"`) {
@@ -209,8 +221,14 @@ func TestAddons(t *testing.T) {
 		names = append(names, props(a)["AddonName"].(string))
 	}
 	slices.Sort(names)
-	if want := []string{"aws-ebs-csi-driver", "coredns", "eks-pod-identity-agent", "kube-proxy", "vpc-cni"}; !slices.Equal(names, want) {
-		t.Errorf("add-ons = %v, want %v", names, want)
+	if want := slices.Sorted(slices.Values(release.Addons)); !slices.Equal(names, want) {
+		t.Errorf("add-ons = %v, want the release catalogue's %v", names, want)
+	}
+	for _, name := range release.Addons {
+		p := props(defaultBuild.resource(t, is, addonID(name)))
+		if got := dig(p, "AddonVersion", "Fn::If", 1, "Ref"); got != contract.InfraParamAddonVersion(name) {
+			t.Errorf("%s version = %s, want its parameter", name, toJSON(p["AddonVersion"]))
+		}
 	}
 	for _, name := range addonsAfterNodes {
 		dependsOn := toJSON(defaultBuild.resource(t, is, addonID(name))["DependsOn"])

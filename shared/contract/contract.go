@@ -74,10 +74,15 @@ const (
 // provision step supplies and outputs it records. Subnet and zone parameters are numbered
 // 1..3 in zone order (index i of the arrays is zone i).
 const (
-	InfraParamDeploymentID          = "DeploymentId"
-	InfraParamResourcePrefix        = "ResourcePrefix"
-	InfraParamVpcCidr               = "VpcCidr"
-	InfraParamKubernetesVersion     = "KubernetesVersion" // optional; the template has a default
+	InfraParamDeploymentID      = "DeploymentId"
+	InfraParamResourcePrefix    = "ResourcePrefix"
+	InfraParamVpcCidr           = "VpcCidr"
+	InfraParamKubernetesVersion = "KubernetesVersion" // optional; the template has a default
+	// The node groups' Kubernetes minor and AMI release: upgraded in their own stack update
+	// after the control plane's (CloudFormation cannot change a node group's version together
+	// with other changes). An empty release is the latest AMI of the minor.
+	InfraParamNodeKubernetesVersion = "NodeKubernetesVersion"
+	InfraParamNodeReleaseVersion    = "NodeReleaseVersion"
 	InfraParamStateQueueArn         = "StateQueueArn"
 	InfraParamControlPlaneAccountID = "ControlPlaneAccountId"
 	// The data-plane-mgmt role trusts only the control plane's role, with the deployment's
@@ -91,6 +96,29 @@ var (
 	InfraParamPrivateSubnetCidrs = [3]string{"PrivateSubnet1Cidr", "PrivateSubnet2Cidr", "PrivateSubnet3Cidr"}
 	InfraParamPublicSubnetCidrs  = [3]string{"PublicSubnet1Cidr", "PublicSubnet2Cidr", "PublicSubnet3Cidr"}
 )
+
+// InfraParamAddonVersion is the infrastructure parameter holding an EKS add-on's version
+// ("aws-ebs-csi-driver" -> "AddonVersionAwsEbsCsiDriver"); empty is the version EKS chose
+// when the add-on was created.
+func InfraParamAddonVersion(addon string) string { return "AddonVersion" + Camel(addon) }
+
+// Camel turns a dashed name into CamelCase: "aws-ebs-csi-driver" -> "AwsEbsCsiDriver".
+func Camel(name string) string {
+	out := make([]byte, 0, len(name))
+	upper := true
+	for _, c := range []byte(name) {
+		if c == '-' {
+			upper = true
+			continue
+		}
+		if upper && c >= 'a' && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		upper = false
+		out = append(out, c)
+	}
+	return string(out)
+}
 
 // Outputs of the infrastructure stack. List outputs are comma-separated, in zone order.
 const (

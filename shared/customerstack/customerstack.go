@@ -239,6 +239,62 @@ func (m *Manager) Update(ctx context.Context, stack *cfntypes.Stack, spec Spec, 
 		Status: string(cfntypes.StackStatusUpdateInProgress)}, nil
 }
 
+// UpdateParameters starts an update of a settled stack that changes only the parameters
+// given: the template and every other parameter keep their previous values (UsePreviousValue,
+// which also carries NoEcho values Describe cannot show). An upgrade step changes versions
+// this way, and nothing else rides along. Nothing to change is ActionNone; a stack that is
+// not settled is refused (the caller waits for it or reports it).
+func (m *Manager) UpdateParameters(ctx context.Context, stack *cfntypes.Stack, changes map[string]string, token string) (Result, error) {
+	id := aws.ToString(stack.StackId)
+	if !slices.Contains(Settled, stack.StackStatus) {
+		if slices.Contains(blocked, stack.StackStatus) {
+			return Result{}, &BlockedError{StackID: id, Status: string(stack.StackStatus)}
+		}
+		return Result{}, fmt.Errorf("stack %s is %s: it can be updated only once settled", id, stack.StackStatus)
+	}
+	var params []cfntypes.Parameter
+	known := map[string]bool{}
+	for _, p := range stack.Parameters {
+		k := aws.ToString(p.ParameterKey)
+		known[k] = true
+		if v, ok := changes[k]; ok {
+			params = append(params, cfntypes.Parameter{ParameterKey: aws.String(k), ParameterValue: aws.String(v)})
+		} else {
+			params = append(params, cfntypes.Parameter{ParameterKey: aws.String(k), UsePreviousValue: aws.Bool(true)})
+		}
+	}
+	for _, k := range sortedKeys(changes) {
+		if !known[k] {
+			return Result{}, fmt.Errorf("stack %s has no parameter %s: its template predates it (update the stack's template first)", id, k)
+		}
+	}
+	slices.SortFunc(params, func(a, b cfntypes.Parameter) int { return strings.Compare(aws.ToString(a.ParameterKey), aws.ToString(b.ParameterKey)) })
+	_, err := m.CFN.UpdateStack(ctx, &cloudformation.UpdateStackInput{
+		StackName:           aws.String(id),
+		UsePreviousTemplate: aws.Bool(true),
+		Parameters:          params,
+		Capabilities:        capabilities,
+		ClientRequestToken:  aws.String(token),
+	})
+	if noUpdates(err) {
+		return Result{Action: ActionNone, Operation: string(stackevent.Update), StackID: id, Status: string(stack.StackStatus)}, nil
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("update the parameters of stack %s: %w", id, err)
+	}
+	return Result{Action: ActionUpdate, Operation: string(stackevent.Update), StackID: id, RequestToken: token,
+		Status: string(cfntypes.StackStatusUpdateInProgress)}, nil
+}
+
+// Parameters returns a stack's parameter values by key (NoEcho ones read "****").
+func Parameters(stack *cfntypes.Stack) map[string]string {
+	out := map[string]string{}
+	for _, p := range stack.Parameters {
+		out[aws.ToString(p.ParameterKey)] = aws.ToString(p.ParameterValue)
+	}
+	return out
+}
+
 // Delete lifts termination protection and starts deleting the stack.
 func (m *Manager) Delete(ctx context.Context, stack *cfntypes.Stack, token string) (Result, error) {
 	id := aws.ToString(stack.StackId)

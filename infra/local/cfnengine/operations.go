@@ -374,6 +374,7 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 	}
 	var changes []change
 	var failedID, failedVerb string
+	var eks eksVersions
 	for _, id := range p.order {
 		old := op.s.resources[id]
 		if old == nil || old.typ != p.tpl.Resources[id].Type {
@@ -390,6 +391,9 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 			continue
 		}
 		r, err := op.newResource(p, id, env)
+		if err == nil && r.typ == "AWS::EKS::Cluster" {
+			eks.cluster = fmt.Sprint(r.props["Version"])
+		}
 		if err == nil && reflect.DeepEqual(r.props, old.props) {
 			continue // unchanged: CloudFormation leaves it alone
 		}
@@ -404,6 +408,9 @@ func (op *operation) runUpdate(p *plan, previous *plan) {
 			} else {
 				claimed = true
 			}
+		}
+		if why == "" && err == nil {
+			why = eks.check(old, r)
 		}
 		if why == "" {
 			why = op.updateResource(ctx, id, old, r, err)
