@@ -114,18 +114,13 @@ func loadTemplate(path string) (string, error) {
 	return buf.String(), nil
 }
 
-// CustomerCloud opens a deployment's customer account; Customers is the real one.
-type CustomerCloud interface {
-	Stacks(ctx context.Context, d store.Deployment) (*customerstack.Manager, error)
-}
-
 // Handler runs the steps of the provision workflow. Each step reads the deployment from the
 // store and writes it back conditionally, so a step retried by the workflow, or run twice
 // by Lambda, finds its own work done and does not repeat it.
 type Handler struct {
 	Store     *store.Store
 	Tasks     cloud.TaskCompleter
-	Customers CustomerCloud
+	Customers customerstack.Opener
 	// State is the service-state repository on the same table, where record registers the
 	// data plane; SQS opens its command channel and updates the state queue's policy.
 	State  *servicestate.Repo
@@ -205,7 +200,3 @@ func (h *Handler) Handle(ctx context.Context, in Input) (any, error) {
 	}
 	return out, nil
 }
-
-// waiterLifetime outlives the Await state's TimeoutSeconds (300): the waiter of a timed-out
-// wait is replaced by the next one, and an expired one is just garbage.
-const waiterLifetime = time.Hour

@@ -22,6 +22,7 @@ import (
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
@@ -75,7 +76,7 @@ func newFixture(t *testing.T) *fixture {
 		State: servicestate.New(env.DynamoDB(), table),
 		SQS:   f.sqs,
 		Tasks: env.StepFunctions(),
-		Customers: Customers{STS: env.STS(), Base: env.Config, NewCloudFormation: func(cfg aws.Config) cloud.CloudFormation {
+		Customers: customerstack.Customers{STS: env.STS(), Base: env.Config, NewCloudFormation: func(cfg aws.Config) cloud.CloudFormation {
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.assumed = append(f.assumed, cfg)
@@ -386,7 +387,7 @@ func TestApplyRefusesAStackAnOperatorMustRepair(t *testing.T) {
 func TestApplyWithAWrongExternalIdIsAccessDeniedAndFailsWithoutRetry(t *testing.T) {
 	f := newFixture(t)
 	must[PrepareResult](t, f, Input{Step: StepPrepare})
-	c := f.h.Customers.(Customers)
+	c := f.h.Customers.(customerstack.Customers)
 	c.STS = refusingSTS{}
 	f.h.Customers = c
 	_, err := step[ApplyResult](t, f, Input{Step: StepApply})

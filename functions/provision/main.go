@@ -11,6 +11,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -21,7 +22,7 @@ func main() {
 	h := &Handler{
 		Store:     store.New(db, table),
 		Tasks:     sfn.NewFromConfig(awsCfg),
-		Customers: Customers{STS: sts.NewFromConfig(awsCfg), Base: awsCfg},
+		Customers: customerstack.Customers{STS: sts.NewFromConfig(awsCfg), Base: awsCfg},
 		State:     servicestate.New(db, table), // the same table: data-plane records live beside deployments
 		SQS:       sqs.NewFromConfig(awsCfg),
 		Config:    conf,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"github.com/byocloud/byoc/shared/network"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/stackwait"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -200,7 +200,7 @@ func (h *Handler) apply(ctx context.Context, log *slog.Logger, in Input) (ApplyR
 	if err != nil {
 		return ApplyResult{}, err
 	}
-	stacks, err := h.Customers.Stacks(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d.CustomerRole())
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -253,29 +253,18 @@ func (h *Handler) await(ctx context.Context, log *slog.Logger, in Input) (AwaitR
 	if err != nil {
 		return AwaitResult{}, err
 	}
-	w := store.Waiter{
-		AccountID: d.Settings.AccountID, Region: d.Settings.Region, StackName: d.StackName, DeploymentID: d.ID,
-		TaskToken: in.TaskToken, StackID: in.StackID, Operation: in.Operation, RequestToken: in.RequestToken,
-		ExpiresAt: h.Store.Now().Add(waiterLifetime),
-	}
-	if err := h.Store.PutWaiter(ctx, w); err != nil {
-		return AwaitResult{}, err
-	}
-	r, err := h.look(ctx, d, in)
+	stacks, err := h.Customers.Stacks(ctx, d.CustomerRole())
 	if err != nil {
 		return AwaitResult{}, err
 	}
-	if !stackevent.Ends(stackevent.Operation(in.Operation), r.Status) {
-		return AwaitResult{Registered: true, Status: r.Status}, nil
+	r, err := stackwait.Await(ctx, h.Store, h.Tasks, stacks, store.Waiter{
+		AccountID: d.Settings.AccountID, Region: d.Settings.Region, StackName: d.StackName, DeploymentID: d.ID,
+		TaskToken: in.TaskToken, StackID: in.StackID, Operation: in.Operation, RequestToken: in.RequestToken,
+	})
+	if err != nil || !r.Completed {
+		return AwaitResult{Registered: r.Registered, Status: r.Status}, err
 	}
-	err = stackevent.Resume(ctx, h.Tasks, in.TaskToken, r)
-	if err != nil && !errors.Is(err, stackevent.ErrTaskGone) {
-		return AwaitResult{}, err
-	}
-	if err := h.Store.DeleteWaiter(ctx, w); err != nil && !errors.Is(err, store.ErrConflict) {
-		return AwaitResult{}, err
-	}
-	log.InfoContext(ctx, "provision: stack had already finished", "stackId", r.StackID, "status", r.Status)
+	log.InfoContext(ctx, "provision: stack had already finished", "stackId", in.StackID, "status", r.Status)
 	return AwaitResult{Registered: true, Completed: true, Status: r.Status}, nil
 }
 
@@ -303,7 +292,7 @@ func (h *Handler) poll(ctx context.Context, in Input) (stackevent.Result, error)
 
 // look describes the awaited stack.
 func (h *Handler) look(ctx context.Context, d store.Deployment, in Input) (stackevent.Result, error) {
-	stacks, err := h.Customers.Stacks(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d.CustomerRole())
 	if err != nil {
 		return stackevent.Result{}, err
 	}
@@ -334,7 +323,7 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 	if err := ownedBy(d, in, StepRecord); err != nil {
 		return RecordResult{}, err
 	}
-	stacks, err := h.Customers.Stacks(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d.CustomerRole())
 	if err != nil {
 		return RecordResult{}, err
 	}
@@ -466,7 +455,7 @@ func parseCaught(c *CaughtError) (name, message string, r stackevent.Result) {
 // explainStack fills a stack failure with the stack's status and its first failed resource.
 // It is best effort: the failure is recorded even when the customer account cannot be read.
 func (h *Handler) explainStack(ctx context.Context, log *slog.Logger, d store.Deployment, r stackevent.Result, f *store.Failure) {
-	stacks, err := h.Customers.Stacks(ctx, d)
+	stacks, err := h.Customers.Stacks(ctx, d.CustomerRole())
 	if err != nil {
 		log.WarnContext(ctx, "provision: cannot read the failed stack", "error", err.Error())
 		return

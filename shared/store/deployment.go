@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/settings"
 )
@@ -41,6 +42,12 @@ type Deployment struct {
 	StalledReportedAt *time.Time `json:"stalledReportedAt,omitempty"`
 	// Maintenance is the window, the rollout channel and the maintenance schedule's state.
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
+}
+
+// CustomerRole is the deployment's management role in its customer's account, assumed with
+// its ExternalId under a session naming the deployment.
+func (d Deployment) CustomerRole() cloud.CustomerRole {
+	return cloud.CustomerRole{AccountID: d.Settings.AccountID, Region: d.Settings.Region, ExternalID: d.ExternalID, SessionName: "byoc-" + d.ID}
 }
 
 // Failure records why provisioning failed: the stack status, and the first resource that
