@@ -14,7 +14,8 @@ const (
 // Functions lists every Lambda function of the control plane, in build order: the CDK
 // creates one function per entry and the local cloud hosts every entry.
 var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents,
-	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand}
+	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand,
+	FunctionMaintenance, FunctionReleases, FunctionUpgrade}
 
 // Environment variables the control-plane stack gives the functions.
 const (
@@ -209,3 +210,32 @@ const LocalSenderIDAttribute = "byoc-local-sender-id"
 // than the in-cluster components need. Fixed, and outside the "<prefix>-" names the
 // management role may edit, so that role cannot widen it.
 const RoleBoundaryPolicyName = "ClickHouseBYOCRoleBoundary"
+
+// Maintenance: windows, releases and upgrades (docs/maintenance.md).
+const (
+	// FunctionMaintenance is fired by each deployment's maintenance schedule and answers the
+	// window actions (show, set, defer).
+	FunctionMaintenance = "maintenance"
+	// FunctionReleases publishes releases, shows and resumes them, and moves their rollouts
+	// on (a schedule every five minutes).
+	FunctionReleases = "releases"
+	// FunctionUpgrade runs the steps of the upgrade workflow.
+	FunctionUpgrade = "upgrade"
+
+	// ScheduleGroupMaintenance holds one schedule per deployment, named by its id.
+	ScheduleGroupMaintenance = "byoc-maintenance"
+
+	EnvUpgradeMachineArn    = "UPGRADE_STATE_MACHINE"      // ARN of the upgrade workflow
+	EnvMaintenanceTargetArn = "MAINTENANCE_FUNCTION_ARN"   // what the maintenance schedules invoke
+	EnvSchedulerRoleArn     = "MAINTENANCE_SCHEDULER_ROLE" // the role those schedules invoke it with
+	EnvSchedulerDLQArn      = "MAINTENANCE_SCHEDULER_DLQ"  // where Scheduler puts a fire it could not deliver
+
+	// Events on the vendor bus (source SourceMaintenance); the detail is maintenance.Notice.
+	SourceMaintenance              = "byoc.maintenance"
+	DetailTypeMaintenanceUpcoming  = "BYOC Maintenance Upcoming"  // 72 h before a window with work due
+	DetailTypeMaintenanceScheduled = "BYOC Maintenance Scheduled" // an off-cycle security upgrade, before it starts
+	DetailTypeMaintenanceStarted   = "BYOC Maintenance Started"
+	DetailTypeMaintenanceCompleted = "BYOC Maintenance Completed"
+	DetailTypeMaintenanceFailed    = "BYOC Maintenance Failed"
+	DetailTypeReleaseHalted        = "BYOC Release Halted"
+)

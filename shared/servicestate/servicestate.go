@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	fnclock "github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/store"
 	"hash/fnv"
 	"slices"
@@ -112,7 +113,7 @@ type Repo struct {
 
 // New returns a repository on table.
 func New(db DynamoDB, table string) *Repo {
-	return &Repo{db: db, table: table, Now: time.Now}
+	return &Repo{db: db, table: table, Now: fnclock.Now}
 }
 
 func (r *Repo) now() time.Time { return r.Now().UTC() }

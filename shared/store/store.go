@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 )
@@ -83,7 +84,7 @@ type Store struct {
 
 // New returns a store on the given table.
 func New(db cloud.DynamoDB, table string) *Store {
-	return &Store{db: db, table: table, Now: time.Now}
+	return &Store{db: db, table: table, Now: clock.Now}
 }
 
 func (s *Store) now() time.Time { return s.Now().UTC() }

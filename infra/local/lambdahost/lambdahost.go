@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,7 +58,10 @@ type Config struct {
 	RuntimeAPI string
 	// Endpoint is the front door URL, the functions' AWS_ENDPOINT_URL.
 	Endpoint string
-	Region   string
+	// Env is set in every process, under the function's own variables (the local cloud's
+	// clock, shared/clock.EnvLocalClock).
+	Env    map[string]string
+	Region string
 	// Credentials issues the credentials of a session of the execution role, so calls the
 	// function makes carry its role's identity (customer trust policies name that role).
 	// Nil gives every process static dummy keys.
@@ -423,6 +427,7 @@ func (h *Host) environment(spec Spec, root string) ([]string, error) {
 	if creds.SessionToken != "" {
 		env["AWS_SESSION_TOKEN"] = creds.SessionToken
 	}
+	maps.Copy(env, h.cfg.Env)
 	for k, v := range spec.Env {
 		if rest, ok := strings.CutPrefix(v, lambdaTaskRoot); ok && (rest == "" || strings.HasPrefix(rest, "/")) {
 			v = root + rest

@@ -32,6 +32,7 @@ import (
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/infra/local/lambdahost"
 	"github.com/byocloud/byoc/infra/local/sqsgate"
+	fnclock "github.com/byocloud/byoc/shared/clock"
 )
 
 // Options configure a local cloud. Zero values take the defaults.
@@ -149,6 +150,16 @@ func (l *lazyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "the local cloud is starting", http.StatusServiceUnavailable)
 }
 
+// functionClock tells the function processes the cloud's clock when it is not real time.
+func functionClock(c clock.Clock) map[string]string {
+	a, ok := c.(*clock.Accelerated)
+	if !ok || a.Speed() == 1 {
+		return nil
+	}
+	cloudStart, realStart := a.Anchor()
+	return map[string]string{fnclock.EnvLocalClock: fnclock.Format(cloudStart, realStart, a.Speed())}
+}
+
 func (c *Cloud) assemble(lazy *lazyHandler) error {
 	o := c.opts
 	c.kumo = kumo.NewServer()
@@ -168,7 +179,7 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 		Credentials: func(roleArn, session string) (aws.Credentials, error) {
 			return c.Accounts.FunctionCredentials(roleArn, session, 0)
 		},
-		Output: o.Output, Observer: c.onInvocation, Chaos: c.Chaos,
+		Output: o.Output, Observer: c.onInvocation, Chaos: c.Chaos, Env: functionClock(o.Clock),
 	})
 	if err != nil {
 		return err

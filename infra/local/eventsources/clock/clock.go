@@ -41,6 +41,10 @@ func NewAccelerated(speed float64) *Accelerated {
 	return &Accelerated{speed: speed, realStart: now, start: now}
 }
 
+// Anchor is where the clock started, in its own time and in real time: with Speed, all a
+// process needs to read the same clock (shared/clock's EnvLocalClock).
+func (a *Accelerated) Anchor() (cloudStart, realStart time.Time) { return a.start, a.realStart }
+
 // Speed is the clock's rate relative to real time.
 func (a *Accelerated) Speed() float64 { return a.speed }
 
