@@ -23,10 +23,11 @@ type Maintenance struct {
 	Window  window.Window `json:"window"`
 	Channel string        `json:"channel"`
 	Canary  bool          `json:"canary,omitempty"`
-	// DeferredKey is the occurrence the customer deferred (it opens without upgrading);
-	// Deferrals counts the deferrals in a row (at most MaxDeferrals).
-	DeferredKey string `json:"deferredKey,omitempty"`
-	Deferrals   int    `json:"deferrals,omitempty"`
+	// Deferred are the occurrences (keys) the customer deferred: they pass without
+	// maintenance. At most MaxDeferrals in a row; a window that runs clears them.
+	Deferred []string `json:"deferred,omitempty"`
+	// Security is a pending off-cycle security start (its notice went out).
+	Security *Arm `json:"security,omitempty"`
 	// Armed is what the deployment's schedule fires for next.
 	Armed *Arm `json:"armed,omitempty"`
 	// Last is the last run of the upgrade workflow and how it ended.
