@@ -23,8 +23,10 @@ import (
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
+	"github.com/byocloud/byoc/shared/window"
 )
 
 // Config is what the control-plane stack tells invite through its environment.
@@ -81,10 +83,14 @@ type Handler struct {
 	Log    *slog.Logger
 }
 
-// Request is the invocation payload: the deployment settings, plus who asks.
+// Request is the invocation payload: the deployment settings, its maintenance window and
+// rollout channel (defaults: the region's night, regular), plus who asks.
 type Request struct {
 	settings.Settings
-	Actor string `json:"actor,omitempty"`
+	Window  *window.Window `json:"window,omitempty"`
+	Channel string         `json:"channel,omitempty"`
+	Canary  bool           `json:"canary,omitempty"`
+	Actor   string         `json:"actor,omitempty"`
 }
 
 // Response is everything the customer needs to apply the bootstrap stack.
@@ -97,6 +103,8 @@ type Response struct {
 	Parameters     map[string]string `json:"parameters"`
 	Settings       settings.Settings `json:"settings"`
 	ServerPodLimit int               `json:"serverPodLimit"`
+	// Maintenance is the deployment's window and channel.
+	Maintenance store.Maintenance `json:"maintenance"`
 }
 
 // DeploymentExists is returned when the account already has a deployment in the region. Its
@@ -124,6 +132,10 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 	if err != nil {
 		return Response{}, err
 	}
+	m, err := maintenance.New(req.Window, s.Region, req.Channel, req.Canary)
+	if err != nil {
+		return Response{}, err
+	}
 	actor := "invite"
 	if req.Actor != "" {
 		actor = "invite:" + req.Actor
@@ -142,9 +154,12 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 		Status:     lifecycle.Invited,
 		ExternalID: externalID,
 		StackName:  InfraStackName(s.ResourcePrefix, id),
+		// The schedule is armed once provisioning succeeds: before that there is nothing to
+		// maintain.
+		Maintenance: &m,
 	}, store.Audit{Actor: actor, Action: "invite", Detail: fmt.Sprintf("account %s region %s", s.AccountID, s.Region)})
 	if errors.Is(err, store.ErrExists) {
-		return h.repeated(ctx, s, actor, err)
+		return h.repeated(ctx, s, m, actor, err)
 	}
 	if err != nil {
 		return Response{}, err
@@ -174,9 +189,9 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (Response
 // operator's retry after a lost answer or a crash: it gets the stored invitation, and the
 // admission is made again, so a crash between the two writes is finished by the retry.
 // Anything else is DeploymentExists.
-func (h *Handler) repeated(ctx context.Context, s settings.Settings, actor string, exists error) (Response, error) {
+func (h *Handler) repeated(ctx context.Context, s settings.Settings, m store.Maintenance, actor string, exists error) (Response, error) {
 	d, err := h.Store.ByAccount(ctx, s.AccountID, s.Region)
-	if errors.Is(err, store.ErrNotFound) || err == nil && (d.Status != lifecycle.Invited || !reflect.DeepEqual(d.Settings, s)) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && (d.Status != lifecycle.Invited || !reflect.DeepEqual(d.Settings, s) || !reflect.DeepEqual(d.Maintenance, &m)) {
 		return Response{}, &DeploymentExists{Err: exists}
 	}
 	if err != nil {
@@ -222,7 +237,7 @@ func (h *Handler) response(d store.Deployment) Response {
 		contract.BootstrapParamVendorEventBusArn:   h.Config.EventBusArn,
 		contract.BootstrapParamResourcePrefix:      d.Settings.ResourcePrefix,
 	}
-	return Response{
+	r := Response{
 		DeploymentID:   d.ID,
 		ExternalID:     d.ExternalID,
 		StackName:      contract.BootstrapStackName,
@@ -232,6 +247,10 @@ func (h *Handler) response(d store.Deployment) Response {
 		Settings:       d.Settings,
 		ServerPodLimit: d.Settings.ServerPodLimit,
 	}
+	if d.Maintenance != nil {
+		r.Maintenance = *d.Maintenance
+	}
+	return r
 }
 
 // QuickCreateURL is the CloudFormation console link that opens the create-stack page of the
@@ -283,7 +302,7 @@ func jsonFieldError(err error) settings.FieldError {
 		return settings.FieldError{Field: strings.TrimPrefix(typeErr.Field, "Settings."), Value: typeErr.Value, Rule: "must be of JSON type " + jsonType(typeErr.Type.Kind().String())}
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return settings.FieldError{Field: strings.Trim(name, `"`), Rule: "is not a setting (known: customerId, accountId, region, vpcCidr, zoneIds, resourcePrefix, acknowledgeSmallCidr, actor)"}
+		return settings.FieldError{Field: strings.Trim(name, `"`), Rule: "is not a setting (known: customerId, accountId, region, vpcCidr, zoneIds, resourcePrefix, acknowledgeSmallCidr, window, channel, canary, actor)"}
 	}
 	return settings.FieldError{Field: "(payload)", Rule: "must be a JSON object of settings: " + err.Error()}
 }

@@ -27,8 +27,10 @@ import (
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
+	"github.com/byocloud/byoc/shared/window"
 )
 
 // fakeBus stands in for the vendor bus policy: kumo's EventBridge has no PutPermission. The
@@ -209,6 +211,30 @@ func TestInviteFillsDefaults(t *testing.T) {
 	}
 }
 
+func TestInviteTakesAWindowAndChannelOrGivesTheRegionsNight(t *testing.T) {
+	f := newFixture(t)
+	resp, err := f.invoke(t, sample(t, "window.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := window.Window{Day: "tuesday", Start: "01:00", TimeZone: "America/Los_Angeles", Hours: 3}
+	d, err := f.h.Store.Get(context.Background(), resp.DeploymentID)
+	if err != nil || d.Maintenance == nil || d.Maintenance.Window != want || d.Maintenance.Channel != "fast" || !d.Maintenance.Canary || resp.Maintenance.Window != want {
+		t.Fatalf("stored maintenance %+v (answer %+v), %v", d.Maintenance, resp.Maintenance, err)
+	}
+	if _, err := f.invoke(t, sample(t, "valid.json")); err == nil {
+		t.Fatal("the same account with another window is a second deployment, not a repeat")
+	}
+	g := newFixture(t)
+	def, err := g.invoke(t, sample(t, "defaults.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if def.Maintenance.Window != window.Default(def.Settings.Region) || def.Maintenance.Channel != "regular" {
+		t.Fatalf("default maintenance %+v", def.Maintenance)
+	}
+}
+
 func TestInviteSmallCIDRLimitsServerPods(t *testing.T) {
 	f := newFixture(t)
 	resp, err := f.invoke(t, sample(t, "small-cidr.json"))
@@ -246,6 +272,7 @@ func TestInviteRejectsBadInputAndWritesNothing(t *testing.T) {
 		{"wrong-type.json", sample(t, "wrong-type.json"), map[string]string{"accountId": "JSON type string"}},
 		{"not-an-object.json", sample(t, "not-an-object.json"), map[string]string{"(payload)": "JSON object"}},
 		{"long actor", longActor, map[string]string{"actor": "at most 128"}},
+		{"bad-window.json", sample(t, "bad-window.json"), map[string]string{"window.start": "HH:MM", "window.timeZone": "IANA", "window.durationHours": "1 to 8"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -340,8 +367,12 @@ func TestInviteRepeatedFinishesAnInterruptedAdmission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m, err := maintenance.New(req.Window, s.Region, req.Channel, req.Canary)
+	if err != nil {
+		t.Fatal(err)
+	}
 	stored, err := f.h.Store.Create(context.Background(), store.Deployment{ID: "dcrashed", Settings: s, Status: lifecycle.Invited, ExternalID: "ext-crashed",
-		StackName: InfraStackName(s.ResourcePrefix, "dcrashed")}, store.Audit{Actor: "invite", Action: "invite"})
+		StackName: InfraStackName(s.ResourcePrefix, "dcrashed"), Maintenance: &m}, store.Audit{Actor: "invite", Action: "invite"})
 	if err != nil {
 		t.Fatal(err)
 	}

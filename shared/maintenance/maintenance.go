@@ -5,13 +5,14 @@
 package maintenance
 
 import (
-	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/release"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
 	"github.com/byocloud/byoc/shared/window"
 )
@@ -71,7 +72,9 @@ func New(w *window.Window, region, channel string, canary bool) (store.Maintenan
 		channel = release.ChannelRegular
 	}
 	if !release.ValidChannel(channel) {
-		return store.Maintenance{}, fmt.Errorf("invalid settings: channel %q: must be one of %v", channel, release.Channels)
+		c := settings.Collector{Of: "settings"}
+		c.Add("channel", channel, "must be one of "+strings.Join(release.Channels, ", "))
+		return store.Maintenance{}, c.Err()
 	}
 	return store.Maintenance{Window: win, Channel: channel, Canary: canary}, nil
 }
