@@ -16,10 +16,13 @@ func goodEnv(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	return map[string]string{
-		contract.EnvTableName:          "byoc",
-		contract.EnvStateQueueArn:      "arn:aws:sqs:us-east-1:999999999999:byoc-state",
-		contract.EnvProvisionerRoleArn: "arn:aws:iam::999999999999:role/byoc-provisioner",
-		contract.EnvInfraTemplatePath:  path,
+		contract.EnvTableName:            "byoc",
+		contract.EnvStateQueueArn:        "arn:aws:sqs:us-east-1:999999999999:byoc-state",
+		contract.EnvProvisionerRoleArn:   "arn:aws:iam::999999999999:role/byoc-provisioner",
+		contract.EnvInfraTemplatePath:    path,
+		contract.EnvMaintenanceTargetArn: "arn:aws:lambda:us-east-1:999999999999:function:byoc-maintenance",
+		contract.EnvSchedulerRoleArn:     "arn:aws:iam::999999999999:role/byoc-scheduler",
+		contract.EnvSchedulerDLQArn:      "arn:aws:sqs:us-east-1:999999999999:byoc-events-dlq",
 	}
 }
 

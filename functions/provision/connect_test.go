@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/servicestate"
 )
 
@@ -152,6 +154,16 @@ func TestRecordConnectsTheDataPlaneBeforeReady(t *testing.T) {
 	d := f.deployment(t)
 	if d.Status != lifecycle.Ready || d.Outputs["StateExporterRoleId"] != wantDataPlane.ExporterRoleID {
 		t.Fatalf("deployment %s %v", d.Status, d.Outputs)
+	}
+	// Ready, the deployment's windows begin: its schedule is armed for the next one.
+	armed := d.Maintenance.Armed
+	if armed == nil || (armed.Purpose != maintenance.PurposeNotice && armed.Purpose != maintenance.PurposeOpen) {
+		t.Fatalf("maintenance not armed: %+v", d.Maintenance)
+	}
+	sch, err := f.schedules.Client.(*scheduler.Client).GetSchedule(ctx, &scheduler.GetScheduleInput{Name: aws.String(deploymentID), GroupName: aws.String(f.schedules.Group)})
+	if err != nil || aws.ToString(sch.ScheduleExpression) != "at("+armed.At.Format("2006-01-02T15:04:05")+")" || aws.ToString(sch.ScheduleExpressionTimezone) != "UTC" ||
+		!strings.Contains(aws.ToString(sch.Target.Input), `"scheduledTime":"<aws.scheduler.scheduled-time>"`) && !strings.Contains(aws.ToString(sch.Target.Input), `"scheduledTime":"<aws.scheduler.scheduled-time>"`) {
+		t.Fatalf("schedule %v, %v: %s %s %s", err, armed, aws.ToString(sch.ScheduleExpression), aws.ToString(sch.ScheduleExpressionTimezone), aws.ToString(sch.Target.Input))
 	}
 	// A retried invocation changes nothing: no write, no second queue.
 	must[RecordResult](t, f, Input{Step: StepRecord, StackID: s.id})

@@ -267,7 +267,7 @@ func TestARolledBackStackIsDeletedAndCreatedAgain(t *testing.T) {
 	if n := len(f.cfn.stacks); n != 2 || f.cfn.stacks[0].status != "DELETE_COMPLETE" || d.StackID != f.cfn.stacks[1].id {
 		t.Fatalf("%d stack instances, recorded %s", n, d.StackID)
 	}
-	want := []string{"invite", "provision.start", "stack.create", "provision.failed", "provision.start", "stack.delete", "stack.create", "provision.ready"}
+	want := []string{"invite", "provision.start", "stack.create", "provision.failed", "provision.start", "stack.delete", "stack.create", "provision.ready", "maintenance.armed"}
 	if got := f.actions(t); !slices.Equal(got, want) {
 		t.Fatalf("audit\n got %v\nwant %v", got, want)
 	}
@@ -300,7 +300,8 @@ func TestARerunOfAReadyDeploymentWithNothingToChange(t *testing.T) {
 	if d := f.deployment(t); d.Status != lifecycle.Ready || f.cfn.live(stackName).status != "CREATE_COMPLETE" {
 		t.Fatalf("status %s, stack %s", d.Status, f.cfn.live(stackName).status)
 	}
-	want := []string{"invite", "provision.start", "stack.create", "provision.ready", "provision.start", "provision.ready"}
+	// The schedule was armed once, when the deployment first became ready.
+	want := []string{"invite", "provision.start", "stack.create", "provision.ready", "maintenance.armed", "provision.start", "provision.ready"}
 	if got := f.actions(t); !slices.Equal(got, want) {
 		t.Fatalf("audit %v", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/customerstack"
+	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
@@ -32,6 +33,8 @@ type Config struct {
 	// StateQueueURL is the state queue, whose policy record admits a new exporter to at once.
 	// Optional: empty leaves admission to statesweep's next run.
 	StateQueueURL string
+	// Schedules is where deployments' maintenance schedules go (without a client).
+	Schedules maintenance.Schedules
 }
 
 // DefaultMaxAttempts bounds delete-and-recreate after a rollback when
@@ -87,6 +90,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.TemplateBody = body
 	}
+	c.Schedules = maintenance.Schedules{Group: contract.ScheduleGroupMaintenance, TargetArn: need(contract.EnvMaintenanceTargetArn),
+		RoleArn: need(contract.EnvSchedulerRoleArn), DLQArn: need(contract.EnvSchedulerDLQArn)}
 	if err := c.Rules.Validate(); err != nil {
 		problems = append(problems, contract.EnvSupportedRegions+": "+err.Error())
 	}
@@ -121,6 +126,8 @@ type Handler struct {
 	Store     *store.Store
 	Tasks     cloud.TaskCompleter
 	Customers customerstack.Opener
+	// Maintenance arms a deployment's maintenance schedule once it is ready.
+	Maintenance *maintenance.Service
 	// State is the service-state repository on the same table, where record registers the
 	// data plane; SQS opens its command channel and updates the state queue's policy.
 	State  *servicestate.Repo

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
@@ -24,6 +25,7 @@ import (
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
@@ -49,6 +51,8 @@ type fixture struct {
 	sqs     *flakySQS
 	mu      sync.Mutex
 	assumed []aws.Config // configurations the CloudFormation clients were built from
+	// schedules is where the maintenance schedules go.
+	schedules maintenance.Schedules
 }
 
 // refusingSTS is the customer's STS when the ExternalId is wrong; kumo's STS grants everything.
@@ -87,7 +91,19 @@ func newFixture(t *testing.T) *fixture {
 			StateQueueURL:       aws.ToString(q.QueueUrl)},
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil)),
 	}
-	_, err = f.h.Store.Create(ctx, store.Deployment{
+	// Maintenance schedules go to kumo's Scheduler, in a group of this test's own.
+	f.schedules = maintenance.Schedules{Client: scheduler.NewFromConfig(env.Config), Group: cloudtest.UniqueName("byoc-maintenance"),
+		TargetArn: "arn:aws:lambda:us-east-1:999999999999:function:byoc-maintenance", RoleArn: "arn:aws:iam::999999999999:role/byoc-scheduler",
+		DLQArn: "arn:aws:sqs:us-east-1:999999999999:byoc-events-dlq"}
+	if _, err := scheduler.NewFromConfig(env.Config).CreateScheduleGroup(ctx, &scheduler.CreateScheduleGroupInput{Name: aws.String(f.schedules.Group)}); err != nil {
+		t.Fatal(err)
+	}
+	f.h.Maintenance = &maintenance.Service{Store: f.h.Store, Schedules: f.schedules, Log: f.h.Log}
+	m, err := maintenance.New(nil, region, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.h.Store.Create(ctx, store.Deployment{Maintenance: &m,
 		ID: deploymentID,
 		Settings: settings.Settings{CustomerID: "acme", AccountID: account, Region: region, VPCCIDR: "10.0.0.0/16",
 			ZoneIDs: []string{"usw2-az1", "usw2-az2", "usw2-az3"}, ResourcePrefix: "clickhouse-cloud"},

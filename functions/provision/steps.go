@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -10,9 +11,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/network"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
@@ -318,7 +321,8 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 		return RecordResult{}, err
 	}
 	if d.Status == lifecycle.Ready && d.Execution == in.Execution {
-		return RecordResult{Status: string(d.Status)}, nil // recorded by a previous invocation
+		// Recorded by a previous invocation, which may have died before arming.
+		return RecordResult{Status: string(d.Status)}, h.armMaintenance(ctx, log, d.ID)
 	}
 	if err := ownedBy(d, in, StepRecord); err != nil {
 		return RecordResult{}, err
@@ -353,12 +357,35 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, in Input) (Recor
 	next.StackID = aws.ToString(stack.StackId)
 	next.Failure = nil
 	next.Outputs = outputs
+	next.StackVersions = maintenance.VersionParams(customerstack.Parameters(stack))
 	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: "provision.ready",
 		Detail: fmt.Sprintf("stack %s %s with %d outputs", next.StackID, stack.StackStatus, len(next.Outputs))}); err != nil {
 		return RecordResult{}, err
 	}
 	log.InfoContext(ctx, "provision: deployment ready", "stackId", next.StackID)
-	return RecordResult{Status: string(lifecycle.Ready)}, nil
+	return RecordResult{Status: string(lifecycle.Ready)}, h.armMaintenance(ctx, log, d.ID)
+}
+
+// armMaintenance arms a ready deployment's maintenance schedule once: from now on its
+// windows open.
+func (h *Handler) armMaintenance(ctx context.Context, log *slog.Logger, id string) error {
+	for attempt := 0; ; attempt++ {
+		d, err := h.Store.Get(ctx, id)
+		if err != nil {
+			return err
+		}
+		if d.Maintenance == nil || d.Maintenance.Armed != nil || d.Status != lifecycle.Ready {
+			return nil
+		}
+		d, err = h.Maintenance.Rearm(ctx, d, *d.Maintenance, clock.Now(), store.Audit{Actor: actor, Action: "maintenance.armed"})
+		if errors.Is(err, store.ErrConflict) && attempt < 3 {
+			continue
+		}
+		if err == nil {
+			log.InfoContext(ctx, "provision: maintenance schedule armed", "purpose", d.Maintenance.Armed.Purpose, "at", d.Maintenance.Armed.At)
+		}
+		return err
+	}
 }
 
 // ---- fail -------------------------------------------------------------------------------

@@ -94,6 +94,22 @@ func Due(rs []store.ReleaseRecord, m store.Maintenance, cur release.Versions, of
 	return out
 }
 
+// VersionParams picks the version parameters out of a stack's parameters (what
+// store.Deployment.StackVersions keeps).
+func VersionParams(stackParams map[string]string) map[string]string {
+	out := map[string]string{}
+	keys := []string{contract.InfraParamKubernetesVersion, contract.InfraParamNodeKubernetesVersion, contract.InfraParamNodeReleaseVersion}
+	for _, a := range release.Addons {
+		keys = append(keys, contract.InfraParamAddonVersion(a))
+	}
+	for _, k := range keys {
+		if v, ok := stackParams[k]; ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
 // Pending returns the releases a deployment still needs whatever their rollout: what its
 // customer will see coming.
 func Pending(rs []store.ReleaseRecord, cur release.Versions) []release.Release {

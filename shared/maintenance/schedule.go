@@ -1,6 +1,7 @@
 package maintenance
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,10 +53,15 @@ type Fire struct {
 
 // Arm points the deployment's schedule at a: created the first time, updated after.
 func (s Schedules) Arm(ctx context.Context, deploymentID string, a store.Arm) error {
-	input, err := json.Marshal(Fire{DeploymentID: deploymentID, Purpose: a.Purpose, Key: a.Key, ScheduledTime: "<aws.scheduler.scheduled-time>"})
-	if err != nil {
+	// Scheduler substitutes the literal "<aws.scheduler.scheduled-time>": json.Marshal would
+	// escape its angle brackets (\u003c) and the firing would carry the placeholder itself.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(Fire{DeploymentID: deploymentID, Purpose: a.Purpose, Key: a.Key, ScheduledTime: "<aws.scheduler.scheduled-time>"}); err != nil {
 		return err
 	}
+	input := bytes.TrimSpace(buf.Bytes())
 	expr := "at(" + a.At.UTC().Format("2006-01-02T15:04:05") + ")"
 	target := &schtypes.Target{
 		Arn: aws.String(s.TargetArn), RoleArn: aws.String(s.RoleArn), Input: aws.String(string(input)),
@@ -67,7 +73,7 @@ func (s Schedules) Arm(ctx context.Context, deploymentID string, a store.Arm) er
 		target.DeadLetterConfig = &schtypes.DeadLetterConfig{Arn: aws.String(s.DLQArn)}
 	}
 	desc := fmt.Sprintf("byoc maintenance of %s: %s %s", deploymentID, a.Purpose, a.Key)
-	_, err = s.Client.CreateSchedule(ctx, &scheduler.CreateScheduleInput{
+	_, err := s.Client.CreateSchedule(ctx, &scheduler.CreateScheduleInput{
 		Name: aws.String(deploymentID), GroupName: aws.String(s.Group), Description: aws.String(desc),
 		ScheduleExpression: aws.String(expr), ScheduleExpressionTimezone: aws.String("UTC"),
 		FlexibleTimeWindow: &schtypes.FlexibleTimeWindow{Mode: schtypes.FlexibleTimeWindowModeOff},

@@ -151,7 +151,9 @@ func Plan(cur Versions, due []Release) []Step {
 			add(Step{Kind: StepAddons, Addons: up}, rs...)
 		}
 	}
-	if o, ok := want[Operator]; ok && (cur.Operator == "" || Compare(o.Version, cur.Operator) > 0) {
+	// The operator runs only where services do: with none reporting, there is nothing to
+	// upgrade it on or to confirm it by.
+	if o, ok := want[Operator]; ok && len(cur.ClickHouse) > 0 && (cur.Operator == "" || Compare(o.Version, cur.Operator) > 0) {
 		add(Step{Kind: StepOperator, Operator: o.Version}, o)
 	}
 	if ch, ok := want[ClickHouse]; ok {

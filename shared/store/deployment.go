@@ -40,6 +40,10 @@ type Deployment struct {
 	// StalledReportedAt is when the sweep reported the deployment's onboarding stalled; it
 	// takes the deployment off the sweep's list of invited ones.
 	StalledReportedAt *time.Time `json:"stalledReportedAt,omitempty"`
+	// StackVersions are the version parameters of the infrastructure stack as last applied
+	// (KubernetesVersion, NodeKubernetesVersion, NodeReleaseVersion, AddonVersion*): what the
+	// maintenance schedule plans with, without opening the customer's account.
+	StackVersions map[string]string `json:"stackVersions,omitempty"`
 	// Maintenance is the window, the rollout channel and the maintenance schedule's state.
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
 }

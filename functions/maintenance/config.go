@@ -1,0 +1,53 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/maintenance"
+	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// Config is what the control-plane stack tells the function through its environment.
+type Config struct {
+	Table, BusName, UpgradeMachineArn string
+	Schedules                         maintenance.Schedules // without its client
+}
+
+// ConfigFromEnv reads the configuration, refusing a missing variable at cold start.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	v, err := cloud.Require(getenv, contract.EnvTableName, contract.EnvEventBusName, contract.EnvUpgradeMachineArn,
+		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{
+		Table: v[contract.EnvTableName], BusName: v[contract.EnvEventBusName], UpgradeMachineArn: v[contract.EnvUpgradeMachineArn],
+		Schedules: SchedulesFromEnv(v),
+	}, nil
+}
+
+// SchedulesFromEnv is the maintenance schedules' target as the stack configures it.
+func SchedulesFromEnv(v map[string]string) maintenance.Schedules {
+	return maintenance.Schedules{Group: contract.ScheduleGroupMaintenance, TargetArn: v[contract.EnvMaintenanceTargetArn],
+		RoleArn: v[contract.EnvSchedulerRoleArn], DLQArn: v[contract.EnvSchedulerDLQArn]}
+}
+
+// New wires a handler to AWS.
+func New(awsCfg aws.Config, c Config, log *slog.Logger) *Handler {
+	db := cloud.NewDynamoDB(awsCfg)
+	sch := c.Schedules
+	sch.Client = scheduler.NewFromConfig(awsCfg)
+	return &Handler{Maintenance: &maintenance.Service{
+		Store: store.New(db, c.Table), Services: servicestate.New(db, c.Table), Schedules: sch,
+		Notices:   maintenance.Publisher{Bus: eventbridge.NewFromConfig(awsCfg), BusName: c.BusName},
+		Workflows: sfn.NewFromConfig(awsCfg), UpgradeMachineArn: c.UpgradeMachineArn, Log: log,
+	}, Log: log}
+}
