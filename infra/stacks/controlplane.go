@@ -113,6 +113,7 @@ type ControlPlane struct {
 	Functions        map[string]awslambda.Function
 	ProvisionMachine awsstepfunctions.CfnStateMachine
 	CommandMachine   awsstepfunctions.CfnStateMachine
+	UpgradeMachine   awsstepfunctions.CfnStateMachine
 	SweepSchedule    awsscheduler.CfnSchedule
 	OperatorKey      awskms.Key
 	OperatorTopic    awssns.Topic
@@ -144,6 +145,7 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPl
 	b.data(indexes)
 	b.functionsAndWorkflow()
 	b.stateFunctions()
+	b.maintenance()
 	b.rules()
 	b.operatorTopic()
 	alarms := b.alarms()
@@ -485,15 +487,26 @@ func (b *controlPlaneBuilder) sweepSchedule(sweep awslambda.Function) {
 	b.cp.SweepSchedule = schedule
 }
 
-// function creates one Lambda function with its own role and log group. The role starts
-// empty: it gets write access to its log group and exactly the grants given.
+// sharedRoles: functions that run as another function's role. upgrade changes customer
+// stacks as provision does, and customers' management roles trust the provisioner role
+// alone: both workflows act in customer accounts as that one identity.
+var sharedRoles = map[string]string{contract.FunctionUpgrade: contract.FunctionProvision}
+
+// function creates one Lambda function with its own role (or the one it shares) and log
+// group. The role starts empty: it gets write access to its log group and exactly the
+// grants given.
 func (b *controlPlaneBuilder) function(name string, timeoutSeconds float64, env map[string]*string, asyncDLQ awssqs.IQueue, grants ...grant) awslambda.Function {
 	s := b.cp.Stack
 	id := title(name)
-	role := awsiam.NewRole(s, jsii.String(id+"Role"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
-		Description: jsii.String("Role of the byoc " + name + " function"),
-	})
+	var role awsiam.Role
+	if owner, ok := sharedRoles[name]; ok {
+		role = b.roles[owner]
+	} else {
+		role = awsiam.NewRole(s, jsii.String(id+"Role"), &awsiam.RoleProps{
+			AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+			Description: jsii.String("Role of the byoc " + name + " function"),
+		})
+	}
 	if name == contract.FunctionProvision {
 		env[contract.EnvProvisionerRoleArn] = role.RoleArn()
 	}
@@ -735,6 +748,7 @@ func (b *controlPlaneBuilder) outputs() {
 	out(OutputStateQueueURL, b.cp.StateQueue.QueueUrl())
 	out(OutputProvisionStateMachineArn, b.cp.ProvisionMachine.AttrArn())
 	out(OutputCommandStateMachineArn, b.cp.CommandMachine.AttrArn())
+	out(OutputUpgradeStateMachineArn, b.cp.UpgradeMachine.AttrArn())
 	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
 	out(OutputOperatorTopicArn, b.cp.OperatorTopic.TopicArn())
 	for _, fn := range contract.Functions {

@@ -223,7 +223,10 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 			contract.EnvBootstrapTemplateURL, contract.EnvStateQueueArn},
 		contract.FunctionOnboard: {contract.EnvProvisionMachineArn},
 		contract.FunctionProvision: {contract.EnvStateQueueArn, contract.EnvStateQueueURL, contract.EnvInfraTemplatePath, contract.EnvMaxProvisionAttempts,
-			contract.EnvProvisionerRoleArn},
+			contract.EnvProvisionerRoleArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn},
+		contract.FunctionMaintenance: {contract.EnvEventBusName, contract.EnvUpgradeMachineArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn},
+		contract.FunctionReleases:    {contract.EnvEventBusName, contract.EnvEventBusArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn},
+		contract.FunctionUpgrade:     {contract.EnvEventBusName},
 		contract.FunctionStackEvents: nil,
 		contract.FunctionStateIngest: {contract.EnvEventBusName},
 		contract.FunctionStateSweep:  {contract.EnvEventBusName, contract.EnvStateQueueURL}, // STATE_STALE_AFTER only when configured
@@ -254,8 +257,12 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 			if dig(defaultBuild.resource(t, cp, logs), "Properties", "RetentionInDays") == nil {
 				t.Errorf("log group %s keeps logs forever: set a retention", logs)
 			}
-			if dig(p, "Role", "Fn::GetAtt", 0) != defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(fn)+"Role") {
-				t.Errorf("role = %s, want the function's own role", toJSON(p["Role"]))
+			owner := fn
+			if o, ok := sharedRoles[fn]; ok {
+				owner = o // upgrade acts in customer accounts as the provisioner
+			}
+			if dig(p, "Role", "Fn::GetAtt", 0) != defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(owner)+"Role") {
+				t.Errorf("role = %s, want %s's role", toJSON(p["Role"]), owner)
 			}
 			var tagged bool
 			for _, tag := range asList(p["Tags"]) {
@@ -359,6 +366,8 @@ func TestWorkflowsInvokeExactlyTheirFunctions(t *testing.T) {
 		"ProvisionWorkflow": {workflows.Provision, map[string]string{workflows.ProvisionFunctionArn: contract.FunctionProvision}},
 		"CommandWorkflow": {workflows.Command, map[string]string{
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
+		"UpgradeWorkflow": {workflows.Upgrade, map[string]string{workflows.UpgradeFunctionArn: contract.FunctionUpgrade,
+			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
 	}
 	machines := defaultBuild.resources(cp, "AWS::StepFunctions::StateMachine")
 	if got := slices.Sorted(maps.Keys(machines)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
@@ -430,25 +439,39 @@ func TestFunctionPermissions(t *testing.T) {
 		return with(group, "logs:CreateLogStream", "logs:PutLogEvents")
 	}
 	provisionExecutions := "arn:aws:states:us-west-2:111122223333:execution:<" + defaultBuild.logicalIDOf(t, cp, "AWS::StepFunctions::StateMachine", "ProvisionWorkflow") + ".Name>:*"
+	upgradeMachine := "<UpgradeWorkflow.Arn>"
+	upgradeExecutions := "arn:aws:states:us-west-2:111122223333:execution:<UpgradeWorkflow.Name>:*"
+	schedules := "arn:aws:scheduler:us-west-2:111122223333:schedule/" + contract.ScheduleGroupMaintenance + "/*"
+	arm := slices.Concat(with(schedules, "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"),
+		with("<"+defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", "MaintenanceScheduleRole")+".Arn>", "iam:PassRole"))
+	// upgrade runs as the provisioner role: one identity in customer accounts.
+	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), with(table, tableActions...),
+		with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
+		with(stateQueue, queuePolicy...), with(bus, "events:PutEvents"), arm,
+		with(commandQueues, "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:DeleteQueue"))
 	want := map[string][]permission{
 		contract.FunctionInvite: slices.Concat(logs(contract.FunctionInvite), with(table, tableActions...),
 			with(bus, "events:PutPermission", "events:RemovePermission")),
 		contract.FunctionOnboard: slices.Concat(logs(contract.FunctionOnboard), with(table, tableActions...),
 			with(machine, "states:StartExecution"), with(provisionExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
-		contract.FunctionProvision: slices.Concat(logs(contract.FunctionProvision), with(table, tableActions...),
-			with(machine, taskTokens...), with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
-			with(stateQueue, queuePolicy...),
-			with(commandQueues, "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:DeleteQueue")),
+		contract.FunctionProvision: provisioner,
+		contract.FunctionUpgrade:   provisioner,
 		contract.FunctionStackEvents: slices.Concat(logs(contract.FunctionStackEvents), with(table, tableActions...),
-			with(machine, taskTokens...), with(dlq, "sqs:SendMessage")),
+			with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(dlq, "sqs:SendMessage")),
 		// The consume actions come with the event source mapping.
 		contract.FunctionStateIngest: slices.Concat(logs(contract.FunctionStateIngest), with(table, stateItems...),
-			with(bus, "events:PutEvents"), with(commandMachine, resume...),
+			with(bus, "events:PutEvents"), with(commandMachine, resume...), with(upgradeMachine, taskTokens...),
 			with(stateQueue, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
 		contract.FunctionStateSweep: slices.Concat(logs(contract.FunctionStateSweep), with(table, stateItems...),
 			with(strings.TrimSuffix(table, ">")+">/index/"+servicestate.SweepIndex, "dynamodb:Query"),
-			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(provisionExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
-		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(commandMachine, resume...)),
+			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(provisionExecutions, "states:DescribeExecution"),
+			with(upgradeExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
+		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(commandMachine, resume...),
+			with(upgradeMachine, taskTokens...)),
+		contract.FunctionMaintenance: slices.Concat(logs(contract.FunctionMaintenance), with(table, stateItems...), with(bus, "events:PutEvents"),
+			with(upgradeMachine, "states:StartExecution"), arm, with(dlq, "sqs:SendMessage")),
+		contract.FunctionReleases: slices.Concat(logs(contract.FunctionReleases), with(table, stateItems...), with(bus, "events:PutEvents"),
+			arm, with(dlq, "sqs:SendMessage")),
 		contract.FunctionSendCommand: slices.Concat(logs(contract.FunctionSendCommand), with(table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
 			with(commandQueues, "sqs:GetQueueUrl", "sqs:SendMessage")),
 	}
@@ -457,7 +480,11 @@ func TestFunctionPermissions(t *testing.T) {
 	}
 	for fn, expected := range want {
 		t.Run(fn, func(t *testing.T) {
-			role := defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(fn)+"Role")
+			owner := fn
+			if o, ok := sharedRoles[fn]; ok {
+				owner = o
+			}
+			role := defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(owner)+"Role")
 			var got []permission
 			for _, st := range defaultBuild.statementsOfRole(cp, role) {
 				if st["Effect"] != "Allow" {
@@ -539,7 +566,11 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 		if dig(p, "TracingConfig", "Mode") != "Active" {
 			t.Errorf("%s tracing = %s, want Active", fn, toJSON(p["TracingConfig"]))
 		}
-		role := tracingBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(fn)+"Role")
+		owner := fn
+		if o, ok := sharedRoles[fn]; ok {
+			owner = o
+		}
+		role := tracingBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(owner)+"Role")
 		var xray bool
 		for _, st := range tracingBuild.statementsOfRole(cp, role) {
 			xray = xray || slices.Contains(actionsOf(st), "xray:PutTraceSegments")
@@ -556,7 +587,7 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 		}
 	}
 	tmpl := tracingBuild.template(cp)
-	for _, workflow := range []string{"ProvisionWorkflow", "CommandWorkflow"} {
+	for _, workflow := range []string{"ProvisionWorkflow", "CommandWorkflow", "UpgradeWorkflow"} {
 		if dig(tracingBuild.resource(t, cp, workflow), "Properties", "TracingConfiguration", "Enabled") != true {
 			t.Errorf("%s tracing is off with xrayTracing=true", workflow)
 		}
@@ -608,8 +639,8 @@ func TestStateIngestIsFedByTheStateQueue(t *testing.T) {
 // the DLQ, nothing else.
 func TestStateSweepRunsEveryMinute(t *testing.T) {
 	schedules := defaultBuild.resources(cp, "AWS::Scheduler::Schedule")
-	if len(schedules) != 1 {
-		t.Fatalf("want one schedule, found %d", len(schedules))
+	if len(schedules) != 2 {
+		t.Fatalf("want two schedules (the state sweep, the rollouts), found %d", len(schedules))
 	}
 	p := props(schedules["StateSweepSchedule"])
 	if p == nil {

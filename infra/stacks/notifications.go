@@ -35,8 +35,8 @@ const (
 
 // operatorRule is one rule on the vendor bus whose events go to the operator topic.
 type operatorRule struct {
-	id, description, detailType string
-	detail                      map[string]any
+	id, description, source, detailType string
+	detail                              map[string]any
 }
 
 // operatorRules: what reaches a human. Security rejections (a forged sender), a deployment
@@ -45,11 +45,15 @@ type operatorRule struct {
 // for dashboards: a deployment's health already summarises its services.
 var operatorRules = []operatorRule{
 	{"OperatorSecurityRejectionRule", "State messages rejected as a security event (forged sender) to the operator topic",
-		contract.DetailTypeStateMessageRejected, map[string]any{"security": []any{true}}},
+		contract.SourceState, contract.DetailTypeStateMessageRejected, map[string]any{"security": []any{true}}},
 	{"OperatorCriticalHealthRule", "Deployments entering unhealthy (critical) to the operator topic",
-		contract.DetailTypeDeploymentHealthChanged, map[string]any{"severity": []any{string(health.SeverityCritical)}}},
+		contract.SourceState, contract.DetailTypeDeploymentHealthChanged, map[string]any{"severity": []any{string(health.SeverityCritical)}}},
 	{"OperatorRecoveredHealthRule", "Deployments whose bad health gave way to a good one to the operator topic",
-		contract.DetailTypeDeploymentHealthChanged, map[string]any{"recovered": []any{true}}},
+		contract.SourceState, contract.DetailTypeDeploymentHealthChanged, map[string]any{"recovered": []any{true}}},
+	{"OperatorMaintenanceFailedRule", "Failed upgrades to the operator topic",
+		contract.SourceMaintenance, contract.DetailTypeMaintenanceFailed, nil},
+	{"OperatorReleaseHaltedRule", "Halted release rollouts to the operator topic",
+		contract.SourceMaintenance, contract.DetailTypeReleaseHalted, nil},
 }
 
 // operatorTopic creates the key and the topic. The key's policy is written whole: the
@@ -106,18 +110,21 @@ func (b *controlPlaneBuilder) operatorEventRules() []awsevents.CfnRule {
 	s := b.cp.Stack
 	var rules []awsevents.CfnRule
 	for _, r := range operatorRules {
+		pattern := map[string]any{
+			// Only this account's own events: a rule without an account field matches
+			// events that admitted customer accounts put on the bus too.
+			"account":     []any{*s.Account()},
+			"source":      []any{r.source},
+			"detail-type": []any{r.detailType},
+		}
+		if r.detail != nil {
+			pattern["detail"] = r.detail
+		}
 		rule := awsevents.NewCfnRule(s, jsii.String(r.id), &awsevents.CfnRuleProps{
 			Description:  jsii.String(r.description),
 			EventBusName: b.cp.Bus.EventBusName(),
 			State:        jsii.String("ENABLED"),
-			EventPattern: map[string]any{
-				// Only this account's own events: a rule without an account field matches
-				// events that admitted customer accounts put on the bus too.
-				"account":     []any{*s.Account()},
-				"source":      []any{contract.SourceState},
-				"detail-type": []any{r.detailType},
-				"detail":      r.detail,
-			},
+			EventPattern: pattern,
 			Targets: &[]any{&awsevents.CfnRule_TargetProperty{
 				Id:               jsii.String("OperatorTopic"),
 				Arn:              b.cp.OperatorTopic.TopicArn(),

@@ -164,9 +164,11 @@ func TestOperatorRulesSendAlertsToTheTopic(t *testing.T) {
 		"OperatorSecurityRejectionRule": `{"account":[{"Ref":"AWS::AccountId"}],"detail":{"security":[true]},"detail-type":["BYOC State Message Rejected"],"source":["byoc.state"]}`,
 		"OperatorCriticalHealthRule":    `{"account":[{"Ref":"AWS::AccountId"}],"detail":{"severity":["critical"]},"detail-type":["BYOC Deployment Health Changed"],"source":["byoc.state"]}`,
 		"OperatorRecoveredHealthRule":   `{"account":[{"Ref":"AWS::AccountId"}],"detail":{"recovered":[true]},"detail-type":["BYOC Deployment Health Changed"],"source":["byoc.state"]}`,
+		"OperatorMaintenanceFailedRule": `{"account":[{"Ref":"AWS::AccountId"}],"detail-type":["BYOC Maintenance Failed"],"source":["byoc.maintenance"]}`,
+		"OperatorReleaseHaltedRule":     `{"account":[{"Ref":"AWS::AccountId"}],"detail-type":["BYOC Release Halted"],"source":["byoc.maintenance"]}`,
 	}
-	if rules := defaultBuild.resources(cp, "AWS::Events::Rule"); len(rules) != 2+len(patterns) {
-		t.Errorf("%d rules on the control plane, want the 2 stack-event rules and %d operator rules", len(rules), len(patterns))
+	if rules := defaultBuild.resources(cp, "AWS::Events::Rule"); len(rules) != 3+len(patterns) {
+		t.Errorf("%d rules on the control plane, want the 2 stack-event rules, the release health rule and %d operator rules", len(rules), len(patterns))
 	}
 	dlqAdmits := map[string]bool{}
 	for _, st := range defaultBuild.policyStatements(cp) {

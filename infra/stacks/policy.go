@@ -32,6 +32,8 @@ var wildcardReasons = map[string]string{
 	"CloudWatchEncryptsOperatorTopic":  "in a key policy Resource * is the key itself; the encryption context limits CloudWatch's use to the operator topic and aws:SourceArn to this stack's alarms",
 	"ManageCommandChannels":            "command channels are created at provisioning, one per deployment (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
 	"DescribeProvisionExecutions":      "execution names are chosen when a deployment is provisioned (provision-<deployment id>-<n>, or an operator's for a takeover): the provision workflow's name is the fixed part, and DescribeExecution only reads",
+	"DescribeUpgradeExecutions":        "upgrade executions are named upgrade-<deployment id>-<purpose>-<time>, one per window or security start; the workflow is this stack's",
+	"ArmMaintenanceSchedules":          "one schedule per deployment, named by its id, in the byoc-maintenance group: the group is the fixed part",
 	"SendCommands":                     "a workflow commands whichever deployment it serves, and each has its own channel (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part; each channel's policy lets only its deployment's agent read",
 
 	// bootstrap: the management role

@@ -35,6 +35,17 @@ const (
 	StateWaitFunctionArn   = "StateWaitFunctionArn"
 )
 
+// Upgrade is the upgrade workflow (JSONPath ASL): the upgrade Lambda's steps (plan, next,
+// apply, await, poll, done, finish, fail), and for the operator and ClickHouse steps
+// sendcommand and statewait as the command workflow uses them. Its placeholders are
+// ${UpgradeFunctionArn}, ${SendCommandFunctionArn} and ${StateWaitFunctionArn}.
+//
+//go:embed upgrade.asl.json
+var Upgrade string
+
+// UpgradeFunctionArn is the placeholder name of the upgrade Lambda's ARN in Upgrade.
+const UpgradeFunctionArn = "UpgradeFunctionArn"
+
 // A placeholder is ${Name}, the syntax of CloudFormation's DefinitionSubstitutions. JSONPath
 // never contains "${", so nothing else in a definition can look like one.
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)

@@ -14,7 +14,8 @@ const (
 // Functions lists every Lambda function of the control plane, in build order: the CDK
 // creates one function per entry and the local cloud hosts every entry.
 var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents,
-	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand}
+	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand,
+	FunctionMaintenance, FunctionReleases, FunctionUpgrade}
 
 // Environment variables the control-plane stack gives the functions.
 const (

@@ -268,7 +268,9 @@ func (m *Manager) UpdateParameters(ctx context.Context, stack *cfntypes.Stack, c
 			return Result{}, fmt.Errorf("stack %s has no parameter %s: its template predates it (update the stack's template first)", id, k)
 		}
 	}
-	slices.SortFunc(params, func(a, b cfntypes.Parameter) int { return strings.Compare(aws.ToString(a.ParameterKey), aws.ToString(b.ParameterKey)) })
+	slices.SortFunc(params, func(a, b cfntypes.Parameter) int {
+		return strings.Compare(aws.ToString(a.ParameterKey), aws.ToString(b.ParameterKey))
+	})
 	_, err := m.CFN.UpdateStack(ctx, &cloudformation.UpdateStackInput{
 		StackName:           aws.String(id),
 		UsePreviousTemplate: aws.Bool(true),

@@ -1,0 +1,13 @@
+// Command upgrade is the Lambda behind every task of the upgrade workflow: see Handler.
+package main
+
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/byocloud/byoc/shared/cloud"
+)
+
+func main() {
+	log, awsCfg, conf := cloud.Boot(ConfigFromEnv)
+	lambda.Start(New(awsCfg, conf, log).Handle)
+}
