@@ -24,7 +24,7 @@ type Config struct {
 // ConfigFromEnv reads the configuration, refusing a missing variable at cold start.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	v, err := cloud.Require(getenv, contract.EnvTableName, contract.EnvEventBusName, contract.EnvUpgradeMachineArn,
-		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn)
+		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup)
 	if err != nil {
 		return Config{}, err
 	}
@@ -36,7 +36,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // SchedulesFromEnv is the maintenance schedules' target as the stack configures it.
 func SchedulesFromEnv(v map[string]string) maintenance.Schedules {
-	return maintenance.Schedules{Group: contract.ScheduleGroupMaintenance, TargetArn: v[contract.EnvMaintenanceTargetArn],
+	return maintenance.Schedules{Group: v[contract.EnvScheduleGroup], TargetArn: v[contract.EnvMaintenanceTargetArn],
 		RoleArn: v[contract.EnvSchedulerRoleArn], DLQArn: v[contract.EnvSchedulerDLQArn]}
 }
 

@@ -23,6 +23,7 @@ func goodEnv(t *testing.T) map[string]string {
 		contract.EnvMaintenanceTargetArn: "arn:aws:lambda:us-east-1:999999999999:function:byoc-maintenance",
 		contract.EnvSchedulerRoleArn:     "arn:aws:iam::999999999999:role/byoc-scheduler",
 		contract.EnvSchedulerDLQArn:      "arn:aws:sqs:us-east-1:999999999999:byoc-events-dlq",
+		contract.EnvScheduleGroup:        "ByocControlPlane-maintenance",
 	}
 }
 

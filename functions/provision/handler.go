@@ -90,7 +90,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.TemplateBody = body
 	}
-	c.Schedules = maintenance.Schedules{Group: contract.ScheduleGroupMaintenance, TargetArn: need(contract.EnvMaintenanceTargetArn),
+	c.Schedules = maintenance.Schedules{Group: need(contract.EnvScheduleGroup), TargetArn: need(contract.EnvMaintenanceTargetArn),
 		RoleArn: need(contract.EnvSchedulerRoleArn), DLQArn: need(contract.EnvSchedulerDLQArn)}
 	if err := c.Rules.Validate(); err != nil {
 		problems = append(problems, contract.EnvSupportedRegions+": "+err.Error())

@@ -37,7 +37,7 @@ type Config struct {
 // ConfigFromEnv reads the configuration, refusing a missing variable at cold start.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	v, err := cloud.Require(getenv, contract.EnvTableName, contract.EnvEventBusName, contract.EnvEventBusArn,
-		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn)
+		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup)
 	if err != nil {
 		return Config{}, err
 	}
@@ -46,7 +46,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("%s %q: %w", contract.EnvEventBusArn, v[contract.EnvEventBusArn], err)
 	}
 	return Config{Table: v[contract.EnvTableName], BusName: v[contract.EnvEventBusName], VendorAccount: bus.AccountID,
-		Schedules: maintenance.Schedules{Group: contract.ScheduleGroupMaintenance, TargetArn: v[contract.EnvMaintenanceTargetArn],
+		Schedules: maintenance.Schedules{Group: v[contract.EnvScheduleGroup], TargetArn: v[contract.EnvMaintenanceTargetArn],
 			RoleArn: v[contract.EnvSchedulerRoleArn], DLQArn: v[contract.EnvSchedulerDLQArn]}}, nil
 }
 

@@ -223,9 +223,9 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 			contract.EnvBootstrapTemplateURL, contract.EnvStateQueueArn},
 		contract.FunctionOnboard: {contract.EnvProvisionMachineArn},
 		contract.FunctionProvision: {contract.EnvStateQueueArn, contract.EnvStateQueueURL, contract.EnvInfraTemplatePath, contract.EnvMaxProvisionAttempts,
-			contract.EnvProvisionerRoleArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn},
-		contract.FunctionMaintenance: {contract.EnvEventBusName, contract.EnvUpgradeMachineArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn},
-		contract.FunctionReleases:    {contract.EnvEventBusName, contract.EnvEventBusArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn},
+			contract.EnvProvisionerRoleArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup},
+		contract.FunctionMaintenance: {contract.EnvEventBusName, contract.EnvUpgradeMachineArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup},
+		contract.FunctionReleases:    {contract.EnvEventBusName, contract.EnvEventBusArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup},
 		contract.FunctionUpgrade:     {contract.EnvEventBusName},
 		contract.FunctionStackEvents: nil,
 		contract.FunctionStateIngest: {contract.EnvEventBusName},
@@ -441,7 +441,7 @@ func TestFunctionPermissions(t *testing.T) {
 	provisionExecutions := "arn:aws:states:us-west-2:111122223333:execution:<" + defaultBuild.logicalIDOf(t, cp, "AWS::StepFunctions::StateMachine", "ProvisionWorkflow") + ".Name>:*"
 	upgradeMachine := "<UpgradeWorkflow.Arn>"
 	upgradeExecutions := "arn:aws:states:us-west-2:111122223333:execution:<UpgradeWorkflow.Name>:*"
-	schedules := "arn:aws:scheduler:us-west-2:111122223333:schedule/" + contract.ScheduleGroupMaintenance + "/*"
+	schedules := "arn:aws:scheduler:us-west-2:111122223333:schedule/stack-maintenance/*"
 	arm := slices.Concat(with(schedules, "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"),
 		with("<"+defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", "MaintenanceScheduleRole")+".Arn>", "iam:PassRole"))
 	// upgrade runs as the provisioner role: one identity in customer accounts.

@@ -27,6 +27,8 @@ const (
 	// schedules, the maintenance function among them, can name the schedules' target without
 	// a reference to it, which would be a cycle.
 	maintenanceFunctionName = "${AWS::StackName}-maintenance"
+	// maintenanceGroupName is the schedule group of the deployments' maintenance schedules.
+	maintenanceGroupName = "${AWS::StackName}-maintenance"
 )
 
 func (b *controlPlaneBuilder) maintenance() {
@@ -37,10 +39,11 @@ func (b *controlPlaneBuilder) maintenance() {
 	}}
 	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"}}
 	maintenanceArn := sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + maintenanceFunctionName)
+	// Named under the stack: two control planes in one account and region keep apart.
 	group := awsscheduler.NewCfnScheduleGroup(s, jsii.String("MaintenanceScheduleGroup"), &awsscheduler.CfnScheduleGroupProps{
-		Name: jsii.String(contract.ScheduleGroupMaintenance),
+		Name: jsii.String(sub(maintenanceGroupName)),
 	})
-	schedulesArn := sub("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/" + contract.ScheduleGroupMaintenance + "/*")
+	schedulesArn := sub("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/" + maintenanceGroupName + "/*")
 
 	// The role every maintenance schedule invokes the maintenance function with: only
 	// schedules of that group may use it.
@@ -62,6 +65,7 @@ func (b *controlPlaneBuilder) maintenance() {
 		contract.EnvMaintenanceTargetArn: jsii.String(maintenanceArn),
 		contract.EnvSchedulerRoleArn:     schedulerRole.RoleArn(),
 		contract.EnvSchedulerDLQArn:      b.cp.EventsDLQ.QueueArn(),
+		contract.EnvScheduleGroup:        group.Ref(),
 	}
 	arm := []grant{
 		{sid: "ArmMaintenanceSchedules", resources: []string{schedulesArn}, actions: []string{"scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"}},

@@ -33,7 +33,7 @@ var wildcardReasons = map[string]string{
 	"ManageCommandChannels":            "command channels are created at provisioning, one per deployment (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
 	"DescribeProvisionExecutions":      "execution names are chosen when a deployment is provisioned (provision-<deployment id>-<n>, or an operator's for a takeover): the provision workflow's name is the fixed part, and DescribeExecution only reads",
 	"DescribeUpgradeExecutions":        "upgrade executions are named upgrade-<deployment id>-<purpose>-<time>, one per window or security start; the workflow is this stack's",
-	"ArmMaintenanceSchedules":          "one schedule per deployment, named by its id, in the byoc-maintenance group: the group is the fixed part",
+	"ArmMaintenanceSchedules":          "one schedule per deployment, named by its id, in the stack's maintenance group: the group is the fixed part",
 	"SendCommands":                     "a workflow commands whichever deployment it serves, and each has its own channel (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part; each channel's policy lets only its deployment's agent read",
 
 	// bootstrap: the management role

@@ -222,8 +222,9 @@ const (
 	// FunctionUpgrade runs the steps of the upgrade workflow.
 	FunctionUpgrade = "upgrade"
 
-	// ScheduleGroupMaintenance holds one schedule per deployment, named by its id.
-	ScheduleGroupMaintenance = "byoc-maintenance"
+	// EnvScheduleGroup is the schedule group holding one maintenance schedule per
+	// deployment, named by its id ("<stack name>-maintenance").
+	EnvScheduleGroup = "MAINTENANCE_SCHEDULE_GROUP"
 
 	EnvUpgradeMachineArn    = "UPGRADE_STATE_MACHINE"      // ARN of the upgrade workflow
 	EnvMaintenanceTargetArn = "MAINTENANCE_FUNCTION_ARN"   // what the maintenance schedules invoke

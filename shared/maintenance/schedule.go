@@ -37,7 +37,7 @@ var _ Scheduler = (*scheduler.Client)(nil)
 // window cannot be skipped.
 type Schedules struct {
 	Client    Scheduler
-	Group     string // contract.ScheduleGroupMaintenance
+	Group     string // the schedule group (contract.EnvScheduleGroup)
 	TargetArn string // the maintenance function
 	RoleArn   string // the role Scheduler invokes it with
 	DLQArn    string // where Scheduler puts a firing it could not deliver

@@ -32,7 +32,6 @@ import (
 	"github.com/byocloud/byoc/infra/local/frontdoor"
 	"github.com/byocloud/byoc/infra/local/lambdahost"
 	"github.com/byocloud/byoc/infra/local/sqsgate"
-	fnclock "github.com/byocloud/byoc/shared/clock"
 )
 
 // Options configure a local cloud. Zero values take the defaults.
@@ -115,11 +114,8 @@ func Start(ctx context.Context, o Options) (*Cloud, error) {
 		o.Logger = slog.New(slog.NewTextHandler(o.Output, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if o.Clock == nil {
-		if o.Speed > 0 && o.Speed != 1 {
-			o.Clock = clock.NewAccelerated(o.Speed)
-		} else {
-			o.Clock = clock.Real{}
-		}
+		// Accelerated even at speed 1: it can jump (a scenario reaching a maintenance window).
+		o.Clock = clock.NewAccelerated(o.Speed)
 	}
 	c := &Cloud{
 		Region: o.Region, Clock: o.Clock, opts: o, started: time.Now(), logger: o.Logger, observer: o.Observer,
@@ -150,16 +146,6 @@ func (l *lazyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.Error(w, "the local cloud is starting", http.StatusServiceUnavailable)
 }
 
-// functionClock tells the function processes the cloud's clock when it is not real time.
-func functionClock(c clock.Clock) map[string]string {
-	a, ok := c.(*clock.Accelerated)
-	if !ok || a.Speed() == 1 {
-		return nil
-	}
-	cloudStart, realStart := a.Anchor()
-	return map[string]string{fnclock.EnvLocalClock: fnclock.Format(cloudStart, realStart, a.Speed())}
-}
-
 func (c *Cloud) assemble(lazy *lazyHandler) error {
 	o := c.opts
 	c.kumo = kumo.NewServer()
@@ -174,12 +160,16 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	c.Accounts.SetLogger(c.logger)
 	c.Chaos = chaos.New(c.onFault)
 
+	fnClock, err := functionClock(o.Clock)
+	if err != nil {
+		return err
+	}
 	c.Host, err = lambdahost.New(lambdahost.Config{
 		BinDir: o.BinDir, RuntimeAPI: strings.TrimPrefix(c.kumo.URL, "http://"), Endpoint: c.URL, Region: o.Region,
 		Credentials: func(roleArn, session string) (aws.Credentials, error) {
 			return c.Accounts.FunctionCredentials(roleArn, session, 0)
 		},
-		Output: o.Output, Observer: c.onInvocation, Chaos: c.Chaos, Env: functionClock(o.Clock),
+		Output: o.Output, Observer: c.onInvocation, Chaos: c.Chaos, Env: fnClock,
 	})
 	if err != nil {
 		return err

@@ -34,6 +34,7 @@ func (c *Cloud) DataPlane(configure ...func(*datasim.Config)) *datasim.Simulator
 			return c.Accounts.WorkloadCredentials(roleArn, session, 0)
 		},
 		Log: c.logger,
+		Now: c.Clock.Now, // the exporters report in the cloud's time, as the control plane reads it
 	}
 	for _, f := range configure {
 		f(&cfg)

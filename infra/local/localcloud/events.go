@@ -37,6 +37,7 @@ const (
 	KindHealth    Kind = "health"   // a byoc.state event reached the state watch (WatchStateEvents)
 	KindDataPlane Kind = "cluster"  // the simulated data plane (a customer cluster) did something: a scenario's own line
 	KindFault     Kind = "fault"    // chaos injected a fault (Cloud.Chaos)
+	KindClock     Kind = "clock"    // the cloud's clock jumped (Cloud.Jump)
 )
 
 // Event is one line of the local cloud's timeline.

@@ -5,6 +5,7 @@
 package clock
 
 import (
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -24,11 +25,24 @@ func (Real) Now() time.Time                         { return time.Now() }
 func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Accelerated runs Speed times faster than the machine's clock, from the moment it was
-// made: after one real second, Now has moved Speed seconds.
+// made: after one real second, Now has moved Speed seconds. Jump moves it forward at once
+// (a demo reaching next week's maintenance window), releasing the waits that came due.
 type Accelerated struct {
 	speed     float64
 	realStart time.Time
-	start     time.Time
+
+	mu      sync.Mutex
+	start   time.Time // the clock's reading at realStart, jumps included
+	waiters []*accelWaiter
+	// OnJump, when set, is told the clock's new anchor after a jump, before the waits it
+	// released are: the local cloud passes it on to the function processes.
+	OnJump func(cloudStart, realStart time.Time, speed float64)
+}
+
+type accelWaiter struct {
+	at   time.Time
+	ch   chan time.Time
+	done bool
 }
 
 // NewAccelerated returns a clock running speed times faster than real time, starting at
@@ -41,23 +55,81 @@ func NewAccelerated(speed float64) *Accelerated {
 	return &Accelerated{speed: speed, realStart: now, start: now}
 }
 
-// Anchor is where the clock started, in its own time and in real time: with Speed, all a
-// process needs to read the same clock (shared/clock's EnvLocalClock).
-func (a *Accelerated) Anchor() (cloudStart, realStart time.Time) { return a.start, a.realStart }
+// Anchor is where the clock started, in its own time (jumps included) and in real time:
+// with Speed, all a process needs to read the same clock (shared/clock).
+func (a *Accelerated) Anchor() (cloudStart, realStart time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.start, a.realStart
+}
 
 // Speed is the clock's rate relative to real time.
 func (a *Accelerated) Speed() float64 { return a.speed }
 
 func (a *Accelerated) Now() time.Time {
-	elapsed := time.Since(a.realStart)
-	return a.start.Add(time.Duration(float64(elapsed) * a.speed))
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now()
+}
+
+func (a *Accelerated) now() time.Time {
+	return a.start.Add(time.Duration(float64(time.Since(a.realStart)) * a.speed))
 }
 
 func (a *Accelerated) After(d time.Duration) <-chan time.Time {
-	out := make(chan time.Time, 1)
-	real := time.Duration(float64(d) / a.speed)
-	time.AfterFunc(real, func() { out <- a.Now() })
-	return out
+	a.mu.Lock()
+	w := &accelWaiter{at: a.now().Add(d), ch: make(chan time.Time, 1)}
+	a.waiters = append(a.waiters, w)
+	a.mu.Unlock()
+	time.AfterFunc(time.Duration(float64(d)/a.speed), func() { a.fire(w) })
+	return w.ch
+}
+
+// Jump moves the clock forward by d at once; waits that came due are released.
+func (a *Accelerated) Jump(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	a.mu.Lock()
+	a.start = a.start.Add(d)
+	start, onJump := a.start, a.OnJump
+	a.mu.Unlock()
+	if onJump != nil {
+		onJump(start, a.realStart, a.speed)
+	}
+	a.mu.Lock()
+	now := a.now()
+	var due []*accelWaiter
+	keep := a.waiters[:0]
+	for _, w := range a.waiters {
+		switch {
+		case w.done:
+		case !w.at.After(now):
+			w.done = true
+			due = append(due, w)
+		default:
+			keep = append(keep, w)
+		}
+	}
+	a.waiters = keep
+	a.mu.Unlock()
+	for _, w := range due {
+		w.ch <- now
+	}
+}
+
+// fire releases one wait when its real time has passed (unless a jump released it).
+func (a *Accelerated) fire(w *accelWaiter) {
+	a.mu.Lock()
+	if w.done {
+		a.mu.Unlock()
+		return
+	}
+	w.done = true
+	a.waiters = slices.DeleteFunc(a.waiters, func(x *accelWaiter) bool { return x == w })
+	now := a.now()
+	a.mu.Unlock()
+	w.ch <- now
 }
 
 // Manual moves only when told: Advance and Set fire the waits whose time has come, in

@@ -64,3 +64,34 @@ func TestManualClockReleasesWaitsInOrder(t *testing.T) {
 		t.Error("a zero wait must be ready at once")
 	}
 }
+
+func TestAcceleratedJumpReleasesWhatCameDue(t *testing.T) {
+	a := NewAccelerated(1)
+	var anchor time.Time
+	a.OnJump = func(cloudStart, _ time.Time, _ float64) { anchor = cloudStart }
+	soon, later := a.After(30*time.Minute), a.After(3*time.Hour)
+	before := a.Now()
+	a.Jump(time.Hour)
+	if got := a.Now().Sub(before); got < time.Hour || got > time.Hour+time.Minute {
+		t.Fatalf("a one-hour jump moved the clock %s", got)
+	}
+	if anchor.IsZero() {
+		t.Fatal("OnJump was not told the new anchor")
+	}
+	select {
+	case <-soon:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a wait that came due was not released by the jump")
+	}
+	select {
+	case <-later:
+		t.Fatal("a wait still two hours off was released")
+	default:
+	}
+	quick := a.After(20 * time.Millisecond)
+	select {
+	case <-quick: // real time still moves it
+	case <-time.After(5 * time.Second):
+		t.Fatal("a short wait was never released")
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	_ "time/tzdata" // every IANA zone, whatever the machine has installed
 
@@ -80,6 +81,7 @@ type Firer struct {
 	wake    chan struct{}
 	cancel  context.CancelFunc
 	done    chan struct{}
+	held    atomic.Bool
 }
 
 type entry struct {
@@ -213,6 +215,17 @@ func (f *Firer) load(ctx context.Context, group, name string) error {
 	return nil
 }
 
+// Hold stops firing until the returned release is called; occurrences that come due
+// meanwhile fire on release, in order. A scenario holds the schedules across a jump of the
+// clock, so the data plane reports at the new time before the sweeps look for silence.
+func (f *Firer) Hold() (release func()) {
+	f.held.Store(true)
+	return func() {
+		f.held.Store(false)
+		f.poke()
+	}
+}
+
 func (f *Firer) poke() {
 	select {
 	case f.wake <- struct{}{}:
@@ -240,6 +253,9 @@ func (f *Firer) loop(ctx context.Context) {
 	var waitFor time.Time
 	for {
 		due, earliest := f.due()
+		if f.held.Load() {
+			due, earliest = nil, time.Time{}
+		}
 		for _, e := range due {
 			f.fire(ctx, e, e.next)
 		}
