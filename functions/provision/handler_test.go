@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,7 @@ import (
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/maintenance"
+	"github.com/byocloud/byoc/shared/release"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
@@ -184,6 +186,44 @@ var wantParameters = map[string]string{
 	"ZoneId1": "usw2-az1", "ZoneId2": "usw2-az2", "ZoneId3": "usw2-az3",
 	"PrivateSubnet1Cidr": "10.0.0.0/18", "PrivateSubnet2Cidr": "10.0.64.0/18", "PrivateSubnet3Cidr": "10.0.128.0/18",
 	"PublicSubnet1Cidr": "10.0.192.0/20", "PublicSubnet2Cidr": "10.0.208.0/20", "PublicSubnet3Cidr": "10.0.224.0/20",
+	// An empty catalogue: the baseline Kubernetes minor, EKS's choice of node AMI and add-ons.
+	"KubernetesVersion": "1.33", "NodeKubernetesVersion": "1.33", "NodeReleaseVersion": "",
+	"AddonVersionVpcCni": "", "AddonVersionKubeProxy": "", "AddonVersionEksPodIdentityAgent": "", "AddonVersionCoredns": "", "AddonVersionAwsEbsCsiDriver": "",
+}
+
+// A new deployment is created on the catalogue's current versions, and keeps them for its
+// later attempts whatever is published meanwhile (upgrades move it on).
+func TestPrepareCreatesOnTheCataloguesVersions(t *testing.T) {
+	f := newFixture(t)
+	now := time.Now()
+	publish := func(r release.Release) {
+		t.Helper()
+		rs, err := f.h.Store.Releases(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cat := store.Catalogue(rs)
+		v, err := cat.Validate(r, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.h.Store.PublishRelease(ctx, v, cat[r.Component].Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(release.Release{Component: release.Kubernetes, Version: "1.34"})
+	publish(release.Release{Component: release.Nodes, Version: "1.34.2-20260101"})
+	publish(release.Release{Component: "coredns", Version: "v1.12.0-eksbuild.1", KubernetesVersions: []string{"1.34"}})
+	p := must[PrepareResult](t, f, Input{Step: StepPrepare})
+	if p.Parameters["KubernetesVersion"] != "1.34" || p.Parameters["NodeKubernetesVersion"] != "1.34" || p.Parameters["NodeReleaseVersion"] != "1.34.2-20260101" ||
+		p.Parameters["AddonVersionCoredns"] != "v1.12.0-eksbuild.1" || p.Parameters["AddonVersionVpcCni"] != "" {
+		t.Fatalf("parameters %v", p.Parameters)
+	}
+	publish(release.Release{Component: release.ClickHouse, Version: "25.4.1.1"})
+	again := must[PrepareResult](t, f, Input{Step: StepPrepare})
+	if !reflect.DeepEqual(again.Parameters, p.Parameters) {
+		t.Fatalf("a retried prepare planned other versions: %v", again.Parameters)
+	}
 }
 
 // ---- prepare ----

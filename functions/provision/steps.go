@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 
@@ -78,6 +79,15 @@ func (h *Handler) prepare(ctx context.Context, log *slog.Logger, in Input) (Prep
 		return PrepareResult{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status), Step: StepPrepare}
 	}
 	next := d
+	if len(next.StackVersions) == 0 {
+		// A deployment's first attempt fixes the versions it is created on: the catalogue's
+		// current ones. Later attempts and re-runs keep them (upgrades change them).
+		rs, err := h.Store.Releases(ctx)
+		if err != nil {
+			return PrepareResult{}, err
+		}
+		next.StackVersions = maintenance.InitialVersions(store.Catalogue(rs))
+	}
 	normalized, invalid := h.Config.Rules.Normalize(d.Settings)
 	if invalid == nil {
 		next.Settings = normalized
@@ -132,8 +142,8 @@ func ownedBy(d store.Deployment, in Input, step string) error {
 	return nil
 }
 
-// parameters are the infrastructure stack's parameters, computed from the settings alone:
-// the same settings always give the same network.
+// parameters are the infrastructure stack's parameters, computed from the settings (the
+// same settings always give the same network) and the versions the deployment runs.
 func (h *Handler) parameters(d store.Deployment) (map[string]string, error) {
 	s := d.Settings
 	plan, err := network.NewPlan(s.VPCCIDR, s.ZoneIDs)
@@ -156,6 +166,7 @@ func (h *Handler) parameters(d store.Deployment) (map[string]string, error) {
 	for i, sn := range plan.Public() {
 		p[contract.InfraParamPublicSubnetCidrs[i]] = sn.CIDR
 	}
+	maps.Copy(p, d.StackVersions)
 	return p, nil
 }
 

@@ -110,6 +110,28 @@ func VersionParams(stackParams map[string]string) map[string]string {
 	return out
 }
 
+// InitialVersions are the version parameters a new deployment is created with: the
+// catalogue's targets (a new cluster starts current, never behind), its node release and
+// add-ons when they run on that Kubernetes minor, and EKS's choice otherwise ("").
+func InitialVersions(cat release.Catalogue) map[string]string {
+	k8s := cat.Target(release.Kubernetes)
+	out := map[string]string{
+		contract.InfraParamKubernetesVersion:     k8s,
+		contract.InfraParamNodeKubernetesVersion: k8s,
+		contract.InfraParamNodeReleaseVersion:    "",
+	}
+	if n, ok := cat[release.Nodes]; ok && release.Minor(n.Version) == release.Minor(k8s) {
+		out[contract.InfraParamNodeReleaseVersion] = n.Version
+	}
+	for _, a := range release.Addons {
+		out[contract.InfraParamAddonVersion(a)] = ""
+		if r, ok := cat[a]; ok && slices.Contains(r.KubernetesVersions, k8s) {
+			out[contract.InfraParamAddonVersion(a)] = r.Version
+		}
+	}
+	return out
+}
+
 // Pending returns the releases a deployment still needs whatever their rollout: what its
 // customer will see coming.
 func Pending(rs []store.ReleaseRecord, cur release.Versions) []release.Release {
