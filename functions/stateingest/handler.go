@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
@@ -103,7 +104,7 @@ func (h *Handler) now() time.Time {
 	if h.Now != nil {
 		return h.Now()
 	}
-	return time.Now()
+	return clock.Now()
 }
 
 // Reasons recorded for messages that are not statemsg rejections.

@@ -114,6 +114,7 @@ type ControlPlane struct {
 	ProvisionMachine awsstepfunctions.CfnStateMachine
 	CommandMachine   awsstepfunctions.CfnStateMachine
 	UpgradeMachine   awsstepfunctions.CfnStateMachine
+	MaintenanceGroup awsscheduler.CfnScheduleGroup
 	SweepSchedule    awsscheduler.CfnSchedule
 	OperatorKey      awskms.Key
 	OperatorTopic    awssns.Topic
@@ -749,6 +750,7 @@ func (b *controlPlaneBuilder) outputs() {
 	out(OutputProvisionStateMachineArn, b.cp.ProvisionMachine.AttrArn())
 	out(OutputCommandStateMachineArn, b.cp.CommandMachine.AttrArn())
 	out(OutputUpgradeStateMachineArn, b.cp.UpgradeMachine.AttrArn())
+	out(OutputMaintenanceScheduleGroup, b.cp.MaintenanceGroup.Ref())
 	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
 	out(OutputOperatorTopicArn, b.cp.OperatorTopic.TopicArn())
 	for _, fn := range contract.Functions {

@@ -20,6 +20,8 @@ import (
 const (
 	// OutputUpgradeStateMachineArn is the upgrade workflow.
 	OutputUpgradeStateMachineArn = "UpgradeStateMachineArn"
+	// OutputMaintenanceScheduleGroup holds the deployments' maintenance schedules.
+	OutputMaintenanceScheduleGroup = "MaintenanceScheduleGroup"
 	// rolloutRate: rollouts move on every five minutes (a bake time is hours; a wave's
 	// counting is paged across runs).
 	rolloutRate = "rate(5 minutes)"
@@ -40,7 +42,7 @@ func (b *controlPlaneBuilder) maintenance() {
 	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"}}
 	maintenanceArn := sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + maintenanceFunctionName)
 	// Named under the stack: two control planes in one account and region keep apart.
-	group := awsscheduler.NewCfnScheduleGroup(s, jsii.String("MaintenanceScheduleGroup"), &awsscheduler.CfnScheduleGroupProps{
+	group := awsscheduler.NewCfnScheduleGroup(s, jsii.String("MaintenanceSchedules"), &awsscheduler.CfnScheduleGroupProps{
 		Name: jsii.String(sub(maintenanceGroupName)),
 	})
 	schedulesArn := sub("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/" + maintenanceGroupName + "/*")
@@ -84,6 +86,7 @@ func (b *controlPlaneBuilder) maintenance() {
 		workflows.StateWaitFunctionArn:   b.cp.Functions[contract.FunctionStateWait],
 	})
 	b.cp.UpgradeMachine = machine
+	b.cp.MaintenanceGroup = group
 	// Who resumes the upgrade workflow's waiting tasks: upgrade itself (a stack that already
 	// finished), stackevents (the stack's event), stateingest and statewait (a service's state).
 	awsiam.NewPolicy(s, jsii.String("UpgradeTaskTokens"), &awsiam.PolicyProps{

@@ -16,6 +16,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
@@ -255,7 +256,7 @@ func (s *Sender) now() time.Time {
 	if s.Now != nil {
 		return s.Now().UTC()
 	}
-	return time.Now().UTC()
+	return clock.Now().UTC()
 }
 
 func (s *Sender) url(ctx context.Context, deploymentID string) (string, error) {

@@ -97,7 +97,7 @@ func (c *Cloud) onStackEvent(ev cfnengine.StackEvent) {
 }
 
 func (c *Cloud) onDelivery(d eventbus.Delivery) {
-	if d.Rule == StateWatchRule && d.Source == contract.SourceState {
+	if d.Rule == StateWatchRule && (d.Source == contract.SourceState || d.Source == contract.SourceMaintenance) {
 		c.emit(stateEvent(d))
 		return
 	}
@@ -189,7 +189,7 @@ func (c *Cloud) WatchStateEvents(ctx context.Context, bus string) error {
 	}
 	queueArn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 	eb := eventbridge.NewFromConfig(cfg)
-	pattern, _ := json.Marshal(map[string][]string{"account": {VendorAccount}, "source": {contract.SourceState}})
+	pattern, _ := json.Marshal(map[string][]string{"account": {VendorAccount}, "source": {contract.SourceState, contract.SourceMaintenance}})
 	rule, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(StateWatchRule), EventBusName: aws.String(bus),
 		EventPattern: aws.String(string(pattern)), State: ebtypes.RuleStateEnabled,
 		Description: aws.String("byoc-local: show the service-state alerts on the timeline")})
@@ -213,8 +213,9 @@ func (c *Cloud) WatchStateEvents(ctx context.Context, bus string) error {
 	return nil
 }
 
-// stateEvent is the timeline line of a byoc.state event: a health transition (its scope,
-// from -> to, severity and reason; "!" when the new health is bad) or a rejected message.
+// stateEvent is the timeline line of a byoc.state or byoc.maintenance event: a health
+// transition (its scope, from -> to, severity and reason; "!" when the new health is bad), a
+// rejected message, or a maintenance notice.
 func stateEvent(d eventbus.Delivery) Event {
 	e := Event{At: d.At, Kind: KindHealth, EventID: d.EventID, DetailType: d.DetailType}
 	var env struct {
@@ -257,6 +258,35 @@ func stateEvent(d eventbus.Delivery) Event {
 			e.Detail += " (security)"
 		}
 		e.Failed = true
+	case contract.DetailTypeMaintenanceUpcoming, contract.DetailTypeMaintenanceScheduled, contract.DetailTypeMaintenanceStarted,
+		contract.DetailTypeMaintenanceCompleted, contract.DetailTypeMaintenanceFailed, contract.DetailTypeReleaseHalted:
+		var n struct {
+			Execution string `json:"execution"`
+			Step      string `json:"step"`
+			Reason    string `json:"reason"`
+			StartsAt  string `json:"startsAt"`
+			Steps     []string
+			Releases  []struct {
+				ID string `json:"id"`
+			} `json:"releases"`
+		}
+		_ = json.Unmarshal(env.Detail, &n)
+		e.Subject, e.Status = d.DetailType, "deployment "+detail.DeploymentID
+		var parts []string
+		for _, r := range n.Releases {
+			parts = append(parts, r.ID)
+		}
+		if n.StartsAt != "" {
+			parts = append(parts, "starts "+n.StartsAt)
+		}
+		if n.Step != "" {
+			parts = append(parts, "step: "+n.Step)
+		}
+		if n.Reason != "" {
+			parts = append(parts, n.Reason)
+		}
+		e.Detail = strings.Join(parts, "; ")
+		e.Failed = d.DetailType == contract.DetailTypeMaintenanceFailed || d.DetailType == contract.DetailTypeReleaseHalted
 	default:
 		e.Subject, e.Status = d.DetailType, string(env.Detail)
 	}

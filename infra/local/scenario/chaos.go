@@ -110,6 +110,9 @@ func (r *Runner) retire(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
+	if err := r.disarm(ctx, id); err != nil {
+		return err
+	}
 	repo := servicestate.New(cloud.NewDynamoDB(r.Cloud.WatchConfig()), r.ControlPlane.Outputs[outTable])
 	if err := channel.Disconnect(ctx, sqs.NewFromConfig(r.Cloud.WatchConfig()), repo, r.ControlPlane.Outputs[outStateQueueURL], id); err != nil {
 		return fmt.Errorf("retire deployment %s: %w", id, err)

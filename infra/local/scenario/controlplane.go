@@ -51,6 +51,13 @@ const (
 // test) starts it to send a command to a deployment and wait for its acknowledgement.
 const OutputCommandMachine = "CommandStateMachineArn"
 
+// Outputs of the maintenance part: the upgrade workflow and the schedule group of the
+// deployments' maintenance schedules.
+const (
+	OutputUpgradeMachine   = "UpgradeStateMachineArn"
+	outMaintenanceSchedule = "MaintenanceScheduleGroup"
+)
+
 // Deploy deploys cdk.out/ByocControlPlane.template.json into the vendor account and
 // publishes the bootstrap template where the invite's quick-create link points.
 func Deploy(ctx context.Context, c *localcloud.Cloud, templatesDir string) (ControlPlane, error) {
@@ -65,7 +72,7 @@ func Deploy(ctx context.Context, c *localcloud.Cloud, templatesDir string) (Cont
 	if err != nil {
 		return ControlPlane{}, fmt.Errorf("deploy the control plane: %w", err)
 	}
-	for _, name := range []string{outTable, outProvisionMachine, outBootstrapTemplate, outVendorBusName, OutputCommandMachine} {
+	for _, name := range []string{outTable, outProvisionMachine, outBootstrapTemplate, outVendorBusName, OutputCommandMachine, OutputUpgradeMachine, outMaintenanceSchedule} {
 		if outputs[name] == "" {
 			return ControlPlane{}, fmt.Errorf("deploy the control plane: the stack has no output %s", name)
 		}

@@ -93,7 +93,9 @@ func (r *Runner) follow(ctx context.Context, o Options, d store.Deployment) (*He
 		seen:   map[string]bool{},
 		stored: map[string]string{},
 	}
-	f.events, f.stop = r.watch(func(e localcloud.Event) bool { return e.Kind == localcloud.KindHealth && eventDeployment(e) == d.ID })
+	f.events, f.stop = r.watch(func(e localcloud.Event) bool {
+		return e.Kind == localcloud.KindHealth && isHealthAlert(e.DetailType) && eventDeployment(e) == d.ID
+	})
 	defer f.stop()
 	var stopBatches func()
 	f.batches, stopBatches = r.watch(func(e localcloud.Event) bool {
@@ -522,4 +524,14 @@ func (r *Runner) cloudDuration(d time.Duration) time.Duration {
 		return time.Duration(float64(d) / s.Speed())
 	}
 	return d
+}
+
+// isHealthAlert tells the state events the follow-up judges (health transitions, rejections)
+// from the maintenance notices the same watch carries.
+func isHealthAlert(detailType string) bool {
+	switch detailType {
+	case contract.DetailTypeServiceHealthChanged, contract.DetailTypeDeploymentHealthChanged, contract.DetailTypeStateMessageRejected:
+		return true
+	}
+	return false
 }

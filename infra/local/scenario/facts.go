@@ -60,7 +60,7 @@ type Facts struct {
 }
 
 // workflowOutputs are the workflows whose executions Facts counts.
-var workflowOutputs = map[string]string{"provision": outProvisionMachine, "command": OutputCommandMachine}
+var workflowOutputs = map[string]string{"provision": outProvisionMachine, "command": OutputCommandMachine, "upgrade": OutputUpgradeMachine}
 
 // Facts reads what a scenario left for a deployment (id "" reads only the customer's stacks).
 // ledger is the data plane's own record, when one ran.

@@ -37,7 +37,7 @@ const (
 )
 
 // Names lists every scenario, in the order --help shows them.
-var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent}
+var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent, Upgrade, SecurityFix, UpgradeHalts}
 
 // Options say which scenario to run and how.
 type Options struct {
@@ -78,6 +78,8 @@ type Result struct {
 	Counters       localcloud.Counters
 	// Health is the data-plane follow-up (Options.DataPlane), when it ran.
 	Health *HealthResult
+	// Maintenance is what a maintenance scenario saw.
+	Maintenance *MaintenanceResult
 }
 
 // Failure is a scenario whose outcome is not the one it expects.
@@ -259,8 +261,14 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 		return r.result(ctx, o, id), err
 	}
 	res := r.result(ctx, o, id)
-	if err := check(o, res); err != nil || !o.DataPlane {
+	if err := check(o, res); err != nil {
 		return res, err
+	}
+	if slices.Contains(MaintenanceScenarios, o.Scenario) {
+		return r.maintenance(ctx, o, res)
+	}
+	if !o.DataPlane {
+		return res, nil
 	}
 	res.Health, err = r.follow(ctx, o, res.Deployment)
 	return res, err
@@ -426,7 +434,7 @@ func check(o Options, res Result) error {
 		reason = d.Failure.Reason
 	}
 	switch o.Scenario {
-	case Onboard, RollbackRetry, DuplicateEvent:
+	case Onboard, RollbackRetry, DuplicateEvent, Upgrade, SecurityFix, UpgradeHalts:
 		if d.Status != lifecycle.Ready {
 			return fail("deployment %s is %q, want ready (failure: %s)", d.ID, d.Status, reason)
 		}

@@ -257,7 +257,7 @@ func (f *Firer) loop(ctx context.Context) {
 			due, earliest = nil, time.Time{}
 		}
 		for _, e := range due {
-			f.fire(ctx, e, e.next)
+			f.fire(ctx, e, f.latest(e))
 		}
 		if len(due) > 0 {
 			continue
@@ -299,6 +299,23 @@ func (f *Firer) due() ([]*entry, time.Time) {
 		}
 	}
 	return due, earliest
+}
+
+// latest is the last occurrence of a due schedule that has come: a recurring schedule that
+// missed several (the clock jumped) fires once, for the latest, as a catch-up would be
+// pointless churn (a sweep for each minute of a skipped week).
+func (f *Firer) latest(e *entry) time.Time {
+	now := f.clock.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at := e.next
+	for {
+		n, ok := e.expr.Next(at)
+		if !ok || n.After(now) {
+			return at
+		}
+		at = n
+	}
 }
 
 // fire invokes a schedule's target for the occurrence at, then moves to the next one; a
