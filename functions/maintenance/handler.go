@@ -158,12 +158,17 @@ func (h *Handler) set(ctx context.Context, d store.Deployment, req Request, acto
 			c.Add("channel", *req.Channel, "must be one of "+strings.Join(release.Channels, ", "))
 			return d, c.Err()
 		}
-		m.Channel = *req.Channel
-		changes = append(changes, "channel "+m.Channel)
+		if *req.Channel != m.Channel {
+			m.Channel = *req.Channel
+			changes = append(changes, "channel "+m.Channel)
+		}
 	}
-	if req.Canary != nil {
+	if req.Canary != nil && *req.Canary != m.Canary {
 		m.Canary = *req.Canary
 		changes = append(changes, fmt.Sprintf("canary %t", m.Canary))
+	}
+	if len(changes) == 0 {
+		return d, nil // already so (a retried request): nothing to write
 	}
 	a := store.Audit{Actor: actor, Action: "maintenance.set", Detail: strings.Join(changes, ", ")}
 	if !maintenance.Maintainable(d) {

@@ -438,13 +438,13 @@ func (h *Handler) settle(ctx context.Context, d store.Deployment, u store.Upgrad
 	wave := release.WaveOf(d.Maintenance.Channel, d.Maintenance.Canary)
 	settled := []string{}
 	for _, r := range rs {
-		if !slices.Contains(u.Releases, r.ID) || release.Needed(r.Release, cur) {
+		if !slices.Contains(u.Releases, r.Release.ID) || release.Needed(r.Release, cur) {
 			continue
 		}
-		if _, err := s.Store.RecordOutcome(ctx, r.ID, wave, store.Outcome{DeploymentID: d.ID, Status: store.OutcomeUpgraded, Execution: u.Execution, At: clock.Now().UTC()}); err != nil {
+		if _, err := s.Store.RecordOutcome(ctx, r.Release.ID, wave, store.Outcome{DeploymentID: d.ID, Status: store.OutcomeUpgraded, Execution: u.Execution, At: clock.Now().UTC()}); err != nil {
 			return settled, err
 		}
-		settled = append(settled, r.ID)
+		settled = append(settled, r.Release.ID)
 	}
 	return settled, nil
 }

@@ -84,7 +84,7 @@ func New(w *window.Window, region, channel string, canary bool) (store.Maintenan
 func Due(rs []store.ReleaseRecord, m store.Maintenance, cur release.Versions, offCycle bool) []release.Release {
 	var out []release.Release
 	for _, r := range rs {
-		if r.Halted || !release.Open(r.Progress, m.Channel, m.Canary) || (offCycle && r.Kind != release.Security) {
+		if r.Halted || !release.Open(r.Progress, m.Channel, m.Canary) || (offCycle && r.Release.Kind != release.Security) {
 			continue
 		}
 		if release.Needed(r.Release, cur) {

@@ -62,7 +62,7 @@ func (s *Service) Advance(ctx context.Context, now time.Time) ([]store.ReleaseRe
 		}
 		rec, err := s.advanceOne(ctx, r, now)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("release %s: %w", r.ID, err))
+			errs = append(errs, fmt.Errorf("release %s: %w", r.Release.ID, err))
 			continue
 		}
 		out = append(out, rec)
@@ -79,7 +79,7 @@ func (s *Service) advanceOne(ctx context.Context, r store.ReleaseRecord, now tim
 	r.Progress = slices.Clone(r.Progress)
 	pages := 0
 	for pages < PagesPerRun {
-		i := release.Advance(r.Progress, r.BakeTime(), r.Halted, now)
+		i := release.Advance(r.Progress, r.Release.BakeTime(), r.Halted, now)
 		w := runningUncounted(r.Progress)
 		if i < 0 && w < 0 {
 			break
@@ -158,12 +158,12 @@ func (s *Service) countPage(ctx context.Context, r *store.ReleaseRecord, w int, 
 			return 1, err
 		}
 		if !release.Needed(r.Release, cur) {
-			if _, err := s.Store.RecordOutcome(ctx, r.ID, w, store.Outcome{DeploymentID: d.ID, Status: store.OutcomeCurrent, At: now}); err != nil {
+			if _, err := s.Store.RecordOutcome(ctx, r.Release.ID, w, store.Outcome{DeploymentID: d.ID, Status: store.OutcomeCurrent, At: now}); err != nil {
 				return 1, err
 			}
 			continue
 		}
-		if r.Kind == release.Security {
+		if r.Release.Kind == release.Security {
 			if err := s.scheduleSecurity(ctx, d, r.Release, now); err != nil {
 				return 1, err
 			}
@@ -244,14 +244,14 @@ func (s *Service) HealthRegressed(ctx context.Context, deploymentID, reason stri
 		if r.Halted || r.Progress[len(r.Progress)-1].State == release.WaveDone {
 			continue
 		}
-		o, err := s.Store.OutcomeOf(ctx, r.ID, deploymentID)
+		o, err := s.Store.OutcomeOf(ctx, r.Release.ID, deploymentID)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return halted, err
 		}
-		if o.Status != store.OutcomeUpgraded || now.Sub(o.At) > r.BakeTime() {
+		if o.Status != store.OutcomeUpgraded || now.Sub(o.At) > r.Release.BakeTime() {
 			continue
 		}
 		next := r
@@ -265,11 +265,11 @@ func (s *Service) HealthRegressed(ctx context.Context, deploymentID, reason stri
 		if _, err := s.Store.SaveRelease(ctx, r, next); err != nil {
 			return halted, err
 		}
-		if err := s.Notices.Publish(ctx, contract.DetailTypeReleaseHalted, Notice{NoticeID: "halted/" + r.ID + "/" + deploymentID, DeploymentID: deploymentID,
+		if err := s.Notices.Publish(ctx, contract.DetailTypeReleaseHalted, Notice{NoticeID: "halted/" + r.Release.ID + "/" + deploymentID, DeploymentID: deploymentID,
 			Releases: Releases([]release.Release{r.Release}), Reason: next.HaltReason}); err != nil {
 			return halted, err
 		}
-		halted = append(halted, r.ID)
+		halted = append(halted, r.Release.ID)
 	}
 	return halted, nil
 }

@@ -124,9 +124,10 @@ func (s *Store) WaveMembers(ctx context.Context, w release.Wave, cursor string, 
 	return ids, next, nil
 }
 
-// ReleaseRecord is a published release with its rollout.
+// ReleaseRecord is a published release with its rollout. The release is nested: its "kind"
+// would collide with the item-kind attribute.
 type ReleaseRecord struct {
-	release.Release
+	Release    release.Release        `json:"release"`
 	Progress   []release.WaveProgress `json:"progress"`
 	Halted     bool                   `json:"halted,omitempty"`
 	HaltReason string                 `json:"haltReason,omitempty"`
@@ -237,7 +238,7 @@ func (s *Store) Releases(ctx context.Context) ([]ReleaseRecord, error) {
 			out = append(out, r)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].PublishedAt.Before(out[j].PublishedAt) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Release.PublishedAt.Before(out[j].Release.PublishedAt) })
 	return out, nil
 }
 
@@ -245,8 +246,8 @@ func (s *Store) Releases(ctx context.Context) ([]ReleaseRecord, error) {
 func Catalogue(rs []ReleaseRecord) release.Catalogue {
 	c := release.Catalogue{}
 	for _, r := range rs {
-		if cur, ok := c[r.Component]; !ok || release.Compare(r.Version, cur.Version) > 0 {
-			c[r.Component] = r.Release
+		if cur, ok := c[r.Release.Component]; !ok || release.Compare(r.Release.Version, cur.Version) > 0 {
+			c[r.Release.Component] = r.Release
 		}
 	}
 	return c
@@ -265,7 +266,7 @@ func (s *Store) Release(ctx context.Context, id string) (ReleaseRecord, error) {
 // ErrConflict otherwise.
 func (s *Store) SaveRelease(ctx context.Context, prev, next ReleaseRecord) (ReleaseRecord, error) {
 	next.Revision = prev.Revision + 1
-	item, err := ItemWithKey(next, pkReleases, skRelease+prev.ID, kindRelease)
+	item, err := ItemWithKey(next, pkReleases, skRelease+prev.Release.ID, kindRelease)
 	if err != nil {
 		return ReleaseRecord{}, err
 	}
@@ -276,10 +277,10 @@ func (s *Store) SaveRelease(ctx context.Context, prev, next ReleaseRecord) (Rele
 		ExpressionAttributeValues: map[string]types.AttributeValue{":r": &types.AttributeValueMemberN{Value: strconv.FormatInt(prev.Revision, 10)}},
 	})
 	if ConditionFailed(err) {
-		return ReleaseRecord{}, fmt.Errorf("release %s changed concurrently: %w", prev.ID, ErrConflict)
+		return ReleaseRecord{}, fmt.Errorf("release %s changed concurrently: %w", prev.Release.ID, ErrConflict)
 	}
 	if err != nil {
-		return ReleaseRecord{}, fmt.Errorf("save release %s: %w", prev.ID, err)
+		return ReleaseRecord{}, fmt.Errorf("save release %s: %w", prev.Release.ID, err)
 	}
 	return next, nil
 }
@@ -290,12 +291,12 @@ func (s *Store) WithCounts(ctx context.Context, r ReleaseRecord) (ReleaseRecord,
 		TableName:              aws.String(s.table),
 		KeyConditionExpression: aws.String("PK = :pk AND begins_with(SK, :c)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": &types.AttributeValueMemberS{Value: releasePK(r.ID)}, ":c": &types.AttributeValueMemberS{Value: "COUNT#"},
+			":pk": &types.AttributeValueMemberS{Value: releasePK(r.Release.ID)}, ":c": &types.AttributeValueMemberS{Value: "COUNT#"},
 		},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return r, fmt.Errorf("wave counts of release %s: %w", r.ID, err)
+		return r, fmt.Errorf("wave counts of release %s: %w", r.Release.ID, err)
 	}
 	for _, it := range out.Items {
 		sk, _ := it[AttrSK].(*types.AttributeValueMemberS)

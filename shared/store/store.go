@@ -114,6 +114,10 @@ func ItemWithKey(v any, pk, sk, kind string) (map[string]types.AttributeValue, e
 	if err != nil {
 		return nil, err
 	}
+	// "kind" is every item's item kind: a value's own field of that name would be lost.
+	if _, taken := item["kind"]; taken {
+		return nil, fmt.Errorf("store %s/%s: %T has a field \"kind\", which is the item-kind attribute (nest it)", pk, sk, v)
+	}
 	item[AttrPK] = &types.AttributeValueMemberS{Value: pk}
 	item[AttrSK] = &types.AttributeValueMemberS{Value: sk}
 	item["kind"] = &types.AttributeValueMemberS{Value: kind}
