@@ -89,6 +89,9 @@ func (r *Runner) runAndRead(ctx context.Context, scenario string) (Facts, time.D
 	if res.Health != nil {
 		ledger = res.Health.Ledger
 	}
+	if res.Maintenance != nil {
+		ledger = res.Maintenance.Ledger
+	}
 	facts, ferr := r.Facts(context.WithoutCancel(ctx), res.Customer, res.Deployment.ID, ledger)
 	if ferr != nil && err == nil {
 		err = ferr

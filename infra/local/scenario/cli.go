@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -285,6 +286,18 @@ func report(tl *Timeline, res Result) {
 		res.Executions, res.Counters.AWSCalls, res.Counters.LambdaInvocations, res.Counters.StateTransitions)
 	if h := res.Health; h != nil {
 		reportHealth(tl, res.Deployment.ID, h)
+	}
+	if m := res.Maintenance; m != nil {
+		tl.Printf("maintenance: published %s; upgrade %s %s; notices %s\n", strings.Join(m.Releases, ", "), m.Execution, m.Status, strings.Join(m.Notices, ", "))
+		keys := slices.Sorted(maps.Keys(m.Versions))
+		for _, k := range keys {
+			if m.Versions[k] != "" {
+				tl.Printf("  stack %-28s %s\n", k, m.Versions[k])
+			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(m.Services)) {
+			tl.Printf("  service %-26s ClickHouse %s\n", id, m.Services[id])
+		}
 	}
 }
 

@@ -54,6 +54,10 @@ type Facts struct {
 	// Health is the deployment's stored health and each service's, "service=health" sorted
 	// (when a data plane ran).
 	Health []string
+	// Maintenance is the last maintenance run's outcome and failed step ("" without one);
+	// Versions the infrastructure stack's version parameters, "name=value" sorted.
+	Maintenance string
+	Versions    []string
 	// DeadLetters is how many messages the state queue's DLQ holds (from every run so far:
 	// a message there is accounted for, not lost).
 	DeadLetters int
@@ -104,6 +108,16 @@ func (r *Runner) Facts(ctx context.Context, customer, id string, ledger *datasim
 		}
 	}
 	f.Outputs = slices.Sorted(maps.Keys(d.Outputs))
+	if d.Maintenance != nil && d.Maintenance.Last != nil {
+		f.Maintenance = d.Maintenance.Last.Outcome
+		if d.Maintenance.Last.Step != "" {
+			f.Maintenance += " at " + d.Maintenance.Last.Step
+		}
+	}
+	for k, v := range d.StackVersions {
+		f.Versions = append(f.Versions, k+"="+v)
+	}
+	sort.Strings(f.Versions)
 	switch d.Status {
 	case lifecycle.Provisioning, lifecycle.Updating, lifecycle.Deleting:
 		f.Unsettled = append(f.Unsettled, "deployment "+id+" is "+string(d.Status))
@@ -297,6 +311,9 @@ func Compare(want, got Facts) []Violation {
 	}
 	if !slices.Equal(got.Health, want.Health) {
 		add(SameOutcome, "health %v, want %v", got.Health, want.Health)
+	}
+	if got.Maintenance != want.Maintenance || !slices.Equal(got.Versions, want.Versions) {
+		add(SameOutcome, "maintenance %q on versions %v, want %q on %v", got.Maintenance, got.Versions, want.Maintenance, want.Versions)
 	}
 	if !slices.Equal(got.Outputs, want.Outputs) {
 		add(SameOutcome, "outputs %v, want %v", got.Outputs, want.Outputs)

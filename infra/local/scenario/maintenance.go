@@ -59,6 +59,7 @@ type MaintenanceResult struct {
 	Versions  map[string]string // the stack's version parameters at the end
 	Services  map[string]string // each service's ClickHouse version at the end
 	Notices   []string          // maintenance notices seen, in order
+	Ledger    *datasim.Ledger   // what the simulated data plane did
 }
 
 // maint runs one maintenance scenario.
@@ -257,6 +258,8 @@ func (m *maint) startDataPlane(ctx context.Context, d store.Deployment, ch strin
 	m.stop = func() {
 		cancel()
 		<-done
+		ledger := m.sim.Ledger(d.ID)
+		m.res.Ledger = &ledger
 		if !m.r.KeepDataPlane {
 			m.sim.Remove(d.ID)
 		}
@@ -298,17 +301,27 @@ func (m *maint) until(ctx context.Context, what string, ok func([]servicestate.S
 // publish publishes a release as the vendor does: the releases function's publish action.
 func (m *maint) publish(ctx context.Context, rel map[string]any) error {
 	body, _ := json.Marshal(map[string]any{"action": "publish", "release": rel, "actor": "byoc-local"})
-	out, err := Invoke(ctx, m.r.Cloud, m.r.ControlPlane, contract.FunctionReleases, body)
+	out, err := m.invoke(ctx, contract.FunctionReleases, body)
+	if err != nil && strings.Contains(err.Error(), "Conflict") {
+		// A publish whose answer was lost (its process died after storing): the vendor asks
+		// again and finds it published.
+		id := release.ID(fmt.Sprint(rel["component"]), fmt.Sprint(rel["version"]))
+		if r, gerr := m.st.Release(ctx, id); gerr == nil {
+			out, err = json.Marshal(map[string]any{"release": r.Release, "waves": release.Summary(r.Progress)})
+		}
+	}
 	if err != nil {
 		return err
 	}
 	var v struct {
-		ID    string `json:"id"`
+		Release struct {
+			ID string `json:"id"`
+		} `json:"release"`
 		Waves string `json:"waves"`
 	}
 	_ = json.Unmarshal(out, &v)
-	m.res.Releases = append(m.res.Releases, v.ID)
-	m.progress("vendor published %s: %s", v.ID, v.Waves)
+	m.res.Releases = append(m.res.Releases, v.Release.ID)
+	m.progress("vendor published %s: %s", v.Release.ID, v.Waves)
 	return nil
 }
 
@@ -317,10 +330,23 @@ func (m *maint) publish(ctx context.Context, rel map[string]any) error {
 func (m *maint) maintain(ctx context.Context, action map[string]any) (store.Deployment, error) {
 	action["deploymentId"], action["actor"] = m.id, "customer"
 	body, _ := json.Marshal(action)
-	if _, err := Invoke(ctx, m.r.Cloud, m.r.ControlPlane, contract.FunctionMaintenance, body); err != nil {
+	if _, err := m.invoke(ctx, contract.FunctionMaintenance, body); err != nil {
 		return store.Deployment{}, err
 	}
 	return m.st.Get(ctx, m.id)
+}
+
+// invoke calls a function as the operator does, asking again when its process died or
+// timed out (what a caller of Lambda sees as Runtime.ExitError or Sandbox.Timedout).
+func (m *maint) invoke(ctx context.Context, fn string, body []byte) ([]byte, error) {
+	var out []byte
+	var err error
+	for range inviteAttempts {
+		if out, err = Invoke(ctx, m.r.Cloud, m.r.ControlPlane, fn, body); !sandboxFailure(out, err) {
+			break
+		}
+	}
+	return out, err
 }
 
 // setWindow gives the deployment a window of hours opening in (about) `in` of the cloud's
