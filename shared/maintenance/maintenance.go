@@ -191,7 +191,7 @@ func Upcoming(m store.Maintenance, now time.Time, n int, due []release.Release) 
 	if err != nil {
 		return nil, err
 	}
-	loc, err := time.LoadLocation(m.Window.TimeZone)
+	loc, err := m.Window.Location()
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // every IANA zone, whatever the machine (or Lambda's image) has installed
 
@@ -107,13 +108,27 @@ func Normalize(w Window, field string) (Window, error) {
 }
 
 // loadZone refuses the names time.LoadLocation accepts but a customer cannot mean: "" and
-// "Local" (the machine's zone).
+// "Local" (the machine's zone). Zones are kept once loaded: loading one reads and parses
+// the embedded database, far more work than computing a window.
 func loadZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
 		return nil, fmt.Errorf("no such zone %q", name)
 	}
-	return time.LoadLocation(name)
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, err
+	}
+	zones.Store(name, loc)
+	return loc, nil
 }
+
+var zones sync.Map // name -> *time.Location
+
+// Location is the window's time zone.
+func (w Window) Location() (*time.Location, error) { return loadZone(w.TimeZone) }
 
 // Occurrence is one opening of a window.
 type Occurrence struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
@@ -41,4 +42,27 @@ func BenchmarkOnboarding(b *testing.B) {
 	b.ReportMetric(float64(total.LambdaInvocations)/float64(n), "invocations/op")
 	b.ReportMetric(float64(total.StateTransitions)/float64(n), "transitions/op")
 	b.ReportMetric(float64(total.AWSCalls)/float64(n), "awscalls/op")
+}
+
+// BenchmarkMaintenanceWindow is the upgrade scenario: what one window that upgrades a
+// deployment (a Kubernetes minor: control plane and node groups, and ClickHouse on two
+// services) costs, from its opening to the upgrade's end. docs/maintenance.md turns the
+// counts into dollars at list prices.
+func BenchmarkMaintenanceWindow(b *testing.B) {
+	var total localcloud.Counters
+	n := 0
+	for b.Loop() {
+		res, err := shared.runner.Run(context.Background(), scenario.Options{Scenario: scenario.Upgrade, Timeout: 3 * time.Minute})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := res.Maintenance.Window
+		total.AWSCalls += w.AWSCalls
+		total.LambdaInvocations += w.LambdaInvocations
+		total.StateTransitions += w.StateTransitions
+		n++
+	}
+	b.ReportMetric(float64(total.LambdaInvocations)/float64(n), "invocations/window")
+	b.ReportMetric(float64(total.StateTransitions)/float64(n), "transitions/window")
+	b.ReportMetric(float64(total.AWSCalls)/float64(n), "awscalls/window")
 }

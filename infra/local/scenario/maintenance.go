@@ -60,6 +60,9 @@ type MaintenanceResult struct {
 	Services  map[string]string // each service's ClickHouse version at the end
 	Notices   []string          // maintenance notices seen, in order
 	Ledger    *datasim.Ledger   // what the simulated data plane did
+	// Window is what the window's firing and its upgrade cost, from the jump to its
+	// opening to the upgrade's end (the data plane's own reports included).
+	Window localcloud.Counters
 }
 
 // maint runs one maintenance scenario.
@@ -148,12 +151,16 @@ func (m *maint) run(ctx context.Context, d store.Deployment) error {
 		if _, err := m.notice(ctx, contract.DetailTypeMaintenanceUpcoming); err != nil {
 			return err
 		}
+		before := m.r.Cloud.Counters()
 		if err := m.jumpToArm(ctx, "open"); err != nil {
 			return err
 		}
 		if err := m.awaitUpgrade(ctx, "SUCCEEDED"); err != nil {
 			return err
 		}
+		after := m.r.Cloud.Counters()
+		m.res.Window = localcloud.Counters{AWSCalls: after.AWSCalls - before.AWSCalls, LambdaInvocations: after.LambdaInvocations - before.LambdaInvocations,
+			StateTransitions: after.StateTransitions - before.StateTransitions}
 		return m.check(ctx, map[string]string{contract.InfraParamKubernetesVersion: k8s, contract.InfraParamNodeKubernetesVersion: k8s}, next, "done")
 	case SecurityFix:
 		deadline := m.r.Cloud.Clock.Now().Add(10 * 24 * time.Hour).UTC()
