@@ -207,10 +207,14 @@ func (s *Service) start(ctx context.Context, d store.Deployment, m *store.Mainte
 		m.Last = &store.Run{Key: in.Key, Outcome: "nothing-due", At: scheduled}
 		return what + ": nothing due", nil
 	}
+	name := ExecutionName(d.ID, in.Purpose, scheduled)
 	if d.Status == lifecycle.Updating {
+		if strings.HasSuffix(d.Execution, ":"+name) {
+			// This firing's own upgrade took the deployment before the firing was recorded.
+			return fmt.Sprintf("%s: started %s for %s", what, name, ids(due)), nil
+		}
 		return fmt.Sprintf("%s: %s due, but upgrade %s still runs; it waits for the next window", what, ids(due), d.Execution), nil
 	}
-	name := ExecutionName(d.ID, in.Purpose, scheduled)
 	body, _ := json.Marshal(in)
 	_, err := s.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(s.UpgradeMachineArn), Name: aws.String(name), Input: aws.String(string(body)),

@@ -254,7 +254,14 @@ func (s *Store) Update(ctx context.Context, prev, next Deployment, a Audit) (Dep
 	if err != nil {
 		return Deployment{}, fmt.Errorf("encode deployment %s: %w", next.ID, err)
 	}
-	audit, err := s.auditItem(next.ID, a, prev.Status, next.Status, now)
+	// The entry names a transition only when there is one: a write that keeps the status
+	// (a schedule re-armed, a step recorded) says so by naming none, whatever the status
+	// happened to be when it landed.
+	from, to := prev.Status, next.Status
+	if from == to {
+		from, to = "", ""
+	}
+	audit, err := s.auditItem(next.ID, a, from, to, now)
 	if err != nil {
 		return Deployment{}, err
 	}

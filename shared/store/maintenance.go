@@ -135,6 +135,19 @@ type ReleaseRecord struct {
 	Revision   int64                  `json:"revision"` // bumped by every write; the optimistic lock
 }
 
+// Waves is the rollout as it stands: a halted release's running and baking waves are halted
+// (the halt is recorded at once; the waves' own states catch up at the next rollout run).
+func (r ReleaseRecord) Waves() []release.WaveProgress {
+	out := make([]release.WaveProgress, len(r.Progress))
+	copy(out, r.Progress)
+	for i := range out {
+		if r.Halted && (out[i].State == release.WaveRunning || out[i].State == release.WaveBaking) {
+			out[i].State = release.WaveHalted
+		}
+	}
+	return out
+}
+
 // Wave counters are kept apart from the release (one small item per wave, ADDed to by each
 // outcome) so the outcomes of a thousand deployments never contend on the release's record.
 type waveCount struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -18,7 +19,9 @@ import (
 
 	"github.com/byocloud/byoc/infra/local/datasim"
 	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/release"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/statemsg"
 	"github.com/byocloud/byoc/shared/store"
@@ -111,10 +114,20 @@ func (r *Runner) Facts(ctx context.Context, customer, id string, ledger *datasim
 	if d.Maintenance != nil && d.Maintenance.Last != nil {
 		f.Maintenance = d.Maintenance.Last.Outcome
 		if d.Maintenance.Last.Step != "" {
-			f.Maintenance += " at " + d.Maintenance.Last.Step
+			// Each run publishes newer versions: the step is compared without its numbers.
+			f.Maintenance += " at " + versionNumber.ReplaceAllString(d.Maintenance.Last.Step, "<version>")
 		}
 	}
+	// Each run publishes newer versions than the last: a version is compared as "the
+	// catalogue's" (or not), not by its number.
+	var cat release.Catalogue
+	if rs, err := st.Releases(ctx); err == nil {
+		cat = store.Catalogue(rs)
+	}
 	for k, v := range d.StackVersions {
+		if v != "" && v == catalogueVersion(cat, k) {
+			v = "<catalogue>"
+		}
 		f.Versions = append(f.Versions, k+"="+v)
 	}
 	sort.Strings(f.Versions)
@@ -341,3 +354,22 @@ func Compare(want, got Facts) []Violation {
 	}
 	return vs
 }
+
+// catalogueVersion is the catalogue's target for an infrastructure version parameter.
+func catalogueVersion(cat release.Catalogue, param string) string {
+	switch param {
+	case contract.InfraParamKubernetesVersion, contract.InfraParamNodeKubernetesVersion:
+		return cat.Target(release.Kubernetes)
+	case contract.InfraParamNodeReleaseVersion:
+		return cat.Target(release.Nodes)
+	}
+	for _, a := range release.Addons {
+		if param == contract.InfraParamAddonVersion(a) {
+			return cat.Target(a)
+		}
+	}
+	return ""
+}
+
+// versionNumber matches the version numbers in a step's description.
+var versionNumber = regexp.MustCompile(`v?\d+(\.\d+)+(-[\w.]+)?`)

@@ -509,10 +509,11 @@ func (m *maint) checkHalted(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if !r.Halted || r.Progress[0].State != release.WaveHalted || r.Progress[1].State != release.WaveWaiting {
-		return m.fail("release %s: halted %v (%s), waves %s; want halted with fast/canary halted and fast/rest waiting", id, r.Halted, r.HaltReason, release.Summary(r.Progress))
+	waves := r.Waves()
+	if !r.Halted || waves[0].State != release.WaveHalted || waves[1].State != release.WaveWaiting {
+		return m.fail("release %s: halted %v (%s), waves %s; want halted with fast/canary halted and fast/rest waiting", id, r.Halted, r.HaltReason, release.Summary(waves))
 	}
-	m.progress("release %s halted: %s", id, release.Summary(r.Progress))
+	m.progress("release %s halted: %s", id, release.Summary(waves))
 	return nil
 }
 
