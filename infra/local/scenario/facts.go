@@ -120,10 +120,11 @@ func (r *Runner) Facts(ctx context.Context, customer, id string, ledger *datasim
 	}
 	// Each run publishes newer versions than the last: a version is compared as "the
 	// catalogue's" (or not), not by its number.
-	var cat release.Catalogue
-	if rs, err := st.Releases(ctx); err == nil {
-		cat = store.Catalogue(rs)
+	rs, err := st.Releases(ctx)
+	if err != nil {
+		return f, fmt.Errorf("read the release catalogue: %w", err)
 	}
+	cat := store.Catalogue(rs)
 	for k, v := range d.StackVersions {
 		if v != "" && v == catalogueVersion(cat, k) {
 			v = "<catalogue>"
