@@ -186,7 +186,7 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 		DeliverEvent: c.Bus.Deliver, Logger: c.logger,
 	})
 	c.Mappings = esm.New(esm.Config{AWS: internal, Account: VendorAccount, Region: o.Region, Observer: c.onBatch, Logger: c.logger, Chaos: c.Chaos})
-	c.Firer = schedules.New(schedules.Config{AWS: internal, Clock: o.Clock, Observer: c.onFiring, Logger: c.logger})
+	c.Firer = schedules.New(schedules.Config{AWS: internal, Account: VendorAccount, Clock: o.Clock, Observer: c.onFiring, Logger: c.logger})
 	c.States, err = newStates(c, internal)
 	if err != nil {
 		return err
@@ -208,7 +208,8 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("events", cfnengine.IsBusPermissionRequest, c.Stacks.BusPermissions())
 	d.HandleIf("events", eventbus.IsPutEvents, c.Bus)
 	d.HandleIf("lambda", esm.IsMappingRequest, c.Mappings)
-	d.HandleIf("scheduler", schedules.IsScheduleWrite, schedules.Validate(proxy))
+	d.HandleIf("scheduler", schedules.IsScheduleWrite, schedules.OwnAccount(schedules.Validate(proxy), VendorAccount))
+	d.Handle("scheduler", schedules.OwnAccount(proxy, VendorAccount))
 	c.controls()
 	h := c.Chaos.Door(d, chaos.DoorConfig{Caller: c.faultable, Kill: c.Host.Kill, IsFunction: c.Host.Runs})
 	lazy.h.Store(&h)

@@ -37,8 +37,10 @@ import (
 
 // Config wires a Firer.
 type Config struct {
-	AWS   aws.Config  // kumo's Scheduler store and the targets, through the front door
-	Clock clock.Clock // nil: real time
+	AWS aws.Config // kumo's Scheduler store and the targets, through the front door
+	// Account owns the schedules: their ARNs name it (kumo's store names its own account).
+	Account string
+	Clock   clock.Clock // nil: real time
 	// Sync is how often (real time) the schedules are read again from the store; 0 means
 	// 250 ms. FireNow and Sync read them at once.
 	Sync time.Duration
@@ -215,6 +217,14 @@ func (f *Firer) load(ctx context.Context, group, name string) error {
 	return nil
 }
 
+// arn is a schedule's ARN in its owner's account (Config.Account; kumo's store writes its own).
+func (f *Firer) arn(e *entry) string {
+	if f.cfg.Account == "" {
+		return aws.ToString(e.s.Arn)
+	}
+	return OwnArn(aws.ToString(e.s.Arn), f.cfg.Account)
+}
+
 // Hold stops firing until the returned release is called; occurrences that come due
 // meanwhile fire on release, in order. A scenario holds the schedules across a jump of the
 // clock, so the data plane reports at the new time before the sweeps look for silence.
@@ -367,7 +377,7 @@ func (f *Firer) invoke(ctx context.Context, e *entry, at time.Time) Firing {
 	execID := uuid.NewString()
 	for attempt := 1; attempt <= f.cfg.Retries+1; attempt++ {
 		fired = Firing{
-			Group: aws.ToString(e.s.GroupName), Name: aws.ToString(e.s.Name), ScheduleArn: aws.ToString(e.s.Arn),
+			Group: aws.ToString(e.s.GroupName), Name: aws.ToString(e.s.Name), ScheduleArn: f.arn(e),
 			Target: aws.ToString(t.Arn), ScheduledTime: at.UTC().Truncate(time.Second), ExecutionID: execID, Attempt: attempt,
 		}
 		fired.Input = ContextInput(aws.ToString(t.Input), fired)

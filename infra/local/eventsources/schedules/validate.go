@@ -85,3 +85,39 @@ func refuse(w http.ResponseWriter, msg string) {
 	w.WriteHeader(http.StatusBadRequest)
 	_ = json.NewEncoder(w).Encode(map[string]string{"Message": msg})
 }
+
+// kumoAccount is the account kumo writes into every Scheduler ARN (its fixed IAM/Scheduler
+// account), whoever created the schedule.
+const kumoAccount = "123456789012"
+
+// OwnAccount answers Scheduler requests with ARNs in account, the account whose schedules
+// they are (the vendor's), where kumo writes its own fixed account: a schedule's ARN (in
+// GetSchedule, ListSchedules and <aws.scheduler.schedule-arn>) names its owner on AWS.
+func OwnAccount(next http.Handler, account string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &recorder{header: http.Header{}, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		body := bytes.ReplaceAll(rec.body.Bytes(), []byte(":"+kumoAccount+":schedule"), []byte(":"+account+":schedule"))
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.Header().Del("Content-Length")
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(body)
+	})
+}
+
+// OwnArn is a schedule ARN in account instead of kumo's.
+func OwnArn(arn, account string) string {
+	return strings.Replace(arn, ":"+kumoAccount+":schedule", ":"+account+":schedule", 1)
+}
+
+type recorder struct {
+	header http.Header
+	body   bytes.Buffer
+	status int
+}
+
+func (r *recorder) Header() http.Header         { return r.header }
+func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *recorder) WriteHeader(status int)      { r.status = status }
