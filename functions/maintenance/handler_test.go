@@ -236,7 +236,7 @@ func TestASecurityFixCannotBeDeferredPastItsDeadline(t *testing.T) {
 	// Before the window after the next one closes, whatever today is.
 	deadline := time.Now().Add(6 * 24 * time.Hour)
 	f.publish(t, release.Release{Component: release.ClickHouse, Version: "25.3.2.40", Kind: release.Security, Severity: "high",
-		CVEs: []string{"CVE-2026-1111"}, Deadline: &deadline, Notice: "24h"})
+		CVEs: []string{"CVE-2026-1111"}, Deadline: &deadline, Notice: "12h"})
 	d := f.deployment(t)
 	if d.Maintenance.Security == nil {
 		t.Fatalf("no off-cycle start scheduled: %+v", d.Maintenance)

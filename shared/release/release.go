@@ -301,10 +301,11 @@ func checkSecurity(v *settings.Collector, r Release, now time.Time) {
 		v.Add("deadline", "", "a security release must have a deadline (RFC 3339)")
 		return
 	}
-	// The last wave opens after five bakes, then gives its notice and runs.
-	earliest := now.Add(lead + 5*r.BakeTime() + Estimate(Step{Kind: r.stepKind()}))
+	// Each of the six waves gives its notice and upgrades; five bakes separate them.
+	perWave := lead + Estimate(Step{Kind: r.stepKind()})
+	earliest := now.Add(time.Duration(len(Waves))*perWave + time.Duration(len(Waves)-1)*r.BakeTime())
 	if r.Deadline.Before(earliest) {
-		v.Add("deadline", r.Deadline.UTC().Format(time.RFC3339), fmt.Sprintf("must leave time for the notice (%s), five bakes between the six waves (%s each) and the upgrade: no earlier than %s",
+		v.Add("deadline", r.Deadline.UTC().Format(time.RFC3339), fmt.Sprintf("must leave time for six waves, each giving its notice (%s) and upgrading, with a bake of %s between them: no earlier than %s",
 			lead, r.BakeTime(), earliest.UTC().Format(time.RFC3339)))
 	}
 }
