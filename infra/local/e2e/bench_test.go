@@ -56,6 +56,9 @@ func BenchmarkMaintenanceWindow(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		if err := shared.runner.Retire(context.Background(), res.Deployment.ID); err != nil {
+			b.Fatal(err)
+		}
 		w := res.Maintenance.Window
 		total.AWSCalls += w.AWSCalls
 		total.LambdaInvocations += w.LambdaInvocations

@@ -98,18 +98,18 @@ func (r *Runner) runAndRead(ctx context.Context, scenario string) (Facts, time.D
 	}
 	// Retired once settled only: a workflow still running could connect it again.
 	if serr == nil {
-		if rerr := r.retire(context.WithoutCancel(ctx), res.Deployment.ID); rerr != nil && err == nil {
+		if rerr := r.Retire(context.WithoutCancel(ctx), res.Deployment.ID); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
 	return facts, res.Elapsed, err
 }
 
-// retire disconnects a run's deployment from the state queue and its command channel once
+// Retire disconnects a run's deployment from the state queue and its command channel once
 // its facts are read, as teardown will: the state queue's policy names every connected
 // exporter, and SQS caps a policy at 8 KiB, about 97 exporters (a limit a fleet must get
 // past; the matrix alone provisions over 500 deployments in one cloud).
-func (r *Runner) retire(ctx context.Context, id string) error {
+func (r *Runner) Retire(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
