@@ -16,6 +16,8 @@ type cloudClock struct {
 	mu      sync.Mutex
 	offset  time.Duration
 	waiters []*clockWaiter
+	start   time.Time // real time when the clock was made (Anchor)
+	onJump  func(cloudStart, realStart time.Time, speed float64)
 }
 
 type clockWaiter struct {
@@ -70,12 +72,35 @@ func (c *cloudClock) fire(w *clockWaiter) (left time.Duration, pending bool) {
 	return 0, false
 }
 
+// Anchor, Speed and OnJumpDo let the local cloud give the function processes this clock.
+func (c *cloudClock) Anchor() (cloudStart, realStart time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.start.IsZero() {
+		c.start = time.Now()
+	}
+	return c.start.Add(c.offset), c.start
+}
+
+func (c *cloudClock) Speed() float64 { return 1 }
+
+func (c *cloudClock) OnJumpDo(f func(cloudStart, realStart time.Time, speed float64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onJump = f
+}
+
 // Jump moves the clock by d (forward or back) and releases the waits now due.
 func (c *cloudClock) Jump(d time.Duration) {
 	c.mu.Lock()
 	c.offset += d
 	waiting := slices.Clone(c.waiters)
+	onJump := c.onJump
 	c.mu.Unlock()
+	if onJump != nil {
+		cloudStart, realStart := c.Anchor()
+		onJump(cloudStart, realStart, 1)
+	}
 	for _, w := range waiting {
 		c.fire(w)
 	}

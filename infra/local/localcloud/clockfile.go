@@ -14,7 +14,7 @@ import (
 // (shared/clock), rewritten when the clock jumps. A manual clock (tests that move time
 // themselves, with no function processes that care) gives none: functions use real time.
 func functionClock(c clock.Clock) (map[string]string, error) {
-	a, ok := c.(*clock.Accelerated)
+	a, ok := c.(clock.Jumping)
 	if !ok {
 		return nil, nil
 	}
@@ -39,11 +39,11 @@ func functionClock(c clock.Clock) (map[string]string, error) {
 	if err := write(cloudStart, realStart, a.Speed()); err != nil {
 		return nil, fmt.Errorf("the functions' clock file: %w", err)
 	}
-	a.OnJump = func(cloudStart, realStart time.Time, speed float64) {
+	a.OnJumpDo(func(cloudStart, realStart time.Time, speed float64) {
 		if err := write(cloudStart, realStart, speed); err != nil {
 			panic(fmt.Sprintf("the functions' clock file: %v", err)) // the functions would run on another time
 		}
-	}
+	})
 	return map[string]string{fnclock.EnvLocalClock: path}, nil
 }
 
@@ -51,7 +51,7 @@ func functionClock(c clock.Clock) (map[string]string, error) {
 // whose time came fire, workflow waits and timeouts that came due end, and the functions
 // read the new time. Only an accelerated clock (the default) can jump.
 func (c *Cloud) Jump(d time.Duration) error {
-	a, ok := c.Clock.(*clock.Accelerated)
+	a, ok := c.Clock.(clock.Jumping)
 	if !ok {
 		return fmt.Errorf("the cloud's clock (%T) cannot jump", c.Clock)
 	}

@@ -66,6 +66,25 @@ func (a *Accelerated) Anchor() (cloudStart, realStart time.Time) {
 // Speed is the clock's rate relative to real time.
 func (a *Accelerated) Speed() float64 { return a.speed }
 
+// OnJumpDo sets OnJump.
+func (a *Accelerated) OnJumpDo(f func(cloudStart, realStart time.Time, speed float64)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.OnJump = f
+}
+
+// Jumping is a clock that can jump and tell a process how to read it: Accelerated, or a
+// test's own.
+type Jumping interface {
+	Clock
+	Jump(d time.Duration)
+	Anchor() (cloudStart, realStart time.Time)
+	Speed() float64
+	OnJumpDo(func(cloudStart, realStart time.Time, speed float64))
+}
+
+var _ Jumping = (*Accelerated)(nil)
+
 func (a *Accelerated) Now() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
