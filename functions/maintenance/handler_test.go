@@ -61,7 +61,10 @@ func newFixture(t *testing.T) *fixture {
 		Notices:   maintenance.Publisher{Bus: env.EventBridge(), BusName: bus},
 		Workflows: env.StepFunctions(), UpgradeMachineArn: f.machine, Log: log,
 	}, Log: log}
-	m := store.Maintenance{Window: window.Window{Day: "tuesday", Start: "01:00", TimeZone: "America/Los_Angeles", Hours: 4}, Channel: release.ChannelRegular}
+	// A window opening this very minute (or the next), so its firing is due now.
+	opens := time.Now().UTC().Add(30 * time.Second)
+	m := store.Maintenance{Window: window.Window{Day: strings.ToLower(opens.Weekday().String()), Start: opens.Format("15:04"), TimeZone: "UTC", Hours: 4},
+		Channel: release.ChannelRegular}
 	d, err := f.h.Maintenance.Store.Create(ctx, store.Deployment{ID: f.id, Status: lifecycle.Invited, ExternalID: "0123456789abcdef0123456789abcdef01234567",
 		StackName: "clickhouse-cloud-" + f.id + "-infra", Maintenance: &m,
 		Settings: settings.Settings{CustomerID: "acme", AccountID: "111122223333", Region: "us-west-2", VPCCIDR: "10.0.0.0/16",
@@ -78,18 +81,10 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	if _, err := f.h.Maintenance.Rearm(ctx, d, m, at("2026-12-07T12:00:00Z"), store.Audit{Actor: "test", Action: "maintenance.armed"}); err != nil {
+	if _, err := f.h.Maintenance.Rearm(ctx, d, m, time.Now().Add(-5*time.Minute), store.Audit{Actor: "test", Action: "maintenance.armed"}); err != nil {
 		t.Fatal(err)
 	}
 	return f
-}
-
-func at(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		panic(err)
-	}
-	return t
 }
 
 func (f *fixture) deployment(t *testing.T) store.Deployment {
@@ -140,8 +135,10 @@ func TestAFiringStartsTheUpgradeOnceAndArmsTheNext(t *testing.T) {
 	f.publish(t, release.Release{Component: release.Kubernetes, Version: "1.34"})
 	d := f.deployment(t)
 	armed := *d.Maintenance.Armed
-	if armed.Purpose != maintenance.PurposeOpen || armed.Key != "2026-12-08" || !armed.At.Equal(at("2026-12-08T09:00:00Z")) {
-		t.Fatalf("armed %+v, want the opening of Tuesday 2026-12-08 01:00 PST", armed)
+	w := d.Maintenance.Window
+	occ, _ := w.Next(time.Now(), 2)
+	if armed.Purpose != maintenance.PurposeOpen || armed.Key != occ[0].Key || !armed.At.Equal(occ[0].Opens.UTC()) {
+		t.Fatalf("armed %+v, want the opening of %+v", armed, occ[0])
 	}
 	fire := map[string]any{"deploymentId": f.id, "purpose": armed.Purpose, "key": armed.Key, "scheduledTime": armed.At.Format(time.RFC3339)}
 	for range 3 { // a duplicate delivery and a Scheduler retry
@@ -150,31 +147,40 @@ func TestAFiringStartsTheUpgradeOnceAndArmsTheNext(t *testing.T) {
 		}
 	}
 	execs := f.env.Executions(t, f.machine)
-	if len(execs) != 1 || aws.ToString(execs[0].Name) != "upgrade-"+f.id+"-open-20261208T090000Z" {
+	if len(execs) != 1 || aws.ToString(execs[0].Name) != maintenance.ExecutionName(f.id, "open", armed.At) {
 		t.Fatalf("executions %v, want one named after the deployment and the occurrence", execs)
 	}
 	d = f.deployment(t)
 	if d.Maintenance.Last == nil || d.Maintenance.Last.Outcome != "started" {
 		t.Fatalf("last run %+v", d.Maintenance.Last)
 	}
-	if a := d.Maintenance.Armed; a.Purpose != maintenance.PurposeNotice || a.Key != "2026-12-15" {
-		t.Fatalf("re-armed for %+v, want next week's notice", a)
+	if a := d.Maintenance.Armed; a.Purpose != maintenance.PurposeNotice || a.Key != occ[1].Key {
+		t.Fatalf("re-armed for %+v, want next week's notice (%s)", a, occ[1].Key)
 	}
 	if got := f.actions(t); strings.Count(strings.Join(got, ","), "maintenance.open") != 1 {
 		t.Fatalf("audit %v: the firing recorded more than once", got)
 	}
 }
 
-// An invocation that is not the armed firing (a forged one, or a stale retry) starts
-// nothing and is recorded once; the schedule stays armed as it was.
+// An invocation that is not the armed firing (a forged one, a stale retry, or the armed one
+// sent before its time by someone who read it from show) starts nothing and is recorded
+// once; the schedule stays armed as it was.
 func TestAFiringThatIsNotTheArmedOneIsRefused(t *testing.T) {
 	f := newFixture(t)
 	f.publish(t, release.Release{Component: release.Kubernetes, Version: "1.34"})
 	before := f.deployment(t)
-	forged := map[string]any{"deploymentId": f.id, "purpose": "open", "key": "2026-12-07", "scheduledTime": "2026-12-07T13:00:00Z"}
-	for range 2 {
-		if _, err := f.invoke(t, forged); err != nil {
-			t.Fatal(err)
+	a := before.Maintenance.Armed
+	next, _ := before.Maintenance.Window.Current(a.At.Add(24 * time.Hour))
+	forged := []map[string]any{
+		{"deploymentId": f.id, "purpose": "open", "key": "2026-01-01", "scheduledTime": a.At.Format(time.RFC3339)},
+		// next week's opening, early: what show would let an invoker guess
+		{"deploymentId": f.id, "purpose": "open", "key": next.Key, "scheduledTime": next.Opens.UTC().Format(time.RFC3339)},
+	}
+	for _, p := range forged {
+		for range 2 {
+			if _, err := f.invoke(t, p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if n := len(f.env.Executions(t, f.machine)); n != 0 {
@@ -184,8 +190,8 @@ func TestAFiringThatIsNotTheArmedOneIsRefused(t *testing.T) {
 	if *after.Maintenance.Armed != *before.Maintenance.Armed || after.Version != before.Version {
 		t.Fatalf("the deployment changed: %+v -> %+v", before.Maintenance, after.Maintenance)
 	}
-	if got := f.actions(t); strings.Count(strings.Join(got, ","), "maintenance.refused") != 1 {
-		t.Fatalf("audit %v, want the refusal once", got)
+	if got := f.actions(t); strings.Count(strings.Join(got, ","), "maintenance.refused") != len(forged) {
+		t.Fatalf("audit %v, want each refusal once", got)
 	}
 }
 
@@ -205,13 +211,17 @@ func TestAWindowWithNothingDueStartsNothing(t *testing.T) {
 
 func TestDeferAtMostTwiceInARow(t *testing.T) {
 	f := newFixture(t)
-	for i, want := range []string{"2026-12-08", "2026-12-15"} {
+	// The windows still to open (this minute's may have opened already).
+	all, _ := f.deployment(t).Maintenance.Window.Next(time.Now(), 4)
+	occ := slices.DeleteFunc(all, func(o window.Occurrence) bool { return !o.Opens.After(time.Now()) })
+	for i := range 2 {
 		out, err := f.invoke(t, map[string]any{"action": "defer", "deploymentId": f.id})
 		if err != nil {
 			t.Fatalf("deferral %d: %v", i+1, err)
 		}
 		v := out.(View)
-		if v.Maintenance.Deferred[i] != want || !v.Upcoming[i].Deferred {
+		shown := slices.IndexFunc(v.Upcoming, func(p maintenance.Planned) bool { return p.Key == occ[i].Key })
+		if v.Maintenance.Deferred[i] != occ[i].Key || shown < 0 || !v.Upcoming[shown].Deferred {
 			t.Fatalf("deferral %d: %+v, upcoming %+v", i+1, v.Maintenance.Deferred, v.Upcoming)
 		}
 	}
@@ -224,8 +234,8 @@ func TestDeferAtMostTwiceInARow(t *testing.T) {
 	if after := f.deployment(t); after.Version != before.Version {
 		t.Fatal("a refused deferral changed the deployment")
 	}
-	if a := before.Maintenance.Armed; a.Key != "2026-12-22" {
-		t.Fatalf("armed %+v, want the first window not deferred", a)
+	if a := before.Maintenance.Armed; a.Key != occ[2].Key {
+		t.Fatalf("armed %+v, want the first window not deferred (%s)", a, occ[2].Key)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/release"
@@ -129,9 +130,12 @@ func (s *Service) Fire(ctx context.Context, f Fire) error {
 
 func (s *Service) fire(ctx context.Context, d store.Deployment, f Fire, scheduled time.Time, eventID string) error {
 	m := *d.Maintenance
-	if a := m.Armed; a == nil || a.Purpose != f.Purpose || a.Key != f.Key || scheduled.Sub(a.At).Abs() > time.Minute {
-		// Not the firing the schedule was armed for: a duplicate of one already handled (the
-		// arm moved on), or a forged or stale invocation. Only the armed one acts.
+	now := clock.Now()
+	a := m.Armed
+	// Only the firing the schedule was armed for acts, and not before its time: a duplicate
+	// of one already handled (the arm moved on), a stale retry, or an invocation forged by
+	// someone who may invoke the function (show tells the armed firing) is refused.
+	if a == nil || a.Purpose != f.Purpose || a.Key != f.Key || scheduled.Sub(a.At).Abs() > time.Minute || now.Before(a.At.Add(-time.Minute)) {
 		seen, err := s.Store.EventSeen(ctx, eventID)
 		if err != nil {
 			return err
@@ -144,8 +148,12 @@ func (s *Service) fire(ctx context.Context, d store.Deployment, f Fire, schedule
 			armed = fmt.Sprintf("%s %s at %s", a.Purpose, a.Key, a.At.Format(time.RFC3339))
 		}
 		s.Log.WarnContext(ctx, "maintenance: firing refused, not the armed one", "deploymentId", d.ID, "purpose", f.Purpose, "key", f.Key, "scheduledTime", f.ScheduledTime, "armed", armed)
-		return s.Store.Record(ctx, d.ID, store.Audit{Actor: "maintenance", Action: "maintenance.refused", EventID: "refused/" + eventID,
+		err = s.Store.Record(ctx, d.ID, store.Audit{Actor: "maintenance", Action: "maintenance.refused", EventID: "refused/" + eventID,
 			Detail: fmt.Sprintf("firing %s %s at %s refused: the schedule is armed for %s", f.Purpose, f.Key, f.ScheduledTime, armed)})
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			return err
+		}
+		return s.resync(ctx, d, now)
 	}
 	rs, err := s.Store.Releases(ctx)
 	if err != nil {
@@ -155,11 +163,11 @@ func (s *Service) fire(ctx context.Context, d store.Deployment, f Fire, schedule
 	if err != nil {
 		return err
 	}
-	a := store.Audit{Actor: "maintenance", Action: "maintenance." + f.Purpose, EventID: eventID}
+	audit := store.Audit{Actor: "maintenance", Action: "maintenance." + f.Purpose, EventID: eventID}
 	switch f.Purpose {
 	case PurposeNotice:
 		due := Due(rs, m, cur, false)
-		a.Detail = fmt.Sprintf("window %s: nothing due", f.Key)
+		audit.Detail = fmt.Sprintf("window %s: nothing due", f.Key)
 		if len(due) > 0 {
 			o, err := m.Window.Current(scheduled.Add(UpcomingLead - time.Minute))
 			if err != nil {
@@ -170,11 +178,11 @@ func (s *Service) fire(ctx context.Context, d store.Deployment, f Fire, schedule
 			if err := s.Notices.Publish(ctx, contract.DetailTypeMaintenanceUpcoming, n); err != nil {
 				return err
 			}
-			a.Detail = fmt.Sprintf("window %s: told the customer %s is due", f.Key, ids(due))
+			audit.Detail = fmt.Sprintf("window %s: told the customer %s is due", f.Key, ids(due))
 		}
 	case PurposeOpen:
 		if slices.Contains(m.Deferred, f.Key) {
-			a.Detail = fmt.Sprintf("window %s deferred by the customer", f.Key)
+			audit.Detail = fmt.Sprintf("window %s deferred by the customer", f.Key)
 			break
 		}
 		m.Deferred = nil // a window that opens ends the deferrals in a row
@@ -182,38 +190,76 @@ func (s *Service) fire(ctx context.Context, d store.Deployment, f Fire, schedule
 		if err != nil {
 			return err
 		}
-		a.Detail, err = s.start(ctx, d, &m, Due(rs, m, cur, false), UpgradeInput{DeploymentID: d.ID, Purpose: PurposeOpen, Key: f.Key, Closes: o.Closes.UTC().Format(time.RFC3339)}, scheduled)
+		audit.Detail, _, err = s.start(ctx, d, &m, Due(rs, m, cur, false), UpgradeInput{DeploymentID: d.ID, Purpose: PurposeOpen, Key: f.Key, Closes: o.Closes.UTC().Format(time.RFC3339)}, scheduled)
 		if err != nil {
 			return err
 		}
 	case PurposeSecurity:
-		m.Security = nil
-		a.Detail, err = s.start(ctx, d, &m, Due(rs, m, cur, true), UpgradeInput{DeploymentID: d.ID, Purpose: PurposeSecurity, Key: f.Key}, scheduled)
+		due := Due(rs, m, cur, true)
+		var started bool
+		audit.Detail, started, err = s.start(ctx, d, &m, due, UpgradeInput{DeploymentID: d.ID, Purpose: PurposeSecurity, Key: f.Key}, scheduled)
 		if err != nil {
 			return err
+		}
+		m.Security = nil
+		if !started && len(due) > 0 {
+			// Another upgrade still runs: the fix waits a little, never for a window that may
+			// come after its deadline.
+			m.Security = &store.Arm{At: now.Add(securityRetry).UTC().Truncate(time.Second), Purpose: PurposeSecurity, Key: f.Key}
 		}
 	default:
 		return fmt.Errorf("maintenance firing of %s: purpose %q is not notice, open or security", d.ID, f.Purpose)
 	}
-	_, err = s.Rearm(ctx, d, m, scheduled, a)
+	// Armed from the later of the firing's time and now: a firing handled late (retried,
+	// redriven from the DLQ) must not arm an instant already past.
+	from := scheduled
+	if now.After(from) {
+		from = now
+	}
+	_, err = s.Rearm(ctx, d, m, from, audit)
 	return err
 }
 
-// start starts the upgrade of what is due, unless nothing is or an upgrade runs already, and
-// says what it did.
-func (s *Service) start(ctx context.Context, d store.Deployment, m *store.Maintenance, due []release.Release, in UpgradeInput, scheduled time.Time) (string, error) {
+// firingRetries is how long Scheduler retries a firing it could not deliver (Schedules.Arm's
+// retry policy): an arm older than that was lost.
+const firingRetries = time.Hour
+
+// securityRetry is how long a security start that found another upgrade running waits.
+const securityRetry = 15 * time.Minute
+
+// resync points the deployment's schedule at what its record says is armed (a write that
+// moved the schedule but lost its record's update leaves them apart), or arms the next
+// firing when that is already past. A refused firing calls it, so the schedule never stops.
+func (s *Service) resync(ctx context.Context, d store.Deployment, now time.Time) error {
+	a := d.Maintenance.Armed
+	switch {
+	case a != nil && a.At.After(now):
+		return s.Schedules.Arm(ctx, d.ID, *a)
+	case a != nil && a.At.After(now.Add(-firingRetries)):
+		return nil // its firing is due, or Scheduler still retries it
+	}
+	_, err := s.Rearm(ctx, d, *d.Maintenance, now, store.Audit{Actor: "maintenance", Action: "maintenance.armed", Detail: "re-armed after a stale firing"})
+	if errors.Is(err, store.ErrConflict) {
+		return nil // someone else moved it on
+	}
+	return err
+}
+
+// start starts the upgrade of what is due, unless nothing is or another upgrade runs, and
+// says what it did and whether the upgrade runs (started now, or by an earlier try).
+func (s *Service) start(ctx context.Context, d store.Deployment, m *store.Maintenance, due []release.Release, in UpgradeInput, scheduled time.Time) (string, bool, error) {
 	what := in.Purpose + " " + in.Key
 	if len(due) == 0 {
 		m.Last = &store.Run{Key: in.Key, Outcome: "nothing-due", At: scheduled}
-		return what + ": nothing due", nil
+		return what + ": nothing due", false, nil
 	}
 	name := ExecutionName(d.ID, in.Purpose, scheduled)
 	if d.Status == lifecycle.Updating {
 		if strings.HasSuffix(d.Execution, ":"+name) {
 			// This firing's own upgrade took the deployment before the firing was recorded.
-			return fmt.Sprintf("%s: started %s for %s", what, name, ids(due)), nil
+			return fmt.Sprintf("%s: started %s for %s", what, name, ids(due)), true, nil
 		}
-		return fmt.Sprintf("%s: %s due, but upgrade %s still runs; it waits for the next window", what, ids(due), d.Execution), nil
+		return fmt.Sprintf("%s: %s due, but upgrade %s still runs", what, ids(due), d.Execution), false, nil
 	}
 	body, _ := json.Marshal(in)
 	_, err := s.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
@@ -221,10 +267,10 @@ func (s *Service) start(ctx context.Context, d store.Deployment, m *store.Mainte
 	})
 	var exists *sfntypes.ExecutionAlreadyExists
 	if err != nil && !errors.As(err, &exists) {
-		return "", fmt.Errorf("start upgrade %s: %w", name, err)
+		return "", false, fmt.Errorf("start upgrade %s: %w", name, err)
 	}
 	m.Last = &store.Run{Execution: name, Key: in.Key, Outcome: "started", At: scheduled}
-	return fmt.Sprintf("%s: started %s for %s", what, name, ids(due)), nil
+	return fmt.Sprintf("%s: started %s for %s", what, name, ids(due)), true, nil
 }
 
 func ids(rs []release.Release) string {
