@@ -23,21 +23,14 @@ type Config struct {
 
 // ConfigFromEnv reads the configuration, refusing a missing variable at cold start.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	v, err := cloud.Require(getenv, contract.EnvTableName, contract.EnvEventBusName, contract.EnvUpgradeMachineArn,
-		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup)
+	v, err := cloud.Require(getenv, append([]string{contract.EnvTableName, contract.EnvEventBusName, contract.EnvUpgradeMachineArn}, maintenance.ScheduleEnv...)...)
 	if err != nil {
 		return Config{}, err
 	}
 	return Config{
 		Table: v[contract.EnvTableName], BusName: v[contract.EnvEventBusName], UpgradeMachineArn: v[contract.EnvUpgradeMachineArn],
-		Schedules: SchedulesFromEnv(v),
+		Schedules: maintenance.SchedulesFromEnv(v),
 	}, nil
-}
-
-// SchedulesFromEnv is the maintenance schedules' target as the stack configures it.
-func SchedulesFromEnv(v map[string]string) maintenance.Schedules {
-	return maintenance.Schedules{Group: v[contract.EnvScheduleGroup], TargetArn: v[contract.EnvMaintenanceTargetArn],
-		RoleArn: v[contract.EnvSchedulerRoleArn], DLQArn: v[contract.EnvSchedulerDLQArn]}
 }
 
 // New wires a handler to AWS.

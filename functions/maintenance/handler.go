@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,8 +36,10 @@ type Handler struct {
 
 // Request is the payload: a schedule's firing or an action.
 type Request struct {
-	DeploymentID  string `json:"deploymentId"`
-	Purpose       string `json:"purpose,omitempty"`
+	DeploymentID string `json:"deploymentId"`
+	Purpose      string `json:"purpose,omitempty"`
+	// Key is the firing's occurrence; for defer, the occurrence to defer as show lists it (the
+	// same deferral asked again then changes nothing; without it the next window is deferred).
 	Key           string `json:"key,omitempty"`
 	ScheduledTime string `json:"scheduledTime,omitempty"`
 
@@ -100,7 +103,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 	case "set":
 		d, err = h.set(ctx, d, req, actor, now)
 	case "defer":
-		d, err = h.deferNext(ctx, d, actor, now)
+		d, err = h.deferNext(ctx, d, req, actor, now)
 	}
 	if err != nil {
 		return nil, err
@@ -181,11 +184,14 @@ func (h *Handler) set(ctx context.Context, d store.Deployment, req Request, acto
 
 // deferNext skips the next window. A pending off-cycle security start moves with it to the
 // window after, unless that is past the fix's deadline.
-func (h *Handler) deferNext(ctx context.Context, d store.Deployment, actor string, now time.Time) (store.Deployment, error) {
+func (h *Handler) deferNext(ctx context.Context, d store.Deployment, req Request, actor string, now time.Time) (store.Deployment, error) {
 	if !maintenance.Maintainable(d) {
 		return d, &Refused{Reason: fmt.Sprintf("deployment %s is %s: only a provisioned deployment has windows to defer", d.ID, d.Status)}
 	}
 	m := *d.Maintenance
+	if req.Key != "" && slices.Contains(m.Deferred, req.Key) {
+		return d, nil // deferred already (a retried request)
+	}
 	if len(m.Deferred) >= store.MaxDeferrals {
 		return d, &Refused{Reason: fmt.Sprintf("deployment %s has deferred %d windows in a row (%s): at most %d; the next one runs",
 			d.ID, len(m.Deferred), strings.Join(m.Deferred, ", "), store.MaxDeferrals)}
@@ -200,11 +206,18 @@ func (h *Handler) deferNext(ctx context.Context, d store.Deployment, actor strin
 	if err != nil {
 		return d, err
 	}
+	if req.Key != "" && req.Key != o.Key {
+		c := settings.Collector{Of: "maintenance request"}
+		c.Add("key", req.Key, "must be the next window's occurrence, "+o.Key+" (show lists it): a deferral names what it defers")
+		return d, c.Err()
+	}
 	after, err := m.Window.After(o)
 	if err != nil {
 		return d, err
 	}
-	if m.Security != nil {
+	// A pending security start before the deferred window keeps its time; one at or after
+	// it moves to the window after, unless that is past a fix's deadline.
+	if m.Security != nil && !m.Security.At.Before(o.Opens) {
 		rs, err := h.Maintenance.Store.Releases(ctx)
 		if err != nil {
 			return d, err

@@ -211,9 +211,12 @@ func TestAWindowWithNothingDueStartsNothing(t *testing.T) {
 
 func TestDeferAtMostTwiceInARow(t *testing.T) {
 	f := newFixture(t)
-	// The windows still to open (this minute's may have opened already).
-	all, _ := f.deployment(t).Maintenance.Window.Next(time.Now(), 4)
-	occ := slices.DeleteFunc(all, func(o window.Occurrence) bool { return !o.Opens.After(time.Now()) })
+	// A window days away from now, so no occurrence opens while the test runs.
+	day := strings.ToLower(time.Now().UTC().AddDate(0, 0, 3).Weekday().String())
+	if _, err := f.invoke(t, map[string]any{"action": "set", "deploymentId": f.id, "window": map[string]any{"day": day, "start": "12:00", "timeZone": "UTC"}}); err != nil {
+		t.Fatal(err)
+	}
+	occ, _ := f.deployment(t).Maintenance.Window.Next(time.Now(), 3)
 	for i := range 2 {
 		out, err := f.invoke(t, map[string]any{"action": "defer", "deploymentId": f.id})
 		if err != nil {
@@ -226,6 +229,10 @@ func TestDeferAtMostTwiceInARow(t *testing.T) {
 		}
 	}
 	before := f.deployment(t)
+	// The second deferral asked again, by its key: nothing changes.
+	if _, err := f.invoke(t, map[string]any{"action": "defer", "deploymentId": f.id, "key": occ[1].Key}); err != nil {
+		t.Fatalf("the same deferral again: %v", err)
+	}
 	_, err := f.invoke(t, map[string]any{"action": "defer", "deploymentId": f.id})
 	var refused *Refused
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "at most 2") {

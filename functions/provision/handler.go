@@ -90,8 +90,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.TemplateBody = body
 	}
-	c.Schedules = maintenance.Schedules{Group: need(contract.EnvScheduleGroup), TargetArn: need(contract.EnvMaintenanceTargetArn),
-		RoleArn: need(contract.EnvSchedulerRoleArn), DLQArn: need(contract.EnvSchedulerDLQArn)}
+	schedules := map[string]string{}
+	for _, name := range maintenance.ScheduleEnv {
+		schedules[name] = need(name)
+	}
+	c.Schedules = maintenance.SchedulesFromEnv(schedules)
 	if err := c.Rules.Validate(); err != nil {
 		problems = append(problems, contract.EnvSupportedRegions+": "+err.Error())
 	}

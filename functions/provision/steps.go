@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -385,7 +386,10 @@ func (h *Handler) armMaintenance(ctx context.Context, log *slog.Logger, id strin
 		if err != nil {
 			return err
 		}
-		if d.Maintenance == nil || d.Maintenance.Armed != nil || d.Status != lifecycle.Ready {
+		// Armed and still to fire (or retried by Scheduler): nothing to do. An arm long past
+		// was lost while the deployment could not be maintained (a failed one provisioned
+		// again): arm afresh.
+		if d.Maintenance == nil || d.Status != lifecycle.Ready || d.Maintenance.Armed != nil && d.Maintenance.Armed.At.After(clock.Now().Add(-time.Hour)) {
 			return nil
 		}
 		d, err = h.Maintenance.Rearm(ctx, d, *d.Maintenance, clock.Now(), store.Audit{Actor: actor, Action: "maintenance.armed"})

@@ -36,8 +36,7 @@ type Config struct {
 
 // ConfigFromEnv reads the configuration, refusing a missing variable at cold start.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	v, err := cloud.Require(getenv, contract.EnvTableName, contract.EnvEventBusName, contract.EnvEventBusArn,
-		contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup)
+	v, err := cloud.Require(getenv, append([]string{contract.EnvTableName, contract.EnvEventBusName, contract.EnvEventBusArn}, maintenance.ScheduleEnv...)...)
 	if err != nil {
 		return Config{}, err
 	}
@@ -46,8 +45,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("%s %q: %w", contract.EnvEventBusArn, v[contract.EnvEventBusArn], err)
 	}
 	return Config{Table: v[contract.EnvTableName], BusName: v[contract.EnvEventBusName], VendorAccount: bus.AccountID,
-		Schedules: maintenance.Schedules{Group: v[contract.EnvScheduleGroup], TargetArn: v[contract.EnvMaintenanceTargetArn],
-			RoleArn: v[contract.EnvSchedulerRoleArn], DLQArn: v[contract.EnvSchedulerDLQArn]}}, nil
+		Schedules: maintenance.SchedulesFromEnv(v)}, nil
 }
 
 // New wires a handler to AWS.
@@ -146,11 +144,9 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 		}
 		return view(rec), nil
 	case req.Action == "advance":
-		at, err := time.Parse(time.RFC3339, req.ScheduledTime)
-		if err != nil {
-			at = now
-		}
-		recs, err := h.Maintenance.Advance(ctx, at)
+		// The clock, not the payload: a bake must not be skipped by an invocation that says
+		// it is later than it is. The schedule's scheduledTime is only logged.
+		recs, err := h.Maintenance.Advance(ctx, now)
 		return views(recs), err
 	}
 	return h.show(ctx, req.ReleaseID)

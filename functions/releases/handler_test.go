@@ -164,6 +164,8 @@ func TestRolloutHaltsOnAHealthRegressionAndResumes(t *testing.T) {
 	if !r.Halted || !strings.Contains(r.HaltReason, canary) || r.Progress[0].State != release.WaveHalted {
 		t.Fatalf("after the regression: halted %v (%s), %s", r.Halted, r.HaltReason, release.Summary(r.Progress))
 	}
+	// An invocation claiming to be two hours later skips no bake (and a halted release does
+	// not move anyway).
 	out, _ = invoke(t, h, map[string]any{"action": "advance", "scheduledTime": time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)})
 	if views := out.([]View); views[0].Progress[1].State != release.WaveWaiting {
 		t.Fatalf("a halted release moved on: %s", views[0].Waves)

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/byocloud/byoc/shared/channel"
@@ -298,9 +299,19 @@ func (h *Handler) failAbandoned(ctx context.Context, now time.Time) (int, error)
 			reason += ": " + c
 		}
 		next := d
-		next.Status = lifecycle.Failed
-		next.Failure = &store.Failure{Status: "Execution" + string(out.Status), Reason: reason, At: now}
-		if _, err := h.Deployments.Update(ctx, d, next, store.Audit{Actor: "statesweep", Action: "provision.abandoned", Detail: reason}); err != nil {
+		action := "provision.abandoned"
+		if d.Status == lifecycle.Updating && d.Maintenance != nil && d.Maintenance.Last != nil && strings.HasSuffix(d.Execution, ":"+d.Maintenance.Last.Execution) {
+			// An upgrade: every step completes or rolls back whole, so the deployment is as
+			// consistent as the last step left it; it goes back to ready (and to its windows)
+			// with the run recorded failed, not to failed.
+			m := *d.Maintenance
+			m.Last = &store.Run{Execution: m.Last.Execution, Key: m.Last.Key, Outcome: "failed", Reason: reason, At: now}
+			next.Status, next.Maintenance, action = lifecycle.Ready, &m, "upgrade.abandoned"
+		} else {
+			next.Status = lifecycle.Failed
+			next.Failure = &store.Failure{Status: "Execution" + string(out.Status), Reason: reason, At: now}
+		}
+		if _, err := h.Deployments.Update(ctx, d, next, store.Audit{Actor: "statesweep", Action: action, Detail: reason}); err != nil {
 			if !errors.Is(err, store.ErrConflict) {
 				errs = append(errs, err)
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
 	"github.com/byocloud/byoc/shared/store"
+	"github.com/byocloud/byoc/shared/window"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
@@ -508,5 +509,49 @@ func TestSweepFailsDeploymentsWhoseExecutionEndedWithoutAnOutcome(t *testing.T) 
 	}
 	if sum := f.sweep(t); sum.Abandoned != 0 {
 		t.Fatalf("failed again: %+v", sum)
+	}
+}
+
+// An upgrade whose execution ended without recording an outcome: the deployment goes back
+// to ready with the run recorded failed (every upgrade step completes or rolls back whole),
+// not to failed, so its windows go on.
+func TestSweepReturnsAnAbandonedUpgradeToReady(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	sf := f.env.StepFunctions()
+	machine := f.env.StateMachine(t, `{"StartAt":"Hold","States":{"Hold":{"Type":"Wait","Seconds":3600,"End":true}}}`)
+	name := cloudtest.UniqueName("upgrade-depupgrade")
+	out, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(machine), Name: aws.String(name), Input: aws.String(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sf.StopExecution(ctx, &sfn.StopExecutionInput{ExecutionArn: out.ExecutionArn}); err != nil {
+		t.Fatal(err)
+	}
+	f.now = t0.Add(-2 * time.Hour)
+	d, err := f.deployments.Create(ctx, store.Deployment{ID: "depupgrade", Status: lifecycle.Invited, Settings: settings.Settings{AccountID: "444444444444", Region: "us-west-2"},
+		Maintenance: &store.Maintenance{Window: window.Default("us-west-2"), Channel: "regular"}}, store.Audit{Actor: "test", Action: "invite"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []lifecycle.Status{lifecycle.Provisioning, lifecycle.Ready, lifecycle.Updating} {
+		next := d
+		next.Status = s
+		if s == lifecycle.Updating {
+			m := *d.Maintenance
+			m.Last = &store.Run{Execution: name, Outcome: "running"}
+			next.Maintenance, next.Execution = &m, aws.ToString(out.ExecutionArn)
+		}
+		if d, err = f.deployments.Update(ctx, d, next, store.Audit{Actor: "test", Action: string(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.now = t0
+	if sum := f.sweep(t); sum.Abandoned != 1 {
+		t.Fatalf("abandoned %d", sum.Abandoned)
+	}
+	d, _ = f.deployments.Get(ctx, "depupgrade")
+	if d.Status != lifecycle.Ready || d.Failure != nil || d.Maintenance.Last.Outcome != "failed" || !strings.Contains(d.Maintenance.Last.Reason, "ABORTED") {
+		t.Fatalf("deployment %s, failure %+v, last %+v", d.Status, d.Failure, d.Maintenance.Last)
 	}
 }

@@ -46,7 +46,7 @@ func (h *Handler) plan(ctx context.Context, log *slog.Logger, in Input) (PlanRes
 		if err != nil {
 			return PlanResult{}, err
 		}
-		return PlanResult{Steps: len(u.Steps), Plan: describe(u.Steps)}, nil // planned by a previous invocation
+		return PlanResult{Steps: len(u.Steps), Plan: release.Describe(u.Steps)}, nil // planned by a previous invocation
 	}
 	if d.Status != lifecycle.Ready || d.Maintenance == nil {
 		return h.skip(ctx, log, d, in, fmt.Sprintf("deployment is %s", d.Status))
@@ -102,16 +102,16 @@ func (h *Handler) plan(ctx context.Context, log *slog.Logger, in Input) (PlanRes
 	// Notices go out before the write that ends the step: a retry may send one twice
 	// (consumers deduplicate on noticeId), never lose it.
 	n := maintenance.Notice{NoticeID: "started/" + u.Execution, DeploymentID: d.ID, CustomerID: d.Settings.CustomerID, Execution: u.Execution,
-		Releases: maintenance.Releases(due), Steps: describe(u.Steps)}
+		Releases: maintenance.Releases(due), Steps: release.Describe(u.Steps)}
 	if err := s.Notices.Publish(ctx, contract.DetailTypeMaintenanceStarted, n); err != nil {
 		return PlanResult{}, err
 	}
 	if _, err := s.Store.Update(ctx, d, next, store.Audit{Actor: actor, Action: "upgrade.start",
-		Detail: fmt.Sprintf("%s %s: %s", in.Purpose, in.Key, strings.Join(describe(u.Steps), "; "))}); err != nil {
+		Detail: fmt.Sprintf("%s %s: %s", in.Purpose, in.Key, strings.Join(release.Describe(u.Steps), "; "))}); err != nil {
 		return PlanResult{}, err
 	}
 	log.InfoContext(ctx, "upgrade planned", "steps", len(u.Steps))
-	return PlanResult{Steps: len(u.Steps), Plan: describe(u.Steps)}, nil
+	return PlanResult{Steps: len(u.Steps), Plan: release.Describe(u.Steps)}, nil
 }
 
 // skip records why an upgrade did nothing (once per execution) and ends it quietly.
@@ -127,14 +127,6 @@ func (h *Handler) skip(ctx context.Context, log *slog.Logger, d store.Deployment
 
 // executionName is the last part of an execution ARN (the name the firing chose).
 func executionName(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
-
-func describe(steps []release.Step) []string {
-	out := make([]string, len(steps))
-	for i, st := range steps {
-		out[i] = st.Describe()
-	}
-	return out
-}
 
 // owned returns the deployment and its upgrade when this execution owns it.
 func (h *Handler) owned(ctx context.Context, in Input, step string) (store.Deployment, store.Upgrade, error) {
@@ -412,7 +404,7 @@ func (h *Handler) finish(ctx context.Context, log *slog.Logger, in Input) (Finis
 	m.Last = &store.Run{Execution: name, Key: u.Key, Outcome: outcome, Reason: detail, At: clock.Now().UTC()}
 	next.Maintenance, next.Status = &m, lifecycle.Ready
 	n := maintenance.Notice{NoticeID: "completed/" + name, DeploymentID: d.ID, CustomerID: d.Settings.CustomerID, Execution: name,
-		Steps: describe(u.Steps[:u.Done]), Reason: detail}
+		Steps: release.Describe(u.Steps[:u.Done]), Reason: detail}
 	if err := s.Notices.Publish(ctx, contract.DetailTypeMaintenanceCompleted, n); err != nil {
 		return FinishResult{}, err
 	}
@@ -489,11 +481,16 @@ func (h *Handler) fail(ctx context.Context, log *slog.Logger, in Input) (FailRes
 	if err != nil {
 		return FailResult{}, err
 	}
-	step := "planning"
+	step := "finishing"
 	var failed release.Step
 	if u.Done < len(u.Steps) {
 		failed = u.Steps[u.Done]
 		step = failed.Describe()
+	}
+	// Releases the steps before the failure completed (a Kubernetes minor before a
+	// ClickHouse step failed) settle as upgraded; the failed step's releases fail.
+	if _, err := h.settle(ctx, d, u); err != nil {
+		return FailResult{}, err
 	}
 	halted := []string{}
 	wave := release.WaveOf(d.Maintenance.Channel, d.Maintenance.Canary)

@@ -39,7 +39,10 @@ func (b *controlPlaneBuilder) maintenance() {
 	items := grant{resources: []string{table}, actions: []string{
 		"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem",
 	}}
-	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"}}
+	// Only maintenance notices: a function of this part cannot put byoc.state events (a forged
+	// health regression would halt releases) or any other source.
+	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"},
+		conditions: map[string]any{"StringEquals": map[string]any{"events:source": contract.SourceMaintenance}}}
 	maintenanceArn := sub("arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + maintenanceFunctionName)
 	// Named under the stack: two control planes in one account and region keep apart.
 	group := awsscheduler.NewCfnScheduleGroup(s, jsii.String("MaintenanceSchedules"), &awsscheduler.CfnScheduleGroupProps{
@@ -148,8 +151,12 @@ func (b *controlPlaneBuilder) maintenance() {
 func (b *controlPlaneBuilder) rolloutSchedule(releases awslambda.Function) {
 	s := b.cp.Stack
 	role := awsiam.NewRole(s, jsii.String("RolloutScheduleRole"), &awsiam.RoleProps{
+		// Only this stack's rollout schedule (default group) may use it.
 		AssumedBy: awsiam.NewPrincipalWithConditions(awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), nil),
-			&map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": s.Account()}}),
+			&map[string]any{
+				"StringEquals": map[string]any{"aws:SourceAccount": s.Account()},
+				"ArnLike":      map[string]any{"aws:SourceArn": sub("arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/default/${AWS::StackName}-RolloutSchedule*")},
+			}),
 		Description: jsii.String("Lets EventBridge Scheduler invoke the byoc releases function, and nothing else"),
 	})
 	for _, g := range []grant{

@@ -93,13 +93,7 @@ func (s *Service) advanceOne(ctx context.Context, r store.ReleaseRecord, now tim
 		}
 		pages += n
 	}
-	if r.Halted {
-		for i := range r.Progress {
-			if r.Progress[i].State == release.WaveRunning || r.Progress[i].State == release.WaveBaking {
-				r.Progress[i].State = release.WaveHalted
-			}
-		}
-	}
+	r.Progress = r.Waves()
 	if slices.Equal(stateOf(prev.Progress), stateOf(r.Progress)) && !progressMoved(prev.Progress, r.Progress) {
 		return r, nil
 	}
@@ -255,18 +249,15 @@ func (s *Service) HealthRegressed(ctx context.Context, deploymentID, reason stri
 			continue
 		}
 		next := r
-		next.Progress = slices.Clone(r.Progress)
 		next.Halted, next.HaltReason = true, fmt.Sprintf("deployment %s turned unhealthy %s after taking it: %s", deploymentID, now.Sub(o.At).Round(time.Second), reason)
-		for i := range next.Progress {
-			if st := next.Progress[i].State; st == release.WaveRunning || st == release.WaveBaking {
-				next.Progress[i].State = release.WaveHalted
-			}
-		}
-		if _, err := s.Store.SaveRelease(ctx, r, next); err != nil {
+		next.Progress = next.Waves()
+		// The notice first: a retry after a lost save sends it again (consumers deduplicate
+		// on its id), never not at all.
+		if err := s.Notices.Publish(ctx, contract.DetailTypeReleaseHalted, Notice{NoticeID: "halted/" + r.Release.ID + "/" + deploymentID + "/" + o.At.UTC().Format(time.RFC3339),
+			DeploymentID: deploymentID, Releases: Releases([]release.Release{r.Release}), Reason: next.HaltReason}); err != nil {
 			return halted, err
 		}
-		if err := s.Notices.Publish(ctx, contract.DetailTypeReleaseHalted, Notice{NoticeID: "halted/" + r.Release.ID + "/" + deploymentID, DeploymentID: deploymentID,
-			Releases: Releases([]release.Release{r.Release}), Reason: next.HaltReason}); err != nil {
+		if _, err := s.Store.SaveRelease(ctx, r, next); err != nil {
 			return halted, err
 		}
 		halted = append(halted, r.Release.ID)

@@ -43,6 +43,16 @@ type Schedules struct {
 	DLQArn    string // where Scheduler puts a firing it could not deliver
 }
 
+// ScheduleEnv are the environment variables that say where the schedules go: every function
+// that arms them (provision, maintenance, releases) requires them.
+var ScheduleEnv = []string{contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup}
+
+// SchedulesFromEnv is the schedules' configuration from ScheduleEnv's values (without a client).
+func SchedulesFromEnv(v map[string]string) Schedules {
+	return Schedules{Group: v[contract.EnvScheduleGroup], TargetArn: v[contract.EnvMaintenanceTargetArn],
+		RoleArn: v[contract.EnvSchedulerRoleArn], DLQArn: v[contract.EnvSchedulerDLQArn]}
+}
+
 // Fire is the input a maintenance schedule gives its function.
 type Fire struct {
 	DeploymentID  string `json:"deploymentId"`

@@ -174,7 +174,7 @@ func (s *Service) fire(ctx context.Context, d store.Deployment, f Fire, schedule
 				return err
 			}
 			n := Notice{NoticeID: "upcoming/" + d.ID + "/" + f.Key, DeploymentID: d.ID, CustomerID: d.Settings.CustomerID, Window: &m.Window, Occurrence: &o,
-				Releases: Releases(due), Steps: describe(release.Plan(cur, due))}
+				Releases: Releases(due), Steps: release.Describe(release.Plan(cur, due))}
 			if err := s.Notices.Publish(ctx, contract.DetailTypeMaintenanceUpcoming, n); err != nil {
 				return err
 			}
@@ -279,12 +279,4 @@ func ids(rs []release.Release) string {
 		out = append(out, r.ID)
 	}
 	return strings.Join(out, ", ")
-}
-
-func describe(steps []release.Step) []string {
-	out := make([]string, len(steps))
-	for i, st := range steps {
-		out[i] = st.Describe()
-	}
-	return out
 }

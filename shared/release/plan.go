@@ -77,6 +77,15 @@ func (s Step) Describe() string {
 	return fmt.Sprintf("ClickHouse service %s to %s", s.ServiceID, s.ClickHouse)
 }
 
+// Describe names each step for people.
+func Describe(steps []Step) []string {
+	out := make([]string, len(steps))
+	for i, st := range steps {
+		out[i] = st.Describe()
+	}
+	return out
+}
+
 // Plan is the ordered steps that take a deployment from cur to the due releases (at most
 // one per component: the newest due). Order, and why:
 //  1. per Kubernetes minor, one at a time (EKS moves the control plane one minor per

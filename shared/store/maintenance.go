@@ -346,16 +346,26 @@ func (s *Store) RecordOutcome(ctx context.Context, releaseID string, wave int, o
 			ExpressionAttributeValues: map[string]types.AttributeValue{":one": &types.AttributeValueMemberN{Value: "1"}, ":f": &types.AttributeValueMemberN{Value: strconv.Itoa(failed)}, ":k": &types.AttributeValueMemberS{Value: kindWaveCount}},
 		}},
 	}
+	halt := &types.Update{TableName: aws.String(s.table), Key: Key(pkReleases, skRelease+releaseID),
+		UpdateExpression:          aws.String("SET #h = :t, #why = :why, #r = #r + :one"),
+		ExpressionAttributeNames:  map[string]string{"#h": "halted", "#why": "haltReason", "#r": "revision"},
+		ConditionExpression:       aws.String("attribute_exists(PK)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberBOOL{Value: true}, ":why": &types.AttributeValueMemberS{Value: fmt.Sprintf("deployment %s: %s", o.DeploymentID, o.Reason)}, ":one": &types.AttributeValueMemberN{Value: "1"}},
+	}
 	if failed == 1 {
-		items = append(items, types.TransactWriteItem{Update: &types.Update{TableName: aws.String(s.table), Key: Key(pkReleases, skRelease+releaseID),
-			UpdateExpression:          aws.String("SET #h = :t, #why = :why, #r = #r + :one"),
-			ExpressionAttributeNames:  map[string]string{"#h": "halted", "#why": "haltReason", "#r": "revision"},
-			ConditionExpression:       aws.String("attribute_exists(PK)"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberBOOL{Value: true}, ":why": &types.AttributeValueMemberS{Value: fmt.Sprintf("deployment %s: %s", o.DeploymentID, o.Reason)}, ":one": &types.AttributeValueMemberN{Value: "1"}},
-		}})
+		items = append(items, types.TransactWriteItem{Update: halt})
 	}
 	_, err = s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
 	if failed, ok := cancelled(err); ok && at(failed, 0) {
+		// Recorded before. A failure halts the release whatever came before it: the same
+		// deployment failing again after an operator resumed it halts it again.
+		if o.Status == OutcomeFailed {
+			if _, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: halt.TableName, Key: halt.Key, UpdateExpression: halt.UpdateExpression,
+				ConditionExpression: halt.ConditionExpression, ExpressionAttributeNames: halt.ExpressionAttributeNames, ExpressionAttributeValues: halt.ExpressionAttributeValues,
+			}); err != nil {
+				return false, fmt.Errorf("halt release %s: %w", releaseID, err)
+			}
+		}
 		return false, nil
 	}
 	if err != nil {
