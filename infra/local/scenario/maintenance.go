@@ -205,12 +205,20 @@ func (m *maint) run(ctx context.Context, d store.Deployment) error {
 			return err
 		}
 		// The gate waits for the service healthy on the new version until its timeout.
-		m.progress("the service is unhealthy on %s: the clock runs to the step's timeout", next)
-		if err := m.jump(ctx, 31*time.Minute); err != nil {
-			return err
-		}
-		if err := m.awaitUpgrade(ctx, "FAILED"); err != nil {
-			return err
+		// The gate's timeout counts from when its task started, which retries (throttling) may
+		// have put after the alert: the clock runs on until the upgrade ends.
+		for attempt := 1; ; attempt++ {
+			m.progress("the service is unhealthy on %s: the clock runs to the step's timeout", next)
+			if err := m.jump(ctx, 31*time.Minute); err != nil {
+				return err
+			}
+			err := m.awaitUpgradeWithin(ctx, "FAILED", 20*time.Second)
+			if err == nil || attempt == 3 {
+				if err != nil {
+					return err
+				}
+				break
+			}
 		}
 		if _, err := m.notice(ctx, contract.DetailTypeMaintenanceFailed); err != nil {
 			return err
@@ -450,8 +458,12 @@ func (m *maint) notice(ctx context.Context, detailType string) (localcloud.Event
 
 // awaitUpgrade waits for the deployment's upgrade execution to end with status.
 func (m *maint) awaitUpgrade(ctx context.Context, status string) error {
+	return m.awaitUpgradeWithin(ctx, status, m.o.PhaseTimeout)
+}
+
+func (m *maint) awaitUpgradeWithin(ctx context.Context, status string, bound time.Duration) error {
 	machine := m.r.ControlPlane.Outputs[OutputUpgradeMachine]
-	ctx, cancel := context.WithTimeout(ctx, m.o.PhaseTimeout)
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	for {
 		execs, err := m.r.Cloud.States.Engine.ListExecutions(machine, "")
@@ -470,7 +482,7 @@ func (m *maint) awaitUpgrade(ctx context.Context, status string) error {
 		}
 		select {
 		case <-ctx.Done():
-			return m.fail("waited %s for the upgrade of %s to end", m.o.PhaseTimeout, m.id)
+			return m.fail("waited %s for the upgrade of %s to end", bound, m.id)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
