@@ -289,6 +289,9 @@ func report(tl *Timeline, res Result) {
 	}
 	if m := res.Maintenance; m != nil {
 		tl.Printf("maintenance: published %s; upgrade %s %s; notices %s\n", strings.Join(m.Releases, ", "), m.Execution, m.Status, strings.Join(m.Notices, ", "))
+		if m.Window != (localcloud.Counters{}) {
+			tl.Printf("  the window cost %d state transitions, %d Lambda invocations, %d AWS calls\n", m.Window.StateTransitions, m.Window.LambdaInvocations, m.Window.AWSCalls)
+		}
 		keys := slices.Sorted(maps.Keys(m.Versions))
 		for _, k := range keys {
 			if m.Versions[k] != "" {
