@@ -40,6 +40,13 @@ func (e *NotOwner) Error() string {
 	return fmt.Sprintf("deployment %s is worked on by %q: step %s of another execution does nothing", e.DeploymentID, e.Owner, e.Step)
 }
 
+// TemplateOutdated is an infrastructure stack whose template predates the parameter a step
+// changes: that deployment's problem, which does not halt the release for the fleet.
+type TemplateOutdated struct{ Err *customerstack.OutdatedError }
+
+func (e *TemplateOutdated) Error() string { return e.Err.Error() }
+func (e *TemplateOutdated) Unwrap() error { return e.Err }
+
 // InvalidInput is a step called with input it cannot use (a defect of the workflow).
 type InvalidInput struct{ Problem string }
 
@@ -53,14 +60,17 @@ func (e *AccessDenied) Unwrap() error { return e.Err }
 
 func classify(err error) error {
 	var blocked *customerstack.BlockedError
+	var outdated *customerstack.OutdatedError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, new(*TransientError)), errors.As(err, new(*StackFailed)), errors.As(err, new(*StackBlocked)),
-		errors.As(err, new(*NotOwner)), errors.As(err, new(*InvalidInput)), errors.As(err, new(*AccessDenied)):
+		errors.As(err, new(*NotOwner)), errors.As(err, new(*InvalidInput)), errors.As(err, new(*AccessDenied)), errors.As(err, new(*TemplateOutdated)):
 		return err
 	case errors.As(err, &blocked):
 		return &StackBlocked{Err: blocked}
+	case errors.As(err, &outdated):
+		return &TemplateOutdated{Err: outdated}
 	case cloud.IsAccessDenied(err):
 		return &AccessDenied{Err: err}
 	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict):

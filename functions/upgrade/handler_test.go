@@ -158,3 +158,15 @@ func TestAFailedStepHaltsTheReleaseAndLeavesTheDeploymentReady(t *testing.T) {
 		t.Fatalf("another execution's step: %v", err)
 	}
 }
+
+// A deployment whose stack predates a parameter fails its own upgrade, reported, without
+// halting the release for the fleet.
+func TestAnOutdatedStackFailsWithoutHaltingTheRelease(t *testing.T) {
+	f := newFixture(t, time.Now().Add(2*time.Hour))
+	f.step(t, Input{Step: StepFail, Error: &CaughtError{Error: "TemplateOutdated", Cause: "stack x has no parameter NodeKubernetesVersion"}})
+	d, _ := f.h.Maintenance.Store.Get(ctx, f.id)
+	r, _ := f.h.Maintenance.Store.Release(ctx, f.rel.Release.ID)
+	if d.Status != lifecycle.Ready || d.Maintenance.Last.Outcome != "failed" || r.Halted {
+		t.Fatalf("deployment %s, last %+v, release halted %v", d.Status, d.Maintenance.Last, r.Halted)
+	}
+}

@@ -494,6 +494,11 @@ func (h *Handler) fail(ctx context.Context, log *slog.Logger, in Input) (FailRes
 	}
 	halted := []string{}
 	wave := release.WaveOf(d.Maintenance.Channel, d.Maintenance.Canary)
+	if in.Error != nil && (in.Error.Error == "TemplateOutdated" || in.Error.Error == "AccessDenied") {
+		// This deployment's own problem (an old template, a withdrawn role): it fails here and
+		// is reported; the release is not to blame and goes on for the fleet.
+		failed.Releases = nil
+	}
 	for _, id := range failed.Releases {
 		first, err := s.Store.RecordOutcome(ctx, id, wave, store.Outcome{DeploymentID: d.ID, Status: store.OutcomeFailed, Execution: name, Reason: step + ": " + reason, At: clock.Now().UTC()})
 		if err != nil {

@@ -82,6 +82,17 @@ func (e *BlockedError) Error() string {
 	return fmt.Sprintf("stack %s is %s: an operator must repair it (for UPDATE_ROLLBACK_FAILED: continue-update-rollback) before byoc can go on", e.StackID, e.Status)
 }
 
+// OutdatedError is a stack whose template predates a parameter an update must change: a
+// problem of that one stack (provision it again with the current template), not of the
+// release being applied.
+type OutdatedError struct {
+	StackID, Parameter string
+}
+
+func (e *OutdatedError) Error() string {
+	return fmt.Sprintf("stack %s has no parameter %s: its template predates it (provision the deployment again to update its template)", e.StackID, e.Parameter)
+}
+
 // Tokens gives the ClientRequestToken of each operation. CloudFormation stamps it on every
 // event of the operation (so a waiter tells its events from late ones of an earlier
 // operation), and a retried call with the same token is the same request.
@@ -265,7 +276,7 @@ func (m *Manager) UpdateParameters(ctx context.Context, stack *cfntypes.Stack, c
 	}
 	for _, k := range sortedKeys(changes) {
 		if !known[k] {
-			return Result{}, fmt.Errorf("stack %s has no parameter %s: its template predates it (update the stack's template first)", id, k)
+			return Result{}, &OutdatedError{StackID: id, Parameter: k}
 		}
 	}
 	slices.SortFunc(params, func(a, b cfntypes.Parameter) int {

@@ -139,17 +139,6 @@ type Occurrence struct {
 	Closes time.Time `json:"closes"`
 }
 
-// Contains reports whether t falls inside the occurrence (opening included, closing not).
-func (o Occurrence) Contains(t time.Time) bool { return !t.Before(o.Opens) && t.Before(o.Closes) }
-
-// Left is how much of the occurrence remains at t (0 outside it).
-func (o Occurrence) Left(t time.Time) time.Duration {
-	if !o.Contains(t) {
-		return 0
-	}
-	return o.Closes.Sub(t)
-}
-
 // Current returns the occurrence open at t, or the next one to open after t. The window
 // must be valid (Normalize).
 func (w Window) Current(t time.Time) (Occurrence, error) {
