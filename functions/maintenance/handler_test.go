@@ -248,6 +248,13 @@ func TestDeferAtMostTwiceInARow(t *testing.T) {
 
 func TestASecurityFixCannotBeDeferredPastItsDeadline(t *testing.T) {
 	f := newFixture(t)
+	// The next window opens in two hours, before the fix's off-cycle start (12 hours): a
+	// deferral would move the fix to the window after, a week later.
+	soon := time.Now().UTC().Add(2 * time.Hour)
+	if _, err := f.invoke(t, map[string]any{"action": "set", "deploymentId": f.id, "window": map[string]any{
+		"day": strings.ToLower(soon.Weekday().String()), "start": soon.Format("15:04"), "timeZone": "UTC"}}); err != nil {
+		t.Fatal(err)
+	}
 	// Services on ClickHouse 25.3.2.39, so a newer ClickHouse is due.
 	f.reportVersion(t, "25.3.2.39")
 	// Before the window after the next one closes, whatever today is.
