@@ -120,10 +120,11 @@ func TestScenarioDuplicateAndOutOfOrderChangeNothing(t *testing.T) {
 }
 
 func TestScenarioSilenceTurnsTheDeploymentStale(t *testing.T) {
-	// The shared cloud keeps real time, and its clock must not move under the other tests
-	// (a jump back leaves the sweep schedule's next occurrence minutes ahead). So once the
-	// runner says the exporter fell silent, statesweep is invoked as its schedule will
-	// invoke it after the silence: with that scheduledTime, as of which it judges.
+	// The shared cloud's clock must not be moved by this test (a jump back leaves the sweep
+	// schedule's next occurrence minutes ahead), and it may be ahead of real time (the
+	// maintenance scenarios jump it forward to their windows). So once the runner says the
+	// exporter fell silent, statesweep is invoked as its schedule will invoke it after the
+	// silence: with that scheduledTime of the cloud's clock, as of which it judges.
 	sweep, ok := shared.cloud.FunctionName(contract.FunctionStateSweep)
 	if !ok {
 		t.Fatal("statesweep is not running")
@@ -135,7 +136,7 @@ func TestScenarioSilenceTurnsTheDeploymentStale(t *testing.T) {
 		if e.Kind != localcloud.KindDataPlane || !strings.HasPrefix(e.Status, "silent from now") || swept != nil {
 			return
 		}
-		in := fmt.Sprintf(`{"scheduledTime":%q}`, time.Now().Add(silence).UTC().Format(time.RFC3339))
+		in := fmt.Sprintf(`{"scheduledTime":%q}`, shared.clock.Now().Add(silence).UTC().Format(time.RFC3339))
 		// A failed sweep is retried, as the Scheduler retries its target: the sweep is
 		// idempotent, and under heavy load the local cloud now and then cuts an answer short.
 		for range 3 {

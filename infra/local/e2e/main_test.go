@@ -190,7 +190,7 @@ func setup(m *testing.M) (int, error) {
 		return 1, fmt.Errorf("%w\nfunction logs:\n%s", err, logs.tail(40))
 	}
 	shared.cloud, shared.deploy = c, time.Since(began)
-	shared.runner = &scenario.Runner{Cloud: c, ControlPlane: cp}
+	shared.runner = &scenario.Runner{Cloud: c, ControlPlane: cp, DisarmAfterRun: true}
 	return m.Run(), nil
 }
 

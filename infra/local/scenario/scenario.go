@@ -104,6 +104,10 @@ type Runner struct {
 	// KeepDataPlane leaves a followed deployment's simulated data plane in its simulator
 	// after the follow-up (byoc-local --serve keeps it reporting and taking commands).
 	KeepDataPlane bool
+	// DisarmAfterRun takes each scenario's deployment off maintenance when the scenario ends
+	// (the maintenance scenarios excepted: they retire their own). Tests sharing one cloud set
+	// it: a later test's clock jumps must not wake an earlier test's deployment at its window.
+	DisarmAfterRun bool
 
 	mu      sync.Mutex
 	waiters []*waiter
@@ -202,6 +206,11 @@ func (r *Runner) Run(ctx context.Context, o Options) (Result, error) {
 	defer cancel()
 	began, before := time.Now(), r.Cloud.Counters()
 	res, err := r.run(ctx, o)
+	if r.DisarmAfterRun && res.Deployment.ID != "" && !slices.Contains(MaintenanceScenarios, o.Scenario) {
+		if derr := r.disarm(context.WithoutCancel(ctx), res.Deployment.ID); derr != nil && err == nil {
+			err = derr
+		}
+	}
 	res.Scenario, res.Customer, res.Elapsed = o.Scenario, o.Customer, time.Since(began)
 	after := r.Cloud.Counters()
 	res.Counters = localcloud.Counters{
