@@ -266,6 +266,9 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 	// With chaos armed, SQS's at-least-once delivery: a batch held back while the other
 	// pollers go on (so later messages overtake it), or handed to the function twice.
 	duplicate, hold := p.m.cfg.Chaos.Delivery("queue " + p.cfg.EventSourceArn)
+	// Decided when the batch goes out: a batch dispatched while chaos was armed and failed
+	// after it was disarmed (a killed invocation answers late) returns quickly too.
+	redeliver := p.m.cfg.Chaos.Redelivery()
 	sleep(ctx, hold)
 	var copies sync.WaitGroup
 	if duplicate { // a copy racing this one, as another poller's receive of the same messages
@@ -278,13 +281,13 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 		// stay, and return when their visibility timeout expires.
 		b.Err = err
 		p.setResult("PROBLEM: Function call failed")
-		p.hastenRedelivery(ctx, msgs)
+		p.hastenRedelivery(ctx, msgs, redeliver)
 		return
 	}
 	if out.FunctionError != nil {
 		b.FunctionError = aws.ToString(out.FunctionError)
 		p.setResult("PROBLEM: Function call failed")
-		p.hastenRedelivery(ctx, msgs)
+		p.hastenRedelivery(ctx, msgs, redeliver)
 		return
 	}
 	keep := map[string]bool{}
@@ -309,15 +312,14 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 			done = append(done, msg)
 		}
 	}
-	p.hastenRedelivery(ctx, kept)
+	p.hastenRedelivery(ctx, kept, redeliver)
 	b.Deleted = append(b.Deleted, p.delete(ctx, done)...)
 	p.setResult("OK")
 }
 
-// hastenRedelivery shortens the invisibility of a failed batch's messages while chaos is
-// armed (chaos.Injector.Redelivery says why).
-func (p *poller) hastenRedelivery(ctx context.Context, msgs []sqstypes.Message) {
-	d := p.m.cfg.Chaos.Redelivery()
+// hastenRedelivery shortens to d the invisibility of a failed batch's messages dispatched
+// while chaos was armed (chaos.Injector.Redelivery says why; 0 leaves the queue's own).
+func (p *poller) hastenRedelivery(ctx context.Context, msgs []sqstypes.Message, d time.Duration) {
 	if d <= 0 || len(msgs) == 0 {
 		return
 	}
