@@ -249,11 +249,16 @@ func (s *Service) resync(ctx context.Context, d store.Deployment, now time.Time)
 // says what it did and whether the upgrade runs (started now, or by an earlier try).
 func (s *Service) start(ctx context.Context, d store.Deployment, m *store.Maintenance, due []release.Release, in UpgradeInput, scheduled time.Time) (string, bool, error) {
 	what := in.Purpose + " " + in.Key
+	name := ExecutionName(d.ID, in.Purpose, scheduled)
+	if m.Last != nil && m.Last.Execution == name {
+		// This firing's upgrade ran already (the firing is written again after its upgrade
+		// finished): its record stands.
+		return fmt.Sprintf("%s: started %s", what, name), true, nil
+	}
 	if len(due) == 0 {
 		m.Last = &store.Run{Key: in.Key, Outcome: "nothing-due", At: scheduled}
 		return what + ": nothing due", false, nil
 	}
-	name := ExecutionName(d.ID, in.Purpose, scheduled)
 	if d.Status == lifecycle.Updating {
 		if strings.HasSuffix(d.Execution, ":"+name) {
 			// This firing's own upgrade took the deployment before the firing was recorded.
