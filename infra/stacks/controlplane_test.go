@@ -716,3 +716,28 @@ func TestControlPlaneRefusesAWrongStaleAfter(t *testing.T) {
 		t.Errorf("app has %d constructs after a refused stack", n)
 	}
 }
+
+// The maintenance functions may put only maintenance notices on the vendor bus: not the
+// state functions' byoc.state (a forged health regression would halt a release).
+func TestMaintenanceFunctionsPutOnlyTheirOwnEvents(t *testing.T) {
+	for _, fn := range []string{contract.FunctionMaintenance, contract.FunctionReleases, contract.FunctionUpgrade} {
+		owner := fn
+		if o, ok := sharedRoles[fn]; ok {
+			owner = o
+		}
+		role := defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", title(owner)+"Role")
+		found := false
+		for _, st := range defaultBuild.statementsOfRole(cp, role) {
+			if !slices.Contains(actionsOf(st), "events:PutEvents") {
+				continue
+			}
+			found = true
+			if got := toJSON(dig(st, "Condition", "StringEquals", "events:source")); got != `"`+contract.SourceMaintenance+`"` {
+				t.Errorf("%s may put events of source %s, want only %s", fn, got, contract.SourceMaintenance)
+			}
+		}
+		if !found {
+			t.Errorf("%s cannot put its notices", fn)
+		}
+	}
+}
