@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -216,16 +214,9 @@ const maxActorLength = 128
 
 func decode(payload json.RawMessage) (Request, error) {
 	var req Request
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
 	c := settings.Collector{Of: "releases request"}
-	if err := dec.Decode(&req); err != nil {
-		c.Add("(payload)", "", "must be a JSON object: "+err.Error())
-		return Request{}, c.Err()
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		c.Add("(payload)", "", "must be a single JSON object")
-		return Request{}, c.Err()
+	if err := c.DecodeStrict(payload, &req); err != nil {
+		return Request{}, err
 	}
 	if req.DetailType != "" {
 		return req, nil

@@ -1,7 +1,10 @@
 package settings
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -74,3 +77,20 @@ func (c *Collector) Err() error {
 }
 
 func (c *Collector) err() error { return c.Err() }
+
+// DecodeStrict reads payload into v as one JSON object with no field v does not have (a
+// misspelt field would otherwise be ignored and its default silently used). A refusal is a
+// *ValidationError about "(payload)" for what (c.Of).
+func (c *Collector) DecodeStrict(payload []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		c.Add("(payload)", "", "must be a JSON object: "+err.Error())
+		return c.Err()
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		c.Add("(payload)", "", "must be a single JSON object")
+		return c.Err()
+	}
+	return nil
+}
