@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/infra/local/scenario"
@@ -16,7 +17,13 @@ import (
 // does not wake at a window the later tests' clock jumps reach.
 func runMaintenance(t *testing.T, name string) (scenario.Result, *recording) {
 	t.Helper()
-	res, rec := run(t, scenario.Options{Scenario: name})
+	rec := shared.record(t)
+	// Onboarding, the data plane, up to three clock jumps and the upgrade: more than the
+	// minute run gives a scenario on a loaded machine.
+	res, err := shared.runner.Run(context.Background(), scenario.Options{Scenario: name, Timeout: 3 * time.Minute})
+	if err != nil {
+		t.Fatalf("%v\nresult: %+v", err, res)
+	}
 	t.Cleanup(func() {
 		if err := shared.runner.Retire(context.Background(), res.Deployment.ID); err != nil {
 			t.Error(err)
