@@ -219,3 +219,52 @@ func writeSTSError(w http.ResponseWriter, status int, errType, code, msg string)
 	w.WriteHeader(status)
 	_, _ = w.Write(append([]byte(xml.Header), out...))
 }
+
+// AssumeDenied says why caller may not assume roleArn (its trust policy, or, across
+// accounts, the caller's own policies), or "" when it may. Services that assume a role on
+// their caller's behalf (CloudFormation with a VPC peering's PeerRoleArn) check this way.
+func (a *Accounts) AssumeDenied(caller Principal, roleArn string) string {
+	account, path, name, err := parseRoleArn(roleArn)
+	if err != nil {
+		return err.Error()
+	}
+	role, ok := a.LookupRole(account, name)
+	if !ok || role.Path != path {
+		return "the role does not exist in account " + account
+	}
+	req := Request{Principal: caller, Action: "sts:AssumeRole", Resource: roleArn, Context: map[string][]string{}}
+	trust, _ := ParsePolicy(role.TrustPolicy)
+	if d := trust.Evaluate(req, true); !d.Allowed {
+		return "trust policy: " + d.Reason
+	}
+	return a.identityDenies(caller, account, req)
+}
+
+// RoleDenies says why the role's permissions policies do not allow action on resource
+// (with the request's condition keys in context), or "" when they do.
+func (a *Accounts) RoleDenies(roleArn, action, resource string, context map[string][]string) string {
+	account, _, name, err := parseRoleArn(roleArn)
+	if err != nil {
+		return err.Error()
+	}
+	role, ok := a.LookupRole(account, name)
+	if !ok {
+		return "the role does not exist in account " + account
+	}
+	allowed := false
+	for _, doc := range role.IdentityPolicies {
+		p, err := ParsePolicy(doc)
+		if err != nil {
+			continue
+		}
+		d := p.Evaluate(Request{Action: action, Resource: resource, Context: context}, false)
+		if d.Denied {
+			return "denied: " + d.Reason
+		}
+		allowed = allowed || d.Allowed
+	}
+	if !allowed {
+		return fmt.Sprintf("no policy of %s allows %s on %s", roleArn, action, resource)
+	}
+	return ""
+}

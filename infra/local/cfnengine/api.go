@@ -58,7 +58,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if scope, ok := accounts.SigningScope(r); ok && scope.Region != "" {
 		region = scope.Region
 	}
-	c := &call{e: e, form: r.Form, account: account, region: region, ctx: r.Context()}
+	c := &call{e: e, form: r.Form, account: account, caller: e.cfg.Accounts.Caller(r), region: region, ctx: r.Context()}
 	action := r.Form.Get("Action")
 	handlers := map[string]func() (any, *apiError){
 		"CreateStack":                 c.createStack,
@@ -102,6 +102,7 @@ type call struct {
 	e               *Engine
 	form            url.Values
 	account, region string
+	caller          accounts.Principal
 	ctx             context.Context
 }
 
@@ -298,7 +299,7 @@ func (c *call) createStack() (any, *apiError) {
 		return nil, validationError("1 validation error detected: Value '%s' at 'onFailure' failed to satisfy constraint: Member must satisfy enum value set: [DO_NOTHING, ROLLBACK, DELETE]", onFailure)
 	}
 	id, err := c.e.createStack(createInput{
-		account: c.account, region: c.region, name: name, body: body, params: given,
+		account: c.account, caller: c.caller, region: c.region, name: name, body: body, params: given,
 		capabilities: c.list("Capabilities"), tags: tags, disableRollback: disableRollback, onFailure: onFailure,
 		token: c.form.Get("ClientRequestToken"), notificationARNs: c.list("NotificationARNs"),
 		protected: strings.EqualFold(c.form.Get("EnableTerminationProtection"), "true"),
@@ -311,6 +312,7 @@ func (c *call) createStack() (any, *apiError) {
 
 type createInput struct {
 	account, region, name string
+	caller                accounts.Principal // who asked: CloudFormation acts with their permissions
 	body                  []byte
 	params                map[string]string
 	capabilities          []string
@@ -327,6 +329,7 @@ func (e *Engine) createStack(in createInput) (string, *apiError) {
 		id: stackID(in.account, in.region, in.name, uuid.NewString()), name: in.name, account: in.account, region: in.region,
 		capabilities: in.capabilities, tags: in.tags, disableRollback: in.disableRollback, onFailure: in.onFailure,
 		notificationARNs: in.notificationARNs, resources: map[string]*liveResource{}, protected: in.protected, lastToken: in.token,
+		caller: in.caller,
 	}
 	if s.onFailure == "" {
 		s.onFailure = "ROLLBACK"
@@ -403,14 +406,14 @@ func (c *call) updateStack() (any, *apiError) {
 	if c.form.Has("Capabilities.member.1") {
 		capabilities = c.list("Capabilities")
 	}
-	id, err := c.e.updateStack(s, body, given, capabilities, tags, c.form.Get("ClientRequestToken"))
+	id, err := c.e.updateStack(s, c.caller, body, given, capabilities, tags, c.form.Get("ClientRequestToken"))
 	if err != nil {
 		return nil, err
 	}
 	return updateStackResult{StackID: id}, nil
 }
 
-func (e *Engine) updateStack(s *stack, body []byte, given map[string]string, capabilities []string, tags []Tag, token string) (string, *apiError) {
+func (e *Engine) updateStack(s *stack, caller accounts.Principal, body []byte, given map[string]string, capabilities []string, tags []Tag, token string) (string, *apiError) {
 	p, apiErr := e.prepare(s, body, given, capabilities)
 	if apiErr != nil {
 		return "", apiErr
@@ -430,7 +433,7 @@ func (e *Engine) updateStack(s *stack, body []byte, given map[string]string, cap
 		e.mu.Unlock()
 		return "", validationError("No updates are to be performed.")
 	}
-	s.body, s.tpl, s.params, s.tags, s.capabilities, s.lastToken = p.body, p.tpl, p.params, tags, capabilities, token
+	s.body, s.tpl, s.params, s.tags, s.capabilities, s.lastToken, s.caller = p.body, p.tpl, p.params, tags, capabilities, token, caller
 	s.description = p.tpl.Description
 	s.updated = e.clock.Now().UTC()
 	e.mu.Unlock()

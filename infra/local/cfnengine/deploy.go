@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/byocloud/byoc/infra/local/accounts"
 )
 
 // allCapabilities is what DeployTemplate acknowledges: the caller is the local cloud
@@ -25,7 +27,7 @@ func (e *Engine) DeployTemplate(ctx context.Context, account, stackName string, 
 		e.mu.Lock()
 		tags := s.tags
 		e.mu.Unlock()
-		if _, apiErr := e.updateStack(s, templateBody, params, allCapabilities, tags, ""); apiErr != nil {
+		if _, apiErr := e.updateStack(s, accounts.RootPrincipal(account), templateBody, params, allCapabilities, tags, ""); apiErr != nil {
 			if apiErr.message != "No updates are to be performed." {
 				return nil, nil, apiErr
 			}

@@ -133,6 +133,7 @@ type Engine struct {
 	iam         map[string]*iamAccount
 	held        map[heldName]string // physical names in use, live or retained -> holder
 	injections  []injection
+	net         *network
 	ops         sync.WaitGroup
 }
 
@@ -172,6 +173,7 @@ func New(cfg Config) *Engine {
 		busPolicies: map[string]map[string]json.RawMessage{},
 		held:        map[heldName]string{},
 		iam:         map[string]*iamAccount{},
+		net:         newNetwork(),
 	}
 	if e.clock == nil {
 		e.clock = realClock{}

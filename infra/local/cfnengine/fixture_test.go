@@ -81,6 +81,8 @@ func newFixture(t *testing.T, configure ...func(*Config)) *fixture {
 		switch {
 		case scope.Service == "sts":
 			f.accounts.ServeHTTP(w, r)
+		case scope.Service == "ec2":
+			f.engine.EC2().ServeHTTP(w, r)
 		case IsBusPermissionRequest(r):
 			f.engine.BusPermissions().ServeHTTP(w, r)
 		default:

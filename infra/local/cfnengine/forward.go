@@ -40,6 +40,11 @@ const (
 // itself: IAM roles and policies (for STS), forwarding rules of customer accounts, and bus
 // policies. An invalid role trust policy or event pattern fails the resource, as on AWS.
 func (e *Engine) applyEffects(s *stack, r *liveResource) error {
+	if networkTypes[r.typ] {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.networkEffect(s, r)
+	}
 	switch r.typ {
 	case "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy":
 		return e.iamCreated(s.account, s.id, r)
@@ -61,6 +66,12 @@ func (e *Engine) applyEffects(s *stack, r *liveResource) error {
 
 // undoEffects forgets what applyEffects recorded.
 func (e *Engine) undoEffects(s *stack, r *liveResource) {
+	if networkTypes[r.typ] {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		e.undoNetworkEffect(s, r)
+		return
+	}
 	switch r.typ {
 	case "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy":
 		e.iamDeleted(s.account, s.id, r)

@@ -200,9 +200,11 @@ var typeSpecs = map[string]typeSpec{
 	"AWS::EC2::VPCEndpoint": {idPrefix: "vpce-", facts: func(c *factContext) resourceFacts {
 		return facts(c.physicalID, map[string]any{"Id": c.physicalID, "CreationTimestamp": "", "DnsEntries": []any{}, "NetworkInterfaceIds": []any{}})
 	}},
-	"AWS::EC2::VPCPeeringConnection": {idPrefix: "pcx-", facts: idFacts("Id")},
-	"AWS::EC2::FlowLog":              {idPrefix: "fl-", facts: idFacts("Id")},
-	"AWS::EC2::NetworkAcl":           {idPrefix: "acl-", facts: idFacts("Id")},
+	"AWS::EC2::VPCPeeringConnection":          {idPrefix: "pcx-", facts: idFacts("Id")},
+	"AWS::EC2::VPCEndpointService":            {idPrefix: "vpce-svc-", facts: idFacts("ServiceId")},
+	"AWS::EC2::VPCEndpointServicePermissions": {facts: func(c *factContext) resourceFacts { return facts(c.physicalID, nil) }},
+	"AWS::EC2::FlowLog":                       {idPrefix: "fl-", facts: idFacts("Id")},
+	"AWS::EC2::NetworkAcl":                    {idPrefix: "acl-", facts: idFacts("Id")},
 	"AWS::EC2::LaunchTemplate": {idPrefix: "lt-", facts: func(c *factContext) resourceFacts {
 		return facts(c.physicalID, map[string]any{"LaunchTemplateId": c.physicalID, "LatestVersionNumber": "1", "DefaultVersionNumber": "1"})
 	}},

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/cfnengine/template"
 )
 
@@ -12,6 +13,7 @@ import (
 // operation, always under Engine.mu; API handlers read them under Engine.mu.
 type stack struct {
 	id, name, account, region string
+	caller                    accounts.Principal // who created or last updated it
 
 	description      string
 	status, reason   string

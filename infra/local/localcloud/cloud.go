@@ -201,6 +201,8 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("sqs", sqsgate.IsRequest, c.SQS)
 	d.Handle("cloudformation", c.Stacks)
 	d.Handle("sts", c.Accounts)
+	// Customer accounts' networks exist only in the stack engine (kumo keeps its own EC2 apart).
+	d.Handle("ec2", c.Stacks.EC2())
 	// kumo ignores TransactWriteItems' ClientRequestToken; AWS honours it, and the store's
 	// writes are transactions whose SDK retries must not apply twice.
 	d.HandleIf("dynamodb", frontdoor.IsTransactWrite, frontdoor.TransactTokens(proxy))
