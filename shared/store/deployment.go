@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/connectivity"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/settings"
 )
@@ -46,6 +47,9 @@ type Deployment struct {
 	StackVersions map[string]string `json:"stackVersions,omitempty"`
 	// Maintenance is the window, the rollout channel and the maintenance schedule's state.
 	Maintenance *Maintenance `json:"maintenance,omitempty"`
+	// Network is the deployment's private connectivity: peerings, PrivateLink, load
+	// balancers, IP access lists.
+	Network *connectivity.Network `json:"network,omitempty"`
 }
 
 // CustomerRole is the deployment's management role in its customer's account, assumed with
