@@ -131,6 +131,8 @@ type App struct {
 	ControlPlane   *ControlPlane
 	Bootstrap      *Bootstrap
 	Infrastructure *Infrastructure
+	// PeerAccess is the peer-side template customers apply in the peer VPC's account.
+	PeerAccess awscdk.Stack
 	// InfraTemplate is the compact infrastructure template in the provision bundle.
 	InfraTemplate []byte
 	// ProvisionBundle is the directory deployed as the provision function's code.
@@ -198,10 +200,11 @@ func Build(app awscdk.App, cfg Config) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	template, err := SynthInfrastructureTemplate()
+	templates, err := SynthCustomerTemplates()
 	if err != nil {
 		return nil, err
 	}
+	template := templates[contract.InfraTemplateFile]
 	bundle := filepath.Join(*app.Outdir(), ".bundles", contract.FunctionProvision)
 	if err := stageProvisionBundle(bundle, filepath.Join(cfg.BuildDir, contract.FunctionProvision, "bootstrap"), template); err != nil {
 		return nil, err
@@ -216,6 +219,13 @@ func Build(app awscdk.App, cfg Config) (*App, error) {
 		codeDirs[fn] = dir
 	}
 	codeDirs[contract.FunctionProvision] = bundle
+	peeringBundle := filepath.Join(*app.Outdir(), ".bundles", contract.FunctionPeering)
+	if err := stageBundle(peeringBundle, filepath.Join(cfg.BuildDir, contract.FunctionPeering, "bootstrap"), map[string][]byte{
+		contract.PeeringTemplateFile: templates[contract.PeeringTemplateFile], contract.PrivateLinkTemplateFile: templates[contract.PrivateLinkTemplateFile],
+	}); err != nil {
+		return nil, err
+	}
+	codeDirs[contract.FunctionPeering] = peeringBundle
 
 	templateURL := cfg.BootstrapTemplateURL
 	if templateURL == "" {
@@ -236,10 +246,14 @@ func Build(app awscdk.App, cfg Config) (*App, error) {
 		ControlPlane:    cp,
 		Bootstrap:       NewBootstrapStack(app, BootstrapStackID),
 		Infrastructure:  NewInfrastructureStack(app, InfrastructureStackID),
+		PeerAccess:      NewPeerAccessStack(app, PeerAccessStackID),
 		InfraTemplate:   template,
 		ProvisionBundle: bundle,
 	}
-	for _, stack := range []awscdk.Stack{cp.Stack, built.Bootstrap.Stack, built.Infrastructure.Stack} {
+	// The peering and PrivateLink templates are synthesized with the infrastructure template
+	// (SynthCustomerTemplates) and added here too, so cdk-nag and cfn-lint check them.
+	peering, privateLink := NewPeeringStack(app, PeeringStackID), NewPrivateLinkStack(app, PrivateLinkStackID)
+	for _, stack := range []awscdk.Stack{cp.Stack, built.Bootstrap.Stack, built.Infrastructure.Stack, built.PeerAccess, peering, privateLink} {
 		applyNag(stack)
 	}
 	return built, nil

@@ -126,6 +126,33 @@ func managementPolicies() []policyArea {
 		}},
 	}
 
+	// Private connectivity (peering stacks, PrivateLink): peering connections and endpoint
+	// services carry the managed-by tag like everything else; the private load balancer's
+	// security group is the load balancer controller's, recognised by its cluster tag; the
+	// accepter role lives in the peer's account, unknown when this template is applied.
+	peerVpc := sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc/*")
+	connections := sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc-peering-connection/*")
+	endpointServices := sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc-endpoint-service/*")
+	connectivity := []grant{
+		{sid: "PeerFromTaggedVpcs", resources: []string{peerVpc}, actions: []string{"ec2:CreateVpcPeeringConnection"}, conditions: resourceTag},
+		{sid: "CreateTaggedPeerings", resources: []string{connections}, actions: []string{"ec2:CreateVpcPeeringConnection"}, conditions: requestTag},
+		{sid: "TagConnectivityOnCreate", resources: []string{connections, endpointServices}, actions: []string{"ec2:CreateTags"},
+			conditions: map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": []string{"CreateVpcPeeringConnection", "CreateVpcEndpointServiceConfiguration"}}}},
+		{sid: "ManageTaggedPeerings", resources: []string{connections}, conditions: resourceTag, actions: []string{
+			"ec2:DeleteVpcPeeringConnection", "ec2:ModifyVpcPeeringConnectionOptions"}},
+		{sid: "CreateTaggedEndpointServices", resources: []string{endpointServices}, conditions: requestTag, actions: []string{"ec2:CreateVpcEndpointServiceConfiguration"}},
+		{sid: "ManageTaggedEndpointServices", resources: []string{endpointServices}, conditions: resourceTag, actions: []string{
+			"ec2:DeleteVpcEndpointServiceConfigurations", "ec2:ModifyVpcEndpointServiceConfiguration", "ec2:ModifyVpcEndpointServicePermissions",
+			"ec2:AcceptVpcEndpointConnections", "ec2:RejectVpcEndpointConnections"}},
+		{sid: "OpenPrivateLoadBalancer", resources: []string{sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:security-group/*")},
+			conditions: map[string]any{"StringLike": map[string]any{"aws:ResourceTag/elbv2.k8s.aws/cluster": sub(prefix + "-*")}},
+			actions:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"}},
+		// CloudFormation's endpoint-service handler reads the load balancer it fronts.
+		{sid: "ReadLoadBalancers", resources: []string{"*"}, actions: []string{"elasticloadbalancing:DescribeLoadBalancers"}},
+		{sid: "AssumePeerAccepterRoles", resources: []string{sub("arn:${AWS::Partition}:iam::*:role/" + contract.PeerAccepterRolePrefix + "*")},
+			actions: []string{"sts:AssumeRole"}},
+	}
+
 	eksResources := []string{
 		subf("arn:${AWS::Partition}:eks:*:%s:cluster/%s-*", account, prefix),
 		subf("arn:${AWS::Partition}:eks:*:%s:nodegroup/%s-*/%s-*/*", account, prefix, prefix),
@@ -238,6 +265,7 @@ func managementPolicies() []policyArea {
 
 	return []policyArea{
 		{"NetworkPolicy", "EC2 and VPC: create tagged, change only what byoc tagged", network},
+		{"ConnectivityPolicy", "VPC peering and PrivateLink: tagged connections and services, the private load balancer's group, the peer's accepter role", connectivity},
 		{"EksPolicy", "EKS on <prefix>-* clusters only", eks},
 		{"IamPolicy", "IAM roles and policies named <prefix>-*, passed only to their service", iam},
 		{"StorageAndDnsPolicy", "S3 buckets named <prefix>-* and Route 53 zones", storageAndDNS},

@@ -20,7 +20,19 @@ var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d+$`)
 // SynthInfrastructureTemplate synthesizes the infrastructure stack alone, in a throwaway app,
 // and returns it as the provision step will send it: compact JSON without CDK metadata.
 func SynthInfrastructureTemplate() ([]byte, error) {
-	dir, err := os.MkdirTemp("", "byoc-infra-synth-")
+	t, err := SynthCustomerTemplates()
+	if err != nil {
+		return nil, err
+	}
+	return t[contract.InfraTemplateFile], nil
+}
+
+// SynthCustomerTemplates synthesizes, in one in-process app, the templates functions pass
+// inline to CreateStack in customer accounts: the infrastructure template (provision) and
+// the peering and PrivateLink templates (peering), compacted, keyed by their file name in
+// the function's bundle. Each must fit CloudFormation's TemplateBody limit.
+func SynthCustomerTemplates() (map[string][]byte, error) {
+	dir, err := os.MkdirTemp("", "byoc-customer-synth-")
 	if err != nil {
 		return nil, err
 	}
@@ -31,19 +43,26 @@ func SynthInfrastructureTemplate() ([]byte, error) {
 		Context:            &map[string]any{"aws:cdk:enable-path-metadata": false},
 	})
 	NewInfrastructureStack(app, InfrastructureStackID)
+	NewPeeringStack(app, PeeringStackID)
+	NewPrivateLinkStack(app, PrivateLinkStackID)
 	assembly := app.Synth(nil)
-	raw, err := os.ReadFile(*assembly.GetStackByName(jsii.String(InfrastructureStackID)).TemplateFullPath())
-	if err != nil {
-		return nil, fmt.Errorf("read synthesized infrastructure template: %w", err)
+	out := map[string][]byte{}
+	for file, id := range map[string]string{contract.InfraTemplateFile: InfrastructureStackID,
+		contract.PeeringTemplateFile: PeeringStackID, contract.PrivateLinkTemplateFile: PrivateLinkStackID} {
+		raw, err := os.ReadFile(*assembly.GetStackByName(jsii.String(id)).TemplateFullPath())
+		if err != nil {
+			return nil, fmt.Errorf("read synthesized %s template: %w", id, err)
+		}
+		template, err := CompactTemplate(raw)
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckTemplateBodySize(template); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		out[file] = template
 	}
-	template, err := CompactTemplate(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := CheckTemplateBodySize(template); err != nil {
-		return nil, err
-	}
-	return template, nil
+	return out, nil
 }
 
 // CompactTemplate rewrites a synthesized template without what only the CDK reads: resource
@@ -93,6 +112,12 @@ func CheckTemplateBodySize(template []byte) error {
 // /var/task/<contract.InfraTemplateFile> at run time). The directory is rebuilt from scratch
 // so no stale file can ship.
 func stageProvisionBundle(dir, bootstrap string, template []byte) error {
+	return stageBundle(dir, bootstrap, map[string][]byte{contract.InfraTemplateFile: template})
+}
+
+// stageBundle writes a function's code directory: its bootstrap binary and the files it
+// reads from /var/task at run time.
+func stageBundle(dir, bootstrap string, files map[string][]byte) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -100,10 +125,12 @@ func stageProvisionBundle(dir, bootstrap string, template []byte) error {
 		return err
 	}
 	if err := copyFile(bootstrap, filepath.Join(dir, "bootstrap"), 0o755); err != nil {
-		return fmt.Errorf("stage provision bundle: %w", err)
+		return fmt.Errorf("stage bundle %s: %w", dir, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, contract.InfraTemplateFile), template, 0o644); err != nil {
-		return fmt.Errorf("stage provision bundle: %w", err)
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			return fmt.Errorf("stage bundle %s: %w", dir, err)
+		}
 	}
 	return nil
 }

@@ -114,6 +114,7 @@ type ControlPlane struct {
 	ProvisionMachine awsstepfunctions.CfnStateMachine
 	CommandMachine   awsstepfunctions.CfnStateMachine
 	UpgradeMachine   awsstepfunctions.CfnStateMachine
+	PeeringMachine   awsstepfunctions.CfnStateMachine
 	MaintenanceGroup awsscheduler.CfnScheduleGroup
 	SweepSchedule    awsscheduler.CfnSchedule
 	OperatorKey      awskms.Key
@@ -147,6 +148,7 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPl
 	b.functionsAndWorkflow()
 	b.stateFunctions()
 	b.maintenance()
+	b.connectivity()
 	b.rules()
 	b.operatorTopic()
 	alarms := b.alarms()
@@ -491,7 +493,7 @@ func (b *controlPlaneBuilder) sweepSchedule(sweep awslambda.Function) {
 // sharedRoles: functions that run as another function's role. upgrade changes customer
 // stacks as provision does, and customers' management roles trust the provisioner role
 // alone: both workflows act in customer accounts as that one identity.
-var sharedRoles = map[string]string{contract.FunctionUpgrade: contract.FunctionProvision}
+var sharedRoles = map[string]string{contract.FunctionUpgrade: contract.FunctionProvision, contract.FunctionPeering: contract.FunctionProvision}
 
 // function creates one Lambda function with its own role (or the one it shares) and log
 // group. The role starts empty: it gets write access to its log group and exactly the
@@ -752,6 +754,8 @@ func (b *controlPlaneBuilder) outputs() {
 	out(OutputUpgradeStateMachineArn, b.cp.UpgradeMachine.AttrArn())
 	out(OutputMaintenanceScheduleGroup, b.cp.MaintenanceGroup.Ref())
 	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
+	out(contract.OutputPeerAccessTemplateURL, jsii.String(peerAccessTemplateURL(b.props.BootstrapTemplateURL)))
+	out(contract.OutputPeeringStateMachineArn, b.cp.PeeringMachine.AttrArn())
 	out(OutputOperatorTopicArn, b.cp.OperatorTopic.TopicArn())
 	for _, fn := range contract.Functions {
 		out(OutputFunctionName(fn), b.cp.Functions[fn].FunctionName())

@@ -46,6 +46,17 @@ var Upgrade string
 // UpgradeFunctionArn is the placeholder name of the upgrade Lambda's ARN in Upgrade.
 const UpgradeFunctionArn = "UpgradeFunctionArn"
 
+// Peering is the peering workflow (JSONPath ASL): one peering's creation or deletion, or
+// the PrivateLink endpoint service's, through the peering Lambda's steps and, to enable the
+// private load balancer, sendcommand and statewait. Its placeholders are
+// ${PeeringFunctionArn}, ${SendCommandFunctionArn} and ${StateWaitFunctionArn}.
+//
+//go:embed peering.asl.json
+var Peering string
+
+// PeeringFunctionArn is the placeholder name of the peering Lambda's ARN in Peering.
+const PeeringFunctionArn = "PeeringFunctionArn"
+
 // A placeholder is ${Name}, the syntax of CloudFormation's DefinitionSubstitutions. JSONPath
 // never contains "${", so nothing else in a definition can look like one.
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)

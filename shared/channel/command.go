@@ -14,6 +14,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,10 +37,22 @@ const (
 	Scale        Kind = "scale"   // params: replicas
 	Backup       Kind = "backup"  // params: backupId (optional; the agent names one otherwise)
 	Restore      Kind = "restore" // params: backupId
+	// Connectivity (deployment-wide but for access lists). The agent acknowledges private-lb
+	// with the load balancer it runs, as JSON in the acknowledgement's detail
+	// (connectivity.LoadBalancer: dnsName, securityGroupId, arn).
+	PrivateLoadBalancer Kind = "private-lb"     // params: enabled ("true")
+	PublicLoadBalancer  Kind = "public-lb"      // params: enabled ("true" or "false")
+	AccessList          Kind = "ip-access-list" // params: cidr.0 ... cidr.99 (none: open to all)
 )
 
 // Kinds lists every command kind.
-var Kinds = []Kind{ApplyRelease, Start, Stop, Scale, Backup, Restore}
+var Kinds = []Kind{ApplyRelease, Start, Stop, Scale, Backup, Restore, PrivateLoadBalancer, PublicLoadBalancer, AccessList}
+
+// deploymentWide are the kinds that concern no one service.
+var deploymentWide = []Kind{ApplyRelease, PrivateLoadBalancer, PublicLoadBalancer}
+
+// AccessListParam is the parameter of an access list's i-th CIDR.
+func AccessListParam(i int) string { return "cidr." + strconv.Itoa(i) }
 
 // Command is one instruction to a deployment's agent, as it travels on the channel.
 type Command struct {
@@ -98,10 +112,28 @@ func (c Command) Validate() error {
 		if !statemsg.ValidID(p["backupId"]) {
 			bad = append(bad, "params.backupId: restore needs a backup id that "+statemsg.IDRule)
 		}
+	case PrivateLoadBalancer:
+		if p["enabled"] != "true" || len(p) != 1 {
+			bad = append(bad, `params: private-lb takes only enabled: "true"`)
+		}
+	case PublicLoadBalancer:
+		if (p["enabled"] != "true" && p["enabled"] != "false") || len(p) != 1 {
+			bad = append(bad, `params: public-lb takes only enabled: "true" or "false"`)
+		}
+	case AccessList:
+		for i := range len(p) {
+			if _, err := netip.ParsePrefix(p[AccessListParam(i)]); err != nil {
+				bad = append(bad, fmt.Sprintf("params: ip-access-list takes CIDRs as %s to %s", AccessListParam(0), AccessListParam(len(p)-1)))
+				break
+			}
+		}
 	default:
 		bad = append(bad, fmt.Sprintf("kind: must be one of %v", Kinds))
 	}
-	if c.Kind != ApplyRelease && c.Kind != "" && c.ServiceID == "" {
+	if c.ServiceID != "" && slices.Contains(deploymentWide, c.Kind) && c.Kind != ApplyRelease {
+		bad = append(bad, fmt.Sprintf("serviceId: %s is deployment-wide and names no service", c.Kind))
+	}
+	if !slices.Contains(deploymentWide, c.Kind) && c.Kind != "" && c.ServiceID == "" {
 		bad = append(bad, fmt.Sprintf("serviceId: required for %s", c.Kind))
 	}
 	for k, v := range p {

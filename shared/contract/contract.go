@@ -15,7 +15,7 @@ const (
 // creates one function per entry and the local cloud hosts every entry.
 var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents,
 	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand,
-	FunctionMaintenance, FunctionReleases, FunctionUpgrade}
+	FunctionMaintenance, FunctionReleases, FunctionUpgrade, FunctionPeering}
 
 // Environment variables the control-plane stack gives the functions.
 const (
@@ -239,4 +239,63 @@ const (
 	DetailTypeMaintenanceCompleted = "BYOC Maintenance Completed"
 	DetailTypeMaintenanceFailed    = "BYOC Maintenance Failed"
 	DetailTypeReleaseHalted        = "BYOC Release Halted"
+)
+
+// FunctionPeering handles a deployment's private connectivity: peering requests (operator
+// action or BYOC Peering Requested), the peering workflow's steps, PrivateLink, the public
+// load balancer and IP access lists.
+const FunctionPeering = "peering"
+
+// The connectivity templates: the peering stack and the PrivateLink stack byoc creates in the
+// customer's BYOC account (their bodies travel in the peering function's bundle), and the
+// peer-side template the customer applies in the account of the VPC they peer with.
+const (
+	PeeringTemplateFile     = "peering.template.json"
+	PrivateLinkTemplateFile = "privatelink.template.json"
+
+	PeeringParamVpcID            = "VpcId"
+	PeeringParamPeerVpcID        = "PeerVpcId"
+	PeeringParamPeerAccountID    = "PeerAccountId"
+	PeeringParamPeerRegion       = "PeerRegion"
+	PeeringParamPeerRoleArn      = "PeerRoleArn"  // empty: the connection exists (ConnectionId)
+	PeeringParamConnectionID     = "ConnectionId" // empty: the stack creates the connection
+	PeeringParamRouteTableIDs    = "PrivateRouteTableIds"
+	PeeringParamSecurityGroupID  = "LoadBalancerSecurityGroupId"
+	PeeringOutputConnectionID    = "PeeringConnectionId"
+	PrivateLinkParamLoadBalancer = "LoadBalancerArn"
+	PrivateLinkParamPrincipals   = "AllowedPrincipals"
+	PrivateLinkOutputServiceID   = "ServiceId"
+	PrivateLinkOutputServiceName = "ServiceName"
+
+	PeerAccessParamByocAccountID = "ByocAccountId"
+	PeerAccessParamPeerVpcID     = "PeerVpcId"
+	PeerAccessParamConnectionID  = "ConnectionId"
+	PeerAccessParamByocCidr      = "ByocVpcCidr"
+	PeerAccessOutputRoleArn      = "AccepterRoleArn"
+	// PeerAccepterRolePrefix names the accepter role of the peer-side template
+	// (<prefix><peer VPC id>); the management role may assume only roles so named.
+	PeerAccepterRolePrefix = "byoc-peer-accepter-"
+	PeerAccessStackName    = "clickhouse-byoc-peer-access"
+)
+
+// PeeringParamPeerCidrs are the peer CIDR parameters of the peering template (a VPC has at
+// most five IPv4 CIDRs), and PeerAccessParamRouteTables the route tables the peer-side
+// template adds the route to the BYOC VPC in.
+var (
+	PeeringParamPeerCidrs      = [5]string{"PeerCidr1", "PeerCidr2", "PeerCidr3", "PeerCidr4", "PeerCidr5"}
+	PeerAccessParamRouteTables = [4]string{"RouteTableId1", "RouteTableId2", "RouteTableId3", "RouteTableId4"}
+)
+
+// Connectivity events on the vendor bus. An operator's system asks for a peering with
+// BYOC Peering Requested (source byoc.operator, the vendor's own account: the bus policy
+// refuses byoc.* sources from any other); the peering function announces each peering's
+// state changes as BYOC Peering Changed (source byoc.peering).
+const (
+	SourceOperator               = "byoc.operator"
+	DetailTypePeeringRequested   = "BYOC Peering Requested"
+	SourcePeering                = "byoc.peering"
+	DetailTypePeeringChanged     = "BYOC Peering Changed"
+	EnvPeeringMachineArn         = "PEERING_STATE_MACHINE" // ARN of the peering workflow
+	OutputPeeringStateMachineArn = "PeeringStateMachineArn"
+	OutputPeerAccessTemplateURL  = "PeerAccessTemplateUrl"
 )

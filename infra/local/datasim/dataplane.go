@@ -20,12 +20,16 @@ package datasim
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -93,8 +97,11 @@ type Deployment struct {
 	// AgentRoleARN is the role the agent reads the command channel as (the
 	// AgentRoleArn output; a pod session, as EKS Pod Identity gives it).
 	AgentRoleARN string
-	Services     []Service
-	Faults       []Fault
+	// Region is the deployment's region: the private load balancer the agent reports is
+	// there (us-east-1 when empty).
+	Region   string
+	Services []Service
+	Faults   []Fault
 }
 
 // DefaultVersions are the versions a service starts with when none are given.
@@ -415,6 +422,16 @@ func (p *plane) apply(c channel.Command, log *slog.Logger) {
 			targets = append(targets, p.services[id])
 		}
 	}
+	if targets[0] == nil && len(p.order) > 0 {
+		switch c.Kind {
+		case channel.PrivateLoadBalancer, channel.PublicLoadBalancer:
+			// Load balancers belong to the ingress, not to a service; the ack travels with
+			// the first service's report.
+			ack(p.services[p.order[0]], statemsg.AckSucceeded, p.loadBalancer(c))
+			log.Info("simulated agent applied a command", "deploymentId", p.d.ID, "commandId", c.ID, "kind", c.Kind, "params", c.Params)
+			return
+		}
+	}
 	if targets[0] == nil {
 		if c.Kind != channel.ApplyRelease {
 			// The ack needs a service to travel with: the first one, if any.
@@ -446,7 +463,7 @@ func (p *plane) apply(c channel.Command, log *slog.Logger) {
 		case channel.Scale:
 			n, _ := strconv.Atoi(c.Params["replicas"]) // validated by channel.ParseCommand
 			svc.Replicas, svc.ready = n, n
-		case channel.Backup, channel.Restore:
+		case channel.Backup, channel.Restore, channel.AccessList:
 		}
 		svc.breakNext = p.faults[Unhealthy]
 		log.Info("simulated agent applied a command", "deploymentId", p.d.ID, "serviceId", svc.ID, "commandId", c.ID, "kind", c.Kind)
@@ -454,6 +471,28 @@ func (p *plane) apply(c channel.Command, log *slog.Logger) {
 	// One acknowledgement per command: on its service, or on the first for a
 	// deployment-wide command.
 	ack(targets[0], statemsg.AckSucceeded, "")
+}
+
+// loadBalancer applies a load balancer command and returns the acknowledgement's detail:
+// for private-lb, the load balancer as connectivity.LoadBalancer's JSON (the ingress
+// controller's NLB, named k8s-istioing-... as on ClickHouse's clusters).
+func (p *plane) loadBalancer(c channel.Command) string {
+	if c.Kind != channel.PrivateLoadBalancer {
+		return ""
+	}
+	region := p.d.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	account := strings.Split(p.d.AgentRoleARN, ":")[4]
+	sum := sha256.Sum256([]byte(p.d.ID))
+	h := hex.EncodeToString(sum[:])
+	detail, _ := json.Marshal(map[string]string{
+		"dnsName":         "k8s-istioing-private-" + h[:10] + ".elb." + region + ".amazonaws.com",
+		"securityGroupId": "sg-" + h[10:27],
+		"arn":             "arn:aws:elasticloadbalancing:" + region + ":" + account + ":loadbalancer/net/k8s-istioing-private/" + h[27:43],
+	})
+	return string(detail)
 }
 
 // report sends one state message for svc, with the faults applied, and returns how many
