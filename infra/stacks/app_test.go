@@ -52,7 +52,7 @@ func TestNagReportsFindingsAsErrors(t *testing.T) {
 func TestEveryWildcardHasAWrittenReason(t *testing.T) {
 	used := map[string]bool{}
 	for name, build := range map[string]*synthesized{"default": defaultBuild, "tracing": tracingBuild} {
-		for _, stack := range []string{ControlPlaneStackID, BootstrapStackID, InfrastructureStackID} {
+		for _, stack := range []string{ControlPlaneStackID, BootstrapStackID, InfrastructureStackID, PeerAccessStackID, PeeringStackID, PrivateLinkStackID} {
 			for _, st := range build.policyStatements(stack) {
 				if st.body["Effect"] != "Allow" {
 					continue

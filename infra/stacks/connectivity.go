@@ -41,7 +41,7 @@ func (b *controlPlaneBuilder) connectivity() {
 		contract.EnvBootstrapTemplateURL: jsii.String(b.props.BootstrapTemplateURL),
 	}, b.cp.EventsDLQ, putEvents,
 		grant{sid: "SendConnectivityCommands", resources: []string{commandQueuesArn}, actions: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}},
-		grant{sid: "StartPeeringWorkflow", resources: []string{machineArn}, actions: []string{"states:StartExecution"}})
+		grant{resources: []string{machineArn}, actions: []string{"states:StartExecution"}})
 	machine := b.workflow("Peering", "peering", "Role of the byoc peering workflow", workflows.Peering, map[string]awslambda.Function{
 		workflows.PeeringFunctionArn:     fn,
 		workflows.SendCommandFunctionArn: b.cp.Functions[contract.FunctionSendCommand],

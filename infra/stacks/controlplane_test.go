@@ -227,6 +227,7 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 		contract.FunctionMaintenance: {contract.EnvEventBusName, contract.EnvUpgradeMachineArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup},
 		contract.FunctionReleases:    {contract.EnvEventBusName, contract.EnvEventBusArn, contract.EnvMaintenanceTargetArn, contract.EnvSchedulerRoleArn, contract.EnvSchedulerDLQArn, contract.EnvScheduleGroup},
 		contract.FunctionUpgrade:     {contract.EnvEventBusName},
+		contract.FunctionPeering:     {contract.EnvEventBusName, contract.EnvPeeringMachineArn, contract.EnvSupportedRegions, contract.EnvBootstrapTemplateURL},
 		contract.FunctionStackEvents: nil,
 		contract.FunctionStateIngest: {contract.EnvEventBusName},
 		contract.FunctionStateSweep:  {contract.EnvEventBusName, contract.EnvStateQueueURL}, // STATE_STALE_AFTER only when configured
@@ -368,6 +369,8 @@ func TestWorkflowsInvokeExactlyTheirFunctions(t *testing.T) {
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
 		"UpgradeWorkflow": {workflows.Upgrade, map[string]string{workflows.UpgradeFunctionArn: contract.FunctionUpgrade,
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
+		"PeeringWorkflow": {workflows.Peering, map[string]string{workflows.PeeringFunctionArn: contract.FunctionPeering,
+			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
 	}
 	machines := defaultBuild.resources(cp, "AWS::StepFunctions::StateMachine")
 	if got := slices.Sorted(maps.Keys(machines)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
@@ -444,9 +447,13 @@ func TestFunctionPermissions(t *testing.T) {
 	schedules := "arn:aws:scheduler:us-west-2:111122223333:schedule/stack-maintenance/*"
 	arm := slices.Concat(with(schedules, "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"),
 		with("<"+defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", "MaintenanceScheduleRole")+".Arn>", "iam:PassRole"))
-	// upgrade runs as the provisioner role: one identity in customer accounts.
-	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), with(table, tableActions...),
-		with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
+	peeringMachine := "<PeeringWorkflow.Arn>"
+	// upgrade and peering run as the provisioner role: one identity in customer accounts.
+	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), logs(contract.FunctionPeering), with(table, tableActions...),
+		with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...),
+		with("arn:aws:states:us-west-2:111122223333:stateMachine:stack-peering", "states:StartExecution"),
+		with(commandQueues, "sqs:GetQueueUrl", "sqs:SendMessage"), with(bus, "events:PutEvents"), with(dlq, "sqs:SendMessage"),
+		with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
 		with(stateQueue, queuePolicy...), with(bus, "events:PutEvents"), arm,
 		with(commandQueues, "sqs:CreateQueue", "sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:TagQueue", "sqs:DeleteQueue"))
 	want := map[string][]permission{
@@ -456,18 +463,19 @@ func TestFunctionPermissions(t *testing.T) {
 			with(machine, "states:StartExecution"), with(provisionExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
 		contract.FunctionProvision: provisioner,
 		contract.FunctionUpgrade:   provisioner,
+		contract.FunctionPeering:   provisioner,
 		contract.FunctionStackEvents: slices.Concat(logs(contract.FunctionStackEvents), with(table, tableActions...),
-			with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(dlq, "sqs:SendMessage")),
+			with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...), with(dlq, "sqs:SendMessage")),
 		// The consume actions come with the event source mapping.
 		contract.FunctionStateIngest: slices.Concat(logs(contract.FunctionStateIngest), with(table, stateItems...),
-			with(bus, "events:PutEvents"), with(commandMachine, resume...), with(upgradeMachine, taskTokens...),
+			with(bus, "events:PutEvents"), with(commandMachine, resume...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...),
 			with(stateQueue, "sqs:ReceiveMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:DeleteMessage", "sqs:GetQueueAttributes")),
 		contract.FunctionStateSweep: slices.Concat(logs(contract.FunctionStateSweep), with(table, stateItems...),
 			with(strings.TrimSuffix(table, ">")+">/index/"+servicestate.SweepIndex, "dynamodb:Query"),
 			with(bus, "events:PutEvents"), with(stateQueue, queuePolicy...), with(provisionExecutions, "states:DescribeExecution"),
 			with(upgradeExecutions, "states:DescribeExecution"), with(dlq, "sqs:SendMessage")),
 		contract.FunctionStateWait: slices.Concat(logs(contract.FunctionStateWait), with(table, stateItems...), with(commandMachine, resume...),
-			with(upgradeMachine, taskTokens...)),
+			with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...)),
 		contract.FunctionMaintenance: slices.Concat(logs(contract.FunctionMaintenance), with(table, stateItems...), with(bus, "events:PutEvents"),
 			with(upgradeMachine, "states:StartExecution"), arm, with(dlq, "sqs:SendMessage")),
 		contract.FunctionReleases: slices.Concat(logs(contract.FunctionReleases), with(table, stateItems...), with(bus, "events:PutEvents"),
@@ -580,14 +588,14 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 		}
 		env := dig(p, "Environment", "Variables").(map[string]any)
 		_, hasRegions := env[contract.EnvSupportedRegions]
-		if wantRegions := fn == contract.FunctionInvite || fn == contract.FunctionProvision; hasRegions != wantRegions {
+		if wantRegions := fn == contract.FunctionInvite || fn == contract.FunctionProvision || fn == contract.FunctionPeering; hasRegions != wantRegions {
 			t.Errorf("%s has %s: %v, want %v", fn, contract.EnvSupportedRegions, hasRegions, wantRegions)
 		} else if hasRegions && env[contract.EnvSupportedRegions] != "us-east-1,eu-west-1" {
 			t.Errorf("%s %s = %v", fn, contract.EnvSupportedRegions, env[contract.EnvSupportedRegions])
 		}
 	}
 	tmpl := tracingBuild.template(cp)
-	for _, workflow := range []string{"ProvisionWorkflow", "CommandWorkflow", "UpgradeWorkflow"} {
+	for _, workflow := range []string{"ProvisionWorkflow", "CommandWorkflow", "UpgradeWorkflow", "PeeringWorkflow"} {
 		if dig(tracingBuild.resource(t, cp, workflow), "Properties", "TracingConfiguration", "Enabled") != true {
 			t.Errorf("%s tracing is off with xrayTracing=true", workflow)
 		}
@@ -732,7 +740,9 @@ func TestMaintenanceFunctionsPutOnlyTheirOwnEvents(t *testing.T) {
 				continue
 			}
 			found = true
-			if got := toJSON(dig(st, "Condition", "StringEquals", "events:source")); got != `"`+contract.SourceMaintenance+`"` {
+			// upgrade shares the provisioner role with peering, whose notices are byoc.peering.
+			if got := toJSON(dig(st, "Condition", "StringEquals", "events:source")); got != `"`+contract.SourceMaintenance+`"` &&
+				(owner == fn || got != `"`+contract.SourcePeering+`"`) {
 				t.Errorf("%s may put events of source %s, want only %s", fn, got, contract.SourceMaintenance)
 			}
 		}

@@ -89,7 +89,7 @@ func synthesize(root, name string, cfg Config) (*synthesized, error) {
 	}
 	assembly := app.Synth(nil)
 	s := &synthesized{app: built, outdir: outdir, templates: map[string]map[string]any{}, messages: map[string][]message{}}
-	for _, id := range []string{ControlPlaneStackID, BootstrapStackID, InfrastructureStackID} {
+	for _, id := range []string{ControlPlaneStackID, BootstrapStackID, InfrastructureStackID, PeeringStackID, PrivateLinkStackID, PeerAccessStackID} {
 		artifact := assembly.GetStackByName(jsii.String(id))
 		raw, err := os.ReadFile(*artifact.TemplateFullPath())
 		if err != nil {

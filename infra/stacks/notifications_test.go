@@ -167,8 +167,8 @@ func TestOperatorRulesSendAlertsToTheTopic(t *testing.T) {
 		"OperatorMaintenanceFailedRule": `{"account":[{"Ref":"AWS::AccountId"}],"detail-type":["BYOC Maintenance Failed"],"source":["byoc.maintenance"]}`,
 		"OperatorReleaseHaltedRule":     `{"account":[{"Ref":"AWS::AccountId"}],"detail-type":["BYOC Release Halted"],"source":["byoc.maintenance"]}`,
 	}
-	if rules := defaultBuild.resources(cp, "AWS::Events::Rule"); len(rules) != 3+len(patterns) {
-		t.Errorf("%d rules on the control plane, want the 2 stack-event rules, the release health rule and %d operator rules", len(rules), len(patterns))
+	if rules := defaultBuild.resources(cp, "AWS::Events::Rule"); len(rules) != 4+len(patterns) {
+		t.Errorf("%d rules on the control plane, want the 2 stack-event rules, the release health rule, the peering request rule and %d operator rules", len(rules), len(patterns))
 	}
 	dlqAdmits := map[string]bool{}
 	for _, st := range defaultBuild.policyStatements(cp) {

@@ -36,7 +36,6 @@ var wildcardReasons = map[string]string{
 	"ArmMaintenanceSchedules":          "one schedule per deployment, named by its id, in the stack's maintenance group: the group is the fixed part",
 	"SendCommands":                     "a workflow commands whichever deployment it serves, and each has its own channel (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part; each channel's policy lets only its deployment's agent read",
 
-	"StartPeeringWorkflow":     "the peering workflow invokes the peering function, which starts it: its name is fixed (<stack>-peering) so that neither refers to the other, and only this stack's workflow can be started",
 	"SendConnectivityCommands": "the public load balancer and IP access lists are commanded on whichever deployment's channel the request names (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
 
 	// bootstrap: the management role
