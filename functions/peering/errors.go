@@ -33,6 +33,8 @@ type (
 	NotAccepted struct{ Reason string }
 	// BadReport is the agent reporting a load balancer that fails the checks.
 	BadReport struct{ Reason string }
+	// NoAgent is a deployment whose agent has not reported yet.
+	NoAgent struct{ Reason string }
 	// InvalidInput is a step called with input it cannot use (a defect of the workflow).
 	InvalidInput struct{ Problem string }
 	// AccessDenied is the customer's management role refusing us (or withdrawn).
@@ -53,6 +55,7 @@ func (e *NotOwner) Error() string {
 }
 func (e *NotAccepted) Error() string  { return e.Reason }
 func (e *BadReport) Error() string    { return e.Reason }
+func (e *NoAgent) Error() string      { return e.Reason }
 func (e *InvalidInput) Error() string { return "invalid step input: " + e.Problem }
 func (e *AccessDenied) Error() string { return e.Err.Error() }
 func (e *AccessDenied) Unwrap() error { return e.Err }
@@ -64,7 +67,7 @@ func classify(err error) error {
 		return nil
 	case errors.As(err, new(*InvalidRequest)), errors.As(err, new(*NotFound)), errors.As(err, new(*Refused)),
 		errors.As(err, new(*TransientError)), errors.As(err, new(*StackFailed)), errors.As(err, new(*StackBlocked)),
-		errors.As(err, new(*NotOwner)), errors.As(err, new(*NotAccepted)), errors.As(err, new(*BadReport)),
+		errors.As(err, new(*NotOwner)), errors.As(err, new(*NotAccepted)), errors.As(err, new(*BadReport)), errors.As(err, new(*NoAgent)),
 		errors.As(err, new(*InvalidInput)), errors.As(err, new(*AccessDenied)):
 		return err
 	case errors.As(err, &blocked):

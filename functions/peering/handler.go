@@ -467,8 +467,13 @@ func (h *Handler) register(ctx context.Context, a Action) (any, error) {
 			return false, &Refused{Reason: "endpointId: the PrivateLink service is gone"}
 		}
 		cp := *n.PrivateLink
+		want := connectivity.Endpoint{ID: a.EndpointID, Owner: conn.Owner, State: conn.State, DNSNames: dns}
+		if i := slices.IndexFunc(cp.Endpoints, func(e connectivity.Endpoint) bool { return e.ID == a.EndpointID }); i >= 0 &&
+			cp.Endpoints[i].State == want.State && slices.Equal(cp.Endpoints[i].DNSNames, want.DNSNames) {
+			return false, nil // registered already: a repeated request writes nothing
+		}
 		cp.Endpoints = slices.DeleteFunc(slices.Clone(cp.Endpoints), func(e connectivity.Endpoint) bool { return e.ID == a.EndpointID })
-		cp.Endpoints = append(cp.Endpoints, connectivity.Endpoint{ID: a.EndpointID, Owner: conn.Owner, State: conn.State, DNSNames: dns})
+		cp.Endpoints = append(cp.Endpoints, want)
 		n.PrivateLink = &cp
 		return true, nil
 	})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
@@ -55,6 +56,9 @@ type PrepareResult struct {
 	Work      string `json:"work"`
 	PrivateLB bool   `json:"privateLb"` // the private load balancer must be enabled first
 	CommandID string `json:"commandId"`
+	// ServiceID is the service whose reports the wait for the agent's acknowledgement
+	// follows: the command is deployment-wide, and any service's report settles it.
+	ServiceID string `json:"serviceId"`
 }
 
 // ConnectResult: "apply" (build the stack) or "wait" (the customer has not accepted yet).
@@ -153,8 +157,8 @@ func (h *Handler) owned(ctx context.Context, in StepInput) (target, error) {
 }
 
 // update writes the target's new state (only while this execution owns it).
-func (h *Handler) update(ctx context.Context, in StepInput, action, detail string, edit func(t target) error) (store.Deployment, error) {
-	return h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: action, Detail: detail},
+func (h *Handler) update(ctx context.Context, in StepInput, action, detail string, edit func(t target) error) (d store.Deployment, wrote bool, err error) {
+	d, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: action, Detail: detail},
 		func(d store.Deployment, n *connectivity.Network) (bool, error) {
 			t := target{d: d, n: *n}
 			if in.Target == PrivateLinkTarget {
@@ -173,9 +177,14 @@ func (h *Handler) update(ctx context.Context, in StepInput, action, detail strin
 			if t.execution() != in.Execution {
 				return false, &NotOwner{DeploymentID: in.DeploymentID, Target: in.Target, Owner: t.execution(), Step: in.Step}
 			}
+			before := t.snapshot()
 			if err := edit(t); err != nil {
 				return false, err
 			}
+			if t.snapshot() == before {
+				return false, nil // a retried step: already recorded, no second audit entry
+			}
+			wrote = true
 			if t.link != nil {
 				t.link.UpdatedAt = h.Store.Now().UTC()
 				n.PrivateLink = t.link
@@ -184,6 +193,23 @@ func (h *Handler) update(ctx context.Context, in StepInput, action, detail strin
 			}
 			return true, nil
 		})
+	return d, wrote, err
+}
+
+// snapshot is the target's state, to tell a change from a repeat.
+func (t target) snapshot() string {
+	var v any = t.link
+	if t.peering != nil {
+		p := *t.peering
+		p.UpdatedAt = time.Time{}
+		v = p
+	} else if t.link != nil {
+		l := *t.link
+		l.UpdatedAt = time.Time{}
+		v = l
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func privateLBCommand(deploymentID string) string { return "private-lb-" + deploymentID }
@@ -198,7 +224,18 @@ func (h *Handler) prepare(ctx context.Context, in StepInput) (PrepareResult, err
 	}
 	switch t.state() {
 	case connectivity.Provisioning, connectivity.PendingAcceptance:
-		return PrepareResult{Work: WorkCreate, PrivateLB: t.n.PrivateLB == nil, CommandID: privateLBCommand(t.d.ID)}, nil
+		out := PrepareResult{Work: WorkCreate, PrivateLB: t.n.PrivateLB == nil, CommandID: privateLBCommand(t.d.ID)}
+		if out.PrivateLB {
+			services, err := h.Services.Services(ctx, t.d.ID)
+			if err != nil {
+				return PrepareResult{}, err
+			}
+			if len(services) == 0 {
+				return PrepareResult{}, &NoAgent{Reason: "the deployment reports no service: its agent cannot run the private load balancer yet"}
+			}
+			out.ServiceID = services[0].ServiceID
+		}
+		return out, nil
 	case connectivity.Deleting:
 		return PrepareResult{Work: WorkDelete, CommandID: privateLBCommand(t.d.ID)}, nil
 	}
@@ -274,14 +311,14 @@ func (h *Handler) connect(ctx context.Context, in StepInput) (ConnectResult, err
 	}
 	switch conn.Status {
 	case "active":
-		_, err = h.update(ctx, in, "peering.accepted", conn.ID, func(t target) error {
+		_, _, err = h.update(ctx, in, "peering.accepted", conn.ID, func(t target) error {
 			t.peering.ConnectionID, t.peering.State, t.peering.ExpiresAt = conn.ID, connectivity.Provisioning, nil
 			return nil
 		})
 		return ConnectResult{Next: "apply"}, err
 	case "pending-acceptance", "initiating-request", "provisioning":
 		if p.ConnectionID != conn.ID || p.State != connectivity.PendingAcceptance {
-			d, err := h.update(ctx, in, "peering.pending-acceptance", conn.ID, func(t target) error {
+			d, wrote, err := h.update(ctx, in, "peering.pending-acceptance", conn.ID, func(t target) error {
 				t.peering.ConnectionID, t.peering.State = conn.ID, connectivity.PendingAcceptance
 				expires := h.Store.Now().UTC().Add(connectivity.PeeringTTL)
 				t.peering.ExpiresAt = &expires
@@ -290,7 +327,9 @@ func (h *Handler) connect(ctx context.Context, in StepInput) (ConnectResult, err
 			if err != nil {
 				return ConnectResult{}, err
 			}
-			h.announce(ctx, d, p.PeerVpcID, connectivity.PendingAcceptance, "accept "+conn.ID+" in account "+p.PeerAccount)
+			if wrote {
+				h.announce(ctx, d, p.PeerVpcID, connectivity.PendingAcceptance, "accept "+conn.ID+" in account "+p.PeerAccount)
+			}
 		}
 		return ConnectResult{Next: "wait"}, nil
 	}
@@ -442,14 +481,17 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.state() == connectivity.Deleting {
+	switch t.state() {
+	case connectivity.Active, connectivity.Deleted, connectivity.Failed:
+		return nil, nil // a retried step: its outcome is recorded
+	case connectivity.Deleting:
 		if t.peering != nil && t.peering.Manual() && t.peering.ConnectionID != "" {
 			// Made outside CloudFormation: deleted outside it, once the routes are gone.
 			if err := ec2.DeletePeering(ctx, t.peering.ConnectionID); err != nil && !ended(err) {
 				return nil, err
 			}
 		}
-		d, err := h.update(ctx, in, "peering.deleted", in.Target, func(t target) error {
+		d, wrote, err := h.update(ctx, in, "peering.deleted", in.Target, func(t target) error {
 			if t.link != nil {
 				t.link.State, t.link.Reason, t.link.Endpoints = connectivity.Deleted, "", nil
 			} else {
@@ -457,7 +499,7 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (any, error) {
 			}
 			return nil
 		})
-		if err == nil {
+		if err == nil && wrote {
 			h.announce(ctx, d, in.Target, connectivity.Deleted, "")
 		}
 		return nil, err
@@ -470,7 +512,7 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (any, error) {
 		return nil, &InvalidInput{Problem: fmt.Sprintf("stack %s is not settled", stackName(t.d, in.Target))}
 	}
 	out := customerstack.Outputs(stack)
-	d, err := h.update(ctx, in, "peering.active", in.Target, func(t target) error {
+	d, wrote, err := h.update(ctx, in, "peering.active", in.Target, func(t target) error {
 		if t.link != nil {
 			t.link.State, t.link.Reason = connectivity.Active, ""
 			t.link.ServiceID, t.link.ServiceName = out[contract.PrivateLinkOutputServiceID], out[contract.PrivateLinkOutputServiceName]
@@ -480,7 +522,7 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (any, error) {
 		t.peering.ConnectionID = out[contract.PeeringOutputConnectionID]
 		return nil
 	})
-	if err == nil {
+	if err == nil && wrote {
 		h.announce(ctx, d, in.Target, connectivity.Active, "")
 	}
 	return nil, err
@@ -502,7 +544,11 @@ func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
 	if in.Error != nil {
 		reason = in.Error.Error + ": " + causeOf(in.Error.Cause)
 	}
-	d, err := h.update(ctx, in, "peering.failed", reason, func(t target) error {
+	d, wrote, err := h.update(ctx, in, "peering.failed", reason, func(t target) error {
+		switch t.state() {
+		case connectivity.Active, connectivity.Deleted, connectivity.Failed:
+			return nil // an outcome is recorded already: a retried step keeps it
+		}
 		if t.link != nil {
 			t.link.State, t.link.Reason = connectivity.Failed, reason
 		} else {
@@ -514,7 +560,7 @@ func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
 	if errors.As(err, &notOwner) {
 		return nil, nil
 	}
-	if err == nil {
+	if err == nil && wrote {
 		h.announce(ctx, d, in.Target, connectivity.Failed, reason)
 	}
 	return nil, err

@@ -227,17 +227,20 @@ func Build(app awscdk.App, cfg Config) (*App, error) {
 	}
 	codeDirs[contract.FunctionPeering] = peeringBundle
 
-	templateURL := cfg.BootstrapTemplateURL
+	templateURL, peerURL := cfg.BootstrapTemplateURL, ""
 	if templateURL == "" {
-		templateURL = sub(DefaultBootstrapTemplateURL)
+		templateURL, peerURL = sub(DefaultBootstrapTemplateURL), sub(peerAccessTemplateURL(DefaultBootstrapTemplateURL))
+	} else {
+		peerURL = peerAccessTemplateURL(templateURL)
 	}
 	cp, err := NewControlPlaneStack(app, ControlPlaneStackID, ControlPlaneProps{
-		CodeDirs:             codeDirs,
-		BootstrapTemplateURL: templateURL,
-		ProvisionDefinition:  cfg.ProvisionDefinition,
-		SupportedRegions:     cfg.SupportedRegions,
-		Tracing:              cfg.Tracing,
-		StateStaleAfter:      cfg.StateStaleAfter,
+		CodeDirs:              codeDirs,
+		BootstrapTemplateURL:  templateURL,
+		PeerAccessTemplateURL: peerURL,
+		ProvisionDefinition:   cfg.ProvisionDefinition,
+		SupportedRegions:      cfg.SupportedRegions,
+		Tracing:               cfg.Tracing,
+		StateStaleAfter:       cfg.StateStaleAfter,
 	})
 	if err != nil {
 		return nil, err

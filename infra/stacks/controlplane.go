@@ -90,6 +90,9 @@ type ControlPlaneProps struct {
 	// BootstrapTemplateURL is where customers fetch the bootstrap template (a literal URL or a
 	// CloudFormation token).
 	BootstrapTemplateURL string
+	// PeerAccessTemplateURL is where customers fetch the peer-side template: beside the
+	// bootstrap template.
+	PeerAccessTemplateURL string
 	// ProvisionDefinition is the provision workflow (ASL) with its ${...} placeholders.
 	ProvisionDefinition string
 	// SupportedRegions is the comma-separated region list given to invite and provision;
@@ -754,7 +757,7 @@ func (b *controlPlaneBuilder) outputs() {
 	out(OutputUpgradeStateMachineArn, b.cp.UpgradeMachine.AttrArn())
 	out(OutputMaintenanceScheduleGroup, b.cp.MaintenanceGroup.Ref())
 	out(OutputBootstrapTemplateURL, jsii.String(b.props.BootstrapTemplateURL))
-	out(contract.OutputPeerAccessTemplateURL, jsii.String(peerAccessTemplateURL(b.props.BootstrapTemplateURL)))
+	out(contract.OutputPeerAccessTemplateURL, jsii.String(b.props.PeerAccessTemplateURL))
 	out(contract.OutputPeeringStateMachineArn, b.cp.PeeringMachine.AttrArn())
 	out(OutputOperatorTopicArn, b.cp.OperatorTopic.TopicArn())
 	for _, fn := range contract.Functions {

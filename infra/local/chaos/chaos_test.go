@@ -25,6 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
+
+	"github.com/byocloud/byoc/shared/cloud"
 )
 
 // A seed replays: the same seed decides the same faults at the same points, whatever order
@@ -245,5 +247,23 @@ func TestIneligibleRequestsPass(t *testing.T) {
 	defer srv.Close()
 	if err := calls(sdkConfig(srv.URL, 1))["dynamodb"](); err != nil || applied.Load() != 1 || in.Report().Total() != 0 {
 		t.Fatalf("an ineligible request: %v, applied %d, %s", err, applied.Load(), in.Report())
+	}
+}
+
+// EC2's faults are EC2's own: its query XML with RequestLimitExceeded (503) when throttled,
+// which byoc's EC2 client reads as a transient error.
+func TestInjectedEC2ErrorsAreEC2s(t *testing.T) {
+	backend := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("a faulted request reached the backend: %s", r.URL)
+	})
+	for fault, want := range map[Fault]string{Throttle: "RequestLimitExceeded", ServerError: "InternalError"} {
+		_, url := door(t, Profile{Name: "t", Rates: map[Fault]float64{fault: 1}}, backend)
+		cfg := sdkConfig(url, 1)
+		cfg.Credentials = credentials.NewStaticCredentialsProvider("111111111111", "local", "")
+		_, err := cloud.NewEC2(cfg).DescribePeerings(context.Background(), []string{"pcx-0123456789abcdef0"}, nil)
+		var e *cloud.EC2Error
+		if !errors.As(err, &e) || (e.Code != want && e.Code != "Unavailable" && e.Code != "ServiceUnavailable") || !cloud.IsTransient(err) {
+			t.Errorf("%s: %v, want EC2's %s, transient", fault, err, want)
+		}
 	}
 }

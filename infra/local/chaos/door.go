@@ -128,6 +128,8 @@ func throttleError(service, op string) apiError {
 		return apiError{400, "Throttling", "Rate exceeded"}
 	case "scheduler":
 		return apiError{429, "ThrottlingException", "Rate exceeded."}
+	case "ec2":
+		return apiError{503, "RequestLimitExceeded", "Request limit exceeded."}
 	}
 	return apiError{400, "ThrottlingException", "Rate exceeded"}
 }
@@ -148,12 +150,14 @@ func serverError(service string, unavailable bool) apiError {
 		return apiError{500, "ServiceException", "An internal error occurred."}
 	case "s3", "sqs":
 		return apiError{500, "InternalError", "We encountered an internal error. Please try again."}
+	case "ec2":
+		return apiError{500, "InternalError", "An internal error has occurred."}
 	}
 	return apiError{500, "InternalFailure", "The request processing has failed because of an unknown error, exception or failure."}
 }
 
 // writeError answers e in the service's protocol: awsJson (X-Amz-Target), restJson (Lambda,
-// Scheduler), query XML (CloudFormation, STS) or S3's REST XML.
+// Scheduler), query XML (CloudFormation, STS), EC2's own query XML, or S3's REST XML.
 func writeError(w http.ResponseWriter, service string, e apiError) {
 	h := w.Header()
 	requestID := "chaos-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -168,6 +172,10 @@ func writeError(w http.ResponseWriter, service string, e apiError) {
 		h.Set("Content-Type", "text/xml")
 		w.WriteHeader(e.status)
 		fmt.Fprintf(w, `<ErrorResponse><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>`, e.fault(), e.code, e.msg, requestID)
+	case service == "ec2":
+		h.Set("Content-Type", "text/xml;charset=UTF-8")
+		w.WriteHeader(e.status)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>%s</Code><Message>%s</Message></Error></Errors><RequestID>%s</RequestID></Response>`, e.code, e.msg, requestID)
 	case service == "lambda" || service == "scheduler":
 		h.Set("Content-Type", "application/json")
 		h.Set("x-amzn-ErrorType", e.code)

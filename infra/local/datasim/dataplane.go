@@ -422,15 +422,12 @@ func (p *plane) apply(c channel.Command, log *slog.Logger) {
 			targets = append(targets, p.services[id])
 		}
 	}
-	if targets[0] == nil && len(p.order) > 0 {
-		switch c.Kind {
-		case channel.PrivateLoadBalancer, channel.PublicLoadBalancer:
-			// Load balancers belong to the ingress, not to a service; the ack travels with
-			// the first service's report.
-			ack(p.services[p.order[0]], statemsg.AckSucceeded, p.loadBalancer(c))
-			log.Info("simulated agent applied a command", "deploymentId", p.d.ID, "commandId", c.ID, "kind", c.Kind, "params", c.Params)
-			return
-		}
+	if (c.Kind == channel.PrivateLoadBalancer || c.Kind == channel.PublicLoadBalancer) && len(p.order) > 0 {
+		// Load balancers belong to the ingress, not to a service; the ack travels with the
+		// first service's report.
+		ack(p.services[p.order[0]], statemsg.AckSucceeded, p.loadBalancer(c))
+		log.Info("simulated agent applied a command", "deploymentId", p.d.ID, "commandId", c.ID, "kind", c.Kind, "params", c.Params)
+		return
 	}
 	if targets[0] == nil {
 		if c.Kind != channel.ApplyRelease {

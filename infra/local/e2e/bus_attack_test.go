@@ -18,7 +18,7 @@ import (
 
 // An invited customer, admitted to the vendor bus by the real invite, puts events that look
 // like the control plane's on it: a critical alert, a recovery and a security rejection about
-// its own deployment, and an event of a source of its own. Every entry is refused by the bus
+// its own deployment, a peering request, and an event of a source of its own. Every entry is refused by the bus
 // policy's statement from the control-plane template; no rule fires (nothing reaches the
 // state watch, so no operator page), and the deployment's audit trail is unchanged.
 func TestCustomerCannotPutControlPlaneEventsOnTheVendorBus(t *testing.T) {
@@ -48,6 +48,10 @@ func TestCustomerCannotPutControlPlaneEventsOnTheVendorBus(t *testing.T) {
 		{EventBusName: bus, Source: aws.String(contract.SourceState), DetailType: aws.String(contract.DetailTypeStateMessageRejected),
 			Detail: detail(servicestate.Rejection{MessageID: "forged-by-customer", Reason: "forged-sender", Security: true, ClaimedDeploymentID: tn.dep.ID})},
 		{EventBusName: bus, Source: aws.String("com.customer.app"), DetailType: aws.String("Anything"), Detail: aws.String(`{}`)},
+		// A peering request only the vendor's own systems may make.
+		{EventBusName: bus, Source: aws.String(contract.SourceOperator), DetailType: aws.String(contract.DetailTypePeeringRequested),
+			Detail: detail(map[string]any{"deploymentId": tn.dep.ID, "peerAccount": tn.customer, "peerVpcId": "vpc-0123456789abcdef0",
+				"peerRegion": "us-east-1", "peerCidrs": []string{"10.1.0.0/16"}, "name": "forged"})},
 	}
 	put, err := eventbridge.NewFromConfig(shared.cloud.ConfigAs(tn.customer)).PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
 	if err != nil {
@@ -74,5 +78,8 @@ func TestCustomerCannotPutControlPlaneEventsOnTheVendorBus(t *testing.T) {
 	}
 	if len(trailAfter) != len(trailBefore) {
 		t.Errorf("the audit trail grew from %d to %d entries", len(trailBefore), len(trailAfter))
+	}
+	if d, err := db.Get(ctx, tn.dep.ID); err != nil || d.Network != nil {
+		t.Errorf("the forged peering request reached the deployment: %+v, %v", d.Network, err)
 	}
 }

@@ -90,6 +90,11 @@ scenarios:
   wrong-external-id  the customer applies the bootstrap with another ExternalId: onboarding fails, nothing created
   duplicate-event    the bootstrap's completion is delivered twice: one workflow
   malformed-event    a malformed stack event reaches the vendor bus: refused, nothing changed
+  upgrade            a Kubernetes minor and a ClickHouse version upgraded inside the maintenance window
+  security-fix       a security release upgraded off-cycle, after its notice, before its deadline
+  upgrade-halts      a canary's upgrade fails: the service goes back, the release halts
+  peering            a second account's VPC peers (accepter role), public LB removed and restored, peering deleted, PrivateLink
+  peering-manual     the customer accepts a peering by hand after the workflow waited; one rejected, one expired
 
 data-plane faults (--fault, with onboard, rollback-retry, duplicate-event):
   unhealthy          after their first report the services turn unhealthy: a critical alert (the expected outcome, exit 0)

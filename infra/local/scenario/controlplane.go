@@ -30,6 +30,7 @@ import (
 const (
 	ControlPlaneTemplate = "ByocControlPlane.template.json"
 	BootstrapTemplate    = "ByocBootstrap.template.json"
+	PeerAccessTemplate   = "ByocPeerAccess.template.json"
 	ControlPlaneStack    = localcloud.ControlPlaneStack
 )
 
@@ -83,6 +84,14 @@ func Deploy(ctx context.Context, c *localcloud.Cloud, templatesDir string) (Cont
 	}
 	if err := publish(ctx, c, outputs[outBootstrapTemplate], bootstrap); err != nil {
 		return ControlPlane{}, fmt.Errorf("publish the bootstrap template: %w", err)
+	}
+	// The peer-side template is published beside it, the same way.
+	peer, err := os.ReadFile(filepath.Join(templatesDir, PeerAccessTemplate))
+	if err != nil {
+		return ControlPlane{}, fmt.Errorf("read the peer access template (run `make synth`): %w", err)
+	}
+	if err := publish(ctx, c, outputs[contract.OutputPeerAccessTemplateURL], peer); err != nil {
+		return ControlPlane{}, fmt.Errorf("publish the peer access template: %w", err)
 	}
 	return ControlPlane{Outputs: outputs, Warnings: warnings}, nil
 }

@@ -71,6 +71,8 @@ var workflowOutputs = map[string]string{"provision": outProvisionMachine, "comma
 
 // Facts reads what a scenario left for a deployment (id "" reads only the customer's stacks).
 // ledger is the data plane's own record, when one ran.
+var peeringStackVpc = regexp.MustCompile(`-peering-[0-9a-f]{8,17}$`)
+
 func (r *Runner) Facts(ctx context.Context, customer, id string, ledger *datasim.Ledger) (Facts, error) {
 	f := Facts{Deployment: id, Stacks: map[string]int{}, Final: map[string]string{}, Executions: map[string]int{}}
 	var summaries []cfntypes.StackSummary
@@ -86,8 +88,9 @@ func (r *Runner) Facts(ctx context.Context, customer, id string, ledger *datasim
 	for _, s := range summaries {
 		name := aws.ToString(s.StackName)
 		if id != "" {
-			// Runs differ in their deployment's id; the stacks are compared by role.
-			name = strings.ReplaceAll(name, id, "<deployment>")
+			// Runs differ in their deployment's id (and a peering stack in its peer VPC's);
+			// the stacks are compared by role.
+			name = peeringStackVpc.ReplaceAllString(strings.ReplaceAll(name, id, "<deployment>"), "-peering-<vpc>")
 		}
 		if f.Stacks[name] == 0 {
 			f.Final[name] = string(s.StackStatus)

@@ -249,7 +249,7 @@ func (m *maint) startDataPlane(ctx context.Context, d store.Deployment, ch strin
 		return m.fail("the deployment record does not name its data-plane roles: %v", err)
 	}
 	m.sim = m.r.Cloud.DataPlane(func(c *datasim.Config) { c.StateQueueURL = m.r.ControlPlane.Outputs[outStateQueueURL] })
-	dep := datasim.Deployment{ID: d.ID, ExporterRoleARN: dp.ExporterRoleARN, AgentRoleARN: dp.AgentRoleARN}
+	dep := datasim.Deployment{ID: d.ID, ExporterRoleARN: dp.ExporterRoleARN, AgentRoleARN: dp.AgentRoleARN, Region: d.Settings.Region}
 	for _, s := range DataPlaneServices {
 		dep.Services = append(dep.Services, datasim.Service{ID: s, Versions: statemsg.Versions{ClickHouse: ch, Operator: baseOperator, Kubernetes: d.StackVersions[contract.InfraParamKubernetesVersion]}})
 	}

@@ -37,7 +37,7 @@ const (
 )
 
 // Names lists every scenario, in the order --help shows them.
-var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent, Upgrade, SecurityFix, UpgradeHalts}
+var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent, Upgrade, SecurityFix, UpgradeHalts, Peering, PeeringManual}
 
 // Options say which scenario to run and how.
 type Options struct {
@@ -80,6 +80,8 @@ type Result struct {
 	Health *HealthResult
 	// Maintenance is what a maintenance scenario saw.
 	Maintenance *MaintenanceResult
+	// Connectivity is what a connectivity scenario saw.
+	Connectivity *ConnectivityResult
 }
 
 // Failure is a scenario whose outcome is not the one it expects.
@@ -275,6 +277,9 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 	}
 	if slices.Contains(MaintenanceScenarios, o.Scenario) {
 		return r.maintenance(ctx, o, res)
+	}
+	if slices.Contains(ConnectivityScenarios, o.Scenario) {
+		return r.connectivity(ctx, o, res)
 	}
 	if !o.DataPlane {
 		return res, nil
