@@ -251,3 +251,34 @@ func TestMalformedPeeringEventIsRefused(t *testing.T) {
 		t.Error("a malformed event changed something")
 	}
 }
+
+// TestAccessListIsPushedToTheAgent: a change is recorded and sent as an ip-access-list command
+// (one CIDR per parameter); asking for the same list again sends the same command id (the
+// channel drops it) and writes nothing; the next change is a new command.
+func TestAccessListIsPushedToTheAgent(t *testing.T) {
+	f := newFixture(t, lifecycle.Ready)
+	if _, err := f.call(t, map[string]any{"action": "access-list", "serviceId": "svc1", "add": []string{"198.51.100.7/32", "203.0.113.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	first := f.deployment(t)
+	if got := first.Network.AccessLists["svc1"]; len(got) != 2 {
+		t.Fatalf("recorded list %v", got)
+	}
+	if _, err := f.call(t, map[string]any{"action": "access-list", "serviceId": "svc1", "add": []string{"203.0.113.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	if f.deployment(t).Version != first.Version {
+		t.Error("a change that changes nothing wrote the record")
+	}
+	if _, err := f.call(t, map[string]any{"action": "access-list", "serviceId": "svc1", "remove": []string{"198.51.100.7/32"}}); err != nil {
+		t.Fatal(err)
+	}
+	cmds := f.commands.commands
+	if len(cmds) != 3 || cmds[0].Kind != channel.AccessList || cmds[0].ServiceID != "svc1" || cmds[0].ID != cmds[1].ID || cmds[2].ID == cmds[0].ID {
+		t.Fatalf("commands %+v: want the list, the same command again, then a new one", cmds)
+	}
+	if cmds[0].Params[channel.AccessListParam(0)] != "198.51.100.7/32" || cmds[0].Params[channel.AccessListParam(1)] != "203.0.113.0/24" ||
+		len(cmds[2].Params) != 1 || cmds[2].Params[channel.AccessListParam(0)] != "203.0.113.0/24" {
+		t.Errorf("parameters %v then %v", cmds[0].Params, cmds[2].Params)
+	}
+}
