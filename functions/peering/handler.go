@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,6 +33,7 @@ import (
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
+	"github.com/byocloud/byoc/shared/statemsg"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -102,6 +106,7 @@ type Handler struct {
 	}
 	Workflows interface {
 		StartExecution(context.Context, *sfn.StartExecutionInput, ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+		DescribeExecution(context.Context, *sfn.DescribeExecutionInput, ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error)
 	}
 	Tasks    cloud.TaskCompleter
 	Bus      servicestate.EventBus
@@ -161,7 +166,10 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 	}
 	switch {
 	case probe.DetailType == contract.DetailTypePeeringRequested:
-		// The rule admits only the vendor's own account; the check is repeated here.
+		// The bus policy and the rule admit only the vendor's own account; checked again here.
+		if vendor := strings.Split(h.Config.MachineArn, ":"); len(vendor) < 5 || probe.Account != vendor[4] {
+			return nil, &Refused{Reason: "account: BYOC Peering Requested is taken only from the vendor's own account, not " + probe.Account}
+		}
 		var a Action
 		c := settings.Collector{Of: "BYOC Peering Requested"}
 		if err := c.DecodeStrict(probe.Detail, &a.PeeringRequest); err != nil {
@@ -280,13 +288,47 @@ func (h *Handler) executionArn(name string) string {
 	return strings.Replace(h.Config.MachineArn, ":stateMachine:", ":execution:", 1) + ":" + name
 }
 
+// start starts the target's workflow execution name; "" starts nothing (the target is as
+// asked already). A repeated request finds its execution: running, it is left alone; ended
+// without recording an outcome (its failure step failed, it was stopped or timed out), a new
+// execution takes the target over, so nothing stays stuck.
 func (h *Handler) start(ctx context.Context, deploymentID, target, name string) error {
+	if name == "" {
+		return nil
+	}
 	input, _ := json.Marshal(map[string]string{"deploymentId": deploymentID, "target": target})
 	_, err := h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(h.Config.MachineArn), Name: aws.String(name), Input: aws.String(string(input))})
 	var exists *sfntypes.ExecutionAlreadyExists
-	if errors.As(err, &exists) {
-		return nil // a repeated request: the execution runs
+	if !errors.As(err, &exists) {
+		return err
 	}
+	old := h.executionArn(name)
+	out, err := h.Workflows.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(old)})
+	if err != nil || out.Status == sfntypes.ExecutionStatusRunning {
+		return err
+	}
+	fresh := executionName(deploymentID, target, h.Store.Now().UTC())
+	var took bool
+	_, err = h.change(ctx, deploymentID, store.Audit{Actor: "peering", Action: "peering.takeover", Detail: target + ": " + name + " ended " + string(out.Status)},
+		func(_ store.Deployment, n *connectivity.Network) (bool, error) {
+			took = false
+			if target == PrivateLinkTarget {
+				if pl := n.PrivateLink; pl != nil && pl.Execution == old && pl.State.Working() {
+					cp := *pl
+					cp.Execution = h.executionArn(fresh)
+					n.PrivateLink, took = &cp, true
+				}
+				return took, nil
+			}
+			if i := n.Find(target); i >= 0 && n.Peerings[i].Execution == old && n.Peerings[i].State.Working() {
+				n.Peerings[i].Execution, took = h.executionArn(fresh), true
+			}
+			return took, nil
+		})
+	if err != nil || !took {
+		return err
+	}
+	_, err = h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(h.Config.MachineArn), Name: aws.String(fresh), Input: aws.String(string(input))})
 	return err
 }
 
@@ -298,7 +340,17 @@ func (h *Handler) request(ctx context.Context, a Action) (any, error) {
 		return nil, err
 	}
 	var name string
+	if d.Outputs[contract.InfraOutputPeersSecurityGroupID] == "" {
+		return nil, &Refused{Reason: "deploymentId: the deployment's infrastructure stack predates private connectivity (no " + contract.InfraOutputPeersSecurityGroupID + "); provision it again first"}
+	}
 	d, err = h.change(ctx, a.DeploymentID, store.Audit{Actor: a.Actor, Action: "peering.requested", Detail: a.PeerVpcID}, func(d store.Deployment, n *connectivity.Network) (bool, error) {
+		name = ""
+		if i := n.Find(a.PeerVpcID); i >= 0 && n.Peerings[i].State.Live() && connectivity.SamePeering(n.Peerings[i], connectivity.Canonical(a.PeeringRequest)) {
+			if n.Peerings[i].State.Working() {
+				name = path(n.Peerings[i].Execution) // still on its way: see that it runs
+			}
+			return false, nil
+		}
 		r, err := connectivity.CheckPeering(a.PeeringRequest, d.Settings.VPCCIDR, *n, h.Config.Regions)
 		if err != nil {
 			return false, &InvalidRequest{Reason: err.Error()}
@@ -309,15 +361,11 @@ func (h *Handler) request(ctx context.Context, a Action) (any, error) {
 		if i := n.Find(r.PeerVpcID); i >= 0 {
 			old := n.Peerings[i]
 			if old.State.Live() {
-				if connectivity.SamePeering(old, r) {
-					name = path(old.Execution)
-					return false, nil
-				}
 				return false, &Refused{Reason: fmt.Sprintf("peerVpcId: the deployment already has a peering with %s (%s) with other settings; delete it first", r.PeerVpcID, old.State)}
 			}
 			n.Peerings[i] = p
 		} else {
-			n.Peerings = append(n.Peerings, p)
+			n.Peerings = append(connectivity.PruneEnded(n.Peerings), p)
 		}
 		name = executionName(d.ID, r.PeerVpcID, now)
 		n.Peerings[n.Find(r.PeerVpcID)].Execution = h.executionArn(name)
@@ -344,7 +392,7 @@ func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 		now := h.Store.Now().UTC()
 		if a.Target == PrivateLinkTarget {
 			pl := n.PrivateLink
-			if pl == nil || !pl.State.Live() {
+			if pl == nil || pl.State == connectivity.Deleted {
 				return false, &NotFound{Reason: "target: the deployment has no PrivateLink service"}
 			}
 			if pl.State == connectivity.Deleting {
@@ -392,15 +440,20 @@ func (h *Handler) privateLink(ctx context.Context, a Action) (any, error) {
 	if err := connectivity.CheckAllowedAccounts(a.AllowedAccounts); err != nil {
 		return nil, &InvalidRequest{Reason: err.Error()}
 	}
-	if _, err := h.operational(ctx, a.DeploymentID); err != nil {
+	if d, err := h.operational(ctx, a.DeploymentID); err != nil {
 		return nil, err
+	} else if d.Outputs[contract.InfraOutputPeersSecurityGroupID] == "" {
+		return nil, &Refused{Reason: "deploymentId: the deployment's infrastructure stack predates private connectivity; provision it again first"}
 	}
 	var name string
 	d, err := h.change(ctx, a.DeploymentID, store.Audit{Actor: a.Actor, Action: "privatelink.requested", Detail: strings.Join(a.AllowedAccounts, ",")}, func(d store.Deployment, n *connectivity.Network) (bool, error) {
 		now := h.Store.Now().UTC()
+		name = ""
 		if pl := n.PrivateLink; pl != nil && pl.State.Live() {
 			if pl.State != connectivity.Deleting && slices.Equal(pl.AllowedAccounts, a.AllowedAccounts) {
-				name = path(pl.Execution)
+				if pl.State.Working() {
+					name = path(pl.Execution)
+				}
 				return false, nil
 			}
 			return false, &Refused{Reason: "allowedAccounts: the deployment's PrivateLink service exists (" + string(pl.State) + "); delete it to change who may connect"}
@@ -509,11 +562,10 @@ func (h *Handler) publicLB(ctx context.Context, a Action) (any, error) {
 		return nil, err
 	}
 	n := network(d)
-	changed := time.Time{}
-	if n.PublicChanged != nil {
-		changed = *n.PublicChanged
+	if n.PublicChanged == nil {
+		return h.show(ctx, d.ID) // never removed: nothing to restore
 	}
-	if _, err := h.Commands.Send(ctx, channel.Command{ID: fmt.Sprintf("public-lb-%d", changed.UnixMilli()), DeploymentID: d.ID,
+	if _, err := h.Commands.Send(ctx, channel.Command{ID: fmt.Sprintf("public-lb-%d", n.PublicChanged.UnixMilli()), DeploymentID: d.ID,
 		Kind: channel.PublicLoadBalancer, Params: map[string]string{"enabled": strconv.FormatBool(!n.PublicRemoved)}}); err != nil {
 		return nil, err
 	}
@@ -522,8 +574,8 @@ func (h *Handler) publicLB(ctx context.Context, a Action) (any, error) {
 
 // accessList changes a service's IP access list and pushes it to the agent.
 func (h *Handler) accessList(ctx context.Context, a Action) (any, error) {
-	if a.ServiceID == "" {
-		return nil, &InvalidRequest{Reason: "serviceId: required"}
+	if !statemsg.ValidID(a.ServiceID) {
+		return nil, &InvalidRequest{Reason: "serviceId: " + statemsg.IDRule}
 	}
 	if _, err := h.operational(ctx, a.DeploymentID); err != nil {
 		return nil, err
@@ -552,18 +604,17 @@ func (h *Handler) accessList(ctx context.Context, a Action) (any, error) {
 	for i, c := range list {
 		params[channel.AccessListParam(i)] = c
 	}
-	// The id is the list's version: the deployment's record version that wrote it. A
-	// repeated request that changes nothing sends the same command, which the channel drops.
-	if _, err := h.Commands.Send(ctx, channel.Command{ID: fmt.Sprintf("acl-%s-%d", a.ServiceID, listVersion(d)), DeploymentID: d.ID, ServiceID: a.ServiceID,
+	// The id names the service, the list and the record version that holds it: a repeated
+	// request that changes nothing sends the same command (which the channel and the agent
+	// drop) unless another change of the deployment came between, when the same list is
+	// simply applied again.
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d/%s", a.ServiceID, d.Version, strings.Join(list, ","))))
+	if _, err := h.Commands.Send(ctx, channel.Command{ID: "acl-" + hex.EncodeToString(sum[:])[:32], DeploymentID: d.ID, ServiceID: a.ServiceID,
 		Kind: channel.AccessList, Params: params}); err != nil {
 		return nil, err
 	}
 	return map[string]any{"serviceId": a.ServiceID, "ipAccessList": list}, nil
 }
-
-// listVersion is the version of the record that last changed an access list (the audit
-// trail's order would do too; the record's version is at hand).
-func listVersion(d store.Deployment) int64 { return d.Version }
 
 // View is what show returns.
 type View struct {
@@ -619,11 +670,12 @@ func (h *Handler) show(ctx context.Context, id string) (View, error) {
 	for _, s := range services {
 		v.Services = append(v.Services, ServiceEndpoints{ServiceID: s.ServiceID, Endpoints: n.EndpointsOf(s.Hostname)})
 	}
-	url := h.Config.BootstrapTemplateURL
-	url = url[:strings.LastIndex(url, "/")+1] + "ByocPeerAccess.template.json"
-	v.PeerAccess = PeerAccessInstruction{TemplateURL: url, QuickCreateURL: fmt.Sprintf(
-		"https://console.aws.amazon.com/cloudformation/home#/stacks/quickcreate?templateURL=%s&stackName=%s&param_%s=%s",
-		url, contract.PeerAccessStackName, contract.PeerAccessParamByocAccountID, d.Settings.AccountID)}
+	template := h.Config.BootstrapTemplateURL
+	template = template[:strings.LastIndex(template, "/")+1] + contract.PeerAccessTemplateFile
+	q := url.Values{"templateURL": {template}, "stackName": {contract.PeerAccessStackName + "-<peer VPC id>"},
+		"param_" + contract.PeerAccessParamByocAccountID: {d.Settings.AccountID}}
+	v.PeerAccess = PeerAccessInstruction{TemplateURL: template, QuickCreateURL: fmt.Sprintf(
+		"https://console.aws.amazon.com/cloudformation/home?region=<peer region>#/stacks/quickcreate?%s", q.Encode())}
 	return v, nil
 }
 

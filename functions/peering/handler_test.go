@@ -7,15 +7,19 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud/cloudtest"
 	"github.com/byocloud/byoc/shared/connectivity"
+	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
@@ -26,11 +30,28 @@ var ctx = context.Background()
 
 // starts records the executions a handler starts (the workflow's own steps run end to end on
 // the local cloud; these tests cover what the function decides and refuses).
-type starts struct{ names []string }
+// Each start is recorded; a name started before is ExecutionAlreadyExists, as Step Functions
+// answers, and its status is RUNNING unless the test ended it.
+type starts struct {
+	names []string
+	ended map[string]sfntypes.ExecutionStatus
+}
 
 func (s *starts) StartExecution(_ context.Context, in *sfn.StartExecutionInput, _ ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error) {
+	exists := slices.Contains(s.names, *in.Name)
 	s.names = append(s.names, *in.Name)
+	if exists {
+		return nil, &sfntypes.ExecutionAlreadyExists{Message: aws.String("Execution Already Exists: " + *in.Name)}
+	}
 	return &sfn.StartExecutionOutput{}, nil
+}
+
+func (s *starts) DescribeExecution(_ context.Context, in *sfn.DescribeExecutionInput, _ ...func(*sfn.Options)) (*sfn.DescribeExecutionOutput, error) {
+	name := (*in.ExecutionArn)[strings.LastIndex(*in.ExecutionArn, ":")+1:]
+	if st, ok := s.ended[name]; ok {
+		return &sfn.DescribeExecutionOutput{Status: st}, nil
+	}
+	return &sfn.DescribeExecutionOutput{Status: sfntypes.ExecutionStatusRunning}, nil
 }
 
 type sent struct{ commands []channel.Command }
@@ -57,13 +78,14 @@ func newFixture(t *testing.T, status lifecycle.Status) *fixture {
 	env := cloudtest.Start(t)
 	table := env.CreateTable(t, store.TableDefinition(""), store.TTLAttribute)
 	db := env.DynamoDB()
-	f := &fixture{id: cloudtest.UniqueDeploymentID(), starts: &starts{}, commands: &sent{}}
+	f := &fixture{id: cloudtest.UniqueDeploymentID(), starts: &starts{ended: map[string]sfntypes.ExecutionStatus{}}, commands: &sent{}}
 	f.h = &Handler{Config: Config{Table: table, MachineArn: "arn:aws:states:us-east-1:000000000000:stateMachine:ByocControlPlane-peering",
 		BootstrapTemplateURL: "https://t.example/ByocBootstrap.template.json", Regions: []string{"us-east-1", "us-west-2"}},
 		Store: store.New(db, table), Services: servicestate.New(db, table), Workflows: f.starts, Commands: f.commands,
 		Log: slog.New(slog.NewJSONHandler(io.Discard, nil))}
 	d, err := f.h.Store.Create(ctx, store.Deployment{ID: f.id, Status: lifecycle.Invited, ExternalID: "0123456789abcdef0123456789abcdef01234567",
-		Settings: settings.Settings{CustomerID: "acme", AccountID: "111122223333", Region: "us-east-1", VPCCIDR: "10.0.0.0/16", ResourcePrefix: "ch"}},
+		Settings: settings.Settings{CustomerID: "acme", AccountID: "111122223333", Region: "us-east-1", VPCCIDR: "10.0.0.0/16", ResourcePrefix: "ch"},
+		Outputs:  map[string]string{contract.InfraOutputPeersSecurityGroupID: "sg-0123456789abcdef0"}},
 		store.Audit{Actor: "test", Action: "invite"})
 	if err != nil {
 		t.Fatal(err)
@@ -280,5 +302,35 @@ func TestAccessListIsPushedToTheAgent(t *testing.T) {
 	if cmds[0].Params[channel.AccessListParam(0)] != "198.51.100.7/32" || cmds[0].Params[channel.AccessListParam(1)] != "203.0.113.0/24" ||
 		len(cmds[2].Params) != 1 || cmds[2].Params[channel.AccessListParam(0)] != "203.0.113.0/24" {
 		t.Errorf("parameters %v then %v", cmds[0].Params, cmds[2].Params)
+	}
+}
+
+// TestDeadOwnerIsTakenOver: a peering whose workflow ended without recording an outcome (its
+// failure step failed, it was stopped) is not stuck: the same request again starts a new
+// execution, which takes the peering over with an audit entry; while the first runs, a
+// repeat starts nothing new.
+func TestDeadOwnerIsTakenOver(t *testing.T) {
+	f := newFixture(t, lifecycle.Ready)
+	if _, err := f.call(t, peering("vpc-0123456789abcdef0", "10.1.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	first := f.starts.names[0]
+	f.starts.ended[first] = sfntypes.ExecutionStatusFailed
+	if _, err := f.call(t, peering("vpc-0123456789abcdef0", "10.1.0.0/16")); err != nil {
+		t.Fatal(err)
+	}
+	p := f.deployment(t).Network.Peerings[0]
+	if len(f.starts.names) != 3 || f.starts.names[2] == first || !strings.HasSuffix(p.Execution, ":"+f.starts.names[2]) || p.State != connectivity.Provisioning {
+		t.Fatalf("starts %v, peering %+v: want a new execution owning the peering", f.starts.names, p)
+	}
+	trail, err := f.h.Store.AuditTrail(ctx, f.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(trail, func(e store.AuditEntry) bool { return e.Action == "peering.takeover" }) {
+		t.Errorf("no takeover on the audit trail: %+v", trail)
+	}
+	if _, err := f.call(t, peering("vpc-0123456789abcdef0", "10.1.0.0/16")); err != nil || len(f.starts.names) != 4 || f.starts.names[3] != f.starts.names[2] {
+		t.Errorf("a repeat while the new owner runs: starts %v, %v", f.starts.names, err)
 	}
 }

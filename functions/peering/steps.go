@@ -59,6 +59,9 @@ type PrepareResult struct {
 	// ServiceID is the service whose reports the wait for the agent's acknowledgement
 	// follows: the command is deployment-wide, and any service's report settles it.
 	ServiceID string `json:"serviceId"`
+	// SecurityGroupID is byoc's security group the agent attaches to the private load
+	// balancer (the infrastructure stack's; peering stacks add their ingress to it).
+	SecurityGroupID string `json:"securityGroupId"`
 }
 
 // ConnectResult: "apply" (build the stack) or "wait" (the customer has not accepted yet).
@@ -101,7 +104,7 @@ func (h *Handler) step(ctx context.Context, in StepInput) (any, error) {
 	return out, err
 }
 
-// path is a peering or the PrivateLink service, as the steps see either.
+// target is a peering or the PrivateLink service, as the steps see either.
 type target struct {
 	d       store.Deployment
 	n       connectivity.Network
@@ -160,6 +163,7 @@ func (h *Handler) owned(ctx context.Context, in StepInput) (target, error) {
 func (h *Handler) update(ctx context.Context, in StepInput, action, detail string, edit func(t target) error) (d store.Deployment, wrote bool, err error) {
 	d, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: action, Detail: detail},
 		func(d store.Deployment, n *connectivity.Network) (bool, error) {
+			wrote = false
 			t := target{d: d, n: *n}
 			if in.Target == PrivateLinkTarget {
 				if n.PrivateLink == nil {
@@ -212,7 +216,13 @@ func (t target) snapshot() string {
 	return string(b)
 }
 
-func privateLBCommand(deploymentID string) string { return "private-lb-" + deploymentID }
+// privateLBCommand is the private-lb command of an execution: its own, so a command that
+// failed or was lost for an earlier execution does not fail or stall this one (the agent
+// enables the load balancer idempotently).
+func privateLBCommand(execution string) string {
+	sum := sha256.Sum256([]byte(execution))
+	return "private-lb-" + hex.EncodeToString(sum[:])[:24]
+}
 
 func (h *Handler) prepare(ctx context.Context, in StepInput) (PrepareResult, error) {
 	t, err := h.target(ctx, in)
@@ -224,7 +234,8 @@ func (h *Handler) prepare(ctx context.Context, in StepInput) (PrepareResult, err
 	}
 	switch t.state() {
 	case connectivity.Provisioning, connectivity.PendingAcceptance:
-		out := PrepareResult{Work: WorkCreate, PrivateLB: t.n.PrivateLB == nil, CommandID: privateLBCommand(t.d.ID)}
+		out := PrepareResult{Work: WorkCreate, PrivateLB: t.n.PrivateLB == nil, CommandID: privateLBCommand(in.Execution),
+			SecurityGroupID: t.d.Outputs[contract.InfraOutputPeersSecurityGroupID]}
 		if out.PrivateLB {
 			services, err := h.Services.Services(ctx, t.d.ID)
 			if err != nil {
@@ -237,7 +248,7 @@ func (h *Handler) prepare(ctx context.Context, in StepInput) (PrepareResult, err
 		}
 		return out, nil
 	case connectivity.Deleting:
-		return PrepareResult{Work: WorkDelete, CommandID: privateLBCommand(t.d.ID)}, nil
+		return PrepareResult{Work: WorkDelete}, nil
 	}
 	return PrepareResult{Work: WorkNone}, nil
 }
@@ -267,6 +278,9 @@ func (h *Handler) recordLoadBalancer(ctx context.Context, in StepInput) (any, er
 	}
 	if err := connectivity.CheckLoadBalancer(lb, t.d.Settings.AccountID, t.d.Settings.Region); err != nil {
 		return nil, &BadReport{Reason: err.Error()}
+	}
+	if want := t.d.Outputs[contract.InfraOutputPeersSecurityGroupID]; lb.SecurityGroupID != want {
+		return nil, &BadReport{Reason: fmt.Sprintf("securityGroupId: the agent reports %s attached to the private load balancer, not byoc's %s", lb.SecurityGroupID, want)}
 	}
 	_, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: "private-lb.enabled", Detail: lb.DNSName},
 		func(_ store.Deployment, n *connectivity.Network) (bool, error) {
@@ -301,6 +315,9 @@ func (h *Handler) connect(ctx context.Context, in StepInput) (ConnectResult, err
 		return ConnectResult{}, err
 	}
 	if conn == nil {
+		// CreateVpcPeeringConnection takes no idempotency token: it is sent once per step
+		// (never retried inside the client); a step retried after a lost answer finds the
+		// connection by its tag.
 		created, err := ec2.CreatePeering(ctx, t.d.Outputs[contract.InfraOutputVpcID], p.PeerAccount, p.PeerVpcID, p.PeerRegion, map[string]string{
 			contract.ManagedByTagKey: contract.ManagedByTagValue, peeringTagKey: peeringTag(t.d.ID, p.PeerVpcID), "Name": "byoc peering with " + p.PeerVpcID,
 		})
@@ -312,6 +329,9 @@ func (h *Handler) connect(ctx context.Context, in StepInput) (ConnectResult, err
 	switch conn.Status {
 	case "active":
 		_, _, err = h.update(ctx, in, "peering.accepted", conn.ID, func(t target) error {
+			if t.peering.State != connectivity.PendingAcceptance && t.peering.State != connectivity.Provisioning {
+				return nil // a late duplicate of this step: the peering moved on
+			}
 			t.peering.ConnectionID, t.peering.State, t.peering.ExpiresAt = conn.ID, connectivity.Provisioning, nil
 			return nil
 		})
@@ -319,8 +339,14 @@ func (h *Handler) connect(ctx context.Context, in StepInput) (ConnectResult, err
 	case "pending-acceptance", "initiating-request", "provisioning":
 		if p.ConnectionID != conn.ID || p.State != connectivity.PendingAcceptance {
 			d, wrote, err := h.update(ctx, in, "peering.pending-acceptance", conn.ID, func(t target) error {
+				if t.peering.State != connectivity.Provisioning && t.peering.State != connectivity.PendingAcceptance {
+					return nil // a late duplicate of this step: the peering moved on
+				}
 				t.peering.ConnectionID, t.peering.State = conn.ID, connectivity.PendingAcceptance
 				expires := h.Store.Now().UTC().Add(connectivity.PeeringTTL)
+				if at, err := time.Parse(time.RFC3339, conn.ExpirationTime); err == nil {
+					expires = at.UTC() // EC2's own expiry
+				}
 				t.peering.ExpiresAt = &expires
 				return nil
 			})
@@ -372,8 +398,8 @@ func stackName(d store.Deployment, target string) string {
 func (h *Handler) spec(t target, target string) customerstack.Spec {
 	d := t.d
 	s := customerstack.Spec{Name: stackName(d, target), Tags: map[string]string{contract.ManagedByTagKey: contract.ManagedByTagValue, "byoc:deployment-id": d.ID}}
-	lb := t.n.PrivateLB
 	if t.link != nil {
+		lb := t.n.PrivateLB
 		var principals []string
 		for _, a := range t.link.AllowedAccounts {
 			principals = append(principals, "arn:aws:iam::"+a+":root")
@@ -388,7 +414,7 @@ func (h *Handler) spec(t target, target string) customerstack.Spec {
 		contract.PeeringParamVpcID: d.Outputs[contract.InfraOutputVpcID], contract.PeeringParamPeerVpcID: p.PeerVpcID,
 		contract.PeeringParamPeerAccountID: p.PeerAccount, contract.PeeringParamPeerRegion: p.PeerRegion,
 		contract.PeeringParamPeerRoleArn: p.AccepterRoleArn, contract.PeeringParamConnectionID: "",
-		contract.PeeringParamRouteTableIDs: d.Outputs[contract.InfraOutputPrivateRouteTableIDs], contract.PeeringParamSecurityGroupID: lb.SecurityGroupID,
+		contract.PeeringParamRouteTableIDs: d.Outputs[contract.InfraOutputPrivateRouteTableIDs], contract.PeeringParamSecurityGroupID: d.Outputs[contract.InfraOutputPeersSecurityGroupID],
 	}
 	if p.Manual() {
 		s.Parameters[contract.PeeringParamConnectionID] = p.ConnectionID
@@ -513,6 +539,9 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (any, error) {
 	}
 	out := customerstack.Outputs(stack)
 	d, wrote, err := h.update(ctx, in, "peering.active", in.Target, func(t target) error {
+		if !t.state().Working() || t.state() == connectivity.Deleting {
+			return nil // recorded already, or being deleted meanwhile
+		}
 		if t.link != nil {
 			t.link.State, t.link.Reason = connectivity.Active, ""
 			t.link.ServiceID, t.link.ServiceName = out[contract.PrivateLinkOutputServiceID], out[contract.PrivateLinkOutputServiceName]
@@ -548,6 +577,15 @@ func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
 		switch t.state() {
 		case connectivity.Active, connectivity.Deleted, connectivity.Failed:
 			return nil // an outcome is recorded already: a retried step keeps it
+		case connectivity.Deleting:
+			// A deletion that failed keeps the path deleting (its routes and CIDRs may still
+			// be in place) with the reason; deleting it again retries.
+			if t.link != nil {
+				t.link.Reason = reason
+			} else {
+				t.peering.Reason = reason
+			}
+			return nil
 		}
 		if t.link != nil {
 			t.link.State, t.link.Reason = connectivity.Failed, reason

@@ -127,9 +127,9 @@ func managementPolicies() []policyArea {
 	}
 
 	// Private connectivity (peering stacks, PrivateLink): peering connections and endpoint
-	// services carry the managed-by tag like everything else; the private load balancer's
-	// security group is the load balancer controller's, recognised by its cluster tag; the
-	// accepter role lives in the peer's account, unknown when this template is applied.
+	// services carry the managed-by tag like everything else, and so does byoc's security
+	// group of the private load balancer; the accepter role lives in the peer's account,
+	// unknown when this template is applied.
 	peerVpc := sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc/*")
 	connections := sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc-peering-connection/*")
 	endpointServices := sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:vpc-endpoint-service/*")
@@ -139,14 +139,13 @@ func managementPolicies() []policyArea {
 		{sid: "TagConnectivityOnCreate", resources: []string{connections, endpointServices}, actions: []string{"ec2:CreateTags"},
 			conditions: map[string]any{"StringEquals": map[string]any{"ec2:CreateAction": []string{"CreateVpcPeeringConnection", "CreateVpcEndpointServiceConfiguration"}}}},
 		{sid: "ManageTaggedPeerings", resources: []string{connections}, conditions: resourceTag, actions: []string{
-			"ec2:DeleteVpcPeeringConnection", "ec2:ModifyVpcPeeringConnectionOptions"}},
+			"ec2:DeleteVpcPeeringConnection"}},
 		{sid: "CreateTaggedEndpointServices", resources: []string{endpointServices}, conditions: requestTag, actions: []string{"ec2:CreateVpcEndpointServiceConfiguration"}},
 		{sid: "ManageTaggedEndpointServices", resources: []string{endpointServices}, conditions: resourceTag, actions: []string{
 			"ec2:DeleteVpcEndpointServiceConfigurations", "ec2:ModifyVpcEndpointServiceConfiguration", "ec2:ModifyVpcEndpointServicePermissions",
-			"ec2:AcceptVpcEndpointConnections", "ec2:RejectVpcEndpointConnections"}},
+			"ec2:AcceptVpcEndpointConnections"}},
 		{sid: "OpenPrivateLoadBalancer", resources: []string{sub("arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:security-group/*")},
-			conditions: map[string]any{"StringLike": map[string]any{"aws:ResourceTag/elbv2.k8s.aws/cluster": sub(prefix + "-*")}},
-			actions:    []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"}},
+			conditions: resourceTag, actions: []string{"ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"}},
 		// CloudFormation's endpoint-service handler reads the load balancer it fronts.
 		{sid: "ReadLoadBalancers", resources: []string{"*"}, actions: []string{"elasticloadbalancing:DescribeLoadBalancers"}},
 		{sid: "AssumePeerAccepterRoles", resources: []string{sub("arn:${AWS::Partition}:iam::*:role/" + contract.PeerAccepterRolePrefix + "*")},

@@ -41,7 +41,10 @@ func (b *controlPlaneBuilder) connectivity() {
 		contract.EnvBootstrapTemplateURL: jsii.String(b.props.BootstrapTemplateURL),
 	}, b.cp.EventsDLQ, putEvents,
 		grant{sid: "SendConnectivityCommands", resources: []string{commandQueuesArn}, actions: []string{"sqs:GetQueueUrl", "sqs:SendMessage"}},
-		grant{resources: []string{machineArn}, actions: []string{"states:StartExecution"}})
+		grant{resources: []string{machineArn}, actions: []string{"states:StartExecution"}},
+		// A repeated request finds whether its execution still runs (or a new one must take over).
+		grant{sid: "DescribePeeringExecutions", resources: []string{sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:" + peeringMachineName + ":*")},
+			actions: []string{"states:DescribeExecution"}})
 	machine := b.workflow("Peering", "peering", "Role of the byoc peering workflow", workflows.Peering, map[string]awslambda.Function{
 		workflows.PeeringFunctionArn:     fn,
 		workflows.SendCommandFunctionArn: b.cp.Functions[contract.FunctionSendCommand],

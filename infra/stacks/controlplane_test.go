@@ -452,6 +452,7 @@ func TestFunctionPermissions(t *testing.T) {
 	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), logs(contract.FunctionPeering), with(table, tableActions...),
 		with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...),
 		with("arn:aws:states:us-west-2:111122223333:stateMachine:stack-peering", "states:StartExecution"),
+		with("arn:aws:states:us-west-2:111122223333:execution:stack-peering:*", "states:DescribeExecution"),
 		with(commandQueues, "sqs:GetQueueUrl", "sqs:SendMessage"), with(bus, "events:PutEvents"), with(dlq, "sqs:SendMessage"),
 		with("arn:aws:iam::*:role/"+contract.ManagementRoleName, "sts:AssumeRole"),
 		with(stateQueue, queuePolicy...), with(bus, "events:PutEvents"), arm,

@@ -184,6 +184,19 @@ func (b *infraBuilder) network() {
 	output(s, contract.InfraOutputPrivateSubnetIDs, joinRefs(b.privateSubnets[0].Ref(), b.privateSubnets[1].Ref(), b.privateSubnets[2].Ref()))
 	output(s, contract.InfraOutputPublicSubnetIDs, joinRefs(b.publicSubnets[0].Ref(), b.publicSubnets[1].Ref(), b.publicSubnets[2].Ref()))
 	output(s, contract.InfraOutputPrivateRouteTableIDs, joinRefs(b.privateRouteTables[0].Ref(), b.privateRouteTables[1].Ref(), b.privateRouteTables[2].Ref()))
+
+	// byoc's security group for the private load balancer: empty until a peering stack adds
+	// its peer's ingress. The agent attaches it to the private NLB, so the rules live on a
+	// group the load balancer controller does not reconcile away.
+	peers := awsec2.NewCfnSecurityGroup(s, jsii.String("PrivateLbPeersSecurityGroup"), &awsec2.CfnSecurityGroupProps{
+		GroupDescription: jsii.String("byoc: ClickHouse ports from peered VPCs to the private load balancer"),
+		VpcId:            b.vpc.Ref(),
+		SecurityGroupEgress: &[]any{&awsec2.CfnSecurityGroup_EgressProperty{
+			IpProtocol: jsii.String("tcp"), FromPort: jsii.Number(0), ToPort: jsii.Number(65535), CidrIp: b.vpc.AttrCidrBlock(),
+			Description: jsii.String("to the cluster's targets in the VPC only"),
+		}},
+	})
+	output(s, contract.InfraOutputPeersSecurityGroupID, peers.AttrGroupId())
 }
 
 // bucket: ClickHouse's object storage. Encrypted, never public, TLS only. Retained when the

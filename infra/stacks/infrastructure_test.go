@@ -336,7 +336,7 @@ func TestInfrastructureOutputs(t *testing.T) {
 	want := []string{contract.InfraOutputVpcID, contract.InfraOutputPrivateSubnetIDs, contract.InfraOutputPublicSubnetIDs,
 		contract.InfraOutputPrivateRouteTableIDs, contract.InfraOutputClusterName, contract.InfraOutputClusterArn,
 		contract.InfraOutputClusterEndpoint, contract.InfraOutputClusterSecurityGroupID, contract.InfraOutputBucketName,
-		contract.InfraOutputStateExporterRoleID}
+		contract.InfraOutputStateExporterRoleID, contract.InfraOutputPeersSecurityGroupID}
 	for _, r := range clusterRoles {
 		want = append(want, r.OutputKey)
 	}

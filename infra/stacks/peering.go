@@ -39,7 +39,8 @@ func emptyParam(stack awscdk.Stack, name, description, pattern, rule string) *st
 // NewPeeringStack is one VPC peering in the BYOC account: the connection (unless the
 // customer accepts it by hand, when byoc made it outside CloudFormation and passes its id),
 // a route to each peer CIDR in every private route table, and ingress from each peer CIDR to
-// the private load balancer on the ClickHouse ports. A template has no loops, so the peer
+// the private load balancer on the ClickHouse ports, on byoc's own security group of the
+// load balancer (the infrastructure stack's; the agent attaches it to the NLB). A template has no loops, so the peer
 // CIDRs are five optional parameters (a VPC's limit) with a condition each.
 func NewPeeringStack(scope constructs.Construct, id string) awscdk.Stack {
 	s := awscdk.NewStack(scope, jsii.String(id), customerStackProps("byoc VPC peering: the connection, routes and load balancer ingress for one peer VPC"))
@@ -53,7 +54,7 @@ func NewPeeringStack(scope constructs.Construct, id string) awscdk.Stack {
 	tables := awscdk.NewCfnParameter(s, jsii.String(contract.PeeringParamRouteTableIDs), &awscdk.CfnParameterProps{
 		Type: jsii.String("CommaDelimitedList"), Description: jsii.String("The three private route tables of the BYOC VPC"),
 	})
-	sg := param(s, contract.PeeringParamSecurityGroupID, "Security group of the private load balancer", `^sg-([0-9a-f]{8}|[0-9a-f]{17})$`, "a security group id", "")
+	sg := param(s, contract.PeeringParamSecurityGroupID, "byoc's security group of the private load balancer (the infrastructure stack's)", `^sg-([0-9a-f]{8}|[0-9a-f]{17})$`, "a security group id", "")
 
 	create := awscdk.NewCfnCondition(s, jsii.String("CreateConnection"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionEquals(existing, jsii.String(""))})
@@ -112,7 +113,7 @@ func NewPrivateLinkStack(scope constructs.Construct, id string) awscdk.Stack {
 // (CloudFormation accepts with it), and, once given the connection id, the routes from the
 // peer VPC's route tables to the BYOC VPC.
 func NewPeerAccessStack(scope constructs.Construct, id string) awscdk.Stack {
-	s := awscdk.NewStack(scope, jsii.String(id), customerStackProps("byoc peer access: lets a BYOC deployment peer with a VPC of this account (stack name "+contract.PeerAccessStackName+")"))
+	s := awscdk.NewStack(scope, jsii.String(id), customerStackProps("byoc peer access: lets a BYOC deployment peer with a VPC of this account (stack name "+contract.PeerAccessStackName+"-<VPC id>)"))
 	param(s, contract.PeerAccessParamByocAccountID, "The BYOC deployment's account", accountRule, "a 12-digit account id", "")
 	param(s, contract.PeerAccessParamPeerVpcID, "The VPC of this account to peer with", vpcIDPattern, "a VPC id", "")
 	conn := emptyParam(s, contract.PeerAccessParamConnectionID, "The active peering connection (after acceptance); empty: no routes yet", pcxPattern, "a peering connection id or empty")

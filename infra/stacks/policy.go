@@ -36,7 +36,8 @@ var wildcardReasons = map[string]string{
 	"ArmMaintenanceSchedules":          "one schedule per deployment, named by its id, in the stack's maintenance group: the group is the fixed part",
 	"SendCommands":                     "a workflow commands whichever deployment it serves, and each has its own channel (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part; each channel's policy lets only its deployment's agent read",
 
-	"SendConnectivityCommands": "the public load balancer and IP access lists are commanded on whichever deployment's channel the request names (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
+	"DescribePeeringExecutions": "peering executions are named peering-<deployment id>-<target>-<time>, one per change; the workflow is this stack's, and DescribeExecution only reads",
+	"SendConnectivityCommands":  "the public load balancer and IP access lists are commanded on whichever deployment's channel the request names (byoc-commands-<deployment id>.fifo): the name prefix, in this account and region, is the fixed part",
 
 	// bootstrap: the management role
 	"PeerFromTaggedVpcs":           "VPC IDs are assigned at creation; aws:ResourceTag limits peering to VPCs byoc created with the managed-by tag",
@@ -45,7 +46,7 @@ var wildcardReasons = map[string]string{
 	"ManageTaggedPeerings":         "peering connection IDs are assigned at creation; aws:ResourceTag limits changes to connections byoc tagged",
 	"CreateTaggedEndpointServices": "an endpoint service has no ARN before it is created; aws:RequestTag requires the managed-by tag",
 	"ManageTaggedEndpointServices": "endpoint service IDs are assigned at creation; aws:ResourceTag limits changes to the service byoc tagged",
-	"OpenPrivateLoadBalancer":      "the private load balancer's security group is created by the load balancer controller, its ID assigned then; the controller's elbv2.k8s.aws/cluster tag limits rule changes to groups of byoc's <prefix>-* clusters",
+	"OpenPrivateLoadBalancer":      "the peers' security group is created by the infrastructure stack, its ID assigned then; aws:ResourceTag limits rule changes to groups byoc tagged",
 	"ReadLoadBalancers":            "elasticloadbalancing:DescribeLoadBalancers is read-only and accepts no resource-level restriction for listing",
 	"AcceptPeeringIntoThisVpc":     "peering connection IDs are assigned when the BYOC account requests one; ec2:AccepterVpc limits acceptance to connections into this one VPC",
 	"AssumePeerAccepterRoles":      "the peer VPC's account is the customer's choice at each peering request: the account is the only wildcard, the role name (byoc-peer-accepter-<vpc id>) is fixed, and the role's trust names this account's management role",

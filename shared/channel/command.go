@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +41,7 @@ const (
 	// Connectivity (deployment-wide but for access lists). The agent acknowledges private-lb
 	// with the load balancer it runs, as JSON in the acknowledgement's detail
 	// (connectivity.LoadBalancer: dnsName, securityGroupId, arn).
-	PrivateLoadBalancer Kind = "private-lb"     // params: enabled ("true")
+	PrivateLoadBalancer Kind = "private-lb"     // params: enabled ("true"), securityGroupId (byoc's group to attach to it)
 	PublicLoadBalancer  Kind = "public-lb"      // params: enabled ("true" or "false")
 	AccessList          Kind = "ip-access-list" // params: cidr.0 ... cidr.99 (none: open to all)
 )
@@ -50,6 +51,8 @@ var Kinds = []Kind{ApplyRelease, Start, Stop, Scale, Backup, Restore, PrivateLoa
 
 // deploymentWide are the kinds that concern no one service.
 var deploymentWide = []Kind{ApplyRelease, PrivateLoadBalancer, PublicLoadBalancer}
+
+var securityGroupPattern = regexp.MustCompile(`^sg-([0-9a-f]{8}|[0-9a-f]{17})$`)
 
 // AccessListParam is the parameter of an access list's i-th CIDR.
 func AccessListParam(i int) string { return "cidr." + strconv.Itoa(i) }
@@ -113,8 +116,8 @@ func (c Command) Validate() error {
 			bad = append(bad, "params.backupId: restore needs a backup id that "+statemsg.IDRule)
 		}
 	case PrivateLoadBalancer:
-		if p["enabled"] != "true" || len(p) != 1 {
-			bad = append(bad, `params: private-lb takes only enabled: "true"`)
+		if p["enabled"] != "true" || !securityGroupPattern.MatchString(p["securityGroupId"]) || len(p) != 2 {
+			bad = append(bad, `params: private-lb takes enabled: "true" and securityGroupId (sg-...), the group to attach`)
 		}
 	case PublicLoadBalancer:
 		if (p["enabled"] != "true" && p["enabled"] != "false") || len(p) != 1 {

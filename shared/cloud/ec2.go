@@ -25,7 +25,8 @@ import (
 // outside CloudFormation: VPC peering connections a customer accepts by hand, and the
 // connections of a PrivateLink endpoint service. It is hand-written on purpose:
 // aws-sdk-go-v2's service/ec2 package takes 48 s of compile time and 3.2 GB of memory on a
-// 2-core machine (measured), for the eight operations byoc uses. It signs with the SDK's
+// 2-core machine (measured), for the few operations byoc and its local scenarios use (five in
+// the functions, three more by the scenarios playing the customer). It signs with the SDK's
 // SigV4 signer and the configuration's credentials, endpoint and HTTP client, and retries
 // throttling and 5xx as the SDK would.
 type EC2 struct {
@@ -75,14 +76,21 @@ func (e *unsettled) RetryableError() bool { return true }
 
 const ec2Attempts = 3
 
-// call sends one action and decodes its answer into out (the response element's fields).
+// call sends one action and decodes its answer into out (the response element's fields),
+// retrying what is transient.
 func (c *EC2) call(ctx context.Context, action string, params url.Values, out any) error {
+	return c.callAttempts(ctx, ec2Attempts, action, params, out)
+}
+
+// callAttempts is call with at most attempts tries: 1 for an action EC2 cannot recognise
+// as a repeat (no idempotency token), whose retry would make a second resource.
+func (c *EC2) callAttempts(ctx context.Context, attempts int, action string, params url.Values, out any) error {
 	params.Set("Action", action)
 	params.Set("Version", "2016-11-15")
 	body := params.Encode()
 	var err error
-	for attempt := 1; attempt <= ec2Attempts; attempt++ {
-		if err = c.send(ctx, body, out); err == nil || !IsTransient(err) || attempt == ec2Attempts {
+	for attempt := 1; attempt <= attempts; attempt++ {
+		if err = c.send(ctx, body, out); err == nil || !IsTransient(err) || attempt == attempts {
 			return err
 		}
 		backoff := time.Duration(rand.Int64N(int64(100*time.Millisecond) << attempt))
@@ -161,7 +169,9 @@ type PeeringConnection struct {
 }
 
 // CreatePeering requests a connection from vpcID (the caller's) to the peer's VPC, tagged
-// with tags (how a retried step finds the connection its first try made).
+// with tags (how a retried step finds the connection its first try made). It is sent once:
+// the action has no idempotency token, so the caller looks for the tagged connection before
+// asking again.
 func (c *EC2) CreatePeering(ctx context.Context, vpcID, peerAccount, peerVpcID, peerRegion string, tags map[string]string) (PeeringConnection, error) {
 	p := url.Values{"VpcId": {vpcID}, "PeerVpcId": {peerVpcID}, "PeerOwnerId": {peerAccount}, "PeerRegion": {peerRegion}}
 	if len(tags) > 0 {
@@ -176,7 +186,7 @@ func (c *EC2) CreatePeering(ctx context.Context, vpcID, peerAccount, peerVpcID, 
 	var out struct {
 		Connection PeeringConnection `xml:"vpcPeeringConnection"`
 	}
-	err := c.call(ctx, "CreateVpcPeeringConnection", p, &out)
+	err := c.callAttempts(ctx, 1, "CreateVpcPeeringConnection", p, &out)
 	return out.Connection, err
 }
 

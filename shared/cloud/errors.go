@@ -49,7 +49,7 @@ func IsTransient(err error) bool {
 // IsAccessDenied reports whether AWS refused the call for lack of permission.
 func IsAccessDenied(err error) bool {
 	switch ErrorCode(err) {
-	case "AccessDenied", "AccessDeniedException":
+	case "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure":
 		return true
 	}
 	return false

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/settings"
 )
 
@@ -38,13 +39,24 @@ const (
 // Live reports whether a path in state s holds its CIDRs and counts against the limits.
 func (s State) Live() bool { return s != Failed && s != Deleted }
 
+// Working reports whether a workflow is still changing a path in state s.
+func (s State) Working() bool { return s == Provisioning || s == PendingAcceptance || s == Deleting }
+
 // AWS's limits on a VPC's peerings.
 const (
 	MaxActivePeerings  = 50
 	MaxPendingPeerings = 25
 	MaxPeerCIDRs       = 5 // a VPC has at most 5 IPv4 CIDRs by default
+	// MaxTotalPeerCIDRs bounds the peer CIDRs of all live peerings: each takes two inbound
+	// rules (8443, 9440) on the peers' security group, whose default quota is 60, and a route
+	// in each private route table (50 routes by default, some already used).
+	MaxTotalPeerCIDRs  = 30
 	MaxAccessList      = 100
 	MaxAllowedAccounts = 10
+	// KeepEnded is how many failed or deleted peerings the record keeps for their history
+	// (the audit trail keeps every change): the record must stay well under DynamoDB's
+	// 400 KB item limit.
+	KeepEnded = 20
 )
 
 // PeeringTTL is how long AWS keeps a peering request waiting for its accepter.
@@ -145,7 +157,7 @@ const (
 	AccountRule  = "must be a 12-digit AWS account id"
 	VpcRule      = "must be a VPC id: vpc- and 8 or 17 lowercase hex digits"
 	NameRule     = "must be 1 to 63 letters, digits, spaces, dots, underscores or hyphens, starting with a letter or digit"
-	RoleRule     = "must be an IAM role ARN in the peer account (arn:aws:iam::<peerAccount>:role/<name>)"
+	RoleRule     = "must be the peer-side template's accepter role in the peer account (arn:aws:iam::<peerAccount>:role/byoc-peer-accepter-<peerVpcId>)"
 	EndpointRule = "must be a VPC endpoint id: vpce- and 8 to 17 lowercase hex digits"
 )
 
@@ -175,7 +187,7 @@ func CheckPeering(r PeeringRequest, vpcCIDR string, n Network, regions []string)
 	}
 	if r.AccepterRoleArn != "" {
 		m := roleArnPattern.FindStringSubmatch(r.AccepterRoleArn)
-		if m == nil || m[2] != r.PeerAccount {
+		if m == nil || m[2] != r.PeerAccount || !strings.HasSuffix(r.AccepterRoleArn, ":role/"+contract.PeerAccepterRolePrefix+r.PeerVpcID) {
 			c.Add("accepterRoleArn", r.AccepterRoleArn, RoleRule)
 		}
 	}
@@ -202,6 +214,15 @@ func CheckPeering(r PeeringRequest, vpcCIDR string, n Network, regions []string)
 			}
 		}
 		canonical = append(canonical, p.String())
+	}
+	total := len(canonical)
+	for _, q := range n.Peerings {
+		if q.State.Live() && q.PeerVpcID != r.PeerVpcID {
+			total += len(q.PeerCIDRs)
+		}
+	}
+	if total > MaxTotalPeerCIDRs {
+		c.Add("peerCidrs", strings.Join(r.PeerCIDRs, ","), fmt.Sprintf("the deployment's peerings may route at most %d peer CIDRs in all (two rules each on the private load balancer's security group, quota 60); this makes %d", MaxTotalPeerCIDRs, total))
 	}
 	active, pending := n.counts()
 	if active >= MaxActivePeerings {
@@ -241,6 +262,37 @@ func (n Network) counts() (active, pending int) {
 		}
 	}
 	return active, pending
+}
+
+// Canonical is r with its CIDRs in canonical form where they parse (for comparing a repeated
+// request with the peering it made).
+func Canonical(r PeeringRequest) PeeringRequest {
+	r.PeerCIDRs = slices.Clone(r.PeerCIDRs)
+	for i, s := range r.PeerCIDRs {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			r.PeerCIDRs[i] = p.Masked().String()
+		}
+	}
+	return r
+}
+
+// PruneEnded drops the oldest failed or deleted peerings beyond KeepEnded.
+func PruneEnded(ps []Peering) []Peering {
+	ended := 0
+	for _, p := range ps {
+		if !p.State.Live() {
+			ended++
+		}
+	}
+	out := make([]Peering, 0, len(ps))
+	for _, p := range ps { // oldest first: the order they were requested in
+		if !p.State.Live() && ended > KeepEnded {
+			ended--
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // Find returns the index of the peering with peerVpcID, or -1.
@@ -399,6 +451,9 @@ func ApplyAccessList(current []string, ch AccessListChange) ([]string, error) {
 		if !slices.Contains(next, p.String()) {
 			next = append(next, p.String())
 		}
+	}
+	if len(next) == 0 && len(current) > 0 && !ch.AllowAnywhere {
+		c.Add("remove", strings.Join(ch.Remove, ","), "removing every CIDR opens the endpoint to the whole internet: set allowAnywhere to confirm")
 	}
 	if len(next) > MaxAccessList {
 		c.Add("add", fmt.Sprint(len(next)), fmt.Sprintf("the list may hold at most %d CIDRs", MaxAccessList))

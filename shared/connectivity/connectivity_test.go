@@ -40,11 +40,14 @@ func TestCheckPeering(t *testing.T) {
 		field  string
 		rule   string
 	}{
-		"account":        {func(r *PeeringRequest) { r.PeerAccount = "12345" }, "peerAccount", "12-digit"},
-		"vpc":            {func(r *PeeringRequest) { r.PeerVpcID = "vpc-XYZ" }, "peerVpcId", "vpc-"},
-		"region":         {func(r *PeeringRequest) { r.PeerRegion = "mars-1" }, "peerRegion", "supports"},
-		"name":           {func(r *PeeringRequest) { r.Name = "" }, "name", "letters"},
-		"role elsewhere": {func(r *PeeringRequest) { r.AccepterRoleArn = "arn:aws:iam::333333333333:role/x" }, "accepterRoleArn", "peer account"},
+		"account": {func(r *PeeringRequest) { r.PeerAccount = "12345" }, "peerAccount", "12-digit"},
+		"vpc":     {func(r *PeeringRequest) { r.PeerVpcID = "vpc-XYZ" }, "peerVpcId", "vpc-"},
+		"region":  {func(r *PeeringRequest) { r.PeerRegion = "mars-1" }, "peerRegion", "supports"},
+		"name":    {func(r *PeeringRequest) { r.Name = "" }, "name", "letters"},
+		"role elsewhere": {func(r *PeeringRequest) {
+			r.AccepterRoleArn = "arn:aws:iam::333333333333:role/byoc-peer-accepter-vpc-0123456789abcdef0"
+		}, "accepterRoleArn", "peer account"},
+		"role not ours":  {func(r *PeeringRequest) { r.AccepterRoleArn = "arn:aws:iam::222222222222:role/Admin" }, "accepterRoleArn", "byoc-peer-accepter-"},
 		"no cidrs":       {func(r *PeeringRequest) { r.PeerCIDRs = nil }, "peerCidrs", "1 to 5"},
 		"host bits":      {func(r *PeeringRequest) { r.PeerCIDRs = []string{"10.1.0.1/16"} }, "peerCidrs[0]", "host bits"},
 		"own vpc":        {func(r *PeeringRequest) { r.PeerCIDRs = []string{"10.0.128.0/17"} }, "peerCidrs[0]", "deployment's VPC"},
@@ -172,5 +175,35 @@ func TestCheckLoadBalancer(t *testing.T) {
 	f := fields(CheckLoadBalancer(bad, "111111111111", "us-west-2"))
 	if f["arn"] == "" || f["securityGroupId"] == "" {
 		t.Errorf("another account's load balancer and a malformed group: %v", f)
+	}
+}
+
+func TestTotalPeerCIDRsAndPruning(t *testing.T) {
+	var n Network
+	for i := range 6 {
+		n.Peerings = append(n.Peerings, Peering{PeerVpcID: fmt.Sprintf("vpc-%08x", i), State: Active,
+			PeerCIDRs: []string{fmt.Sprintf("10.%d.0.0/24", 100+i), fmt.Sprintf("10.%d.1.0/24", 100+i), fmt.Sprintf("10.%d.2.0/24", 100+i),
+				fmt.Sprintf("10.%d.3.0/24", 100+i), fmt.Sprintf("10.%d.4.0/24", 100+i)}})
+	}
+	if _, err := CheckPeering(request(), "10.0.0.0/16", n, regions); !strings.Contains(fields(err)["peerCidrs"], "at most 30") {
+		t.Errorf("the 31st peer CIDR: %v", err)
+	}
+	var ps []Peering
+	for i := range KeepEnded + 5 {
+		ps = append(ps, Peering{PeerVpcID: fmt.Sprintf("vpc-%08x", i), State: Deleted})
+	}
+	ps = append(ps, Peering{PeerVpcID: "vpc-live0000", State: Active})
+	kept := PruneEnded(ps)
+	if len(kept) != KeepEnded+1 || kept[0].PeerVpcID != "vpc-00000005" || kept[len(kept)-1].State != Active {
+		t.Errorf("pruned to %d, first %s: want the %d newest ended and every live one", len(kept), kept[0].PeerVpcID, KeepEnded)
+	}
+}
+
+func TestEmptyingTheAccessListNeedsConfirmation(t *testing.T) {
+	if _, err := ApplyAccessList([]string{"203.0.113.0/24"}, AccessListChange{Remove: []string{"203.0.113.0/24"}}); fields(err)["remove"] == "" {
+		t.Errorf("removing the last CIDR without allowAnywhere: %v", err)
+	}
+	if got, err := ApplyAccessList([]string{"203.0.113.0/24"}, AccessListChange{Remove: []string{"203.0.113.0/24"}, AllowAnywhere: true}); err != nil || len(got) != 0 {
+		t.Errorf("confirmed: %v, %v", got, err)
 	}
 }

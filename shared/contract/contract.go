@@ -123,10 +123,15 @@ func Camel(name string) string {
 
 // Outputs of the infrastructure stack. List outputs are comma-separated, in zone order.
 const (
-	InfraOutputVpcID                         = "VpcId"
-	InfraOutputPrivateSubnetIDs              = "PrivateSubnetIds"
-	InfraOutputPublicSubnetIDs               = "PublicSubnetIds"
-	InfraOutputPrivateRouteTableIDs          = "PrivateRouteTableIds"
+	InfraOutputVpcID                = "VpcId"
+	InfraOutputPrivateSubnetIDs     = "PrivateSubnetIds"
+	InfraOutputPublicSubnetIDs      = "PublicSubnetIds"
+	InfraOutputPrivateRouteTableIDs = "PrivateRouteTableIds"
+	// InfraOutputPeersSecurityGroupID is byoc's own security group for the private load
+	// balancer: the agent attaches it to the private NLB, and each peering stack adds the
+	// peer's ingress rules to it (the load balancer controller's own group is left alone: it
+	// removes rules it did not add).
+	InfraOutputPeersSecurityGroupID          = "PrivateLbPeersSecurityGroupId"
 	InfraOutputClusterName                   = "ClusterName"
 	InfraOutputClusterArn                    = "ClusterArn"
 	InfraOutputClusterEndpoint               = "ClusterEndpoint"
@@ -275,7 +280,8 @@ const (
 	// PeerAccepterRolePrefix names the accepter role of the peer-side template
 	// (<prefix><peer VPC id>); the management role may assume only roles so named.
 	PeerAccepterRolePrefix = "byoc-peer-accepter-"
-	PeerAccessStackName    = "clickhouse-byoc-peer-access"
+	PeerAccessStackName    = "clickhouse-byoc-peer-access" // one per peer VPC: <name>-<vpc id>
+	PeerAccessTemplateFile = "ByocPeerAccess.template.json"
 )
 
 // PeeringParamPeerCidrs are the peer CIDR parameters of the peering template (a VPC has at

@@ -486,7 +486,7 @@ func (p *plane) loadBalancer(c channel.Command) string {
 	h := hex.EncodeToString(sum[:])
 	detail, _ := json.Marshal(map[string]string{
 		"dnsName":         "k8s-istioing-private-" + h[:10] + ".elb." + region + ".amazonaws.com",
-		"securityGroupId": "sg-" + h[10:27],
+		"securityGroupId": c.Params["securityGroupId"], // the group byoc asked the agent to attach
 		"arn":             "arn:aws:elasticloadbalancing:" + region + ":" + account + ":loadbalancer/net/k8s-istioing-private/" + h[27:43],
 	})
 	return string(detail)

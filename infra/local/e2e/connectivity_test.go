@@ -41,7 +41,7 @@ func TestPeeringWithAnAccepterRole(t *testing.T) {
 	d, c := res.Deployment, res.Connectivity
 	peeringStack := "-peering-" + strings.TrimPrefix(c.AppVpcID, "vpc-")
 	order(t, rec,
-		customerStack(c.PeerAccount, "clickhouse-byoc-peer-access", "CREATE_COMPLETE"),
+		customerStack(c.PeerAccount, "clickhouse-byoc-peer-access-"+c.AppVpcID, "CREATE_COMPLETE"),
 		step{"the peering stack created", func(e localcloud.Event) bool {
 			return e.Kind == localcloud.KindStack && e.Account == res.Customer && strings.HasSuffix(e.Subject, peeringStack) && e.Status == "CREATE_COMPLETE"
 		}},

@@ -189,7 +189,27 @@ func (c *conn) act(ctx context.Context, action map[string]any) ([]byte, error) {
 
 // peering waits until the peering with vpc satisfies ok.
 func (c *conn) peering(ctx context.Context, vpc, what string, ok func(connectivity.Peering) bool) (connectivity.Peering, error) {
-	wait, cancel := context.WithTimeout(ctx, c.o.PhaseTimeout)
+	return c.peeringWithin(ctx, c.o.PhaseTimeout, vpc, what, ok)
+}
+
+// jumpUntil moves the cloud's clock an hour at a time until the peering with vpc satisfies
+// ok: the workflow looks again only when its hourly wait ends, and under faults (a step
+// retried with backoff) that wait may begin only after a jump, which then cannot end it.
+func (c *conn) jumpUntil(ctx context.Context, vpc, what string, ok func(connectivity.Peering) bool) (connectivity.Peering, error) {
+	deadline := time.Now().Add(c.o.PhaseTimeout)
+	for {
+		if err := c.jump(ctx, time.Hour+time.Minute); err != nil {
+			return connectivity.Peering{}, err
+		}
+		p, err := c.peeringWithin(ctx, 3*time.Second, vpc, what, ok)
+		if err == nil || time.Now().After(deadline) {
+			return p, err
+		}
+	}
+}
+
+func (c *conn) peeringWithin(ctx context.Context, within time.Duration, vpc, what string, ok func(connectivity.Peering) bool) (connectivity.Peering, error) {
+	wait, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	var last connectivity.Peering
 	for {
@@ -205,7 +225,7 @@ func (c *conn) peering(ctx context.Context, vpc, what string, ok func(connectivi
 		}
 		select {
 		case <-wait.Done():
-			return last, c.fail("waited %s for the peering with %s to be %s; it is %s %s", c.o.PhaseTimeout, vpc, what, last.State, last.Reason)
+			return last, c.fail("waited %s for the peering with %s to be %s; it is %s %s", within, vpc, what, last.State, last.Reason)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -261,7 +281,7 @@ func (c *conn) checkActive(ctx context.Context, d store.Deployment, p connectivi
 	}
 	// The customer adds the route back with the peer-side stack (created now when they
 	// accepted by hand, updated when it already holds the accepter role).
-	if _, err := c.peerStack(ctx, contract.PeerAccessStackName, &cloudformation.CreateStackInput{
+	if _, err := c.peerStack(ctx, peerAccessStack(app["Vpc"]), &cloudformation.CreateStackInput{
 		TemplateURL: aws.String(c.r.ControlPlane.Outputs[contract.OutputPeerAccessTemplateURL]), Parameters: peerParams(c.o.Customer, app["Vpc"],
 			map[string]string{contract.PeerAccessParamConnectionID: p.ConnectionID, contract.PeerAccessParamByocCidr: d.Settings.VPCCIDR,
 				contract.PeerAccessParamRouteTables[0]: app["Table"]})}); err != nil {
@@ -289,6 +309,9 @@ func (c *conn) checkActive(ctx context.Context, d store.Deployment, p connectivi
 		c.res.PeerRoutes, strings.Join(c.res.PrivateEndpoints, ", "))
 	return nil
 }
+
+// peerAccessStack is the customer's peer-side stack for one VPC.
+func peerAccessStack(vpc string) string { return contract.PeerAccessStackName + "-" + vpc }
 
 func peerParams(byocAccount, vpc string, extra map[string]string) []cfntypes.Parameter {
 	ps := []cfntypes.Parameter{
@@ -324,7 +347,7 @@ func (c *conn) show(ctx context.Context) (view, error) {
 }
 
 func (c *conn) withRole(ctx context.Context, d store.Deployment, app map[string]string) error {
-	access, err := c.peerStack(ctx, contract.PeerAccessStackName, &cloudformation.CreateStackInput{
+	access, err := c.peerStack(ctx, peerAccessStack(app["Vpc"]), &cloudformation.CreateStackInput{
 		TemplateURL: aws.String(c.r.ControlPlane.Outputs[contract.OutputPeerAccessTemplateURL]), Parameters: peerParams(c.o.Customer, app["Vpc"], nil)})
 	if err != nil {
 		return err
@@ -441,10 +464,7 @@ func (c *conn) manual(ctx context.Context, d store.Deployment, app map[string]st
 		return err
 	}
 	c.progress("customer accepted %s by hand", p.ConnectionID)
-	if err := c.jump(ctx, time.Hour+time.Minute); err != nil {
-		return err
-	}
-	if p, err = c.peering(ctx, vpc, "active", state(connectivity.Active)); err != nil {
+	if p, err = c.jumpUntil(ctx, vpc, "active", state(connectivity.Active)); err != nil {
 		return err
 	}
 	if err := c.checkActive(ctx, d, p, app); err != nil {
@@ -477,10 +497,7 @@ func (c *conn) manual(ctx context.Context, d store.Deployment, app map[string]st
 		return err
 	}
 	c.progress("customer rejected %s", r.ConnectionID)
-	if err := c.jump(ctx, time.Hour+time.Minute); err != nil {
-		return err
-	}
-	if _, err := c.peering(ctx, rejected["Vpc"], "failed (rejected)", func(p connectivity.Peering) bool {
+	if _, err := c.jumpUntil(ctx, rejected["Vpc"], "failed (rejected)", func(p connectivity.Peering) bool {
 		return p.State == connectivity.Failed && strings.Contains(p.Reason, "rejected")
 	}); err != nil {
 		return err
@@ -488,7 +505,7 @@ func (c *conn) manual(ctx context.Context, d store.Deployment, app map[string]st
 	if err := c.jump(ctx, connectivity.PeeringTTL); err != nil {
 		return err
 	}
-	if _, err := c.peering(ctx, ignored["Vpc"], "failed (expired)", func(p connectivity.Peering) bool {
+	if _, err := c.jumpUntil(ctx, ignored["Vpc"], "failed (expired)", func(p connectivity.Peering) bool {
 		return p.State == connectivity.Failed && strings.Contains(p.Reason, "expired")
 	}); err != nil {
 		return err

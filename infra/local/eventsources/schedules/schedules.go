@@ -229,6 +229,12 @@ func (f *Firer) arn(e *entry) string {
 // meanwhile fire on release, in order. A scenario holds the schedules across a jump of the
 // clock, so the data plane reports at the new time before the sweeps look for silence.
 func (f *Firer) Hold() (release func()) {
+	// The store is read first: a schedule created just before the jump is anchored at its
+	// creation in the cloud's time only while the clock has not moved; read after the jump,
+	// a one-time at() before the new time would have no occurrence left and never fire.
+	if err := f.Sync(context.Background()); err != nil {
+		f.log.Warn("schedules not read before the hold", "error", err)
+	}
 	f.held.Store(true)
 	return func() {
 		f.held.Store(false)

@@ -327,3 +327,30 @@ func TestInvalidSchedulesAreRefusedAndNotStored(t *testing.T) {
 		t.Error("an invalid schedule reached the store")
 	}
 }
+
+// A one-time schedule created just before the clock jumps past its time fires once the hold
+// is released: the hold reads the store first, so the schedule is known with its occurrence
+// before the jump (read after it, it was anchored past its own time and never fired, which
+// made the security-fix scenario wait for a firing that could not come).
+func TestAtScheduleCreatedJustBeforeAJumpFires(t *testing.T) {
+	f := newFixture(t)
+	url, arn := f.queue(t)
+	name := cloudtest.UniqueName("sched")
+	when := f.clock.Now().Add(time.Hour).UTC()
+	if _, err := f.store.CreateSchedule(context.Background(), &scheduler.CreateScheduleInput{
+		Name: aws.String(name), ScheduleExpression: aws.String("at(" + when.Format("2006-01-02T15:04:05") + ")"),
+		FlexibleTimeWindow: &schtypes.FlexibleTimeWindow{Mode: schtypes.FlexibleTimeWindowModeOff},
+		Target:             &schtypes.Target{Arn: aws.String(arn), RoleArn: aws.String("arn:aws:iam::000000000000:role/scheduler"), Input: aws.String(`"armed"`)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = f.store.DeleteSchedule(context.Background(), &scheduler.DeleteScheduleInput{Name: aws.String(name)})
+	})
+	release := f.firer.Hold()
+	f.clock.Advance(2 * time.Hour)
+	release()
+	if got := f.receive(t, url, 1); len(got) != 1 || got[0] != `"armed"` {
+		t.Fatalf("received %q, want the one firing", got)
+	}
+}
