@@ -35,7 +35,9 @@ func (b *controlPlaneBuilder) connectivity() {
 	machineArn := sub("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + peeringMachineName)
 	// peering runs as the provisioner role (sharedRoles): customers' management roles trust
 	// that role alone. It already reads and writes the table and assumes management roles.
-	fn := b.function(contract.FunctionPeering, 120, map[string]*string{
+	// Every action and step is a few calls: 30 s bounds a hung one, which its caller or
+	// the workflow's retry then repeats.
+	fn := b.function(contract.FunctionPeering, 30, map[string]*string{
 		contract.EnvTableName: b.cp.Table.TableName(), contract.EnvEventBusName: b.cp.Bus.EventBusName(),
 		contract.EnvSupportedRegions:     jsii.String(b.props.SupportedRegions),
 		contract.EnvBootstrapTemplateURL: jsii.String(b.props.BootstrapTemplateURL),
