@@ -168,6 +168,7 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 	case probe.DetailType == contract.DetailTypePeeringRequested:
 		// The bus policy and the rule admit only the vendor's own account; checked again here.
 		if vendor := strings.Split(h.Config.MachineArn, ":"); len(vendor) < 5 || probe.Account != vendor[4] {
+			h.Log.WarnContext(ctx, "BYOC Peering Requested from another account refused", "account", probe.Account)
 			return nil, &Refused{Reason: "account: BYOC Peering Requested is taken only from the vendor's own account, not " + probe.Account}
 		}
 		var a Action
@@ -176,7 +177,14 @@ func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, err
 			return nil, &InvalidRequest{Reason: err.Error()}
 		}
 		a.Action, a.DeploymentID, a.Actor = ActionRequest, a.PeeringRequest.DeploymentID, "event:"+probe.Account
-		return h.act(ctx, a)
+		out, err := h.act(ctx, a)
+		if refusal(err) {
+			// Asking again would be refused again: the requester is told on the bus, and the
+			// event is not retried into the dead-letter queue.
+			h.announce(ctx, store.Deployment{ID: a.DeploymentID}, a.PeerVpcID, "refused", err.Error())
+			return map[string]string{"refused": err.Error()}, nil
+		}
+		return out, err
 	case probe.Step != "":
 		var in StepInput
 		c := settings.Collector{Of: "peering step"}
@@ -228,6 +236,11 @@ func (h *Handler) act(ctx context.Context, a Action) (any, error) {
 		h.Log.ErrorContext(ctx, "peering action refused or failed", "action", a.Action, "deploymentId", a.DeploymentID, "error", err.Error(), "errorType", fmt.Sprintf("%T", err))
 	}
 	return out, err
+}
+
+// refusal reports whether err is a refusal of the request itself (not a failure to serve it).
+func refusal(err error) bool {
+	return errors.As(err, new(*InvalidRequest)) || errors.As(err, new(*Refused)) || errors.As(err, new(*NotFound))
 }
 
 // operational is a deployment whose network may change: ready, or being upgraded.
@@ -682,6 +695,9 @@ func (h *Handler) show(ctx context.Context, id string) (View, error) {
 // announce puts BYOC Peering Changed on the vendor bus (best effort: the record is the truth;
 // a lost notice is logged).
 func (h *Handler) announce(ctx context.Context, d store.Deployment, target string, state connectivity.State, reason string) {
+	if h.Bus == nil {
+		return
+	}
 	detail, _ := json.Marshal(map[string]string{"deploymentId": d.ID, "customerId": d.Settings.CustomerID, "target": target, "state": string(state), "reason": reason})
 	_, err := h.Bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
 		EventBusName: aws.String(h.Config.BusName), Source: aws.String(contract.SourcePeering),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"reflect"
@@ -269,8 +270,22 @@ func TestMalformedPeeringEventIsRefused(t *testing.T) {
 	if _, err := f.h.Handle(ctx, body); !errors.As(err, new(*InvalidRequest)) {
 		t.Errorf("malformed event: %v", err)
 	}
+	// A well-formed request the rules refuse is answered (no retry into the dead-letter
+	// queue) and changes nothing; one from another account is refused.
+	body, _ = json.Marshal(map[string]any{"detail-type": "BYOC Peering Requested", "account": "000000000000",
+		"detail": map[string]any{"deploymentId": f.id, "peerAccount": "222222222222", "peerVpcId": "vpc-11111111", "peerRegion": "us-east-1",
+			"peerCidrs": []string{"10.0.0.0/24"}, "name": "overlapping"}})
+	if out, err := f.h.Handle(ctx, body); err != nil || !strings.Contains(fmt.Sprint(out), "deployment's VPC CIDR") {
+		t.Errorf("a refused request event: %v, %v; want an answer naming the rule", out, err)
+	}
+	body, _ = json.Marshal(map[string]any{"detail-type": "BYOC Peering Requested", "account": "111122223333",
+		"detail": map[string]any{"deploymentId": f.id, "peerAccount": "222222222222", "peerVpcId": "vpc-11111111", "peerRegion": "us-east-1",
+			"peerCidrs": []string{"10.1.0.0/24"}, "name": "forged"}})
+	if _, err := f.h.Handle(ctx, body); !errors.As(err, new(*Refused)) {
+		t.Errorf("a request event from a customer's account: %v, want Refused", err)
+	}
 	if f.deployment(t).Version != before.Version || len(f.starts.names) != 0 {
-		t.Error("a malformed event changed something")
+		t.Error("a malformed, refused or forged event changed something")
 	}
 }
 
