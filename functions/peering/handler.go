@@ -358,6 +358,9 @@ func (h *Handler) request(ctx context.Context, a Action) (any, error) {
 	}
 	d, err = h.change(ctx, a.DeploymentID, store.Audit{Actor: a.Actor, Action: "peering.requested", Detail: a.PeerVpcID}, func(d store.Deployment, n *connectivity.Network) (bool, error) {
 		name = ""
+		if i := n.Find(a.PeerVpcID); i >= 0 && n.Peerings[i].State == connectivity.Deleting {
+			return false, &Refused{Reason: "peerVpcId: the peering with " + a.PeerVpcID + " is being deleted; ask again once it is deleted"}
+		}
 		if i := n.Find(a.PeerVpcID); i >= 0 && n.Peerings[i].State.Live() && connectivity.SamePeering(n.Peerings[i], connectivity.Canonical(a.PeeringRequest)) {
 			if n.Peerings[i].State.Working() {
 				name = path(n.Peerings[i].Execution) // still on its way: see that it runs

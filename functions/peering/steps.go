@@ -234,8 +234,10 @@ func (h *Handler) prepare(ctx context.Context, in StepInput) (PrepareResult, err
 	}
 	switch t.state() {
 	case connectivity.Provisioning, connectivity.PendingAcceptance:
-		out := PrepareResult{Work: WorkCreate, PrivateLB: t.n.PrivateLB == nil, CommandID: privateLBCommand(in.Execution),
-			SecurityGroupID: t.d.Outputs[contract.InfraOutputPeersSecurityGroupID]}
+		sg := t.d.Outputs[contract.InfraOutputPeersSecurityGroupID]
+		// A load balancer recorded with another group (or none yet) gets byoc's group now.
+		out := PrepareResult{Work: WorkCreate, PrivateLB: t.n.PrivateLB == nil || t.n.PrivateLB.SecurityGroupID != sg,
+			CommandID: privateLBCommand(in.Execution), SecurityGroupID: sg}
 		if out.PrivateLB {
 			services, err := h.Services.Services(ctx, t.d.ID)
 			if err != nil {
@@ -260,8 +262,8 @@ func (h *Handler) recordLoadBalancer(ctx context.Context, in StepInput) (any, er
 	if err != nil {
 		return nil, err
 	}
-	if t.n.PrivateLB != nil {
-		return t.n.PrivateLB, nil
+	if lb := t.n.PrivateLB; lb != nil && lb.SecurityGroupID == t.d.Outputs[contract.InfraOutputPeersSecurityGroupID] {
+		return lb, nil
 	}
 	cmd, err := h.Services.Command(ctx, in.DeploymentID, in.CommandID)
 	if err != nil {
@@ -284,7 +286,7 @@ func (h *Handler) recordLoadBalancer(ctx context.Context, in StepInput) (any, er
 	}
 	_, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: "private-lb.enabled", Detail: lb.DNSName},
 		func(_ store.Deployment, n *connectivity.Network) (bool, error) {
-			if n.PrivateLB != nil {
+			if n.PrivateLB != nil && *n.PrivateLB == lb {
 				return false, nil // a concurrent peering recorded it
 			}
 			n.PrivateLB = &lb

@@ -104,7 +104,7 @@ func managementPolicies() []policyArea {
 
 	networkCreates := []string{
 		"ec2:CreateVpc", "ec2:CreateSubnet", "ec2:CreateInternetGateway", "ec2:CreateRouteTable",
-		"ec2:CreateNatGateway", "ec2:AllocateAddress", "ec2:CreateVpcEndpoint",
+		"ec2:CreateNatGateway", "ec2:AllocateAddress", "ec2:CreateVpcEndpoint", "ec2:CreateSecurityGroup",
 	}
 	createActions := make([]string, len(networkCreates))
 	for i, a := range networkCreates {
@@ -122,6 +122,7 @@ func managementPolicies() []policyArea {
 			"ec2:AttachInternetGateway", "ec2:DetachInternetGateway", "ec2:DeleteInternetGateway",
 			"ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute", "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable", "ec2:DeleteRouteTable",
 			"ec2:DeleteNatGateway", "ec2:DisassociateAddress", "ec2:ReleaseAddress", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints",
+			"ec2:AuthorizeSecurityGroupEgress", "ec2:RevokeSecurityGroupEgress", "ec2:DeleteSecurityGroup",
 			"ec2:CreateTags", "ec2:DeleteTags",
 		}},
 	}

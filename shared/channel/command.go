@@ -38,8 +38,11 @@ const (
 	Scale        Kind = "scale"   // params: replicas
 	Backup       Kind = "backup"  // params: backupId (optional; the agent names one otherwise)
 	Restore      Kind = "restore" // params: backupId
-	// Connectivity (deployment-wide but for access lists). The agent acknowledges private-lb
-	// with the load balancer it runs, as JSON in the acknowledgement's detail
+	// Connectivity (deployment-wide but for access lists). For private-lb the agent runs the
+	// internal NLB, attaches byoc's security group to it besides the controller's own (the
+	// peers' ingress is on byoc's), turns off the enforcement of inbound rules on PrivateLink
+	// traffic (PrivateLink is governed by the endpoint service's principals and acceptance),
+	// and acknowledges with the load balancer, as JSON in the acknowledgement's detail
 	// (connectivity.LoadBalancer: dnsName, securityGroupId, arn).
 	PrivateLoadBalancer Kind = "private-lb"     // params: enabled ("true"), securityGroupId (byoc's group to attach to it)
 	PublicLoadBalancer  Kind = "public-lb"      // params: enabled ("true" or "false")

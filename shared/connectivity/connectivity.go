@@ -276,17 +276,20 @@ func Canonical(r PeeringRequest) PeeringRequest {
 	return r
 }
 
-// PruneEnded drops the oldest failed or deleted peerings beyond KeepEnded.
+// PruneEnded drops the oldest ended peerings beyond KeepEnded: deleted ones, and failed
+// ones that never made a connection (a failed one with a connection may still hold it, and
+// must stay deletable).
 func PruneEnded(ps []Peering) []Peering {
+	prunable := func(p Peering) bool { return p.State == Deleted || p.State == Failed && p.ConnectionID == "" }
 	ended := 0
 	for _, p := range ps {
-		if !p.State.Live() {
+		if prunable(p) {
 			ended++
 		}
 	}
 	out := make([]Peering, 0, len(ps))
 	for _, p := range ps { // oldest first: the order they were requested in
-		if !p.State.Live() && ended > KeepEnded {
+		if prunable(p) && ended > KeepEnded {
 			ended--
 			continue
 		}

@@ -197,16 +197,18 @@ func (c *conn) peering(ctx context.Context, vpc, what string, ok func(connectivi
 // retried with backoff) that wait may begin only after a jump, which then cannot end it.
 func (c *conn) jumpUntil(ctx context.Context, vpc, what string, ok func(connectivity.Peering) bool) (connectivity.Peering, error) {
 	deadline := time.Now().Add(c.o.PhaseTimeout)
-	for {
+	for jumps := 0; ; jumps++ {
+		if p, err := c.peeringWithin(ctx, 3*time.Second, vpc, what, ok); err == nil || jumps == maxJumps || time.Now().After(deadline) {
+			return p, err
+		}
 		if err := c.jump(ctx, time.Hour+time.Minute); err != nil {
 			return connectivity.Peering{}, err
 		}
-		p, err := c.peeringWithin(ctx, 3*time.Second, vpc, what, ok)
-		if err == nil || time.Now().After(deadline) {
-			return p, err
-		}
 	}
 }
+
+// maxJumps bounds the hours jumpUntil moves the clock.
+const maxJumps = 24
 
 func (c *conn) peeringWithin(ctx context.Context, within time.Duration, vpc, what string, ok func(connectivity.Peering) bool) (connectivity.Peering, error) {
 	wait, cancel := context.WithTimeout(ctx, within)

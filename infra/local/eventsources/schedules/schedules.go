@@ -273,6 +273,9 @@ func (f *Firer) loop(ctx context.Context) {
 			due, earliest = nil, time.Time{}
 		}
 		for _, e := range due {
+			if f.held.Load() {
+				break // held meanwhile (a jump is coming): the rest fires on release
+			}
 			f.fire(ctx, e, f.latest(e))
 		}
 		if len(due) > 0 {
