@@ -32,17 +32,18 @@ help: ## list the targets
 
 build: build-deploy build-local ## every function: build/<fn>/bootstrap (linux/arm64) and build/local/<fn>/bootstrap (this machine)
 
+# One go build per platform: the functions compile and link in parallel (one build per
+# function linked them one after another, most of a warm build), then each binary moves to
+# <dir>/<fn>/bootstrap, the name Lambda's provided runtime runs.
 build-deploy:
-	@for fn in $(FUNCTIONS); do \
-	  echo "build  $$fn (linux/arm64)"; \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o build/$$fn/bootstrap ./functions/$$fn || exit 1; \
-	done
+	@echo "build  $(FUNCTIONS) (linux/arm64)"
+	@rm -rf build/.out/arm64 && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o build/.out/arm64/ $(addprefix ./functions/,$(FUNCTIONS))
+	@for fn in $(FUNCTIONS); do mkdir -p build/$$fn && mv build/.out/arm64/$$fn build/$$fn/bootstrap || exit 1; done
 
 build-local:
-	@for fn in $(FUNCTIONS); do \
-	  echo "build  $$fn ($(HOST_OS)/$(HOST_ARCH), for the local cloud)"; \
-	  CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o build/local/$$fn/bootstrap ./functions/$$fn || exit 1; \
-	done
+	@echo "build  $(FUNCTIONS) ($(HOST_OS)/$(HOST_ARCH), for the local cloud)"
+	@rm -rf build/.out/local && CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o build/.out/local/ $(addprefix ./functions/,$(FUNCTIONS))
+	@for fn in $(FUNCTIONS); do mkdir -p build/local/$$fn && mv build/.out/local/$$fn build/local/$$fn/bootstrap || exit 1; done
 
 synth: build-deploy ## write the control-plane, bootstrap and infrastructure templates to cdk.out/
 	$(GO) run ./infra
