@@ -111,7 +111,7 @@ func TestSecondCloudOnABusyPortFailsNamingIt(t *testing.T) {
 // byocLocal builds the command once.
 func byocLocal(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(binDir, "byoc-local")
+	path := filepath.Join(toolsDir, "byoc-local")
 	if _, err := os.Stat(path); err == nil {
 		return path
 	}

@@ -27,7 +27,8 @@ import (
 var (
 	repoRoot     string
 	templatesDir string
-	binDir       string // <binDir>/<function>/bootstrap, built by TestMain
+	binDir       string // <binDir>/<function>/bootstrap, built by TestMain (or make build-local)
+	toolsDir     string // this test process's own builds (byoc-local)
 	shared       *env
 )
 
@@ -166,14 +167,26 @@ func setup(m *testing.M) (int, error) {
 			return 1, fmt.Errorf("%s/%s is missing: run `make synth` first (`make test` does)", templatesDir, name)
 		}
 	}
-	dir, err := os.MkdirTemp("", "byoc-e2e-bin")
+	tools, err := os.MkdirTemp("", "byoc-e2e-tools")
 	if err != nil {
 		return 1, err
 	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	if err := buildFunctions(dir); err != nil {
-		return 1, err
+	defer os.RemoveAll(tools)
+	toolsDir = tools
+	// `make test` has just built the functions for this machine (make build-local) and says
+	// where: one build serves the tests. A bare `go test` builds its own.
+	if prebuilt := os.Getenv(prebuiltFunctions); prebuilt != "" {
+		binDir = prebuilt
+	} else {
+		dir, err := os.MkdirTemp("", "byoc-e2e-bin")
+		if err != nil {
+			return 1, err
+		}
+		defer os.RemoveAll(dir)
+		binDir = dir
+		if err := buildFunctions(dir); err != nil {
+			return 1, err
+		}
 	}
 	logs := &lockedBuffer{}
 	shared = &env{logs: logs, clock: &cloudClock{}, observers: map[int]func(localcloud.Event){}}
@@ -193,6 +206,10 @@ func setup(m *testing.M) (int, error) {
 	shared.runner = &scenario.Runner{Cloud: c, ControlPlane: cp, DisarmAfterRun: true}
 	return m.Run(), nil
 }
+
+// prebuiltFunctions names the directory of functions built for this machine that the tests
+// use instead of building their own (the Makefile's test target sets it to build/local).
+const prebuiltFunctions = "BYOC_LOCAL_FUNCTIONS"
 
 // buildFunctions builds every functions/<name> for this machine into dir/<name>/bootstrap,
 // as the Makefile's build-local target does, in one go build.
