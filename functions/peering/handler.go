@@ -321,6 +321,9 @@ func (h *Handler) start(ctx context.Context, deploymentID, target, name string) 
 		return err
 	}
 	fresh := executionName(deploymentID, target, h.Store.Now().UTC())
+	if fresh == name {
+		fresh += "-1" // the same millisecond as the ended one (a test's, not a real workflow's)
+	}
 	var took bool
 	_, err = h.change(ctx, deploymentID, store.Audit{Actor: "peering", Action: "peering.takeover", Detail: target + ": " + name + " ended " + string(out.Status)},
 		func(_ store.Deployment, n *connectivity.Network) (bool, error) {
