@@ -56,7 +56,7 @@ func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
 				t.Errorf("table %s = %s, want %s", key, toJSON(p[key]), toJSON(value))
 			}
 		}
-		// Exactly the indexes of the table the repository expects: SweepIndex.
+		// Exactly the indexes of the table the repository expects: SweepIndex and FleetIndex.
 		def := store.TableDefinition("")
 		var wantIndexes []any
 		for _, g := range def.GlobalSecondaryIndexes {
@@ -64,13 +64,17 @@ func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
 			for _, k := range g.KeySchema {
 				keys = append(keys, map[string]any{"AttributeName": *k.AttributeName, "KeyType": string(k.KeyType)})
 			}
-			wantIndexes = append(wantIndexes, map[string]any{"IndexName": *g.IndexName, "KeySchema": keys,
-				"Projection": map[string]any{"ProjectionType": string(g.Projection.ProjectionType)}})
+			projection := map[string]any{"ProjectionType": string(g.Projection.ProjectionType)}
+			if len(g.Projection.NonKeyAttributes) > 0 {
+				projection["NonKeyAttributes"] = g.Projection.NonKeyAttributes
+			}
+			wantIndexes = append(wantIndexes, map[string]any{"IndexName": *g.IndexName, "KeySchema": keys, "Projection": projection})
 		}
 		if got, want := toJSON(p["GlobalSecondaryIndexes"]), toJSON(wantIndexes); got != want {
 			t.Errorf("table indexes = %s, want %s (servicestate.TableDefinition)", got, want)
 		}
-		if want := `[{"IndexName":"SweepIndex","KeySchema":[{"AttributeName":"sweepPK","KeyType":"HASH"},{"AttributeName":"sweepAt","KeyType":"RANGE"}],"Projection":{"ProjectionType":"KEYS_ONLY"}}]`; toJSON(wantIndexes) != want {
+		if want := `[{"IndexName":"SweepIndex","KeySchema":[{"AttributeName":"sweepPK","KeyType":"HASH"},{"AttributeName":"sweepAt","KeyType":"RANGE"}],"Projection":{"ProjectionType":"KEYS_ONLY"}},` +
+			`{"IndexName":"FleetIndex","KeySchema":[{"AttributeName":"fleetPK","KeyType":"HASH"},{"AttributeName":"fleetSK","KeyType":"RANGE"}],"Projection":{"NonKeyAttributes":["id","status","settings","createdAt","updatedAt","failure"],"ProjectionType":"INCLUDE"}}]`; toJSON(wantIndexes) != want {
 			t.Errorf("servicestate.TableDefinition's indexes = %s, docs/state.md says %s", toJSON(wantIndexes), want)
 		}
 		var gotAttrs, wantAttrs []string

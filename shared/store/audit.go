@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -189,4 +190,49 @@ func (s *Store) EventSeen(ctx context.Context, id string) (bool, error) {
 	default:
 		return false, err
 	}
+}
+
+// AuditPage returns up to limit audit entries of a deployment, newest first, starting after
+// the entry a previous page's token names; the token of the next page is "" on the last.
+func (s *Store) AuditPage(ctx context.Context, id string, limit int, token string) ([]AuditEntry, string, error) {
+	if limit < 1 || limit > MaxPage {
+		return nil, "", fmt.Errorf("limit %d: must be from 1 to %d", limit, MaxPage)
+	}
+	in := &dynamodb.QueryInput{
+		TableName:              aws.String(s.table),
+		KeyConditionExpression: aws.String("PK = :pk AND begins_with(SK, :audit)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: DeploymentPK(id)}, ":audit": &types.AttributeValueMemberS{Value: skAuditPrefix},
+		},
+		ScanIndexForward: aws.Bool(false),
+		Limit:            aws.Int32(int32(limit)),
+	}
+	if token != "" {
+		sk, err := hex.DecodeString(token)
+		if err != nil || !strings.HasPrefix(string(sk), skAuditPrefix) {
+			return nil, "", ErrBadToken
+		}
+		in.ExclusiveStartKey = Key(DeploymentPK(id), string(sk))
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("audit trail of %s: %w", id, err)
+	}
+	entries := make([]AuditEntry, 0, len(out.Items))
+	lastSK := ""
+	for _, it := range out.Items {
+		var e AuditEntry
+		if err := UnmarshalItem(it, &e); err != nil {
+			return nil, "", fmt.Errorf("read audit entry of %s: %w", id, err)
+		}
+		entries = append(entries, e)
+		if sk, ok := it[AttrSK].(*types.AttributeValueMemberS); ok {
+			lastSK = sk.Value
+		}
+	}
+	next := ""
+	if len(out.LastEvaluatedKey) > 0 && lastSK != "" {
+		next = hex.EncodeToString([]byte(lastSK))
+	}
+	return entries, next, nil
 }

@@ -100,6 +100,8 @@ func metaItem(d Deployment) (map[string]types.AttributeValue, error) {
 	if err != nil {
 		return nil, err
 	}
+	item[AttrFleetPK] = &types.AttributeValueMemberS{Value: fleetAll}
+	item[AttrFleetSK] = &types.AttributeValueMemberS{Value: fleetSK(d)}
 	list := ""
 	switch d.Status {
 	case lifecycle.Invited:

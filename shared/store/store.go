@@ -47,8 +47,8 @@ const (
 )
 
 // TableDefinition is the control plane's one table, as the CDK stack creates it and as tests
-// create it in the local cloud: string partition and sort keys, on-demand capacity, and the
-// sweep index.
+// create it in the local cloud: string partition and sort keys, on-demand capacity, the
+// sweep index and the fleet index.
 func TableDefinition(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName:   aws.String(name),
@@ -58,6 +58,8 @@ func TableDefinition(name string) *dynamodb.CreateTableInput {
 			{AttributeName: aws.String(AttrSK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrSweepPK), AttributeType: types.ScalarAttributeTypeS},
 			{AttributeName: aws.String(AttrSweepAt), AttributeType: types.ScalarAttributeTypeN},
+			{AttributeName: aws.String(AttrFleetPK), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrFleetSK), AttributeType: types.ScalarAttributeTypeS},
 		},
 		KeySchema: []types.KeySchemaElement{
 			{AttributeName: aws.String(AttrPK), KeyType: types.KeyTypeHash},
@@ -70,6 +72,13 @@ func TableDefinition(name string) *dynamodb.CreateTableInput {
 				{AttributeName: aws.String(AttrSweepAt), KeyType: types.KeyTypeRange},
 			},
 			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		}, {
+			IndexName: aws.String(FleetIndex),
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(AttrFleetPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(AttrFleetSK), KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: fleetProjection},
 		}},
 	}
 }

@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/settings"
+)
+
+// The fleet index lists every deployment without a scan. All deployments share one partition
+// key; the sort key is "<status>#<created>#<id>", so one Query serves the whole fleet (grouped
+// by status, newest first) or one status (begins_with). Its sort key changes only with the
+// status, so the index is written on a status change, not on every update. It projects the
+// few attributes a list shows, so a page is one Query.
+//
+// DynamoDB adds one global secondary index per table update; this is the second, added alone.
+const (
+	FleetIndex  = "FleetIndex"
+	AttrFleetPK = "fleetPK"
+	AttrFleetSK = "fleetSK"
+	fleetAll    = "FLEET"
+)
+
+// fleetProjection are the attributes the index carries besides its keys.
+var fleetProjection = []string{"id", "status", "settings", "createdAt", "updatedAt", "failure"}
+
+func fleetSK(d Deployment) string {
+	return string(d.Status) + "#" + d.CreatedAt.UTC().Format(time.RFC3339Nano) + "#" + d.ID
+}
+
+// Summary is a deployment as a fleet list shows it.
+type Summary struct {
+	ID        string            `json:"id"`
+	Status    lifecycle.Status  `json:"status"`
+	Settings  settings.Settings `json:"settings"`
+	CreatedAt time.Time         `json:"createdAt"`
+	UpdatedAt time.Time         `json:"updatedAt"`
+	Failure   *Failure          `json:"failure,omitempty"`
+}
+
+// FleetQuery selects a page of the fleet.
+type FleetQuery struct {
+	Status    lifecycle.Status // "" for every status
+	Limit     int              // 1..MaxPage; 0 means DefaultPage
+	NextToken string           // from the previous page; "" for the first
+}
+
+// Page sizes of a fleet list.
+const (
+	DefaultPage = 50
+	MaxPage     = 100
+)
+
+// ErrBadToken is a next token this store did not issue (or issued for another query).
+var ErrBadToken = errors.New("invalid next token")
+
+// fleetToken is the opaque cursor: the last key read, and the status it was read under, so
+// a token cannot be replayed against another filter.
+type fleetToken struct {
+	Status string `json:"s"`
+	SK     string `json:"k"`
+	ID     string `json:"i"`
+}
+
+// Fleet returns one page of deployments and the token of the next ("" on the last page).
+func (s *Store) Fleet(ctx context.Context, q FleetQuery) ([]Summary, string, error) {
+	if q.Status != "" && !q.Status.Known() {
+		return nil, "", fmt.Errorf("status %q: must be one of %v", q.Status, lifecycle.All())
+	}
+	if q.Limit == 0 {
+		q.Limit = DefaultPage
+	}
+	if q.Limit < 1 || q.Limit > MaxPage {
+		return nil, "", fmt.Errorf("limit %d: must be from 1 to %d", q.Limit, MaxPage)
+	}
+	in := &dynamodb.QueryInput{
+		TableName:                aws.String(s.table),
+		IndexName:                aws.String(FleetIndex),
+		KeyConditionExpression:   aws.String("#pk = :pk"),
+		ExpressionAttributeNames: map[string]string{"#pk": AttrFleetPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": &types.AttributeValueMemberS{Value: fleetAll},
+		},
+		ScanIndexForward: aws.Bool(false),
+		Limit:            aws.Int32(int32(q.Limit)),
+	}
+	if q.Status != "" {
+		in.KeyConditionExpression = aws.String("#pk = :pk AND begins_with(#sk, :status)")
+		in.ExpressionAttributeNames["#sk"] = AttrFleetSK
+		in.ExpressionAttributeValues[":status"] = &types.AttributeValueMemberS{Value: string(q.Status) + "#"}
+	}
+	if q.NextToken != "" {
+		t, err := decodeFleetToken(q.NextToken)
+		if err != nil || t.Status != string(q.Status) || !strings.HasSuffix(t.SK, "#"+t.ID) {
+			return nil, "", ErrBadToken
+		}
+		in.ExclusiveStartKey = map[string]types.AttributeValue{
+			AttrFleetPK: &types.AttributeValueMemberS{Value: fleetAll},
+			AttrFleetSK: &types.AttributeValueMemberS{Value: t.SK},
+			AttrPK:      &types.AttributeValueMemberS{Value: DeploymentPK(t.ID)},
+			AttrSK:      &types.AttributeValueMemberS{Value: skMeta},
+		}
+	}
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return nil, "", fmt.Errorf("list deployments: %w", err)
+	}
+	page := make([]Summary, 0, len(out.Items))
+	for _, it := range out.Items {
+		var sum Summary
+		if err := UnmarshalItem(it, &sum); err != nil {
+			return nil, "", fmt.Errorf("list deployments: %w", err)
+		}
+		page = append(page, sum)
+	}
+	// The cursor is built from the last item read, not from LastEvaluatedKey: DynamoDB's
+	// carries the index keys too, but kumo's (the local cloud) has only the table's, and the
+	// item has everything the key is made of.
+	next := ""
+	if len(out.LastEvaluatedKey) > 0 && len(page) > 0 {
+		last := Deployment{ID: page[len(page)-1].ID, Status: page[len(page)-1].Status, CreatedAt: page[len(page)-1].CreatedAt}
+		next = encodeFleetToken(fleetToken{Status: string(q.Status), SK: fleetSK(last), ID: last.ID})
+	}
+	return page, next, nil
+}
+
+func encodeFleetToken(t fleetToken) string {
+	b, _ := json.Marshal(t)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeFleetToken(s string) (fleetToken, error) {
+	var t fleetToken
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return t, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return t, err
+	}
+	if t.SK == "" || t.ID == "" {
+		return t, ErrBadToken
+	}
+	return t, nil
+}

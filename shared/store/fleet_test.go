@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// Every deployment is listed once across pages, newest first within a status, and a status
+// filter lists only that status; a page reads the index, not the table.
+func TestFleetPagesThroughEveryDeploymentOnce(t *testing.T) {
+	s, _, _ := newStore(t)
+	base := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	const n = 23
+	for i := range n {
+		at := base.Add(time.Duration(i) * time.Minute)
+		s.Now = func() time.Time { return at }
+		d := mustCreate(t, s, deployment(fmt.Sprintf("d%012d", i), fmt.Sprintf("1000000000%02d", i)))
+		if i%3 == 0 {
+			next := d
+			next.Status = lifecycle.Provisioning
+			if _, err := s.Update(ctx, d, next, store.Audit{Actor: "test", Action: "provision"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	var order []store.Summary
+	token := ""
+	pages := 0
+	for {
+		page, next, err := s.Fleet(ctx, store.FleetQuery{Limit: 5, NextToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if len(page) > 5 {
+			t.Fatalf("page of %d, limit 5", len(page))
+		}
+		for _, d := range page {
+			if seen[d.ID] {
+				t.Fatalf("%s listed twice", d.ID)
+			}
+			if d.Settings.AccountID == "" || d.CreatedAt.IsZero() || d.Status == "" {
+				t.Fatalf("summary lacks projected attributes: %+v", d)
+			}
+			seen[d.ID] = true
+			order = append(order, d)
+		}
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	if len(seen) != n || pages != 5 {
+		t.Fatalf("listed %d deployments in %d pages, want %d in 5", len(seen), pages, n)
+	}
+	for i := 1; i < len(order); i++ {
+		a, b := order[i-1], order[i]
+		if a.Status == b.Status && !a.CreatedAt.After(b.CreatedAt) {
+			t.Fatalf("%s (%s) listed before the newer %s (%s)", a.ID, a.CreatedAt, b.ID, b.CreatedAt)
+		}
+	}
+	provisioning, next, err := s.Fleet(ctx, store.FleetQuery{Status: lifecycle.Provisioning, Limit: 100})
+	if err != nil || next != "" {
+		t.Fatal(err, next)
+	}
+	if len(provisioning) != 8 {
+		t.Fatalf("%d provisioning, want 8", len(provisioning))
+	}
+	for _, d := range provisioning {
+		if d.Status != lifecycle.Provisioning {
+			t.Fatalf("status filter listed %s %s", d.ID, d.Status)
+		}
+	}
+}
+
+func TestFleetRefusesForeignTokensAndBadLimits(t *testing.T) {
+	s, _, _ := newStore(t)
+	for i := range 3 {
+		mustCreate(t, s, deployment(fmt.Sprintf("e%012d", i), fmt.Sprintf("2000000000%02d", i)))
+	}
+	_, next, err := s.Fleet(ctx, store.FleetQuery{Limit: 1})
+	if err != nil || next == "" {
+		t.Fatal(err, next)
+	}
+	// A token read under one filter is refused under another: it would skip deployments.
+	if _, _, err := s.Fleet(ctx, store.FleetQuery{Status: lifecycle.Ready, NextToken: next}); !errors.Is(err, store.ErrBadToken) {
+		t.Fatalf("token of another filter: %v, want ErrBadToken", err)
+	}
+	for _, tok := range []string{"x", "eyJ9", next + "A"} {
+		if _, _, err := s.Fleet(ctx, store.FleetQuery{NextToken: tok}); !errors.Is(err, store.ErrBadToken) {
+			t.Errorf("token %q: %v, want ErrBadToken", tok, err)
+		}
+	}
+	for _, limit := range []int{-1, store.MaxPage + 1} {
+		if _, _, err := s.Fleet(ctx, store.FleetQuery{Limit: limit}); err == nil {
+			t.Errorf("limit %d accepted", limit)
+		}
+	}
+	if _, _, err := s.Fleet(ctx, store.FleetQuery{Status: "gone"}); err == nil {
+		t.Error("unknown status accepted")
+	}
+}
