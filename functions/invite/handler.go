@@ -228,7 +228,7 @@ func (h *Handler) admit(ctx context.Context, accountID string) error {
 }
 
 // StatementID is the vendor bus policy statement that admits one customer account.
-func StatementID(accountID string) string { return "customer-" + accountID }
+func StatementID(accountID string) string { return contract.BusStatementCustomer(accountID) }
 
 func (h *Handler) response(d store.Deployment) Response {
 	params := map[string]string{

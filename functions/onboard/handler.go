@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +15,7 @@ import (
 	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -56,8 +55,10 @@ type ProvisionInput struct {
 // refuses a second execution of the same name (for 90 days), which is what makes a
 // duplicate event start nothing; an operator's retry uses the next attempt number.
 func ExecutionName(deploymentID string, attempt int) string {
-	return fmt.Sprintf("provision-%s-%d", deploymentID, attempt)
+	return runs.Name(provisionWorkflow, deploymentID, attempt)
 }
+
+const provisionWorkflow = "provision"
 
 // Handle processes one Stack Status Change event.
 //
@@ -131,83 +132,41 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 // and EventBridge's retry tries again; if the record fails after a start, the retry finds
 // the execution already there.
 func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event) error {
-	action := "bootstrap.complete"
-	var name string
+	input, _ := json.Marshal(ProvisionInput{DeploymentID: d.ID})
+	var name, action string
+	var already bool
 	switch d.Status {
 	case lifecycle.Invited:
-		name = ExecutionName(d.ID, 1)
-	case lifecycle.Failed:
-		n, ok := executionNumber(d.ID, d.Execution)
-		if !ok {
-			n = 1 // an execution of another name (a takeover) owned it: count from the first
+		name, action = ExecutionName(d.ID, 1), "bootstrap.complete"
+		_, err := h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
+			StateMachineArn: aws.String(h.Config.ProvisionMachineArn), Name: aws.String(name), Input: aws.String(string(input)),
+		})
+		var exists *sfntypes.ExecutionAlreadyExists
+		if already = errors.As(err, &exists); err != nil && !already {
+			return fmt.Errorf("start provision execution %s: %w", name, err)
 		}
-		name, action = ExecutionName(d.ID, n+1), "bootstrap.restart"
+	case lifecycle.Failed:
+		// The next execution after the one that failed; names of executions that already ran
+		// and closed (one refused while another owned the deployment) are stepped over. If
+		// none is free, nothing was started: say so (EventBridge retries, then the DLQ),
+		// and record no restart.
+		s, err := runs.StartNext(ctx, h.Workflows, h.Config.ProvisionMachineArn, provisionWorkflow, d.ID, d.Execution, string(input))
+		if err != nil {
+			return fmt.Errorf("restart of deployment %s: %w", d.ID, err)
+		}
+		name, action, already = s.Name, "bootstrap.restart", s.Running
 	default:
 		log.InfoContext(ctx, "onboard: ignored, deployment already past invited", "deploymentStatus", string(d.Status))
 		return nil
 	}
-	input, _ := json.Marshal(ProvisionInput{DeploymentID: d.ID})
-	detail := ""
-	out, err := h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
-		StateMachineArn: aws.String(h.Config.ProvisionMachineArn),
-		Name:            aws.String(name),
-		Input:           aws.String(string(input)),
-	})
-	var exists *sfntypes.ExecutionAlreadyExists
-	// A restart's name may belong to an execution that already ran and closed (one refused
-	// while another owned the deployment): the next free number is the restart.
-	for tries := 0; action == "bootstrap.restart" && errors.As(err, &exists); tries++ {
-		running, derr := h.running(ctx, name)
-		if derr != nil {
-			return derr
-		}
-		if running {
-			break
-		}
-		if tries == maxRestartNames {
-			// Nothing was started: say so (EventBridge retries, then the DLQ), do not record
-			// a restart that did not happen.
-			return fmt.Errorf("restart of deployment %s: the next %d provision execution names are taken by closed executions", d.ID, maxRestartNames)
-		}
-		n, _ := executionNumber(d.ID, name)
-		name = ExecutionName(d.ID, n+1)
-		out, err = h.Workflows.StartExecution(ctx, &sfn.StartExecutionInput{
-			StateMachineArn: aws.String(h.Config.ProvisionMachineArn), Name: aws.String(name), Input: aws.String(string(input)),
-		})
-	}
-	switch {
-	case errors.As(err, &exists):
+	detail := fmt.Sprintf("%s by stack %s; started provision execution %s", e.Status, e.Stack.ID, runs.ExecutionArn(h.Config.ProvisionMachineArn, name))
+	if already {
 		log.InfoContext(ctx, "onboard: provision already started", "execution", name)
 		detail = fmt.Sprintf("%s by stack %s; provision execution %s already started", e.Status, e.Stack.ID, name)
-	case err != nil:
-		return fmt.Errorf("start provision execution %s: %w", name, err)
-	default:
-		log.InfoContext(ctx, "onboard: provision started", "executionArn", aws.ToString(out.ExecutionArn))
-		detail = fmt.Sprintf("%s by stack %s; started provision execution %s", e.Status, e.Stack.ID, aws.ToString(out.ExecutionArn))
+	} else {
+		log.InfoContext(ctx, "onboard: provision started", "execution", name)
 	}
 	return h.audit(ctx, log, d, e, action, detail)
-}
-
-// maxRestartNames bounds the closed executions a restart steps over to find a free name.
-const maxRestartNames = 20
-
-// executionNumber is N of an execution (name or ARN) named provision-<id>-N.
-func executionNumber(deploymentID, execution string) (int, bool) {
-	name := execution[strings.LastIndex(execution, ":")+1:]
-	rest, ok := strings.CutPrefix(name, "provision-"+deploymentID+"-")
-	n, err := strconv.Atoi(rest)
-	return n, ok && err == nil && n > 0
-}
-
-// running reports whether the provision execution of that name is still running.
-func (h *Handler) running(ctx context.Context, name string) (bool, error) {
-	arn := strings.Replace(h.Config.ProvisionMachineArn, ":stateMachine:", ":execution:", 1) + ":" + name
-	out, err := h.Workflows.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
-	if err != nil {
-		return false, fmt.Errorf("describe provision execution %s: %w", name, err)
-	}
-	// A redrive pending is the execution about to run again: as good as running.
-	return out.Status == sfntypes.ExecutionStatusRunning || out.Status == sfntypes.ExecutionStatusPendingRedrive, nil
 }
 
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d store.Deployment, e stackevent.Event, action string) error {

@@ -151,7 +151,7 @@ const (
 )
 
 // PrivateLinkTarget is the workflow target of the PrivateLink endpoint service.
-const PrivateLinkTarget = "privatelink"
+const PrivateLinkTarget = connectivity.PrivateLinkTarget
 
 // Handle tells an event, a workflow step and an action apart.
 func (h *Handler) Handle(ctx context.Context, payload json.RawMessage) (any, error) {

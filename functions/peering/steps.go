@@ -390,10 +390,7 @@ func requestToken(execution, op string) string {
 }
 
 func stackName(d store.Deployment, target string) string {
-	if target == PrivateLinkTarget {
-		return fmt.Sprintf("%s-%s-privatelink", d.Settings.ResourcePrefix, d.ID)
-	}
-	return fmt.Sprintf("%s-%s-peering-%s", d.Settings.ResourcePrefix, d.ID, strings.TrimPrefix(target, "vpc-"))
+	return connectivity.StackName(d.Settings.ResourcePrefix, d.ID, target)
 }
 
 // spec is the stack of the target.

@@ -35,9 +35,11 @@ const (
 	ApplyRelease Kind = "apply-release" // params: clickhouseVersion and/or operatorVersion
 	Start        Kind = "start"
 	Stop         Kind = "stop"
-	Scale        Kind = "scale"   // params: replicas
-	Backup       Kind = "backup"  // params: backupId (optional; the agent names one otherwise)
-	Restore      Kind = "restore" // params: backupId
+	Idle         Kind = "idle"      // scale to zero until the next query (ClickHouse Cloud's idling)
+	Terminate    Kind = "terminate" // remove the service and its data; what a teardown asks first
+	Scale        Kind = "scale"     // params: replicas
+	Backup       Kind = "backup"    // params: backupId (optional; the agent names one otherwise)
+	Restore      Kind = "restore"   // params: backupId
 	// Connectivity (deployment-wide but for access lists). For private-lb the agent runs the
 	// internal NLB, attaches byoc's security group to it besides the controller's own (the
 	// peers' ingress is on byoc's), turns off the enforcement of inbound rules on PrivateLink
@@ -50,7 +52,7 @@ const (
 )
 
 // Kinds lists every command kind.
-var Kinds = []Kind{ApplyRelease, Start, Stop, Scale, Backup, Restore, PrivateLoadBalancer, PublicLoadBalancer, AccessList}
+var Kinds = []Kind{ApplyRelease, Start, Stop, Idle, Terminate, Scale, Backup, Restore, PrivateLoadBalancer, PublicLoadBalancer, AccessList}
 
 // deploymentWide are the kinds that concern no one service.
 var deploymentWide = []Kind{ApplyRelease, PrivateLoadBalancer, PublicLoadBalancer}
@@ -108,7 +110,7 @@ func (c Command) Validate() error {
 		if p["clickhouseVersion"] == "" && p["operatorVersion"] == "" {
 			bad = append(bad, "params: apply-release needs clickhouseVersion or operatorVersion")
 		}
-	case Start, Stop, Backup:
+	case Start, Stop, Idle, Terminate, Backup:
 	case Scale:
 		n, err := strconv.Atoi(p["replicas"])
 		if err != nil || n < 1 || n > statemsg.MaxReplicas {

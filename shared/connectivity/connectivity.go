@@ -481,3 +481,30 @@ func CheckAllowedAccounts(accounts []string) error {
 	}
 	return c.Err()
 }
+
+// PrivateLinkTarget names the PrivateLink service where a peering's peer VPC id would.
+const PrivateLinkTarget = "privatelink"
+
+// StackName is the customer stack of a network target: a peering (by peer VPC id) or the
+// PrivateLink service. The peering workflow creates them; teardown deletes them.
+func StackName(prefix, deploymentID, target string) string {
+	if target == PrivateLinkTarget {
+		return fmt.Sprintf("%s-%s-privatelink", prefix, deploymentID)
+	}
+	return fmt.Sprintf("%s-%s-peering-%s", prefix, deploymentID, strings.TrimPrefix(target, "vpc-"))
+}
+
+// Stacks are the customer stacks the network holds, peerings first: every peering not yet
+// deleted, and the PrivateLink service if it was ever offered.
+func (n Network) Stacks(prefix, deploymentID string) []string {
+	var out []string
+	for _, p := range n.Peerings {
+		if p.State != Deleted {
+			out = append(out, StackName(prefix, deploymentID, p.PeerVpcID))
+		}
+	}
+	if n.PrivateLink != nil {
+		out = append(out, StackName(prefix, deploymentID, PrivateLinkTarget))
+	}
+	return out
+}

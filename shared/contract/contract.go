@@ -305,3 +305,32 @@ const (
 	OutputPeeringStateMachineArn = "PeeringStateMachineArn"
 	OutputPeerAccessTemplateURL  = "PeerAccessTemplateUrl"
 )
+
+// The operator API (functions/api): one HTTP API, IAM-authenticated, in front of the
+// operator actions. docs/api.md
+const (
+	EnvCommandMachineArn   = "COMMAND_STATE_MACHINE"  // ARN of the command workflow
+	EnvTeardownMachineArn  = "TEARDOWN_STATE_MACHINE" // ARN of the teardown workflow
+	EnvInviteFunction      = "INVITE_FUNCTION"        // the operator functions the API forwards to
+	EnvMaintenanceFunction = "MAINTENANCE_FUNCTION"
+	EnvReleasesFunction    = "RELEASES_FUNCTION"
+	EnvPeeringFunction     = "PEERING_FUNCTION"
+
+	// OutputApiUrl is the control-plane stack's output the CLI reads the API's address from.
+	OutputApiUrl = "ApiUrl"
+	// APIPathPrefix is the version prefix of every API resource.
+	APIPathPrefix = "/v1/"
+)
+
+// A deployment's retirement (functions/teardown). docs/teardown.md
+const (
+	SourceLifecycle             = "byoc.lifecycle"
+	DetailTypeDeploymentDeleted = "BYOC Deployment Deleted" // the customer may delete the bootstrap stack
+	// FailureTeardown is the Failure status of a teardown that stopped (a provisioning's is
+	// the infrastructure stack's status).
+	FailureTeardown = "TEARDOWN_FAILED"
+)
+
+// BusStatementCustomer is the vendor bus policy statement that admits one customer account
+// (invite adds it, teardown removes it).
+func BusStatementCustomer(accountID string) string { return "customer-" + accountID }

@@ -76,6 +76,8 @@ func OfReport(m statemsg.Message) (Health, string) {
 		return Stopped, "exporter reported stopped"
 	case statemsg.StatusIdle:
 		return Idle, "exporter reported idle"
+	case statemsg.StatusTerminated:
+		return Stopped, "exporter reported terminated"
 	}
 	r := m.Replicas
 	if r.Desired > 0 && r.Ready == 0 {

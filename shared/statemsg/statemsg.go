@@ -49,10 +49,13 @@ const (
 	StatusUnhealthy Status = "unhealthy"
 	StatusStopped   Status = "stopped" // stopped on purpose (a stop command); not a fault
 	StatusIdle      Status = "idle"    // scaled to zero while unused; not a fault
+	// StatusTerminated: removed on purpose (a terminate command, before a teardown); its last
+	// report, kept so the record says what happened to it.
+	StatusTerminated Status = "terminated"
 )
 
 // Statuses lists every reportable status.
-var Statuses = []Status{StatusHealthy, StatusDegraded, StatusUnhealthy, StatusStopped, StatusIdle}
+var Statuses = []Status{StatusHealthy, StatusDegraded, StatusUnhealthy, StatusStopped, StatusIdle, StatusTerminated}
 
 // Valid reports whether s is a reportable status.
 func (s Status) Valid() bool {

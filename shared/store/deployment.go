@@ -50,6 +50,18 @@ type Deployment struct {
 	// Network is the deployment's private connectivity: peerings, PrivateLink, load
 	// balancers, IP access lists.
 	Network *connectivity.Network `json:"network,omitempty"`
+	// Teardown is what the operator asked of the deployment's teardown, and what it left.
+	Teardown *Teardown `json:"teardown,omitempty"`
+}
+
+// Teardown is a deletion as asked and as done.
+type Teardown struct {
+	Force      bool      `json:"force,omitempty"`      // services still running were not waited for
+	DeleteData bool      `json:"deleteData,omitempty"` // the customer's bucket is deleted too
+	Actor      string    `json:"actor"`
+	Requested  time.Time `json:"requested"`
+	// RetainedBucket is the customer's bucket, kept with its data (deleteData false).
+	RetainedBucket string `json:"retainedBucket,omitempty"`
 }
 
 // CustomerRole is the deployment's management role in its customer's account, assumed with
@@ -294,6 +306,9 @@ func (s *Store) Update(ctx context.Context, prev, next Deployment, a Audit) (Dep
 	if err != nil {
 		return Deployment{}, err
 	}
+	if next.Status == lifecycle.Deleted {
+		moves = s.retirement(prev)
+	}
 	items = append(items, moves...)
 	if _, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items}); err != nil {
 		if failed, ok := cancelled(err); ok {
@@ -307,6 +322,22 @@ func (s *Store) Update(ctx context.Context, prev, next Deployment, a Audit) (Dep
 		return Deployment{}, fmt.Errorf("update deployment %s: %w", prev.ID, err)
 	}
 	return next, nil
+}
+
+// retirement are the writes that take a deleted deployment out of the fleet's other lists in
+// the same transaction as its status: the account+region claim is released (the customer may
+// be invited again), and it leaves its rollout wave. The record and its audit trail stay.
+func (s *Store) retirement(prev Deployment) []types.TransactWriteItem {
+	out := []types.TransactWriteItem{{Delete: &types.Delete{TableName: aws.String(s.table),
+		Key:                       Key(accountPK(prev.Settings.AccountID, prev.Settings.Region), skAccount),
+		ConditionExpression:       aws.String("attribute_not_exists(PK) OR deploymentId = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": &types.AttributeValueMemberS{Value: prev.ID}},
+	}}}
+	if prev.Maintenance != nil {
+		out = append(out, types.TransactWriteItem{Delete: &types.Delete{TableName: aws.String(s.table),
+			Key: Key(rolloutPK(prev.Maintenance.Channel, prev.Maintenance.Canary), DeploymentPK(prev.ID))}})
+	}
+	return out
 }
 
 // explainConflict reads the stored deployment to say why a conditional write failed.

@@ -106,3 +106,33 @@ func TestFleetRefusesForeignTokensAndBadLimits(t *testing.T) {
 		t.Error("unknown status accepted")
 	}
 }
+
+// A deleted deployment keeps its record and trail, but its account+region claim is released
+// in the same write: the account can be invited again.
+func TestDeletedDeploymentReleasesItsAccountClaim(t *testing.T) {
+	s, _, _ := newStore(t)
+	d := mustCreate(t, s, deployment("r00000000001z", "400000000001"))
+	step := func(to lifecycle.Status) {
+		t.Helper()
+		next := d
+		next.Status = to
+		var err error
+		if d, err = s.Update(ctx, d, next, store.Audit{Actor: "test", Action: string(to)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, deployment("r00000000002z", "400000000001"), invite); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second deployment of a claimed account: %v", err)
+	}
+	step(lifecycle.Deleting)
+	step(lifecycle.Deleted)
+	if got, err := s.Get(ctx, d.ID); err != nil || got.Status != lifecycle.Deleted {
+		t.Fatalf("record after deletion: %+v %v", got, err)
+	}
+	if _, err := s.ByAccount(ctx, "400000000001", "us-west-2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("claim after deletion: %v", err)
+	}
+	if _, err := s.Create(ctx, deployment("r00000000002z", "400000000001"), invite); err != nil {
+		t.Fatalf("invite again after deletion: %v", err)
+	}
+}

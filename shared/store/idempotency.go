@@ -42,10 +42,10 @@ type Answer struct {
 }
 
 type idempotencyRecord struct {
-	RequestHash string    `json:"requestHash"`
-	Running     bool      `json:"running"`
-	LeaseUntil  int64     `json:"leaseUntil"` // epoch milliseconds: compared in the condition
-	Answer      *Answer   `json:"answer,omitempty"`
+	RequestHash string  `json:"requestHash"`
+	Running     bool    `json:"running"`
+	LeaseUntil  int64   `json:"leaseUntil"` // epoch milliseconds: compared in the condition
+	Answer      *Answer `json:"answer,omitempty"`
 }
 
 // idempotencyPK scopes a key to its caller: two operators' keys never collide, and nobody

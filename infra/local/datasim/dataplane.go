@@ -450,13 +450,18 @@ func (p *plane) apply(c channel.Command, log *slog.Logger) {
 				svc.Versions.Operator = v
 			}
 		case channel.Start:
-			if svc.status == statemsg.StatusStopped {
+			if svc.status == statemsg.StatusStopped || svc.status == statemsg.StatusIdle {
 				svc.Replicas = max(svc.lastStart, 1)
 			}
 			svc.status, svc.ready = statemsg.StatusHealthy, svc.Replicas
 		case channel.Stop:
 			svc.lastStart = svc.Replicas
 			svc.status, svc.ready, svc.Replicas = statemsg.StatusStopped, 0, 0
+		case channel.Idle:
+			svc.lastStart = svc.Replicas
+			svc.status, svc.ready, svc.Replicas = statemsg.StatusIdle, 0, 0
+		case channel.Terminate:
+			svc.status, svc.ready, svc.Replicas = statemsg.StatusTerminated, 0, 0
 		case channel.Scale:
 			n, _ := strconv.Atoi(c.Params["replicas"]) // validated by channel.ParseCommand
 			svc.Replicas, svc.ready = n, n

@@ -1,0 +1,549 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/byocloud/byoc/shared/channel"
+	"github.com/byocloud/byoc/shared/clock"
+	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/customerstack"
+	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/maintenance"
+	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/settings"
+	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/stackwait"
+	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/steperr"
+	"github.com/byocloud/byoc/shared/store"
+)
+
+// Config is what the control-plane stack tells the function through its environment.
+type Config struct {
+	Table, BusName, StateQueueURL, ScheduleGroup string
+	Regions                                      []string
+}
+
+// ConfigFromEnv reads the configuration, refusing what is missing at cold start.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	v, err := cloud.Require(getenv, contract.EnvTableName, contract.EnvEventBusName, contract.EnvScheduleGroup)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{Table: v[contract.EnvTableName], BusName: v[contract.EnvEventBusName], ScheduleGroup: v[contract.EnvScheduleGroup],
+		StateQueueURL: getenv(contract.EnvStateQueueURL), Regions: settings.RulesFromEnv(getenv(contract.EnvSupportedRegions)).Regions()}, nil
+}
+
+// New wires a handler to AWS.
+func New(awsCfg aws.Config, c Config, log *slog.Logger) *Handler {
+	db := cloud.NewDynamoDB(awsCfg)
+	sched := scheduler.NewFromConfig(awsCfg)
+	return &Handler{
+		Config: c, Store: store.New(db, c.Table), Services: servicestate.New(db, c.Table),
+		Accounts: Accounts{STS: sts.NewFromConfig(awsCfg), Base: awsCfg},
+		Tasks:    sfn.NewFromConfig(awsCfg), SQS: sqs.NewFromConfig(awsCfg), Bus: eventbridge.NewFromConfig(awsCfg),
+		Schedules: maintenance.Schedules{Client: sched, Group: c.ScheduleGroup},
+		Log:       log,
+	}
+}
+
+// Accounts opens a deployment's account as its management role.
+type Accounts struct {
+	STS  cloud.STS
+	Base aws.Config
+}
+
+// Open assumes the management role once for a step: its stacks and its S3.
+func (a Accounts) Open(ctx context.Context, d store.Deployment) (*customerstack.Manager, *cloud.S3, error) {
+	cfg, err := cloud.AssumeRole(ctx, a.STS, a.Base, d.CustomerRole())
+	if err != nil {
+		return nil, nil, err
+	}
+	return &customerstack.Manager{CFN: cloudformation.NewFromConfig(cfg)}, cloud.NewS3(cfg), nil
+}
+
+// Bus is what teardown does on the vendor bus: take the account's admission back, announce.
+type Bus interface {
+	RemovePermission(context.Context, *eventbridge.RemovePermissionInput, ...func(*eventbridge.Options)) (*eventbridge.RemovePermissionOutput, error)
+	PutEvents(context.Context, *eventbridge.PutEventsInput, ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+// Handler serves the teardown workflow's steps.
+type Handler struct {
+	Config   Config
+	Store    *store.Store
+	Services *servicestate.Repo
+	Accounts interface {
+		Open(context.Context, store.Deployment) (*customerstack.Manager, *cloud.S3, error)
+	}
+	Tasks     cloud.TaskCompleter
+	SQS       channel.SQS
+	Bus       Bus
+	Schedules maintenance.Schedules
+	Log       *slog.Logger
+}
+
+// StepInput is every step's payload (infra/workflows/teardown.asl.json).
+type StepInput struct {
+	Step         string `json:"step"`
+	DeploymentID string `json:"deploymentId"`
+	Execution    string `json:"execution"` // $$.Execution.Id
+	// begin: what the operator asked.
+	Force      bool   `json:"force,omitempty"`
+	DeleteData bool   `json:"deleteData,omitempty"`
+	Actor      string `json:"actor,omitempty"`
+	// await, poll: the stack being deleted.
+	StackName    string       `json:"stackName,omitempty"`
+	StackID      string       `json:"stackId,omitempty"`
+	RequestToken string       `json:"requestToken,omitempty"`
+	TaskToken    string       `json:"taskToken,omitempty"`
+	Error        *CaughtError `json:"error,omitempty"`
+}
+
+// CaughtError is an ASL Catch's error output.
+type CaughtError struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
+}
+
+// Steps.
+const (
+	StepBegin  = "begin"
+	StepDelete = "delete"
+	StepAwait  = "await"
+	StepPoll   = "poll"
+	StepData   = "data"
+	StepFinish = "finish"
+	StepFail   = "fail"
+)
+
+// Handle runs one step and names its error for the workflow.
+func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
+	var in StepInput
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return nil, &steperr.InvalidInput{Problem: err.Error()}
+	}
+	if !settings.ValidDeploymentID(in.DeploymentID) || in.Execution == "" {
+		return nil, &steperr.InvalidInput{Problem: "deploymentId and execution are required"}
+	}
+	out, err := h.step(ctx, in)
+	if err = steperr.Classify(err); err != nil {
+		h.Log.ErrorContext(ctx, "teardown step failed", "step", in.Step, "deploymentId", in.DeploymentID, "error", err.Error(), "errorType", fmt.Sprintf("%T", err))
+	}
+	return out, err
+}
+
+func (h *Handler) step(ctx context.Context, in StepInput) (any, error) {
+	switch in.Step {
+	case StepBegin:
+		return h.begin(ctx, in)
+	case StepDelete:
+		return h.deleteNext(ctx, in)
+	case StepAwait:
+		return h.await(ctx, in)
+	case StepPoll:
+		return h.poll(ctx, in)
+	case StepData:
+		return h.data(ctx, in)
+	case StepFinish:
+		return h.finish(ctx, in)
+	case StepFail:
+		return h.fail(ctx, in)
+	}
+	return nil, &steperr.InvalidInput{Problem: fmt.Sprintf("step %q is not one of begin, delete, await, poll, data, finish, fail", in.Step)}
+}
+
+// BeginResult says whether there is anything left to do.
+type BeginResult struct {
+	Done bool `json:"done"` // already deleted
+}
+
+// begin takes the deployment for this execution: deleting, owned by it, with the operator's
+// options; the maintenance schedule goes first, so no upgrade starts under the teardown. A
+// deployment some other workflow is changing is refused, as is one with running services
+// unless forced. A deployment already deleting under a dead execution is taken over (the
+// API starts a new execution only when the last one is not running).
+func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) {
+	d, err := h.Store.Get(ctx, in.DeploymentID)
+	if err != nil {
+		return BeginResult{}, err
+	}
+	switch d.Status {
+	case lifecycle.Deleted:
+		return BeginResult{Done: true}, nil
+	case lifecycle.Deleting:
+		if d.Execution == in.Execution {
+			return BeginResult{}, h.Schedules.Disarm(ctx, d.ID) // a retried begin
+		}
+	case lifecycle.Ready, lifecycle.Failed, lifecycle.Invited:
+		if !in.Force {
+			if live, err := h.runningServices(ctx, d.ID); err != nil {
+				return BeginResult{}, err
+			} else if len(live) > 0 {
+				return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("services still running: %s (terminate them first, or force)", strings.Join(live, ", "))}
+			}
+		}
+	default:
+		return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("deployment %s is %s: a teardown waits until its workflow ends", d.ID, d.Status)}
+	}
+	next := d
+	action, detail := "teardown.start", fmt.Sprintf("execution %s (force %t, deleteData %t)", in.Execution, in.Force, in.DeleteData)
+	if d.Status == lifecycle.Deleting {
+		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s", in.Execution, d.Execution)
+	} else {
+		next.Status = lifecycle.Deleting
+		next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
+	}
+	if next.Teardown == nil {
+		next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
+	}
+	next.Execution = in.Execution
+	next.Failure = nil
+	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: action, Detail: detail}); err != nil {
+		return BeginResult{}, err
+	}
+	return BeginResult{}, h.Schedules.Disarm(ctx, d.ID)
+}
+
+// RunningServices lists the services of a deployment that still run: not stopped, idle or
+// terminated. What the API's 409 and begin's refusal name.
+func (h *Handler) runningServices(ctx context.Context, id string) ([]string, error) {
+	svcs, err := h.Services.Services(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var live []string
+	for _, s := range svcs {
+		if !slices.Contains([]statemsg.Status{statemsg.StatusStopped, statemsg.StatusIdle, statemsg.StatusTerminated}, s.Status) {
+			live = append(live, s.ServiceID)
+		}
+	}
+	return live, nil
+}
+
+// owned returns the deployment if this execution owns its teardown.
+func (h *Handler) owned(ctx context.Context, in StepInput) (store.Deployment, error) {
+	d, err := h.Store.Get(ctx, in.DeploymentID)
+	if err != nil {
+		return d, err
+	}
+	if d.Status != lifecycle.Deleting || d.Execution != in.Execution {
+		return d, &steperr.NotOwner{DeploymentID: d.ID, Owner: d.Execution, Step: in.Step}
+	}
+	return d, nil
+}
+
+// stacks are the deployment's customer stacks in the order they go: the network's (which
+// reference the infrastructure stack's VPC and security groups), then the infrastructure.
+func stacks(d store.Deployment) []string {
+	var out []string
+	if d.Network != nil {
+		out = d.Network.Stacks(d.Settings.ResourcePrefix, d.ID)
+	}
+	return append(out, d.StackName)
+}
+
+// DeleteResult is the next stack's deletion, or done when none is left.
+type DeleteResult struct {
+	Done bool `json:"done"`
+	customerstack.Result
+	StackName string `json:"stackName"`
+}
+
+// deleteNext deletes the first of the deployment's stacks that still exists. A stack already
+// deleting is waited on; one whose deletion failed is deleted again (the retry after an
+// operator fixed what blocked it). Each call looks afresh, so a resumed teardown picks up
+// where the last one stopped.
+func (h *Handler) deleteNext(ctx context.Context, in StepInput) (DeleteResult, error) {
+	d, err := h.owned(ctx, in)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	cfn, _, err := h.Accounts.Open(ctx, d)
+	if err != nil {
+		return DeleteResult{}, err
+	}
+	for _, name := range stacks(d) {
+		stack, err := cfn.Describe(ctx, name)
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		if stack == nil || stack.StackStatus == cfntypes.StackStatusDeleteComplete {
+			continue
+		}
+		if stack.StackStatus == cfntypes.StackStatusDeleteInProgress {
+			return DeleteResult{StackName: name, Result: customerstack.Result{Action: customerstack.ActionWait, Operation: string(stackevent.Delete),
+				StackID: aws.ToString(stack.StackId), Status: string(stack.StackStatus)}}, nil
+		}
+		r, err := cfn.Delete(ctx, stack, requestToken(in.Execution, name))
+		if err != nil {
+			return DeleteResult{}, err
+		}
+		h.Log.InfoContext(ctx, "teardown: deleting stack", "deploymentId", d.ID, "stack", name, "stackId", r.StackID)
+		return DeleteResult{StackName: name, Result: r}, nil
+	}
+	return DeleteResult{Done: true}, nil
+}
+
+// requestToken is the ClientRequestToken of a stack deletion: one per execution and stack,
+// so a retried step is recognised by CloudFormation as the same request.
+func requestToken(execution, stack string) string {
+	sum := sha256.Sum256([]byte(execution + "/" + stack))
+	return "byoc-teardown-" + hex.EncodeToString(sum[:])[:32]
+}
+
+func (h *Handler) await(ctx context.Context, in StepInput) (stackwait.Result, error) {
+	if in.TaskToken == "" || in.StackName == "" {
+		return stackwait.Result{}, &steperr.InvalidInput{Problem: "await needs taskToken and stackName"}
+	}
+	d, err := h.owned(ctx, in)
+	if err != nil {
+		return stackwait.Result{}, err
+	}
+	cfn, _, err := h.Accounts.Open(ctx, d)
+	if err != nil {
+		return stackwait.Result{}, err
+	}
+	return stackwait.Await(ctx, h.Store, h.Tasks, cfn, store.Waiter{
+		AccountID: d.Settings.AccountID, Region: d.Settings.Region, StackName: in.StackName, DeploymentID: d.ID,
+		TaskToken: in.TaskToken, StackID: in.StackID, Operation: string(stackevent.Delete), RequestToken: in.RequestToken,
+	})
+}
+
+// poll looks at the stack when no event came in time. A failed deletion is StackFailed.
+func (h *Handler) poll(ctx context.Context, in StepInput) (stackevent.Result, error) {
+	d, err := h.owned(ctx, in)
+	if err != nil {
+		return stackevent.Result{}, err
+	}
+	cfn, _, err := h.Accounts.Open(ctx, d)
+	if err != nil {
+		return stackevent.Result{}, err
+	}
+	ref := in.StackID
+	if ref == "" {
+		ref = in.StackName
+	}
+	r, err := cfn.Look(ctx, ref)
+	if err != nil {
+		return stackevent.Result{}, err
+	}
+	if r.Outcome == stackevent.OutcomeFailed {
+		return stackevent.Result{}, &steperr.StackFailed{Result: r}
+	}
+	return r, nil
+}
+
+// DataResult says what became of the customer's bucket.
+type DataResult struct {
+	Bucket  string `json:"bucket"`
+	Deleted bool   `json:"deleted"` // gone (deleteData)
+	More    bool   `json:"more"`    // objects left: the workflow calls again
+}
+
+// bucketBatch bounds the objects one data step deletes, so each call ends well inside the
+// function's timeout and a large bucket is emptied over several calls.
+const bucketBatch = 500
+
+// data deletes the customer's bucket with its objects when the operator asked for it
+// (deleteData); otherwise the bucket stays, retained by the infrastructure stack, and is
+// recorded as retained so the customer is told.
+func (h *Handler) data(ctx context.Context, in StepInput) (DataResult, error) {
+	d, err := h.owned(ctx, in)
+	if err != nil {
+		return DataResult{}, err
+	}
+	bucket := BucketName(d)
+	if d.Teardown == nil || !d.Teardown.DeleteData {
+		return DataResult{Bucket: bucket}, nil
+	}
+	_, s3, err := h.Accounts.Open(ctx, d)
+	if err != nil {
+		return DataResult{}, err
+	}
+	gone, err := s3.DeleteBucket(ctx, bucket, bucketBatch)
+	if err != nil {
+		return DataResult{}, err
+	}
+	return DataResult{Bucket: bucket, Deleted: gone, More: !gone}, nil
+}
+
+// BucketName is the customer's bucket: the infrastructure stack's output, else its name rule.
+func BucketName(d store.Deployment) string {
+	if b := d.Outputs[contract.InfraOutputBucketName]; b != "" {
+		return b
+	}
+	return fmt.Sprintf("%s-%s-%s", d.Settings.ResourcePrefix, d.ID, d.Settings.AccountID)
+}
+
+// Deleted is the detail of BYOC Deployment Deleted: what the customer is told.
+type Deleted struct {
+	DeploymentID   string `json:"deploymentId"`
+	CustomerID     string `json:"customerId"`
+	AccountID      string `json:"accountId"`
+	Region         string `json:"region"`
+	RetainedBucket string `json:"retainedBucket,omitempty"`
+	BootstrapStack string `json:"bootstrapStack"`
+	Message        string `json:"message"`
+}
+
+// finish retires what the control plane holds for the deployment, each part idempotent: the
+// data plane and command channel (channel.Disconnect: the exporter leaves the state queue's
+// admission), the account's admission to the vendor bus (unless another live deployment of
+// the account needs it), the maintenance schedule; then the deployment is marked deleted,
+// which releases its account+region claim and wave membership in the same write, and the
+// customer is told they may delete the bootstrap stack.
+func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
+	d, err := h.Store.Get(ctx, in.DeploymentID)
+	if err != nil {
+		return Deleted{}, err
+	}
+	if d.Status == lifecycle.Deleted {
+		return h.deletedNotice(d), nil // a retried finish: announced already (or the retry announces)
+	}
+	if d, err = h.owned(ctx, in); err != nil {
+		return Deleted{}, err
+	}
+	if err := channel.Disconnect(ctx, h.SQS, h.Services, h.Config.StateQueueURL, d.ID); err != nil {
+		return Deleted{}, err
+	}
+	if err := h.releaseBus(ctx, d); err != nil {
+		return Deleted{}, err
+	}
+	if err := h.Schedules.Disarm(ctx, d.ID); err != nil {
+		return Deleted{}, err
+	}
+	next := d
+	next.Status = lifecycle.Deleted
+	detail := "bucket " + BucketName(d) + " deleted with its data"
+	if d.Teardown == nil || !d.Teardown.DeleteData {
+		if next.Teardown == nil {
+			next.Teardown = &store.Teardown{}
+		}
+		t := *next.Teardown
+		t.RetainedBucket = BucketName(d)
+		next.Teardown = &t
+		detail = "bucket " + t.RetainedBucket + " retained with the customer's data"
+	}
+	stored, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.complete",
+		Detail: detail + "; the customer may delete the " + contract.BootstrapStackName + " stack"})
+	if err != nil {
+		return Deleted{}, err
+	}
+	notice := h.deletedNotice(stored)
+	body, _ := json.Marshal(notice)
+	if _, err := h.Bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+		EventBusName: aws.String(h.Config.BusName), Source: aws.String(contract.SourceLifecycle),
+		DetailType: aws.String(contract.DetailTypeDeploymentDeleted), Detail: aws.String(string(body)),
+	}}}); err != nil {
+		h.Log.WarnContext(ctx, "BYOC Deployment Deleted not published", "deploymentId", d.ID, "error", err.Error())
+	}
+	return notice, nil
+}
+
+func (h *Handler) deletedNotice(d store.Deployment) Deleted {
+	n := Deleted{DeploymentID: d.ID, CustomerID: d.Settings.CustomerID, AccountID: d.Settings.AccountID, Region: d.Settings.Region,
+		BootstrapStack: contract.BootstrapStackName,
+		Message:        "byoc removed everything it built in this account and region; you may now delete the " + contract.BootstrapStackName + " stack"}
+	if d.Teardown != nil {
+		n.RetainedBucket = d.Teardown.RetainedBucket
+	}
+	if n.RetainedBucket != "" {
+		n.Message += "; bucket " + n.RetainedBucket + " was kept with your data: delete it yourself when you no longer need it"
+	}
+	return n
+}
+
+// releaseBus removes the account's statement from the vendor bus policy, unless a live
+// deployment of the same account in another region still needs it to report its stacks.
+func (h *Handler) releaseBus(ctx context.Context, d store.Deployment) error {
+	for _, region := range h.Config.Regions {
+		if region == d.Settings.Region {
+			continue
+		}
+		other, err := h.Store.ByAccount(ctx, d.Settings.AccountID, region)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if other.Status != lifecycle.Deleted {
+			h.Log.InfoContext(ctx, "teardown: bus admission kept for another deployment of the account", "deploymentId", d.ID, "other", other.ID)
+			return nil
+		}
+	}
+	_, err := h.Bus.RemovePermission(ctx, &eventbridge.RemovePermissionInput{
+		EventBusName: aws.String(h.Config.BusName), StatementId: aws.String(contract.BusStatementCustomer(d.Settings.AccountID)),
+	})
+	var missing *ebtypes.ResourceNotFoundException
+	if err != nil && !errors.As(err, &missing) {
+		return fmt.Errorf("remove account %s from the vendor bus: %w", d.Settings.AccountID, err)
+	}
+	return nil
+}
+
+// fail records a teardown that stopped: the deployment is failed with the stack and the
+// first resource that failed to delete and CloudFormation's reason (or the step's error).
+// The operator fixes it and deletes again; the next execution picks up there.
+func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
+	d, err := h.Store.Get(ctx, in.DeploymentID)
+	if err != nil {
+		return nil, err
+	}
+	cause := CaughtError{Error: "Unknown", Cause: "no error given"}
+	if in.Error != nil {
+		cause = *in.Error
+	}
+	if d.Status != lifecycle.Deleting || d.Execution != in.Execution {
+		// Refused before it began (services running, another workflow at work), or another
+		// execution owns it now: the audit says so, nothing else changes.
+		return nil, h.Store.Record(ctx, d.ID, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.refused",
+			Detail: cause.Error + ": " + cause.Cause})
+	}
+	failure := &store.Failure{Status: failedTeardown, Reason: cause.Error + ": " + cause.Cause, At: clock.Now().UTC()}
+	if cause.Error == "StackFailed" {
+		var r stackevent.Result
+		if json.Unmarshal([]byte(cause.Cause), &r) == nil && r.StackID != "" {
+			failure.Reason = fmt.Sprintf("stack %s is %s: %s", r.StackID, r.Status, r.Reason)
+			if cfn, _, err := h.Accounts.Open(ctx, d); err == nil {
+				if ev, err := cfn.FirstFailedResource(ctx, r.StackID); err == nil && ev != nil {
+					failure.Resource = aws.ToString(ev.LogicalResourceId)
+					failure.Reason = aws.ToString(ev.ResourceStatusReason)
+				}
+			}
+		}
+	}
+	next := d
+	next.Status, next.Failure = lifecycle.Failed, failure
+	_, err = h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.failed",
+		Detail: strings.TrimSpace(failure.Resource + " " + failure.Reason)})
+	return nil, err
+}
+
+// failedTeardown is the Failure status of a teardown that stopped (a provisioning's is the
+// stack status).
+const failedTeardown = contract.FailureTeardown
+
+func executionName(execution string) string { return execution[strings.LastIndex(execution, ":")+1:] }
