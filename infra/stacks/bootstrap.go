@@ -240,6 +240,10 @@ func managementPolicies() []policyArea {
 			"s3:GetAccelerateConfiguration", "s3:GetAnalyticsConfiguration", "s3:GetInventoryConfiguration",
 			"s3:GetMetricsConfiguration", "s3:GetIntelligentTieringConfiguration",
 		}},
+		// A teardown asked to delete the customer's data empties the retained bucket before
+		// deleting it (DeleteBucket refuses a bucket with objects). Only objects of the
+		// deployment buckets, and only deletion.
+		{sid: "EmptyDeploymentBuckets", resources: []string{subf("arn:${AWS::Partition}:s3:::%s-*/*", prefix)}, actions: []string{"s3:DeleteObject"}},
 		// Route 53 for external-dns and cert-manager's service domains (the reference behaviour's route53:*,
 		// narrowed to the actions those zones need).
 		{sid: "CreateHostedZones", resources: []string{"*"}, actions: []string{

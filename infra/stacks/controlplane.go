@@ -118,6 +118,7 @@ type ControlPlane struct {
 	CommandMachine   awsstepfunctions.CfnStateMachine
 	UpgradeMachine   awsstepfunctions.CfnStateMachine
 	PeeringMachine   awsstepfunctions.CfnStateMachine
+	TeardownMachine  awsstepfunctions.CfnStateMachine
 	MaintenanceGroup awsscheduler.CfnScheduleGroup
 	SweepSchedule    awsscheduler.CfnSchedule
 	OperatorKey      awskms.Key
@@ -152,6 +153,8 @@ func NewControlPlaneStack(scope constructs.Construct, id string, props ControlPl
 	b.stateFunctions()
 	b.maintenance()
 	b.connectivity()
+	b.teardown()
+	b.operatorAPI()
 	b.rules()
 	b.operatorTopic()
 	alarms := b.alarms()
@@ -496,7 +499,8 @@ func (b *controlPlaneBuilder) sweepSchedule(sweep awslambda.Function) {
 // sharedRoles: functions that run as another function's role. upgrade changes customer
 // stacks as provision does, and customers' management roles trust the provisioner role
 // alone: both workflows act in customer accounts as that one identity.
-var sharedRoles = map[string]string{contract.FunctionUpgrade: contract.FunctionProvision, contract.FunctionPeering: contract.FunctionProvision}
+var sharedRoles = map[string]string{contract.FunctionUpgrade: contract.FunctionProvision, contract.FunctionPeering: contract.FunctionProvision,
+	contract.FunctionTeardown: contract.FunctionProvision}
 
 // function creates one Lambda function with its own role (or the one it shares) and log
 // group. The role starts empty: it gets write access to its log group and exactly the

@@ -237,6 +237,9 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 		contract.FunctionStateSweep:  {contract.EnvEventBusName, contract.EnvStateQueueURL}, // STATE_STALE_AFTER only when configured
 		contract.FunctionStateWait:   nil,
 		contract.FunctionSendCommand: nil,
+		contract.FunctionTeardown:    {contract.EnvEventBusName, contract.EnvScheduleGroup, contract.EnvStateQueueURL, contract.EnvSupportedRegions},
+		contract.FunctionAPI: {contract.EnvInviteFunction, contract.EnvMaintenanceFunction, contract.EnvReleasesFunction, contract.EnvPeeringFunction,
+			contract.EnvProvisionMachineArn, contract.EnvCommandMachineArn, contract.EnvTeardownMachineArn, contract.EnvPeeringMachineArn},
 	}
 	tmpl := defaultBuild.template(cp)
 	expect(t, "every function is a provided.al2023 arm64 bootstrap", func() {
@@ -375,6 +378,7 @@ func TestWorkflowsInvokeExactlyTheirFunctions(t *testing.T) {
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
 		"PeeringWorkflow": {workflows.Peering, map[string]string{workflows.PeeringFunctionArn: contract.FunctionPeering,
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
+		"TeardownWorkflow": {workflows.Teardown, map[string]string{workflows.TeardownFunctionArn: contract.FunctionTeardown}},
 	}
 	machines := defaultBuild.resources(cp, "AWS::StepFunctions::StateMachine")
 	if got := slices.Sorted(maps.Keys(machines)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
@@ -452,8 +456,10 @@ func TestFunctionPermissions(t *testing.T) {
 	arm := slices.Concat(with(schedules, "scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"),
 		with("<"+defaultBuild.logicalIDOf(t, cp, "AWS::IAM::Role", "MaintenanceScheduleRole")+".Arn>", "iam:PassRole"))
 	peeringMachine := "<PeeringWorkflow.Arn>"
-	// upgrade and peering run as the provisioner role: one identity in customer accounts.
-	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), logs(contract.FunctionPeering), with(table, tableActions...),
+	teardownMachine := "<TeardownWorkflow.Arn>"
+	// upgrade, peering and teardown run as the provisioner role: one identity in customer accounts.
+	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), logs(contract.FunctionPeering), logs(contract.FunctionTeardown),
+		with(table, tableActions...), with(bus, "events:RemovePermission"), with(teardownMachine, taskTokens...),
 		with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...),
 		with("arn:aws:states:us-west-2:111122223333:stateMachine:stack-peering", "states:StartExecution"),
 		with("arn:aws:states:us-west-2:111122223333:execution:stack-peering:*", "states:DescribeExecution"),
@@ -469,8 +475,21 @@ func TestFunctionPermissions(t *testing.T) {
 		contract.FunctionProvision: provisioner,
 		contract.FunctionUpgrade:   provisioner,
 		contract.FunctionPeering:   provisioner,
+		contract.FunctionTeardown:  provisioner,
 		contract.FunctionStackEvents: slices.Concat(logs(contract.FunctionStackEvents), with(table, tableActions...),
-			with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...), with(dlq, "sqs:SendMessage")),
+			with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...), with(teardownMachine, taskTokens...),
+			with(dlq, "sqs:SendMessage")),
+		// The API reads (keys and the fleet index), writes only idempotency records
+		// (dynamodb:LeadingKeys IDEM#*), forwards to the operator functions and starts and
+		// follows the workflows an operator starts.
+		contract.FunctionAPI: slices.Concat(logs(contract.FunctionAPI), with(table, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+			with(strings.TrimSuffix(table, ">")+">/index/FleetIndex", "dynamodb:GetItem", "dynamodb:Query"),
+			with(functionArn(t, contract.FunctionInvite), "lambda:InvokeFunction"), with(functionArn(t, contract.FunctionMaintenance), "lambda:InvokeFunction"),
+			with(functionArn(t, contract.FunctionReleases), "lambda:InvokeFunction"), with(functionArn(t, contract.FunctionPeering), "lambda:InvokeFunction"),
+			with(machine, "states:StartExecution"), with(commandMachine, "states:StartExecution"), with(teardownMachine, "states:StartExecution"), with(peeringMachine, "states:StartExecution"),
+			with(provisionExecutions, "states:DescribeExecution"), with("arn:aws:states:us-west-2:111122223333:execution:<CommandWorkflow.Name>:*", "states:DescribeExecution"),
+			with("arn:aws:states:us-west-2:111122223333:execution:<TeardownWorkflow.Name>:*", "states:DescribeExecution"),
+			with("arn:aws:states:us-west-2:111122223333:execution:<PeeringWorkflow.Name>:*", "states:DescribeExecution")),
 		// The consume actions come with the event source mapping.
 		contract.FunctionStateIngest: slices.Concat(logs(contract.FunctionStateIngest), with(table, stateItems...),
 			with(bus, "events:PutEvents"), with(commandMachine, resume...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...),
@@ -516,6 +535,11 @@ func TestFunctionPermissions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// functionArn is how a function's ARN reads in a rendered statement.
+func functionArn(t *testing.T, fn string) string {
+	return "<" + defaultBuild.logicalIDOf(t, cp, "AWS::Lambda::Function", title(fn)+"Function") + ".Arn>"
 }
 
 func sortedKeys[T any](items []T, key func(T) string) []string {
@@ -593,7 +617,7 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 		}
 		env := dig(p, "Environment", "Variables").(map[string]any)
 		_, hasRegions := env[contract.EnvSupportedRegions]
-		if wantRegions := fn == contract.FunctionInvite || fn == contract.FunctionProvision || fn == contract.FunctionPeering; hasRegions != wantRegions {
+		if wantRegions := fn == contract.FunctionInvite || fn == contract.FunctionProvision || fn == contract.FunctionPeering || fn == contract.FunctionTeardown; hasRegions != wantRegions {
 			t.Errorf("%s has %s: %v, want %v", fn, contract.EnvSupportedRegions, hasRegions, wantRegions)
 		} else if hasRegions && env[contract.EnvSupportedRegions] != "us-east-1,eu-west-1" {
 			t.Errorf("%s %s = %v", fn, contract.EnvSupportedRegions, env[contract.EnvSupportedRegions])
@@ -745,9 +769,10 @@ func TestMaintenanceFunctionsPutOnlyTheirOwnEvents(t *testing.T) {
 				continue
 			}
 			found = true
-			// upgrade shares the provisioner role with peering, whose notices are byoc.peering.
+			// upgrade shares the provisioner role with peering and teardown, whose notices are
+			// byoc.peering and byoc.lifecycle.
 			if got := toJSON(dig(st, "Condition", "StringEquals", "events:source")); got != `"`+contract.SourceMaintenance+`"` &&
-				(owner == fn || got != `"`+contract.SourcePeering+`"`) {
+				(owner == fn || (got != `"`+contract.SourcePeering+`"` && got != `"`+contract.SourceLifecycle+`"`)) {
 				t.Errorf("%s may put events of source %s, want only %s", fn, got, contract.SourceMaintenance)
 			}
 		}

@@ -60,6 +60,8 @@ var wildcardReasons = map[string]string{
 	"CreateTaggedEks":              "cluster names are <prefix>-<deployment id>; node group, add-on, access-entry and pod-identity ARNs end in IDs EKS assigns",
 	"ManageEks":                    "cluster names are <prefix>-<deployment id>; node group, add-on, access-entry and pod-identity ARNs end in IDs EKS assigns",
 	"ManageBuckets":                "bucket names are <prefix>-<deployment id>-<account>; the prefix is the fixed part",
+	"EmptyDeploymentBuckets":       "object keys are ClickHouse's; bucket names are <prefix>-<deployment id>-<account>, the prefix is the fixed part; only s3:DeleteObject, for a teardown asked to delete the data",
+	"FollowWorkflows":              "execution names end in the deployment id and attempt (provision-<id>-<n>, teardown-<id>-<n>) or a random suffix (command executions); the state machines are named",
 	"CreateTaggedRoles":            "role names are <prefix>-<deployment id>-<component>; the prefix is the fixed part; the role must carry the managed-by tag and byoc's permissions boundary",
 	"ManageRoles":                  "role names are <prefix>-<deployment id>-<component>; the prefix is the fixed part",
 	"ChangeBoundedRoles":           "role names are <prefix>-<deployment id>-<component>; iam:PermissionsBoundary allows changes only to roles carrying byoc's boundary",

@@ -57,6 +57,16 @@ var Peering string
 // PeeringFunctionArn is the placeholder name of the peering Lambda's ARN in Peering.
 const PeeringFunctionArn = "PeeringFunctionArn"
 
+// Teardown is the teardown workflow (JSONPath ASL): a deployment's retirement through the
+// teardown Lambda's steps (begin, delete, await, poll, data, finish, fail). Its placeholder
+// is ${TeardownFunctionArn}.
+//
+//go:embed teardown.asl.json
+var Teardown string
+
+// TeardownFunctionArn is the placeholder name of the teardown Lambda's ARN in Teardown.
+const TeardownFunctionArn = "TeardownFunctionArn"
+
 // A placeholder is ${Name}, the syntax of CloudFormation's DefinitionSubstitutions. JSONPath
 // never contains "${", so nothing else in a definition can look like one.
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)

@@ -15,7 +15,7 @@ const (
 // creates one function per entry and the local cloud hosts every entry.
 var Functions = []string{FunctionInvite, FunctionOnboard, FunctionProvision, FunctionStackEvents,
 	FunctionStateIngest, FunctionStateSweep, FunctionStateWait, FunctionSendCommand,
-	FunctionMaintenance, FunctionReleases, FunctionUpgrade, FunctionPeering}
+	FunctionMaintenance, FunctionReleases, FunctionUpgrade, FunctionPeering, FunctionTeardown, FunctionAPI}
 
 // Environment variables the control-plane stack gives the functions.
 const (
@@ -304,6 +304,12 @@ const (
 	EnvPeeringMachineArn         = "PEERING_STATE_MACHINE" // ARN of the peering workflow
 	OutputPeeringStateMachineArn = "PeeringStateMachineArn"
 	OutputPeerAccessTemplateURL  = "PeerAccessTemplateUrl"
+)
+
+// The operator surface: the API function, and the teardown workflow's steps.
+const (
+	FunctionAPI      = "api"
+	FunctionTeardown = "teardown"
 )
 
 // The operator API (functions/api): one HTTP API, IAM-authenticated, in front of the

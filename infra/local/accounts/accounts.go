@@ -72,6 +72,7 @@ func (r Role) Arn(account string) string {
 type session struct {
 	principal Principal
 	expires   time.Time
+	secret    string // what a SigV4 signature is checked with (the local API gateway)
 }
 
 // Accounts holds roles per account and the sessions it issued. Safe for concurrent use.
@@ -180,6 +181,28 @@ func (a *Accounts) principalFor(accessKeyID string) Principal {
 	return RootPrincipal(VendorAccount)
 }
 
+// AdminSecret is the secret access key of every account's root credentials (AdminCredentials):
+// the access key id is the 12-digit account id.
+const AdminSecret = "local"
+
+// Secret returns the secret access key an access key id was issued with, and its principal:
+// an account's root key (its 12-digit id, AdminSecret) or a live session's. ok is false for a
+// key the local cloud never issued (AWS: "The security token included in the request is
+// invalid") or an expired session. Only services that check signatures (the local API
+// gateway) ask; the rest of the local cloud trusts the key id, as its docs say.
+func (a *Accounts) Secret(accessKeyID string) (secret string, p Principal, ok bool) {
+	if accountIDPattern.MatchString(accessKeyID) {
+		return AdminSecret, RootPrincipal(accessKeyID), true
+	}
+	a.mu.RLock()
+	s, found := a.sessions[accessKeyID]
+	a.mu.RUnlock()
+	if !found || !a.now().Before(s.expires) {
+		return "", Principal{}, false
+	}
+	return s.secret, s.principal, true
+}
+
 // RootPrincipal is the root user of account.
 func RootPrincipal(account string) Principal {
 	return Principal{Account: account, Arn: "arn:aws:iam::" + account + ":root", UserID: account}
@@ -188,7 +211,7 @@ func RootPrincipal(account string) Principal {
 // AdminCredentials returns credentials that act as account's root user (a customer applying
 // the bootstrap stack, for example).
 func AdminCredentials(account string) aws.Credentials {
-	return aws.Credentials{AccessKeyID: account, SecretAccessKey: "local", Source: "byoc-local", AccountID: account}
+	return aws.Credentials{AccessKeyID: account, SecretAccessKey: AdminSecret, Source: "byoc-local", AccountID: account}
 }
 
 // FunctionCredentials issues session credentials for a Lambda function running with the
@@ -238,12 +261,13 @@ func (a *Accounts) issue(account, roleArn, roleName, sessionName, origin string,
 	}
 	expires := a.now().Add(lifetime).UTC().Truncate(time.Second)
 	key := "ASIA" + randomBase32(16)
+	secret := base64.StdEncoding.EncodeToString(randomBytes(30))
 	a.mu.Lock()
-	a.sessions[key] = session{principal: p, expires: expires}
+	a.sessions[key] = session{principal: p, expires: expires, secret: secret}
 	a.mu.Unlock()
 	return aws.Credentials{
 		AccessKeyID:     key,
-		SecretAccessKey: base64.StdEncoding.EncodeToString(randomBytes(30)),
+		SecretAccessKey: secret,
 		SessionToken:    "IQoJb3JpZ2luX2VjE" + base64.StdEncoding.EncodeToString(randomBytes(96)),
 		Source:          "byoc-local",
 		CanExpire:       true,

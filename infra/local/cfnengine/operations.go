@@ -3,6 +3,8 @@ package cfnengine
 import (
 	"context"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"net/http"
 	"reflect"
 	"sort"
 	"strings"
@@ -13,7 +15,7 @@ import (
 	"github.com/byocloud/byoc/infra/local/cfnengine/template"
 )
 
-// provider makes resources real. Customer accounts use the simulator (nothing to make);
+// provider makes resources real. Customer accounts use customerBuckets (their buckets only);
 // the vendor account uses the vendor deployer (kumo and the Step Functions engine).
 type provider interface {
 	create(ctx context.Context, s *stack, r *liveResource) error
@@ -21,17 +23,41 @@ type provider interface {
 	delete(ctx context.Context, s *stack, r *liveResource) error
 }
 
-type simulator struct{}
-
-func (simulator) create(context.Context, *stack, *liveResource) error                { return nil }
-func (simulator) update(context.Context, *stack, *liveResource, *liveResource) error { return nil }
-func (simulator) delete(context.Context, *stack, *liveResource) error                { return nil }
-
 func (e *Engine) providerFor(account string) provider {
 	if e.isVendor(account) {
 		return e.vendor
 	}
-	return simulator{}
+	return customerBuckets{e.vendor}
+}
+
+// customerBuckets simulates a customer account's resources, but for its S3 buckets: those
+// exist in the local cloud's S3 (kumo), so what byoc does to a customer's bucket outside
+// CloudFormation (a teardown deleting the data) meets a real bucket, and a retained one
+// (DeletionPolicy Retain) outlives its stack there as on AWS.
+type customerBuckets struct{ v *vendorDeployer }
+
+// real says whether the resource exists beyond the record: a bucket, when the engine has an S3
+// to create it in (an engine alone, in its unit tests, simulates every resource).
+func (c customerBuckets) real(r *liveResource) bool {
+	return r.typ == "AWS::S3::Bucket" && c.v.e.cfg.AWS.BaseEndpoint != nil
+}
+
+func (c customerBuckets) create(ctx context.Context, s *stack, r *liveResource) error {
+	if !c.real(r) {
+		return nil
+	}
+	return c.v.s3(ctx, http.MethodPut, "/"+r.physicalID, nil)
+}
+
+func (customerBuckets) update(context.Context, *stack, *liveResource, *liveResource) error {
+	return nil
+}
+
+func (c customerBuckets) delete(ctx context.Context, s *stack, r *liveResource) error {
+	if !c.real(r) {
+		return nil
+	}
+	return c.v.s3(ctx, http.MethodDelete, "/"+r.physicalID, nil)
 }
 
 // plan is a validated template with its parameters, ready to apply to a stack.
@@ -128,6 +154,7 @@ func (op *operation) newResource(p *plan, id string, env *template.Env) (*liveRe
 	r.facts = factsFor(decl.Type, &factContext{
 		account: op.s.account, region: op.s.region, partition: partition(op.s.region),
 		stackName: op.s.name, logicalID: id, physicalID: r.physicalID, props: props, seed: seed,
+		endpoint: aws.ToString(op.e.cfg.AWS.BaseEndpoint),
 	})
 	if d, ok := decl.Metadata.(map[string]any); ok {
 		r.description, _ = d["Description"].(string)

@@ -43,6 +43,7 @@ type factContext struct {
 	physicalID                 string
 	props                      map[string]any
 	seed                       string // stable per resource instance: stack id + logical id
+	endpoint                   string // the local cloud's one endpoint (an HTTP API's address)
 }
 
 func (c *factContext) arn(service, resource string) string {
@@ -170,6 +171,15 @@ var typeSpecs = map[string]typeSpec{
 	"AWS::SSM::Parameter": {nameProp: "Name", maxLen: 2048, facts: func(c *factContext) resourceFacts {
 		return nameFacts(c, map[string]any{"Type": c.prop("Type"), "Value": c.prop("Value")})
 	}},
+	// An HTTP API is served at the local cloud's one endpoint (the front door routes
+	// execute-api requests to it), which its ApiEndpoint says, as the CLI reads it.
+	"AWS::ApiGatewayV2::Api": {idPrefix: "", facts: func(c *factContext) resourceFacts {
+		id := c.seed
+		return facts(apiID(id), map[string]any{"ApiId": apiID(id), "ApiEndpoint": c.endpoint})
+	}},
+	"AWS::ApiGatewayV2::Integration": {facts: func(c *factContext) resourceFacts { return facts(apiID(c.seed), map[string]any{"IntegrationId": apiID(c.seed)}) }},
+	"AWS::ApiGatewayV2::Route":       {facts: func(c *factContext) resourceFacts { return facts(apiID(c.seed), map[string]any{"RouteId": apiID(c.seed)}) }},
+	"AWS::ApiGatewayV2::Stage":       {facts: func(c *factContext) resourceFacts { return facts(c.prop("StageName"), nil) }},
 	"AWS::CDK::Metadata": {facts: func(c *factContext) resourceFacts { return facts(c.physicalID, nil) }},
 	"AWS::EC2::VPC": {idPrefix: "vpc-", facts: func(c *factContext) resourceFacts {
 		return facts(c.physicalID, map[string]any{"VpcId": c.physicalID, "CidrBlock": c.prop("CidrBlock"),
@@ -352,6 +362,12 @@ func physicalIDFor(typ, stackName, logicalID, seed string, props map[string]any)
 		name = name[:min(len(name), 75)] + ".fifo"
 	}
 	return name
+}
+
+// apiID is an API Gateway id: 10 lowercase letters and digits, stable per resource.
+func apiID(seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return strings.ToLower(hex.EncodeToString(sum[:]))[:10]
 }
 
 func isTrue(v any) bool {

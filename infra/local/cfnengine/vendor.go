@@ -42,6 +42,8 @@ var recordedTypes = map[string]bool{
 	"AWS::Logs::LogGroup": true, "AWS::CloudWatch::Alarm": true, "AWS::SNS::TopicPolicy": true,
 	"AWS::KMS::Key": true, "AWS::Lambda::Permission": true, "AWS::SQS::QueuePolicy": true, "AWS::S3::BucketPolicy": true,
 	"AWS::Events::EventBusPolicy": true, "AWS::CDK::Metadata": true,
+	// The HTTP API is served by the local cloud's API gateway from these records (HTTPAPI).
+	"AWS::ApiGatewayV2::Api": true, "AWS::ApiGatewayV2::Integration": true, "AWS::ApiGatewayV2::Route": true, "AWS::ApiGatewayV2::Stage": true,
 }
 
 // vendorDeployer creates the vendor account's resources in kumo and the Step Functions

@@ -19,10 +19,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/sivchari/kumo"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
+	"github.com/byocloud/byoc/infra/local/apigw"
 	"github.com/byocloud/byoc/infra/local/cfnengine"
 	"github.com/byocloud/byoc/infra/local/chaos"
 	"github.com/byocloud/byoc/infra/local/eventsources/clock"
@@ -212,6 +214,9 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("lambda", esm.IsMappingRequest, c.Mappings)
 	d.HandleIf("scheduler", schedules.IsScheduleWrite, schedules.OwnAccount(schedules.Validate(proxy), VendorAccount))
 	d.Handle("scheduler", schedules.OwnAccount(proxy, VendorAccount))
+	// The control plane's HTTP API (the operator API), with API Gateway's SigV4 check.
+	d.Handle("execute-api", apigw.New(apigw.Config{Accounts: c.Accounts, VendorAccount: VendorAccount, Region: o.Region,
+		APIs: c.Stacks.HTTPAPIs, Lambda: lambda.NewFromConfig(internal), Logger: c.logger}))
 	c.controls()
 	h := c.Chaos.Door(d, chaos.DoorConfig{Caller: c.faultable, Kill: c.Host.Kill, IsFunction: c.Host.Runs})
 	lazy.h.Store(&h)

@@ -275,6 +275,7 @@ func (m *maint) startDataPlane(ctx context.Context, d store.Deployment, ch strin
 		<-done
 		ledger := m.sim.Ledger(d.ID)
 		m.res.Ledger = &ledger
+		m.drain(context.WithoutCancel(ctx), ledger)
 		if !m.r.KeepDataPlane {
 			m.sim.Remove(d.ID)
 		}
@@ -285,6 +286,29 @@ func (m *maint) startDataPlane(ctx context.Context, d store.Deployment, ch strin
 			return s.Health == health.Healthy && s.Versions.ClickHouse == ch
 		})
 	})
+}
+
+// drainWait bounds how long a stopped data plane's last reports are waited for.
+const drainWait = 20 * time.Second
+
+// drain waits until the reports the stopped data plane already sent are ingested, so none
+// lands after the scenario, in whatever runs next (another run's count of ingested
+// messages saw such a late pair as its own). A report that does not arrive in time (its
+// receive answer lost, redelivered minutes later) is given up on silently: the scenario's
+// outcome does not depend on it.
+func (m *maint) drain(ctx context.Context, ledger datasim.Ledger) {
+	ctx, cancel := context.WithTimeout(ctx, drainWait)
+	defer cancel()
+	for ctx.Err() == nil {
+		ss, err := m.repo.Services(ctx, m.id)
+		if err == nil && all(ss, func(s servicestate.Service) bool { return s.OrderKey >= ledger.LastSent[s.ServiceID] }) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func all[T any](xs []T, ok func(T) bool) bool {
