@@ -153,8 +153,11 @@ func (h *Handler) command(c *call, kind channel.Kind, params map[string]string) 
 	if s.Status == statemsg.StatusTerminated && kind != channel.Terminate {
 		return nil, conflict("service %s was terminated: it takes no more commands", s.ServiceID)
 	}
-	input, _ := json.Marshal(map[string]any{"deploymentId": d.ID, "serviceId": s.ServiceID, "kind": kind, "params": params,
-		"timeoutSeconds": int(commandTimeout.Seconds())})
+	in := map[string]any{"deploymentId": d.ID, "serviceId": s.ServiceID, "kind": kind, "timeoutSeconds": int(commandTimeout.Seconds())}
+	if params != nil {
+		in["params"] = params
+	}
+	input, _ := json.Marshal(in)
 	var suffix [6]byte
 	_, _ = rand.Read(suffix[:])
 	name := fmt.Sprintf("%s-%s-%s", kind, d.ID, hex.EncodeToString(suffix[:]))

@@ -146,6 +146,7 @@ type exportRef struct {
 
 type injection struct {
 	account, stackName, logicalID, reason string
+	onDelete                              bool
 }
 
 // New returns an engine with no stacks.
@@ -194,12 +195,33 @@ func (e *Engine) InjectFailure(account, stackName, logicalID, reason string) {
 	e.injections = append(e.injections, injection{account: account, stackName: stackName, logicalID: logicalID, reason: reason})
 }
 
+// InjectDeleteFailure makes the next deletion of resource logicalID in the named stack of
+// account fail with reason: the stack deletion stops there, DELETE_FAILED, and the next
+// DeleteStack carries on (AWS's path when a resource cannot be deleted yet).
+func (e *Engine) InjectDeleteFailure(account, stackName, logicalID, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.injections = append(e.injections, injection{account: account, stackName: stackName, logicalID: logicalID, reason: reason, onDelete: true})
+}
+
+func (e *Engine) takeDeleteInjection(account, stackName, logicalID string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, in := range e.injections {
+		if in.onDelete && in.account == account && in.stackName == stackName && in.logicalID == logicalID {
+			e.injections = append(e.injections[:i], e.injections[i+1:]...)
+			return in.reason, true
+		}
+	}
+	return "", false
+}
+
 // takeInjection consumes the injection matching a resource, if any.
 func (e *Engine) takeInjection(account, stackName, logicalID string) (string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, in := range e.injections {
-		if in.account == account && in.stackName == stackName && (in.logicalID == "" || in.logicalID == logicalID) {
+		if !in.onDelete && in.account == account && in.stackName == stackName && (in.logicalID == "" || in.logicalID == logicalID) {
 			e.injections = append(e.injections[:i], e.injections[i+1:]...)
 			return in.reason, true
 		}

@@ -28,14 +28,14 @@ func (e *Engine) HTTPAPIs() []HTTPAPI {
 		for _, r := range s.resources {
 			if r.typ == "AWS::ApiGatewayV2::Integration" {
 				uri, _ := r.props["IntegrationUri"].(string)
-				integrations[r.physicalID] = uri
+				integrations[refOf(r)] = uri
 			}
 		}
 		for _, r := range s.resources {
 			if r.typ != "AWS::ApiGatewayV2::Api" {
 				continue
 			}
-			api := HTTPAPI{ID: r.physicalID}
+			api := HTTPAPI{ID: refOf(r)}
 			for _, rt := range s.resources {
 				if rt.typ != "AWS::ApiGatewayV2::Route" || rt.props["ApiId"] != api.ID {
 					continue
@@ -49,6 +49,12 @@ func (e *Engine) HTTPAPIs() []HTTPAPI {
 		}
 	}
 	return out
+}
+
+// refOf is a resource's Ref: what other resources' properties name it by.
+func refOf(r *liveResource) string {
+	s, _ := r.facts.Ref.(string)
+	return s
 }
 
 func trimPrefix(s, prefix string) string {

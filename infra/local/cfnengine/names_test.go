@@ -2,6 +2,7 @@ package cfnengine
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -186,5 +187,36 @@ func TestRenamesAndRetainedNamesOnUpdate(t *testing.T) {
   "Bucket":{"Type":"AWS::S3::Bucket","Properties":{"BucketName":"byoc-names-test-bucket"}}}}`
 	if s := update(again); s.StackStatus != cfntypes.StackStatusUpdateRollbackComplete || f.failedResource() != "Bucket: byoc-names-test-bucket already exists" {
 		t.Fatalf("declaring the retained bucket again: %s (%s), want its name refused", s.StackStatus, f.failedResource())
+	}
+}
+
+// A resource that cannot be deleted stops the stack's deletion there, DELETE_FAILED naming
+// it; the resources created after it are gone, it and those before it stay; the next
+// DeleteStack carries on and completes.
+func TestDeleteFailureStopsTheDeletionAndASecondDeleteResumes(t *testing.T) {
+	f := newFixture(t)
+	client := f.customerCFN()
+	f.createNamed(t, client, "named", "Delete")
+	f.engine.InjectDeleteFailure(customer, "named", "Role", "role is in use by the cluster's node group")
+	f.deleteStack(t, client, "named")
+	s := f.describe(t, client, "named")
+	if s.StackStatus != cfntypes.StackStatusDeleteFailed || !strings.Contains(aws.ToString(s.StackStatusReason), "[Role]") {
+		t.Fatalf("after the failed delete: %s %q", s.StackStatus, aws.ToString(s.StackStatusReason))
+	}
+	var failed, deleted []string
+	for _, ev := range f.observedEvents() {
+		switch {
+		case ev.ResourceStatus == "DELETE_FAILED" && !ev.IsStack():
+			failed = append(failed, ev.LogicalResourceID+": "+ev.ResourceStatusReason)
+		case ev.ResourceStatus == "DELETE_COMPLETE" && !ev.IsStack():
+			deleted = append(deleted, ev.LogicalResourceID)
+		}
+	}
+	if len(failed) != 1 || failed[0] != "Role: role is in use by the cluster's node group" || !slices.Equal(deleted, []string{"Cluster"}) {
+		t.Fatalf("failed %v, deleted %v: want Role failed after Cluster was deleted", failed, deleted)
+	}
+	f.deleteStack(t, client, aws.ToString(s.StackId))
+	if s := f.describe(t, client, aws.ToString(s.StackId)); s.StackStatus != cfntypes.StackStatusDeleteComplete {
+		t.Fatalf("after the second delete: %s", s.StackStatus)
 	}
 }

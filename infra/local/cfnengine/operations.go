@@ -274,6 +274,27 @@ func (op *operation) deleteAll(ctx context.Context, rollbackOfCreate bool) {
 	}
 }
 
+// deleteAllUntilFailure deletes a stack's resources in reverse creation order, as a stack
+// deletion does; a resource whose deletion fails (an injected delete failure: AWS refusing,
+// say, a security group still in use) stops it there: that resource and the ones before it
+// stay, the stack is DELETE_FAILED with the reason, and a second DeleteStack carries on from
+// there. It returns the failure, or "".
+func (op *operation) deleteAllUntilFailure(ctx context.Context) string {
+	op.e.mu.Lock()
+	order := append([]string(nil), op.s.order...)
+	op.e.mu.Unlock()
+	for i := len(order) - 1; i >= 0; i-- {
+		r := op.s.resources[order[i]]
+		if reason, injected := op.e.takeDeleteInjection(op.s.account, op.s.name, r.logicalID); injected {
+			op.emitResource(r, "DELETE_IN_PROGRESS", "")
+			op.emitResource(r, "DELETE_FAILED", reason)
+			return "The following resource(s) failed to delete: [" + r.logicalID + "]. "
+		}
+		op.deleteResource(ctx, r, false)
+	}
+	return ""
+}
+
 // finishOutputs computes outputs and registers exports. An export name taken by another
 // stack fails the operation, as on AWS.
 func (op *operation) finishOutputs(p *plan, env *template.Env) error {
@@ -566,7 +587,10 @@ func (e *Engine) beginDelete(s *stack, token string) {
 			op.emitStack("DELETE_FAILED", user)
 			return
 		}
-		op.deleteAll(context.Background(), false)
+		if failed := op.deleteAllUntilFailure(context.Background()); failed != "" {
+			op.emitStack("DELETE_FAILED", failed)
+			return
+		}
 		op.finishDelete()
 	})
 }

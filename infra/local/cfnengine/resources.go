@@ -177,10 +177,14 @@ var typeSpecs = map[string]typeSpec{
 		id := c.seed
 		return facts(apiID(id), map[string]any{"ApiId": apiID(id), "ApiEndpoint": c.endpoint})
 	}},
-	"AWS::ApiGatewayV2::Integration": {facts: func(c *factContext) resourceFacts { return facts(apiID(c.seed), map[string]any{"IntegrationId": apiID(c.seed)}) }},
-	"AWS::ApiGatewayV2::Route":       {facts: func(c *factContext) resourceFacts { return facts(apiID(c.seed), map[string]any{"RouteId": apiID(c.seed)}) }},
-	"AWS::ApiGatewayV2::Stage":       {facts: func(c *factContext) resourceFacts { return facts(c.prop("StageName"), nil) }},
-	"AWS::CDK::Metadata": {facts: func(c *factContext) resourceFacts { return facts(c.physicalID, nil) }},
+	"AWS::ApiGatewayV2::Integration": {facts: func(c *factContext) resourceFacts {
+		return facts(apiID(c.seed), map[string]any{"IntegrationId": apiID(c.seed)})
+	}},
+	"AWS::ApiGatewayV2::Route": {facts: func(c *factContext) resourceFacts {
+		return facts(apiID(c.seed), map[string]any{"RouteId": apiID(c.seed)})
+	}},
+	"AWS::ApiGatewayV2::Stage": {facts: func(c *factContext) resourceFacts { return facts(c.prop("StageName"), nil) }},
+	"AWS::CDK::Metadata":       {facts: func(c *factContext) resourceFacts { return facts(c.physicalID, nil) }},
 	"AWS::EC2::VPC": {idPrefix: "vpc-", facts: func(c *factContext) resourceFacts {
 		return facts(c.physicalID, map[string]any{"VpcId": c.physicalID, "CidrBlock": c.prop("CidrBlock"),
 			"CidrBlockAssociations": []any{"vpc-cidr-assoc-" + c.hexID("assoc", 17)}, "DefaultNetworkAcl": "acl-" + c.hexID("acl", 17),

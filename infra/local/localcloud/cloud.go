@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/sivchari/kumo"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
@@ -286,6 +286,13 @@ func (c *Cloud) WatchConfig() aws.Config { return c.internalConfig() }
 // WatchConfigAs is WatchConfig acting in account.
 func (c *Cloud) WatchConfigAs(account string) aws.Config {
 	return c.configWith(credentials.StaticCredentialsProvider{Value: accounts.AdminCredentials(account)}, frontdoor.InternalClient())
+}
+
+// OperatorConfig is the configuration of an operator of account (its root credentials: the
+// access key is the account id, the secret accounts.AdminSecret), whose calls are counted as
+// AWS calls: what the byoc CLI and console use against the local cloud.
+func (c *Cloud) OperatorConfig(account string) aws.Config {
+	return c.configWith(credentials.StaticCredentialsProvider{Value: accounts.AdminCredentials(account)}, nil)
 }
 
 // internalConfig is the vendor configuration of the cloud's own components: their calls

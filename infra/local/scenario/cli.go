@@ -18,6 +18,7 @@ import (
 
 	"github.com/byocloud/byoc/infra/local/datasim"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
+	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"
@@ -164,6 +165,9 @@ flags:
 		} else {
 			tl.Printf("\nscenario %s%s: ok in %.1fs%s\n", f.scenario, faultFlag(fault), res.Elapsed.Seconds(), expectedNote(fault, res.Health))
 		}
+		if !f.serve {
+			tl.Printf("\nRun `make local ARGS=--serve` to keep the cloud up and operate it with the byoc CLI and console.\n")
+		}
 	}
 	if f.serve {
 		if live != nil {
@@ -292,6 +296,10 @@ func report(tl *Timeline, res Result) {
 	if h := res.Health; h != nil {
 		reportHealth(tl, res.Deployment.ID, h)
 	}
+	if t := res.Teardown; t != nil {
+		tl.Printf("teardown: first delete refused (%s); terminated %s through the API; %s %s\n", t.Refusal, strings.Join(t.Terminated, ", "), t.Operation.Name, t.Operation.Status)
+		tl.Printf("  customer account: byoc stacks left %d; bucket %s kept with the data; vendor side left: %d\n", len(t.CustomerStacks), t.RetainedBucket, len(t.Leftovers))
+	}
 	if m := res.Maintenance; m != nil {
 		tl.Printf("maintenance: published %s; upgrade %s %s; notices %s\n", strings.Join(m.Releases, ", "), m.Execution, m.Status, strings.Join(m.Notices, ", "))
 		if m.Window != (localcloud.Counters{}) {
@@ -343,9 +351,28 @@ commands and its exporter reports. Command it through the control plane's comman
     --input '{"deploymentId":"%[1]s","serviceId":"%[5]s","kind":"scale","params":{"replicas":"5"}}'
 `, live.id, env.cp.Outputs[OutputCommandMachine], LiveStepInterval, faultFlag(live.fault), DataPlaneServices[0])
 	}
+	tl.Printf("%s", byocHint(c.URL, c.Region))
 	tl.Printf("\nPress Ctrl-C to stop.\n")
 	<-ctx.Done()
 	tl.Printf("stopping\n")
+}
+
+// byocHint is how to drive the local cloud with the byoc CLI and console: the operator API
+// at the cloud's address, signed with the vendor account's root credentials (the API checks
+// signatures: test/test is refused).
+func byocHint(url, region string) string {
+	return fmt.Sprintf(`
+Operate it with the byoc CLI and console, as on AWS (the operator API checks SigV4 signatures):
+
+  export AWS_ENDPOINT_URL=%[1]s AWS_REGION=%[2]s AWS_ACCESS_KEY_ID=%[3]s AWS_SECRET_ACCESS_KEY=%[4]s
+  go run ./infra/cmd/byoc deployments list
+  go run ./infra/cmd/byoc deployments get <id>
+  go run ./infra/cmd/byoc services list <id>
+  go run ./infra/cmd/byoc services stop <id> <service> --wait
+  go run ./infra/cmd/byoc prometheus-config <id> <service>
+  go run ./infra/cmd/byoc deployments delete <id> --force --wait
+  go run ./infra/cmd/byoc console        # the web console on http://127.0.0.1:8765/
+`, url, region, localcloud.VendorAccount, accounts.AdminSecret)
 }
 
 // invokeMain is `byoc-local invoke`: run one function on one sample event against a

@@ -37,7 +37,7 @@ const (
 )
 
 // Names lists every scenario, in the order --help shows them.
-var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent, Upgrade, SecurityFix, UpgradeHalts, Peering, PeeringManual}
+var Names = []string{Onboard, InfraFails, RollbackRetry, WrongExternalID, DuplicateEvent, MalformedEvent, Upgrade, SecurityFix, UpgradeHalts, Peering, PeeringManual, Teardown}
 
 // Options say which scenario to run and how.
 type Options struct {
@@ -82,6 +82,8 @@ type Result struct {
 	Maintenance *MaintenanceResult
 	// Connectivity is what a connectivity scenario saw.
 	Connectivity *ConnectivityResult
+	// Teardown is what the teardown scenario saw.
+	Teardown *TeardownResult
 }
 
 // Failure is a scenario whose outcome is not the one it expects.
@@ -281,6 +283,12 @@ func (r *Runner) run(ctx context.Context, o Options) (Result, error) {
 	if slices.Contains(ConnectivityScenarios, o.Scenario) {
 		return r.connectivity(ctx, o, res)
 	}
+	if o.Scenario == Teardown {
+		if err := r.disarm(ctx, id); err != nil {
+			return res, err
+		}
+		return r.teardown(ctx, o, res)
+	}
 	if !o.DataPlane {
 		return res, nil
 	}
@@ -448,7 +456,7 @@ func check(o Options, res Result) error {
 		reason = d.Failure.Reason
 	}
 	switch o.Scenario {
-	case Onboard, RollbackRetry, DuplicateEvent, Upgrade, SecurityFix, UpgradeHalts:
+	case Onboard, RollbackRetry, DuplicateEvent, Upgrade, SecurityFix, UpgradeHalts, Teardown:
 		if d.Status != lifecycle.Ready {
 			return fail("deployment %s is %q, want ready (failure: %s)", d.ID, d.Status, reason)
 		}

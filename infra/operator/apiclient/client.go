@@ -217,7 +217,9 @@ type Operation struct {
 }
 
 // Done reports whether the workflow ended.
-func (o Operation) Done() bool { return o.Status != "" && o.Status != "RUNNING" && o.Status != "PENDING_REDRIVE" }
+func (o Operation) Done() bool {
+	return o.Status != "" && o.Status != "RUNNING" && o.Status != "PENDING_REDRIVE"
+}
 
 // Wait follows an operation until it ends, calling progress after each look.
 func (c *Client) Wait(ctx context.Context, op Operation, every time.Duration, progress func(Operation, time.Duration)) (Operation, error) {

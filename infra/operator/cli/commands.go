@@ -48,7 +48,7 @@ func groups() map[string][]endpoint {
 			{use: "retry", short: "Retry a failed provisioning", method: "POST", path: "/v1/deployments/{id}/retry", wait: true},
 			{use: "audit", short: "Show a deployment's audit trail, newest first", method: "GET", path: "/v1/deployments/{id}/audit",
 				fields: []field{{flag: "limit", name: "limit", kind: "int", help: "entries per page (1-100)"}, {flag: "next-token", name: "nextToken", help: "the page after this token"}},
-				table: auditTable},
+				table:  auditTable},
 		},
 		"services": {
 			{use: "list", short: "List a deployment's services", method: "GET", path: "/v1/deployments/{id}/services", table: servicesTable},
@@ -503,11 +503,11 @@ func deploymentTable(raw json.RawMessage, w io.Writer) error {
 func servicesTable(raw json.RawMessage, w io.Writer) error {
 	var r struct {
 		Services []struct {
-			ID        string `json:"id"`
-			Status    string `json:"status"`
-			Health    string `json:"health"`
-			Versions  struct{ ClickHouse string } `json:"versions"`
-			Replicas  struct{ Ready, Desired int } `json:"replicas"`
+			ID        string                           `json:"id"`
+			Status    string                           `json:"status"`
+			Health    string                           `json:"health"`
+			Versions  struct{ ClickHouse string }      `json:"versions"`
+			Replicas  struct{ Ready, Desired int }     `json:"replicas"`
 			Endpoints struct{ Public, Private string } `json:"endpoints"`
 		} `json:"services"`
 	}
