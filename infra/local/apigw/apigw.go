@@ -58,6 +58,11 @@ func New(cfg Config) *Gateway {
 	return &Gateway{cfg: cfg}
 }
 
+// IsAPIRequest recognises an unsigned request for an HTTP API (every route of byoc's is under
+// /v1/): on AWS it reaches API Gateway by its host name and is refused there; locally the
+// front door, which routes by signing service, sends it here for the same refusal.
+func IsAPIRequest(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/") }
+
 // MaxSkew is how far a request's X-Amz-Date may be from now, as on AWS.
 const MaxSkew = 15 * time.Minute
 

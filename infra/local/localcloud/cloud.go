@@ -215,8 +215,10 @@ func (c *Cloud) assemble(lazy *lazyHandler) error {
 	d.HandleIf("scheduler", schedules.IsScheduleWrite, schedules.OwnAccount(schedules.Validate(proxy), VendorAccount))
 	d.Handle("scheduler", schedules.OwnAccount(proxy, VendorAccount))
 	// The control plane's HTTP API (the operator API), with API Gateway's SigV4 check.
-	d.Handle("execute-api", apigw.New(apigw.Config{Accounts: c.Accounts, VendorAccount: VendorAccount, Region: o.Region,
-		APIs: c.Stacks.HTTPAPIs, Lambda: lambda.NewFromConfig(internal), Logger: c.logger}))
+	gateway := apigw.New(apigw.Config{Accounts: c.Accounts, VendorAccount: VendorAccount, Region: o.Region,
+		APIs: c.Stacks.HTTPAPIs, Lambda: lambda.NewFromConfig(internal), Logger: c.logger})
+	d.Handle("execute-api", gateway)
+	d.HandleIf("", apigw.IsAPIRequest, gateway) // unsigned: refused there, as on AWS
 	c.controls()
 	h := c.Chaos.Door(d, chaos.DoorConfig{Caller: c.faultable, Kill: c.Host.Kill, IsFunction: c.Host.Runs})
 	lazy.h.Store(&h)
