@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/datasim"
 	"github.com/byocloud/byoc/infra/local/frontdoor"
-	"github.com/byocloud/byoc/infra/local/accounts"
 	"github.com/byocloud/byoc/infra/local/localcloud"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/servicestate"

@@ -112,7 +112,13 @@ func commands(g *globals) []*cobra.Command {
 		"network":     "Private connectivity: peerings, PrivateLink, the public load balancer",
 	}
 	for name, eps := range groups() {
-		group := &cobra.Command{Use: name, Short: shorts[name]}
+		group := &cobra.Command{Use: name, Short: shorts[name], Args: cobra.ArbitraryArgs,
+			RunE: func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return usage("unknown command %q for %q (see %s --help)", args[0], cmd.CommandPath(), cmd.CommandPath())
+				}
+				return cmd.Help()
+			}}
 		for _, ep := range eps {
 			group.AddCommand(endpointCommand(g, ep))
 		}
