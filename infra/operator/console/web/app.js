@@ -64,7 +64,7 @@ async function fleetPage() {
   view.innerHTML = `
     <h1>Fleet</h1>
     <div class="counts" id="counts">${statuses.filter(s => counts[s]).map(s => `<span class="count" data-status="${s}"><b>${counts[s]}</b>${s}</span>`).join("")}
-      ${Object.keys(health).map(h => `<span class="count" data-health="${esc(h)}"><b>${health[h]}</b>${esc(h)}</span>`).join("")}</div>
+      ${Object.keys(health).map(h => `<span class="count" data-health="${esc(h)}"><b>${health[h]}</b>health ${esc(h)}</span>`).join("")}</div>
     <label>Status <select id="filter"><option value="">all</option>${statuses.map(s => `<option ${s === fleetFilter ? "selected" : ""}>${s}</option>`).join("")}</select></label>
     ${page.nextToken ? `<span class="muted"> (first 100 shown)</span>` : ""}
     <table id="fleet"><thead><tr><th>Deployment</th><th>Status</th><th>Health</th><th>Customer</th><th>Account</th><th>Region</th><th>Created</th></tr></thead>
@@ -93,7 +93,7 @@ async function deploymentPage(id) {
       <dt>Account / region</dt><dd>${esc(d.settings.accountId)} / ${esc(d.settings.region)}</dd>
       <dt>VPC CIDR</dt><dd>${esc(d.settings.vpcCidr)}</dd>
       <dt>Health</dt><dd>${esc(d.health.reason || "no report yet")}</dd>
-      <dt>Versions</dt><dd>${Object.entries(d.stackVersions || {}).map(([k, v]) => `${esc(k)} ${esc(v)}`).join(", ") || "-"}</dd>
+      <dt>Versions</dt><dd>${Object.entries(d.stackVersions || {}).filter(([, v]) => v).map(([k, v]) => `${esc(k)} ${esc(v)}`).join(", ") || "-"}</dd>
       <dt>Maintenance window</dt><dd id="window">${m.window ? esc(JSON.stringify(m.window)) : "-"} ${m.channel ? "(" + esc(m.channel) + ")" : ""}</dd>
       ${d.failure ? `<dt>Failure</dt><dd>${esc(d.failure.status)} ${esc(d.failure.resource)} ${esc(d.failure.reason)}</dd>` : ""}
       ${d.teardown && d.teardown.retainedBucket ? `<dt>Retained bucket</dt><dd>${esc(d.teardown.retainedBucket)}</dd>` : ""}
