@@ -198,6 +198,8 @@ func (c *call) decode(v any) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return badRequest("body: must be a JSON object, got %s", typeErr.Value)
 		case errors.As(err, &typeErr):
 			return badRequest("%s: must be %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
 		case strings.HasPrefix(err.Error(), "json: unknown field"):

@@ -424,3 +424,38 @@ func TestFleetPaginationOver250Deployments(t *testing.T) {
 		}
 	}
 }
+
+// The workflow checks again what the API checked: a teardown started while services run (a
+// service started between the API's check and the workflow's first step, or a teardown
+// started outside the API) is refused by its first step; the deployment is untouched and
+// the refusal is in its audit trail.
+func TestTeardownRefusesRunningServicesItself(t *testing.T) {
+	tn := onboard(t)
+	defer shared.runner.Retire(context.Background(), tn.dep.ID)
+	sim := simulate(t, tn, "svc-a")
+	defer sim.Remove(tn.dep.ID)
+	tick(t, sim)
+	until(t, 30*time.Second, "svc-a to be reported", func() (bool, string) {
+		r := apiCall(t, http.MethodGet, "/v1/deployments/"+tn.dep.ID+"/services/svc-a", nil, "")
+		return r.Status == http.StatusOK, r.Error
+	})
+	name := "teardown-" + tn.dep.ID + "-1"
+	input, _ := json.Marshal(map[string]any{"deploymentId": tn.dep.ID, "force": false, "deleteData": false, "actor": "test"})
+	arn := executionArnOf(t, name)
+	if _, err := sfn.NewFromConfig(shared.cloud.WatchConfig()).StartExecution(context.Background(), &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(strings.Replace(arn[:strings.LastIndex(arn, ":")], ":execution:", ":stateMachine:", 1)),
+		Name:            aws.String(name), Input: aws.String(string(input))}); err != nil {
+		t.Fatal(err)
+	}
+	if end := waitOperation(t, apiclient.Operation{Workflow: "teardown", Name: name, Status: "RUNNING"}); end.Status != "FAILED" {
+		t.Fatalf("teardown with a running service ended %s", end.Status)
+	}
+	d, err := operatorStore().Get(context.Background(), tn.dep.ID)
+	if err != nil || d.Status != lifecycle.Ready {
+		t.Fatalf("deployment after the refused teardown: %s %v, want ready", d.Status, err)
+	}
+	entries, _, err := operatorStore().AuditPage(context.Background(), tn.dep.ID, 5, "")
+	if err != nil || entries[0].Action != "teardown.refused" || !strings.Contains(entries[0].Detail, "services still running: svc-a") {
+		t.Fatalf("newest audit entry %+v (%v), want teardown.refused naming svc-a", entries[0], err)
+	}
+}
