@@ -25,7 +25,7 @@ FUZZ       := $(QUICK_FUZZ) ./functions/invite:FuzzDecode ./functions/provision:
               ./functions/statesweep:FuzzAsOf ./functions/statewait:FuzzRequest ./functions/sendcommand:FuzzDecodeRequest
 FUZZTIME   ?= 30s
 
-.PHONY: help build build-deploy build-local synth test fuzz bench chaos lint invoke local deploy clean
+.PHONY: help build build-deploy build-local synth test fuzz bench chaos lint invoke local byoc deploy clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ invoke: build synth ## run one function on one sample event against the local cl
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<function> EVENT=<events/...json>"; exit 2; }
 	$(GO) run ./infra/local/cmd/byoc-local invoke --function $(FN) --event $(EVENT) \
 		$(if $(filter $(FN),$(STATE_FUNCTIONS)),--data-planes events/dataplanes.json)
+
+byoc: ## the operator CLI: make byoc ARGS="deployments list" (or go run ./infra/cmd/byoc; ARGS=--help)
+	$(GO) run ./infra/cmd/byoc $(ARGS)
 
 local: build synth ## run the control plane end to end on the local cloud (ARGS=--help for options)
 	$(GO) run ./infra/local/cmd/byoc-local $(ARGS)
