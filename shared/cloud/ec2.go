@@ -38,13 +38,20 @@ type EC2 struct {
 // NewEC2 returns the client of cfg's region and credentials. The endpoint is cfg's
 // BaseEndpoint (AWS_ENDPOINT_URL), AWS_ENDPOINT_URL_EC2, or EC2's regional endpoint.
 func NewEC2(cfg aws.Config) *EC2 {
-	endpoint := "https://ec2." + cfg.Region + ".amazonaws.com"
-	if v := os.Getenv("AWS_ENDPOINT_URL_EC2"); v != "" {
+	return &EC2{cfg: cfg, endpoint: endpointOf(cfg, "ec2"), signer: v4.NewSigner()}
+}
+
+// endpointOf is where a hand-written client of service sends its calls, as the SDK resolves
+// it: AWS_ENDPOINT_URL_<SERVICE>, else the configuration's BaseEndpoint (AWS_ENDPOINT_URL),
+// else the service's regional endpoint.
+func endpointOf(cfg aws.Config, service string) string {
+	endpoint := "https://" + service + "." + cfg.Region + ".amazonaws.com"
+	if v := os.Getenv("AWS_ENDPOINT_URL_" + strings.ToUpper(service)); v != "" {
 		endpoint = v
 	} else if cfg.BaseEndpoint != nil {
 		endpoint = *cfg.BaseEndpoint
 	}
-	return &EC2{cfg: cfg, endpoint: strings.TrimSuffix(endpoint, "/"), signer: v4.NewSigner()}
+	return strings.TrimSuffix(endpoint, "/")
 }
 
 // EC2Error is an error EC2 answered. It carries the code (ErrorCode, as smithy's errors do)

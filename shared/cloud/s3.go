@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -31,13 +30,7 @@ type S3 struct {
 // NewS3 returns the client of cfg's region and credentials (endpoint: AWS_ENDPOINT_URL_S3,
 // cfg's BaseEndpoint, or S3's regional endpoint).
 func NewS3(cfg aws.Config) *S3 {
-	endpoint := "https://s3." + cfg.Region + ".amazonaws.com"
-	if v := os.Getenv("AWS_ENDPOINT_URL_S3"); v != "" {
-		endpoint = v
-	} else if cfg.BaseEndpoint != nil {
-		endpoint = *cfg.BaseEndpoint
-	}
-	return &S3{cfg: cfg, endpoint: strings.TrimSuffix(endpoint, "/"), signer: v4.NewSigner()}
+	return &S3{cfg: cfg, endpoint: endpointOf(cfg, "s3"), signer: v4.NewSigner()}
 }
 
 // S3Error is an error S3 answered.

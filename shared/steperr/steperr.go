@@ -2,8 +2,9 @@
 // and Catch: Lambda reports a Go error's type name as its errorType, so each type here is one
 // error name in the ASL. Classify turns what AWS and the store return into them.
 //
-// The teardown workflow's steps use it; provision, upgrade and peering still carry copies of
-// these types of their own (same names, so their ASL is unaffected).
+// The teardown, upgrade and peering steps use it (upgrade and peering through aliases beside
+// their own errors); provision still carries copies of its own (same names, so its ASL is
+// unaffected).
 package steperr
 
 import (
@@ -40,6 +41,7 @@ func (e *StackFailed) Error() string {
 	return fmt.Sprintf("stack %s is %s: %s", e.Result.StackID, e.Result.Status, e.Result.Reason)
 }
 func (e *StackBlocked) Error() string { return e.Err.Error() }
+func (e *StackBlocked) Unwrap() error { return e.Err }
 func (e *NotOwner) Error() string {
 	return fmt.Sprintf("deployment %s is worked on by %q: step %s of another execution does nothing", e.DeploymentID, e.Owner, e.Step)
 }

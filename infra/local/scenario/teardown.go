@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -67,7 +68,7 @@ func (r *Runner) teardown(ctx context.Context, o Options, res Result) (Result, e
 	}
 	api := r.API()
 	path := "/v1/deployments/" + res.Deployment.ID
-	resp, err := api.Do(ctx, http.MethodDelete, path, map[string]any{}, "teardown-refused-"+res.Deployment.ID)
+	resp, err := operate(ctx, api, http.MethodDelete, path, map[string]any{}, "teardown-refused-"+res.Deployment.ID)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -77,11 +78,11 @@ func (r *Runner) teardown(ctx context.Context, o Options, res Result) (Result, e
 	t.Refusal = resp.Error
 	m.progress("delete refused: %s", resp.Error)
 	for _, svc := range DataPlaneServices {
-		var op apiclient.Operation
-		if _, err := api.Call(ctx, http.MethodPatch, path+"/services/"+svc+"/state", map[string]string{"command": "terminate"}, "terminate-"+svc+"-"+res.Deployment.ID, &op); err != nil {
+		op, err := operation(ctx, api, http.MethodPatch, path+"/services/"+svc+"/state", map[string]string{"command": "terminate"}, "terminate-"+svc+"-"+res.Deployment.ID)
+		if err != nil {
 			return fail("terminate %s: %v", svc, err)
 		}
-		if op, err = api.Wait(ctx, op, 200*time.Millisecond, nil); err != nil || op.Status != "SUCCEEDED" {
+		if op, err = follow(ctx, api, op); err != nil || op.Status != "SUCCEEDED" {
 			return fail("terminate %s: %s %s %v", svc, op.Status, op.Cause, err)
 		}
 		t.Terminated = append(t.Terminated, svc)
@@ -95,11 +96,11 @@ func (r *Runner) teardown(ctx context.Context, o Options, res Result) (Result, e
 	m.stop = nil
 	m.progress("services terminated: %s", strings.Join(t.Terminated, ", "))
 
-	var op apiclient.Operation
-	if _, err := api.Call(ctx, http.MethodDelete, path, map[string]any{}, "teardown-"+res.Deployment.ID, &op); err != nil {
+	op, err := operation(ctx, api, http.MethodDelete, path, map[string]any{}, "teardown-"+res.Deployment.ID)
+	if err != nil {
 		return fail("delete: %v", err)
 	}
-	if t.Operation, err = api.Wait(ctx, op, 200*time.Millisecond, nil); err != nil || t.Operation.Status != "SUCCEEDED" {
+	if t.Operation, err = follow(ctx, api, op); err != nil || t.Operation.Status != "SUCCEEDED" {
 		return fail("teardown %s ended %s (%s %s) %v", op.Name, t.Operation.Status, t.Operation.Error, t.Operation.Cause, err)
 	}
 	m.progress("teardown %s succeeded", op.Name)
@@ -132,6 +133,58 @@ func (r *Runner) teardown(ctx context.Context, o Options, res Result) (Result, e
 		return fail("bucket %s reported retained, but it exists: %t (%v)", t.RetainedBucket, kept, err)
 	}
 	return res, nil
+}
+
+// operate calls the API as an operator's script does: a request that got no answer, a 5xx,
+// a 429 or a 409 for its key's first request still running is sent again under the same
+// Idempotency-Key, which gives the first answer if the first request was done.
+func operate(ctx context.Context, api *apiclient.Client, method, path string, body any, key string) (*apiclient.Response, error) {
+	var resp *apiclient.Response
+	var err error
+	for try := 0; try < 20; try++ {
+		resp, err = api.Do(ctx, method, path, body, key)
+		retry := err != nil || resp.Status >= 500 || resp.Status == http.StatusTooManyRequests ||
+			(resp.Status == http.StatusConflict && strings.Contains(resp.Error, "still running"))
+		if !retry || ctx.Err() != nil {
+			return resp, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try+1) * 100 * time.Millisecond):
+		}
+	}
+	return resp, err
+}
+
+// operation is operate for a request whose answer is an operation.
+func operation(ctx context.Context, api *apiclient.Client, method, path string, body any, key string) (apiclient.Operation, error) {
+	resp, err := operate(ctx, api, method, path, body, key)
+	if err != nil {
+		return apiclient.Operation{}, err
+	}
+	if err := resp.Err(); err != nil {
+		return apiclient.Operation{}, err
+	}
+	var op apiclient.Operation
+	if err := json.Unmarshal(resp.Result, &op); err != nil {
+		return op, err
+	}
+	return op, nil
+}
+
+// follow waits for an operation to end, looking again after a failed look.
+func follow(ctx context.Context, api *apiclient.Client, op apiclient.Operation) (apiclient.Operation, error) {
+	for {
+		end, err := api.Wait(ctx, op, 200*time.Millisecond, nil)
+		if err == nil || ctx.Err() != nil {
+			return end, err
+		}
+		select {
+		case <-ctx.Done():
+			return end, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // byocStacks are the customer account's stacks byoc made that are not deleted (the

@@ -250,6 +250,12 @@ func (g *globals) call(ctx context.Context, method, path string, body any, wait 
 		return g.print(r.Result, table)
 	}
 	fmt.Fprintf(g.errOut, "%s %s: %s\n", op.Workflow, op.Name, map[bool]string{true: "started", false: "already running"}[op.Started])
+	return g.follow(ctx, c, op)
+}
+
+// follow waits for an operation to end, printing each status it passes through, then prints
+// the outcome; a workflow that did not succeed is ExitWorkflowEnd.
+func (g *globals) follow(ctx context.Context, c *apiclient.Client, op apiclient.Operation) error {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	last := ""
@@ -375,26 +381,10 @@ func operationCommand(g *globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		op := apiclient.Operation{Workflow: argv[0], Name: argv[1], Status: "RUNNING"}
 		if !g.wait {
 			return g.call(cmd.Context(), http.MethodGet, "/v1/operations/"+url.PathEscape(argv[0])+"/"+url.PathEscape(argv[1]), nil, false, nil)
 		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-		defer cancel()
-		final, err := c.Wait(ctx, op, 2*time.Second, func(cur apiclient.Operation, elapsed time.Duration) {
-			fmt.Fprintf(g.errOut, "  %s after %s\n", cur.Status, elapsed.Round(time.Second))
-		})
-		if err != nil {
-			return err
-		}
-		b, _ := json.Marshal(final)
-		if err := g.print(b, nil); err != nil {
-			return err
-		}
-		if final.Status != "SUCCEEDED" {
-			return &exitError{code: ExitWorkflowEnd, err: fmt.Errorf("%s %s ended %s", final.Workflow, final.Name, final.Status)}
-		}
-		return nil
+		return g.follow(cmd.Context(), c, apiclient.Operation{Workflow: argv[0], Name: argv[1], Status: "RUNNING"})
 	}
 	return cmd
 }
