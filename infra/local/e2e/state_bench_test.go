@@ -77,7 +77,7 @@ func benchPipeline(b *testing.B) {
 	rec := shared.record(b)
 	st.send(b, exporter, first...)
 	st.awaitStored(b, tn, seqs)
-	awaitDeleted(b, rec, benchServices) // the queue is empty before the mapping pauses
+	awaitDeleted(b, rec, tn.dep.ID, benchServices) // the queue is empty before the mapping pauses
 	// During the run the queue's visibility timeout is stateingest's timeout, the least the
 	// mapping accepts (the stack's is six times that): a received batch whose answer the
 	// local cloud loses (seen now and then under load: the SDK retries the receive) comes

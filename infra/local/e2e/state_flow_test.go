@@ -57,7 +57,7 @@ func TestStateNewDeploymentReportedHealthy(t *testing.T) {
 	sim := simulate(t, tn, "svc-a", "svc-b")
 	rec := shared.record(t)
 	tick(t, sim)
-	awaitDeleted(t, rec, 2)
+	awaitDeleted(t, rec, tn.dep.ID, 2)
 
 	svcs := st.services(t, tn.dep.ID)
 	for _, id := range []string{"svc-a", "svc-b"} {
@@ -98,7 +98,7 @@ func TestStateNewDeploymentReportedHealthy(t *testing.T) {
 	// Steady: two more rounds, nothing new.
 	tick(t, sim)
 	tick(t, sim)
-	awaitDeleted(t, rec, 6)
+	awaitDeleted(t, rec, tn.dep.ID, 6)
 	if n := len(st.history(t, tn.dep.ID)); n != 3 {
 		t.Errorf("steady reports wrote %d history entries", n-3)
 	}
@@ -148,7 +148,7 @@ func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
 	exporter := tn.exporter(t)
 	setup := shared.record(t)
 	st.send(t, exporter, encode(t, tn.report("svc-a", 1)))
-	awaitDeleted(t, setup, 1) // processed, its alerts published
+	awaitDeleted(t, setup, tn.dep.ID, 1) // processed, its alerts published
 	if h := st.deploymentHealth(t, tn.dep.ID); h != health.Healthy {
 		t.Fatalf("deployment %s after its first report", h)
 	}
@@ -219,7 +219,7 @@ func TestStateSilentServiceTurnsStaleOnceAndRecovers(t *testing.T) {
 	shared.clock.Jump(-shared.clock.Offset())
 	again := shared.record(t)
 	st.send(t, exporter, encode(t, tn.report("svc-a", 2)))
-	awaitDeleted(t, again, 1)
+	awaitDeleted(t, again, tn.dep.ID, 1)
 	if s, d := st.services(t, tn.dep.ID)["svc-a"].Health, st.deploymentHealth(t, tn.dep.ID); s != health.Healthy || d != health.Healthy {
 		t.Errorf("after the report: svc-a %s, deployment %s; want both healthy again", s, d)
 	}
@@ -318,7 +318,7 @@ func TestStateCommandWorkflowSendsAndWaits(t *testing.T) {
 	sim := simulate(t, tn, "svc-a")
 	rec := shared.record(t)
 	tick(t, sim)
-	awaitDeleted(t, rec, 1)
+	awaitDeleted(t, rec, tn.dep.ID, 1)
 	machine := shared.runner.ControlPlane.Outputs[scenario.OutputCommandMachine]
 	ctx := context.Background()
 	release := func(version string, timeoutSeconds int) map[string]any {
@@ -370,7 +370,7 @@ func TestStateCommandWorkflowSendsAndWaits(t *testing.T) {
 	// command's record still learns the outcome.
 	logMark := shared.logs.size()
 	tick(t, sim)
-	awaitDeleted(t, rec, 3)
+	awaitDeleted(t, rec, tn.dep.ID, 3)
 	if totals := batchTotals(t, shared.logs.since(logMark)); totals["retry"]+totals["rejected"] != 0 {
 		t.Errorf("stateingest after the timeout: %v", totals)
 	}

@@ -42,7 +42,7 @@ func TestStatePoisonMessageInABatchOfTen(t *testing.T) {
 		want[svc] = int64(1 + i)
 	}
 	st.send(t, exporter, first...)
-	awaitDeleted(t, setup, 9)
+	awaitDeleted(t, setup, tn.dep.ID, 9)
 	st.logsSettled(t)
 	historyBefore := len(st.history(t, tn.dep.ID))
 	eventsBefore := len(st.tap.events(t, tn.dep.ID))
@@ -70,9 +70,11 @@ func TestStatePoisonMessageInABatchOfTen(t *testing.T) {
 
 	// Exactly once: each good message handed to stateingest once and applied once; the
 	// poison handed maxReceiveCount times, never deleted.
-	handed, deleted := ingestion(rec)
-	if handed != 9+st.maxReceiveCount || deleted != 9 {
-		t.Errorf("stateingest was handed %d messages and deleted %d; want 9 + %d receives of the poison, 9 deleted", handed, deleted, st.maxReceiveCount)
+	handed, deleted := ingestion(rec, tn.dep.ID)
+	poisonHanded, poisonDeleted := ingestion(rec, "") // the poison names no deployment: it is cut short
+	if handed != 9 || deleted != 9 || poisonHanded != st.maxReceiveCount || poisonDeleted != 0 {
+		t.Errorf("stateingest was handed %d messages and deleted %d, and the poison %d times (deleted %d); want 9 handed and deleted once, the poison handed %d times, never deleted",
+			handed, deleted, poisonHanded, poisonDeleted, st.maxReceiveCount)
 	}
 	totals := batchTotals(t, shared.logs.since(logMark))
 	if totals["applied"] != 9 || totals["duplicate"]+totals["out-of-order"]+totals["retry"] != 0 || totals["rejected"] != st.maxReceiveCount {
@@ -128,7 +130,7 @@ func TestStateDuplicatesAndOutOfOrderChangeNothing(t *testing.T) {
 	setup := shared.record(t)
 	st.send(t, exporter, encode(t, tn.report("svc-a", 1)), encode(t, tn.report("svc-b", 2)))
 	st.send(t, exporter, encode(t, tn.report("svc-a", 3)))
-	awaitDeleted(t, setup, 3)
+	awaitDeleted(t, setup, tn.dep.ID, 3)
 	st.logsSettled(t)
 	st.awaitStored(t, tn, map[string]int64{"svc-a": 3, "svc-b": 2})
 	if h := st.deploymentHealth(t, tn.dep.ID); h != health.Healthy {
@@ -148,7 +150,7 @@ func TestStateDuplicatesAndOutOfOrderChangeNothing(t *testing.T) {
 		encode(t, tn.report("svc-b", 2)), // the stored report again
 		encode(t, tn.report("svc-b", 1)), // older
 	)
-	awaitDeleted(t, rec, 4)
+	awaitDeleted(t, rec, tn.dep.ID, 4)
 	st.logsSettled(t)
 
 	after := st.services(t, tn.dep.ID)
@@ -186,7 +188,7 @@ func TestStateForgedSenderIsRejected(t *testing.T) {
 	ctx := context.Background()
 	setup := shared.record(t)
 	st.send(t, a.exporter(t), encode(t, a.report("svc-a", 1)))
-	awaitDeleted(t, setup, 1)
+	awaitDeleted(t, setup, a.dep.ID, 1)
 	if h := st.deploymentHealth(t, a.dep.ID); h != health.Healthy {
 		t.Fatalf("deployment A is %s after its first report", h)
 	}

@@ -300,27 +300,27 @@ func until(t testing.TB, timeout time.Duration, what string, cond func() (bool, 
 	}
 }
 
-// ingestion sums what stateingest's event source mapping did in a recording: messages
-// handed to the function (every receive of a message counts) and messages deleted.
-func ingestion(rec *recording) (handed, deleted int) {
+// ingestion sums what stateingest's event source mapping did in a recording with the
+// messages of one deployment (by the deployment their body names; "" for bodies naming
+// none): messages handed to the function (every receive of a message counts) and messages
+// deleted. Other deployments' messages sharing the queue (a late report of an earlier test's
+// data plane) do not count.
+func ingestion(rec *recording, deployment string) (handed, deleted int) {
 	for _, e := range rec.all() {
 		if e.Kind != localcloud.KindBatch || e.Subject != contract.FunctionStateIngest {
 			continue
 		}
-		var n, d int
-		if _, err := fmt.Sscanf(e.Detail, "%d messages, %d deleted", &n, &d); err == nil {
-			handed, deleted = handed+n, deleted+d
-		}
+		handed, deleted = handed+e.HandedBy[deployment], deleted+e.DeletedBy[deployment]
 	}
 	return handed, deleted
 }
 
-// awaitDeleted waits until stateingest's mapping has deleted n messages in rec: they were
-// processed and their effects (writes, events) are done.
-func awaitDeleted(t testing.TB, rec *recording, n int) {
+// awaitDeleted waits until stateingest's mapping has deleted n messages of the deployment in
+// rec: they were processed and their effects (writes, events) are done.
+func awaitDeleted(t testing.TB, rec *recording, deployment string, n int) {
 	t.Helper()
-	until(t, 30*time.Second, fmt.Sprintf("stateingest to finish %d messages", n), func() (bool, string) {
-		h, d := ingestion(rec)
+	until(t, 30*time.Second, fmt.Sprintf("stateingest to finish %d messages of %s", n, deployment), func() (bool, string) {
+		h, d := ingestion(rec, deployment)
 		return d >= n, fmt.Sprintf("%d handed, %d deleted", h, d)
 	})
 }

@@ -56,6 +56,10 @@ type Event struct {
 	Data       json.RawMessage
 	// Messages is how many messages a KindBatch event handed to its function.
 	Messages int
+	// HandedBy and DeletedBy count a KindBatch event's messages by the deployment their body
+	// names ("deploymentId"; "" for a body that names none): what a test that waits for its
+	// own deployment's messages counts, whatever else shares the queue.
+	HandedBy, DeletedBy map[string]int
 }
 
 func (e Event) String() string {
@@ -144,7 +148,16 @@ func (c *Cloud) onInvocation(inv lambdahost.Invocation) {
 
 func (c *Cloud) onBatch(b esm.Batch) {
 	e := Event{At: b.At, Kind: KindBatch, Subject: c.byocName(b.Function), Status: "ok",
-		Detail: fmt.Sprintf("%d messages, %d deleted", len(b.MessageIDs), len(b.Deleted)), Messages: len(b.MessageIDs)}
+		Detail: fmt.Sprintf("%d messages, %d deleted", len(b.MessageIDs), len(b.Deleted)), Messages: len(b.MessageIDs),
+		HandedBy: map[string]int{}, DeletedBy: map[string]int{}}
+	for _, id := range b.MessageIDs {
+		e.HandedBy[deploymentOf(b.Bodies[id])]++
+	}
+	for _, id := range b.Deleted {
+		if body, handed := b.Bodies[id]; handed {
+			e.DeletedBy[deploymentOf(body)]++
+		}
+	}
 	switch {
 	case b.Err != nil:
 		e.Failed, e.Status, e.Detail = true, "not invoked", b.Err.Error()
@@ -152,6 +165,17 @@ func (c *Cloud) onBatch(b esm.Batch) {
 		e.Failed, e.Status = true, "function error "+b.FunctionError
 	}
 	c.emit(e)
+}
+
+// deploymentOf is the deployment a message body names, "" when it names none.
+func deploymentOf(body string) string {
+	var m struct {
+		DeploymentID string `json:"deploymentId"`
+	}
+	if json.Unmarshal([]byte(body), &m) != nil {
+		return ""
+	}
+	return m.DeploymentID
 }
 
 func (c *Cloud) onFiring(f schedules.Firing) {

@@ -334,14 +334,16 @@ func (f *follower) until(ctx context.Context, bound time.Duration, what string, 
 
 // ingested waits until the event source has handed stateingest as many messages as the
 // simulator sent, and stateingest has answered (a batch is reported once the function
-// returned, and its alerts are on the bus by then). Counting batches rather than watching
-// the queue empty keeps a rejected message, which stays in flight, from stalling the run.
+// returned, and its alerts are on the bus by then). Only this deployment's messages count:
+// a late report of another deployment sharing the queue is not this one's. Counting batches
+// rather than watching the queue empty keeps a rejected message, which stays in flight, from
+// stalling the run.
 func (f *follower) ingested(ctx context.Context) error {
 	for {
 		for {
 			select {
 			case e := <-f.batches:
-				f.handed += e.Messages
+				f.handed += e.HandedBy[f.id]
 				continue
 			default:
 			}
@@ -354,7 +356,7 @@ func (f *follower) ingested(ctx context.Context) error {
 		case <-ctx.Done():
 			return fmt.Errorf("stateingest was handed %d of the %d state messages sent: %w", f.handed, f.hr.Sent, ctx.Err())
 		case e := <-f.batches:
-			f.handed += e.Messages
+			f.handed += e.HandedBy[f.id]
 		}
 	}
 }

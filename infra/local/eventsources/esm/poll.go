@@ -45,9 +45,10 @@ type Batch struct {
 	Function      string // function ARN
 	Queue         string // queue ARN
 	MessageIDs    []string
-	Deleted       []string // messages removed from the queue: processed, or filtered out
-	FunctionError string   // "Unhandled" etc. when the function failed: nothing deleted
-	Err           error    // the invocation itself failed (no runtime, throttled, ...)
+	Bodies        map[string]string // message id -> body, of the messages handed to the function
+	Deleted       []string          // messages removed from the queue: processed, or filtered out
+	FunctionError string            // "Unhandled" etc. when the function failed: nothing deleted
+	Err           error             // the invocation itself failed (no runtime, throttled, ...)
 	At            time.Time
 }
 
@@ -246,6 +247,10 @@ func (p *poller) process(ctx context.Context, msgs []sqstypes.Message) {
 		if p.matches(rec) {
 			records = append(records, rec)
 			b.MessageIDs = append(b.MessageIDs, rec.MessageId)
+			if b.Bodies == nil {
+				b.Bodies = map[string]string{}
+			}
+			b.Bodies[rec.MessageId] = rec.Body
 		} else {
 			filteredOut = append(filteredOut, msg)
 		}
