@@ -113,8 +113,7 @@ func getDeployment(h *Handler, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The record's internal bookkeeping stays internal; ExternalId is what the customer's
-	// bootstrap stack was given, shown to operators as invite shows it.
+	// The whole record, as the audit speaks of it: operators see what the workflows see.
 	if d.Network == nil {
 		d.Network = &connectivity.Network{}
 	}
@@ -232,12 +231,21 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 	case lifecycle.Provisioning, lifecycle.Updating:
 		return nil, conflict("deployment %s is %s: delete it once that workflow ends", d.ID, d.Status)
 	case lifecycle.Deleting:
-		// Resume only a teardown whose execution is gone; a running one is the answer.
+		// A teardown still running is the answer; one whose execution is gone is resumed.
+		if last != "" {
+			running, err := runs.Running(c.Context(), h.Workflows, h.Config.Machines[workflowTeardown], executionName(last))
+			if err != nil {
+				return nil, err
+			}
+			if running {
+				return Operation{Workflow: workflowTeardown, Name: executionName(last), DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning)}, nil
+			}
+		}
 	default:
 		if d.Network != nil {
 			for _, p := range d.Network.Peerings {
 				if p.State.Working() {
-					return nil, conflict("peering %s of deployment %s is %s: delete it once that workflow ends", p.PeerVpcID, d.ID, p.State)
+					return nil, conflict("peering %s of deployment %s is %s: delete the deployment once that workflow ends (or delete the peering first)", p.PeerVpcID, d.ID, p.State)
 				}
 			}
 		}
@@ -248,12 +256,12 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 			}
 			var live []string
 			for _, s := range svcs {
-				if running(s) {
+				if !s.Terminated() {
 					live = append(live, s.ServiceID)
 				}
 			}
 			if len(live) > 0 {
-				return nil, conflict("deployment %s has services still running: %s; terminate them first (PATCH .../services/{id}/state {\"command\":\"terminate\"}), or delete with force", d.ID, strings.Join(live, ", "))
+				return nil, conflict("deployment %s has services not terminated: %s; terminate them first (PATCH .../services/{id}/state {\"command\":\"terminate\"}), or delete with force", d.ID, strings.Join(live, ", "))
 			}
 		}
 	}

@@ -101,7 +101,7 @@ func New(awsCfg aws.Config, c Config, log *slog.Logger) *Handler {
 // NewHandler finishes a handler: its routes, from the one table (routes.go).
 func NewHandler(h *Handler) *Handler {
 	if h.Lease == 0 {
-		h.Lease = 2 * time.Minute
+		h.Lease = time.Minute // the function's timeout is 29 s: a live run never outlasts it
 	}
 	h.mux = http.NewServeMux()
 	for _, r := range routes {
@@ -185,6 +185,7 @@ type call struct {
 	*http.Request
 	body   []byte
 	caller string
+	key    string // the request's Idempotency-Key, if any: names the workflow it starts
 }
 
 // decode reads the body into v, refusing unknown fields and trailing data; an empty body is
@@ -256,9 +257,13 @@ func (h *Handler) serve(r route) http.Handler {
 			_, _ = w.Write(prior.Body)
 			return
 		}
+		c.key = key
 		status, out := h.run(c, r)
 		answer := envelope(info.requestID, status, out)
-		if status >= 500 {
+		// Only a change that was made is replayed. A refusal (400, 404, 409: services still
+		// running, say) changed nothing: the same request again is judged again, so a caller
+		// who fixed the cause may retry under the same key; a 5xx may not have happened.
+		if status >= 300 {
 			if err := h.Store.ReleaseKey(req.Context(), info.caller, key, hash); err != nil {
 				h.Log.ErrorContext(req.Context(), "idempotency release failed", "error", err.Error())
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -136,7 +137,7 @@ func TestRouteTable(t *testing.T) {
 		if !ok || !strings.HasPrefix(path, "/v1/") || r[1] == "" || seen[r[0]] {
 			t.Errorf("route %q %q", r[0], r[1])
 		}
-		if !strings.Contains("GET POST PUT PATCH DELETE", method) {
+		if !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE"}, method) {
 			t.Errorf("route %q: method %s", r[0], method)
 		}
 		seen[r[0]] = true

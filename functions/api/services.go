@@ -2,12 +2,12 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
 	"time"
 
@@ -158,15 +158,24 @@ func (h *Handler) command(c *call, kind channel.Kind, params map[string]string) 
 		in["params"] = params
 	}
 	input, _ := json.Marshal(in)
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
-	name := fmt.Sprintf("%s-%s-%s", kind, d.ID, hex.EncodeToString(suffix[:]))
-	if _, err := h.Workflows.StartExecution(c.Context(), &sfn.StartExecutionInput{
+	// The execution's name comes from the request's Idempotency-Key when it has one: a
+	// request run again (its first run died after starting the workflow, its key's lease
+	// ended) finds the same execution instead of commanding the agent twice.
+	suffix := make([]byte, 6)
+	_, _ = rand.Read(suffix)
+	if c.key != "" {
+		sum := sha256.Sum256([]byte(c.caller + "\x00" + c.key))
+		suffix = sum[:6]
+	}
+	name := fmt.Sprintf("%s-%s-%s", kind, d.ID, hex.EncodeToString(suffix))
+	_, err = h.Workflows.StartExecution(c.Context(), &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(h.Config.Machines[workflowCommand]), Name: aws.String(name), Input: aws.String(string(input)),
-	}); err != nil {
+	})
+	var exists *sfntypes.ExecutionAlreadyExists
+	if err != nil && !errors.As(err, &exists) {
 		return nil, fmt.Errorf("start the command workflow: %w", err)
 	}
-	return Operation{Workflow: workflowCommand, Name: name, DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning), Started: true}, nil
+	return Operation{Workflow: workflowCommand, Name: name, DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning), Started: err == nil}, nil
 }
 
 // executionNamePattern is what Step Functions accepts as an execution name (ASCII subset).
@@ -192,9 +201,3 @@ func prometheusConfig(h *Handler, c *call) (any, error) {
 	return scrape.For(s.ServiceID, target, private), nil
 }
 
-// running reports whether a service still runs: what a teardown must not cut short.
-func running(s servicestate.Service) bool {
-	return !slices.Contains([]statemsg.Status{statemsg.StatusStopped, statemsg.StatusIdle, statemsg.StatusTerminated}, s.Status)
-}
-
-var errNoService = errors.New("no service")

@@ -12,5 +12,5 @@ import (
 
 func main() {
 	log, awsCfg, conf := cloud.Boot(ConfigFromEnv)
-	lambda.Start(New(awsCfg, os.Getenv(contract.EnvTableName), conf, log).Handle)
+	lambda.Start(New(awsCfg, os.Getenv(contract.EnvTableName), conf, log).Serve)
 }

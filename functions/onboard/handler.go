@@ -146,6 +146,12 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, d store.Deploymen
 			return fmt.Errorf("start provision execution %s: %w", name, err)
 		}
 	case lifecycle.Failed:
+		if d.Failure != nil && d.Failure.Status == contract.FailureTeardown {
+			// Half torn down: the customer's bootstrap update does not bring it back; only
+			// deleting it again (the operator) resumes its teardown.
+			log.InfoContext(ctx, "onboard: ignored, the deployment's teardown stopped", "deploymentStatus", string(d.Status))
+			return nil
+		}
 		// The next execution after the one that failed; names of executions that already ran
 		// and closed (one refused while another owned the deployment) are stepped over. If
 		// none is free, nothing was started: say so (EventBridge retries, then the DLQ),

@@ -68,6 +68,10 @@ func (h *Handler) prepare(ctx context.Context, log *slog.Logger, in Input) (Prep
 	action := "provision.start"
 	var target lifecycle.Status
 	switch {
+	case d.Status == lifecycle.Failed && d.Failure != nil && d.Failure.Status == contract.FailureTeardown:
+		// Half torn down: only a teardown resumes it (provisioning would rebuild what the
+		// operator is retiring).
+		return PrepareResult{}, &InvalidState{DeploymentID: d.ID, Status: string(d.Status) + " (teardown)", Step: StepPrepare}
 	case d.Status == lifecycle.Invited, d.Status == lifecycle.Failed:
 		target = lifecycle.Provisioning
 	case d.Status == lifecycle.Ready:

@@ -5,10 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -28,11 +26,11 @@ import (
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/maintenance"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/stackwait"
-	"github.com/byocloud/byoc/shared/statemsg"
 	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -40,7 +38,6 @@ import (
 // Config is what the control-plane stack tells the function through its environment.
 type Config struct {
 	Table, BusName, StateQueueURL, ScheduleGroup string
-	Regions                                      []string
 }
 
 // ConfigFromEnv reads the configuration, refusing what is missing at cold start.
@@ -50,7 +47,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return Config{Table: v[contract.EnvTableName], BusName: v[contract.EnvEventBusName], ScheduleGroup: v[contract.EnvScheduleGroup],
-		StateQueueURL: getenv(contract.EnvStateQueueURL), Regions: settings.RulesFromEnv(getenv(contract.EnvSupportedRegions)).Regions()}, nil
+		StateQueueURL: getenv(contract.EnvStateQueueURL)}, nil
 }
 
 // New wires a handler to AWS.
@@ -60,7 +57,7 @@ func New(awsCfg aws.Config, c Config, log *slog.Logger) *Handler {
 	return &Handler{
 		Config: c, Store: store.New(db, c.Table), Services: servicestate.New(db, c.Table),
 		Accounts: Accounts{STS: sts.NewFromConfig(awsCfg), Base: awsCfg},
-		Tasks:    sfn.NewFromConfig(awsCfg), SQS: sqs.NewFromConfig(awsCfg), Bus: eventbridge.NewFromConfig(awsCfg),
+		Tasks:    sfn.NewFromConfig(awsCfg), Workflows: sfn.NewFromConfig(awsCfg), SQS: sqs.NewFromConfig(awsCfg), Bus: eventbridge.NewFromConfig(awsCfg),
 		Schedules: maintenance.Schedules{Client: sched, Group: c.ScheduleGroup},
 		Log:       log,
 	}
@@ -81,9 +78,8 @@ func (a Accounts) Open(ctx context.Context, d store.Deployment) (*customerstack.
 	return &customerstack.Manager{CFN: cloudformation.NewFromConfig(cfg)}, cloud.NewS3(cfg), nil
 }
 
-// Bus is what teardown does on the vendor bus: take the account's admission back, announce.
+// Bus is what teardown does on the vendor bus: announce a deletion.
 type Bus interface {
-	RemovePermission(context.Context, *eventbridge.RemovePermissionInput, ...func(*eventbridge.Options)) (*eventbridge.RemovePermissionOutput, error)
 	PutEvents(context.Context, *eventbridge.PutEventsInput, ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
 }
 
@@ -96,6 +92,7 @@ type Handler struct {
 		Open(context.Context, store.Deployment) (*customerstack.Manager, *cloud.S3, error)
 	}
 	Tasks     cloud.TaskCompleter
+	Workflows runs.Workflows // to tell a dead owner from a running one
 	SQS       channel.SQS
 	Bus       Bus
 	Schedules maintenance.Schedules
@@ -132,6 +129,7 @@ const (
 	StepAwait  = "await"
 	StepPoll   = "poll"
 	StepData   = "data"
+	StepClose  = "close"
 	StepFinish = "finish"
 	StepFail   = "fail"
 )
@@ -166,12 +164,14 @@ func (h *Handler) step(ctx context.Context, in StepInput) (any, error) {
 		return h.poll(ctx, in)
 	case StepData:
 		return h.data(ctx, in)
+	case StepClose:
+		return h.close(ctx, in)
 	case StepFinish:
 		return h.finish(ctx, in)
 	case StepFail:
 		return h.fail(ctx, in)
 	}
-	return nil, &steperr.InvalidInput{Problem: fmt.Sprintf("step %q is not one of begin, delete, await, poll, data, finish, fail", in.Step)}
+	return nil, &steperr.InvalidInput{Problem: fmt.Sprintf("step %q is not one of begin, delete, await, poll, data, close, finish, fail", in.Step)}
 }
 
 // BeginResult says whether there is anything left to do.
@@ -181,9 +181,10 @@ type BeginResult struct {
 
 // begin takes the deployment for this execution: deleting, owned by it, with the operator's
 // options; the maintenance schedule goes first, so no upgrade starts under the teardown. A
-// deployment some other workflow is changing is refused, as is one with running services
-// unless forced. A deployment already deleting under a dead execution is taken over (the
-// API starts a new execution only when the last one is not running).
+// deployment some other workflow is changing (provisioning, updating, a peering being built or
+// deleted) is refused, as is one whose services are not all terminated, unless forced. A
+// deployment already deleting is taken over only from an execution that no longer runs (a
+// second teardown never races the first).
 func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) {
 	d, err := h.Store.Get(ctx, in.DeploymentID)
 	if err != nil {
@@ -196,12 +197,24 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 		if d.Execution == in.Execution {
 			return BeginResult{}, h.Schedules.Disarm(ctx, d.ID) // a retried begin
 		}
+		if running, err := runs.Running(ctx, h.Workflows, ownerMachine(d.Execution), executionName(d.Execution)); err != nil {
+			return BeginResult{}, err
+		} else if running {
+			return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("teardown %s of deployment %s is still running", executionName(d.Execution), d.ID)}
+		}
 	case lifecycle.Ready, lifecycle.Failed, lifecycle.Invited:
+		if d.Network != nil {
+			for _, p := range d.Network.Peerings {
+				if p.State.Working() {
+					return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("peering %s is %s: a teardown waits until its workflow ends", p.PeerVpcID, p.State)}
+				}
+			}
+		}
 		if !in.Force {
-			if live, err := h.runningServices(ctx, d.ID); err != nil {
+			if live, err := h.liveServices(ctx, d.ID); err != nil {
 				return BeginResult{}, err
 			} else if len(live) > 0 {
-				return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("services still running: %s (terminate them first, or force)", strings.Join(live, ", "))}
+				return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("services not terminated: %s (terminate them first, or force)", strings.Join(live, ", "))}
 			}
 		}
 	default:
@@ -210,14 +223,12 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	next := d
 	action, detail := "teardown.start", fmt.Sprintf("execution %s (force %t, deleteData %t)", in.Execution, in.Force, in.DeleteData)
 	if d.Status == lifecycle.Deleting {
-		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s", in.Execution, d.Execution)
-	} else {
-		next.Status = lifecycle.Deleting
-		next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
+		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s (force %t, deleteData %t)", in.Execution, d.Execution, in.Force, in.DeleteData)
 	}
-	if next.Teardown == nil {
-		next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
-	}
+	next.Status = lifecycle.Deleting
+	// The latest request's options: a resumed teardown is asked again, and may be asked more
+	// (deleteData) than the one it resumes.
+	next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
 	next.Execution = in.Execution
 	next.Failure = nil
 	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: action, Detail: detail}); err != nil {
@@ -226,20 +237,26 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	return BeginResult{}, h.Schedules.Disarm(ctx, d.ID)
 }
 
-// RunningServices lists the services of a deployment that still run: not stopped, idle or
-// terminated. What the API's 409 and begin's refusal name.
-func (h *Handler) runningServices(ctx context.Context, id string) ([]string, error) {
+// liveServices lists the services of a deployment not terminated: what begin's refusal names
+// (the API refuses the same with 409).
+func (h *Handler) liveServices(ctx context.Context, id string) ([]string, error) {
 	svcs, err := h.Services.Services(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	var live []string
 	for _, s := range svcs {
-		if !slices.Contains([]statemsg.Status{statemsg.StatusStopped, statemsg.StatusIdle, statemsg.StatusTerminated}, s.Status) {
+		if !s.Terminated() {
 			live = append(live, s.ServiceID)
 		}
 	}
 	return live, nil
+}
+
+// ownerMachine is the state machine of an execution ARN
+// (arn:...:execution:<machine>:<name>).
+func ownerMachine(executionArn string) string {
+	return strings.Replace(executionArn[:max(strings.LastIndex(executionArn, ":"), 0)], ":execution:", ":stateMachine:", 1)
 }
 
 // owned returns the deployment if this execution owns its teardown.
@@ -264,6 +281,13 @@ func stacks(d store.Deployment) []string {
 	return append(out, d.StackName)
 }
 
+// built reports whether byoc ever created anything in the deployment's account: an invited
+// deployment whose customer never applied the bootstrap has nothing to delete there (and no
+// role to delete it with), so its teardown never opens the account.
+func built(d store.Deployment) bool {
+	return d.StackID != "" || (d.Network != nil && len(d.Network.Peerings) > 0)
+}
+
 // DeleteResult is the next stack's deletion, or done when none is left.
 type DeleteResult struct {
 	Done bool `json:"done"`
@@ -279,6 +303,9 @@ func (h *Handler) deleteNext(ctx context.Context, in StepInput) (DeleteResult, e
 	d, err := h.owned(ctx, in)
 	if err != nil {
 		return DeleteResult{}, err
+	}
+	if !built(d) {
+		return DeleteResult{Done: true}, nil
 	}
 	cfn, _, err := h.Accounts.Open(ctx, d)
 	if err != nil {
@@ -374,6 +401,9 @@ func (h *Handler) data(ctx context.Context, in StepInput) (DataResult, error) {
 	if err != nil {
 		return DataResult{}, err
 	}
+	if !built(d) {
+		return DataResult{}, nil // no stack, no bucket
+	}
 	bucket := BucketName(d)
 	if d.Teardown == nil || !d.Teardown.DeleteData {
 		return DataResult{Bucket: bucket}, nil
@@ -397,8 +427,25 @@ func BucketName(d store.Deployment) string {
 	return fmt.Sprintf("%s-%s-%s", d.Settings.ResourcePrefix, d.ID, d.Settings.AccountID)
 }
 
+// close retires what the control plane holds for the deployment's data plane, each part
+// idempotent: the data plane is forgotten and the state queue's policy rewritten without its
+// exporter, then its command queue is deleted (channel.Disconnect); the maintenance schedule
+// is deleted again (one re-armed meanwhile). The account's admission to the vendor bus is
+// taken back next, by the invite function, which owns the bus's customer statements.
+func (h *Handler) close(ctx context.Context, in StepInput) (any, error) {
+	d, err := h.owned(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if err := channel.Disconnect(ctx, h.SQS, h.Services, h.Config.StateQueueURL, d.ID); err != nil {
+		return nil, err
+	}
+	return nil, h.Schedules.Disarm(ctx, d.ID)
+}
+
 // Deleted is the detail of BYOC Deployment Deleted: what the customer is told.
 type Deleted struct {
+	NoticeID       string `json:"noticeId"` // the same on every delivery: consumers deduplicate on it
 	DeploymentID   string `json:"deploymentId"`
 	CustomerID     string `json:"customerId"`
 	AccountID      string `json:"accountId"`
@@ -408,62 +455,57 @@ type Deleted struct {
 	Message        string `json:"message"`
 }
 
-// finish retires what the control plane holds for the deployment, each part idempotent: the
-// data plane and command channel (channel.Disconnect: the exporter leaves the state queue's
-// admission), the account's admission to the vendor bus (unless another live deployment of
-// the account needs it), the maintenance schedule; then the deployment is marked deleted,
-// which releases its account+region claim and wave membership in the same write, and the
-// customer is told they may delete the bootstrap stack.
+// finish tells the customer they may delete the bootstrap stack, then marks the deployment
+// deleted, which releases its account+region claim and wave membership in the same write.
 func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 	d, err := h.Store.Get(ctx, in.DeploymentID)
 	if err != nil {
 		return Deleted{}, err
 	}
 	if d.Status == lifecycle.Deleted {
-		return h.deletedNotice(d), nil // a retried finish: announced already (or the retry announces)
+		return h.deletedNotice(d), nil // a retried finish: announced before the record said deleted
 	}
 	if d, err = h.owned(ctx, in); err != nil {
-		return Deleted{}, err
-	}
-	if err := channel.Disconnect(ctx, h.SQS, h.Services, h.Config.StateQueueURL, d.ID); err != nil {
-		return Deleted{}, err
-	}
-	if err := h.releaseBus(ctx, d); err != nil {
-		return Deleted{}, err
-	}
-	if err := h.Schedules.Disarm(ctx, d.ID); err != nil {
 		return Deleted{}, err
 	}
 	next := d
 	next.Status = lifecycle.Deleted
 	detail := "bucket " + BucketName(d) + " deleted with its data"
-	if d.Teardown == nil || !d.Teardown.DeleteData {
-		if next.Teardown == nil {
-			next.Teardown = &store.Teardown{}
-		}
-		t := *next.Teardown
+	t := store.Teardown{}
+	if d.Teardown != nil {
+		t = *d.Teardown
+	}
+	if !t.DeleteData && built(d) {
 		t.RetainedBucket = BucketName(d)
 		next.Teardown = &t
 		detail = "bucket " + t.RetainedBucket + " retained with the customer's data"
+	} else if !built(d) {
+		detail = "nothing was built in the customer's account"
 	}
-	stored, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.complete",
-		Detail: detail + "; the customer may delete the " + contract.BootstrapStackName + " stack"})
-	if err != nil {
-		return Deleted{}, err
-	}
-	notice := h.deletedNotice(stored)
+	// The customer is told before the record says deleted: a retried finish (the write lost,
+	// the process killed) tells them again under the same notice id, which consumers
+	// deduplicate on; once the record says deleted, the notice went out.
+	notice := h.deletedNotice(next)
 	body, _ := json.Marshal(notice)
-	if _, err := h.Bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+	out, err := h.Bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
 		EventBusName: aws.String(h.Config.BusName), Source: aws.String(contract.SourceLifecycle),
 		DetailType: aws.String(contract.DetailTypeDeploymentDeleted), Detail: aws.String(string(body)),
-	}}}); err != nil {
-		h.Log.WarnContext(ctx, "BYOC Deployment Deleted not published", "deploymentId", d.ID, "error", err.Error())
+	}}})
+	if err == nil && out.FailedEntryCount > 0 {
+		err = fmt.Errorf("the vendor bus refused the notice: %s", aws.ToString(out.Entries[0].ErrorMessage))
+	}
+	if err != nil {
+		return Deleted{}, &steperr.TransientError{Err: fmt.Errorf("announce the deletion of %s: %w", d.ID, err)}
+	}
+	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.complete",
+		Detail: detail + "; the customer may delete the " + contract.BootstrapStackName + " stack"}); err != nil {
+		return Deleted{}, err
 	}
 	return notice, nil
 }
 
 func (h *Handler) deletedNotice(d store.Deployment) Deleted {
-	n := Deleted{DeploymentID: d.ID, CustomerID: d.Settings.CustomerID, AccountID: d.Settings.AccountID, Region: d.Settings.Region,
+	n := Deleted{NoticeID: "deleted-" + d.ID, DeploymentID: d.ID, CustomerID: d.Settings.CustomerID, AccountID: d.Settings.AccountID, Region: d.Settings.Region,
 		BootstrapStack: contract.BootstrapStackName,
 		Message:        "byoc removed everything it built in this account and region; you may now delete the " + contract.BootstrapStackName + " stack"}
 	if d.Teardown != nil {
@@ -473,35 +515,6 @@ func (h *Handler) deletedNotice(d store.Deployment) Deleted {
 		n.Message += "; bucket " + n.RetainedBucket + " was kept with your data: delete it yourself when you no longer need it"
 	}
 	return n
-}
-
-// releaseBus removes the account's statement from the vendor bus policy, unless a live
-// deployment of the same account in another region still needs it to report its stacks.
-func (h *Handler) releaseBus(ctx context.Context, d store.Deployment) error {
-	for _, region := range h.Config.Regions {
-		if region == d.Settings.Region {
-			continue
-		}
-		other, err := h.Store.ByAccount(ctx, d.Settings.AccountID, region)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if other.Status != lifecycle.Deleted {
-			h.Log.InfoContext(ctx, "teardown: bus admission kept for another deployment of the account", "deploymentId", d.ID, "other", other.ID)
-			return nil
-		}
-	}
-	_, err := h.Bus.RemovePermission(ctx, &eventbridge.RemovePermissionInput{
-		EventBusName: aws.String(h.Config.BusName), StatementId: aws.String(contract.BusStatementCustomer(d.Settings.AccountID)),
-	})
-	var missing *ebtypes.ResourceNotFoundException
-	if err != nil && !errors.As(err, &missing) {
-		return fmt.Errorf("remove account %s from the vendor bus: %w", d.Settings.AccountID, err)
-	}
-	return nil
 }
 
 // fail records a teardown that stopped: the deployment is failed with the stack and the

@@ -74,7 +74,7 @@ func TestTableMatchesTheStoreAndIsDurable(t *testing.T) {
 			t.Errorf("table indexes = %s, want %s (servicestate.TableDefinition)", got, want)
 		}
 		if want := `[{"IndexName":"SweepIndex","KeySchema":[{"AttributeName":"sweepPK","KeyType":"HASH"},{"AttributeName":"sweepAt","KeyType":"RANGE"}],"Projection":{"ProjectionType":"KEYS_ONLY"}},` +
-			`{"IndexName":"FleetIndex","KeySchema":[{"AttributeName":"fleetPK","KeyType":"HASH"},{"AttributeName":"fleetSK","KeyType":"RANGE"}],"Projection":{"NonKeyAttributes":["id","status","settings","createdAt","updatedAt","failure"],"ProjectionType":"INCLUDE"}}]`; toJSON(wantIndexes) != want {
+			`{"IndexName":"FleetIndex","KeySchema":[{"AttributeName":"fleetPK","KeyType":"HASH"},{"AttributeName":"fleetSK","KeyType":"RANGE"}],"Projection":{"NonKeyAttributes":["id","status","settings","createdAt","failure"],"ProjectionType":"INCLUDE"}}]`; toJSON(wantIndexes) != want {
 			t.Errorf("servicestate.TableDefinition's indexes = %s, docs/state.md says %s", toJSON(wantIndexes), want)
 		}
 		var gotAttrs, wantAttrs []string
@@ -237,7 +237,7 @@ func TestFunctionsRunTheBuiltBinariesWithTheirEnvironment(t *testing.T) {
 		contract.FunctionStateSweep:  {contract.EnvEventBusName, contract.EnvStateQueueURL}, // STATE_STALE_AFTER only when configured
 		contract.FunctionStateWait:   nil,
 		contract.FunctionSendCommand: nil,
-		contract.FunctionTeardown:    {contract.EnvEventBusName, contract.EnvScheduleGroup, contract.EnvStateQueueURL, contract.EnvSupportedRegions},
+		contract.FunctionTeardown:    {contract.EnvEventBusName, contract.EnvScheduleGroup, contract.EnvStateQueueURL},
 		contract.FunctionAPI: {contract.EnvInviteFunction, contract.EnvMaintenanceFunction, contract.EnvReleasesFunction, contract.EnvPeeringFunction,
 			contract.EnvProvisionMachineArn, contract.EnvCommandMachineArn, contract.EnvTeardownMachineArn, contract.EnvPeeringMachineArn},
 	}
@@ -378,7 +378,7 @@ func TestWorkflowsInvokeExactlyTheirFunctions(t *testing.T) {
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
 		"PeeringWorkflow": {workflows.Peering, map[string]string{workflows.PeeringFunctionArn: contract.FunctionPeering,
 			workflows.SendCommandFunctionArn: contract.FunctionSendCommand, workflows.StateWaitFunctionArn: contract.FunctionStateWait}},
-		"TeardownWorkflow": {workflows.Teardown, map[string]string{workflows.TeardownFunctionArn: contract.FunctionTeardown}},
+		"TeardownWorkflow": {workflows.Teardown, map[string]string{workflows.TeardownFunctionArn: contract.FunctionTeardown, workflows.InviteFunctionArn: contract.FunctionInvite}},
 	}
 	machines := defaultBuild.resources(cp, "AWS::StepFunctions::StateMachine")
 	if got := slices.Sorted(maps.Keys(machines)); !slices.Equal(got, slices.Sorted(maps.Keys(want))) {
@@ -459,7 +459,8 @@ func TestFunctionPermissions(t *testing.T) {
 	teardownMachine := "<TeardownWorkflow.Arn>"
 	// upgrade, peering and teardown run as the provisioner role: one identity in customer accounts.
 	provisioner := slices.Concat(logs(contract.FunctionProvision), logs(contract.FunctionUpgrade), logs(contract.FunctionPeering), logs(contract.FunctionTeardown),
-		with(table, tableActions...), with(bus, "events:RemovePermission"), with(teardownMachine, taskTokens...),
+		with(table, tableActions...), with(teardownMachine, taskTokens...),
+		with("arn:aws:states:us-west-2:111122223333:execution:<TeardownWorkflow.Name>:*", "states:DescribeExecution"),
 		with(machine, taskTokens...), with(upgradeMachine, taskTokens...), with(peeringMachine, taskTokens...),
 		with("arn:aws:states:us-west-2:111122223333:stateMachine:stack-peering", "states:StartExecution"),
 		with("arn:aws:states:us-west-2:111122223333:execution:stack-peering:*", "states:DescribeExecution"),
@@ -617,7 +618,7 @@ func TestTracingTurnsOnXRayEverywhere(t *testing.T) {
 		}
 		env := dig(p, "Environment", "Variables").(map[string]any)
 		_, hasRegions := env[contract.EnvSupportedRegions]
-		if wantRegions := fn == contract.FunctionInvite || fn == contract.FunctionProvision || fn == contract.FunctionPeering || fn == contract.FunctionTeardown; hasRegions != wantRegions {
+		if wantRegions := fn == contract.FunctionInvite || fn == contract.FunctionProvision || fn == contract.FunctionPeering; hasRegions != wantRegions {
 			t.Errorf("%s has %s: %v, want %v", fn, contract.EnvSupportedRegions, hasRegions, wantRegions)
 		} else if hasRegions && env[contract.EnvSupportedRegions] != "us-east-1,eu-west-1" {
 			t.Errorf("%s %s = %v", fn, contract.EnvSupportedRegions, env[contract.EnvSupportedRegions])

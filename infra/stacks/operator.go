@@ -23,25 +23,33 @@ func (b *controlPlaneBuilder) teardown() {
 	s := b.cp.Stack
 	putEvents := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:PutEvents"},
 		conditions: map[string]any{"StringEquals": map[string]any{"events:source": contract.SourceLifecycle}}}
-	// One statement per customer account is invite's to add and teardown's to remove; the
-	// policy's own statement (CustomersPutOnlyStackEvents) is the template's.
-	removeAdmission := grant{resources: []string{*b.cp.Bus.EventBusArn()}, actions: []string{"events:RemovePermission"}}
+	// The account's bus admission is taken back by the invite function, which the workflow
+	// invokes: the customer statements of the bus policy are invite's alone, so this role
+	// (which customers' management roles trust) cannot change the bus policy.
 	fn := b.function(contract.FunctionTeardown, 60, map[string]*string{
 		contract.EnvTableName: b.cp.Table.TableName(), contract.EnvEventBusName: b.cp.Bus.EventBusName(),
 		contract.EnvStateQueueURL: b.cp.StateQueue.QueueUrl(), contract.EnvScheduleGroup: b.cp.MaintenanceGroup.Ref(),
-		contract.EnvSupportedRegions: jsii.String(b.props.SupportedRegions),
-	}, nil, putEvents, removeAdmission)
+	}, nil, putEvents)
 	machine := b.workflow("Teardown", "teardown", "Role of the byoc teardown workflow", workflows.Teardown, map[string]awslambda.Function{
 		workflows.TeardownFunctionArn: fn,
+		workflows.InviteFunctionArn:   b.cp.Functions[contract.FunctionInvite],
 	})
 	b.cp.TeardownMachine = machine
 	// Who resumes the teardown's waiting tasks: teardown itself (a stack already deleted, as
-	// the provisioner role) and stackevents (the stack's event).
+	// the provisioner role) and stackevents (the stack's event). teardown also looks at an
+	// earlier teardown's execution before taking a deployment over from it.
 	awsiam.NewPolicy(s, jsii.String("TeardownTaskTokens"), &awsiam.PolicyProps{
 		Roles: &[]awsiam.IRole{b.roles[contract.FunctionProvision], b.roles[contract.FunctionStackEvents]},
 		Statements: &[]awsiam.PolicyStatement{grant{resources: []string{*machine.AttrArn()},
 			actions: []string{"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}}.statement()},
 	})
+	takeover := grant{sid: "FollowWorkflows", actions: []string{"states:DescribeExecution"}, resources: []string{
+		*awscdk.Fn_Sub(jsii.String("arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${Machine}:*"),
+			&map[string]*string{"Machine": machine.AttrName()})}}
+	takeovers := awsiam.NewPolicy(s, jsii.String("TeardownTakeovers"), &awsiam.PolicyProps{
+		Roles: &[]awsiam.IRole{b.roles[contract.FunctionProvision]}, Statements: &[]awsiam.PolicyStatement{takeover.statement()},
+	})
+	suppressWildcards(takeovers, []grant{takeover})
 }
 
 // operatorAPI (docs/api.md): one HTTP API, every route behind IAM (SigV4), one function. An

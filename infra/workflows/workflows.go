@@ -58,14 +58,18 @@ var Peering string
 const PeeringFunctionArn = "PeeringFunctionArn"
 
 // Teardown is the teardown workflow (JSONPath ASL): a deployment's retirement through the
-// teardown Lambda's steps (begin, delete, await, poll, data, finish, fail). Its placeholder
-// is ${TeardownFunctionArn}.
+// teardown Lambda's steps (begin, delete, await, poll, data, close, finish, fail) and the
+// invite Lambda's release of the account's bus admission. Its placeholders are
+// ${TeardownFunctionArn} and ${InviteFunctionArn}.
 //
 //go:embed teardown.asl.json
 var Teardown string
 
-// TeardownFunctionArn is the placeholder name of the teardown Lambda's ARN in Teardown.
-const TeardownFunctionArn = "TeardownFunctionArn"
+// The placeholder names of Teardown.
+const (
+	TeardownFunctionArn = "TeardownFunctionArn"
+	InviteFunctionArn   = "InviteFunctionArn"
+)
 
 // A placeholder is ${Name}, the syntax of CloudFormation's DefinitionSubstitutions. JSONPath
 // never contains "${", so nothing else in a definition can look like one.

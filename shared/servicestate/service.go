@@ -61,6 +61,11 @@ func (s Service) refreshPending() bool {
 // because a task waits for the service to appear).
 func (s Service) Reported() bool { return s.OrderKey != "" }
 
+// Terminated reports whether the service was terminated on purpose (its exporter's last
+// report says so). A teardown waits for every service to be, unless forced: a stopped or
+// idle service still holds the customer's data and wakes on the next query.
+func (s Service) Terminated() bool { return s.Status == statemsg.StatusTerminated }
+
 // Outcome is what became of a report.
 type Outcome string
 

@@ -32,7 +32,9 @@ const (
 )
 
 // fleetProjection are the attributes the index carries besides its keys.
-var fleetProjection = []string{"id", "status", "settings", "createdAt", "updatedAt", "failure"}
+// Only attributes that change with the status (or never): the index is written again only
+// when the status changes.
+var fleetProjection = []string{"id", "status", "settings", "createdAt", "failure"}
 
 func fleetSK(d Deployment) string {
 	return string(d.Status) + "#" + d.CreatedAt.UTC().Format(time.RFC3339Nano) + "#" + d.ID
@@ -44,7 +46,6 @@ type Summary struct {
 	Status    lifecycle.Status  `json:"status"`
 	Settings  settings.Settings `json:"settings"`
 	CreatedAt time.Time         `json:"createdAt"`
-	UpdatedAt time.Time         `json:"updatedAt"`
 	Failure   *Failure          `json:"failure,omitempty"`
 }
 

@@ -78,13 +78,15 @@ func (s *Store) ClaimKey(ctx context.Context, caller, key, requestHash string, l
 	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
 		Item:      item,
-		// A new key, or the same request's claim whose lease ran out (its runner died).
-		ConditionExpression:      aws.String("attribute_not_exists(PK) OR (#running = :true AND #hash = :hash AND #lease < :now)"),
-		ExpressionAttributeNames: map[string]string{"#running": "running", "#hash": "requestHash", "#lease": "leaseUntil"},
+		// A new key, a record past its TTL (DynamoDB removes expired items late), or the same
+		// request's claim whose lease ran out (its runner died).
+		ConditionExpression:      aws.String("attribute_not_exists(PK) OR #ttl < :nowSeconds OR (#running = :true AND #hash = :hash AND #lease < :now)"),
+		ExpressionAttributeNames: map[string]string{"#running": "running", "#hash": "requestHash", "#lease": "leaseUntil", "#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":true": &types.AttributeValueMemberBOOL{Value: true},
-			":hash": &types.AttributeValueMemberS{Value: requestHash},
-			":now":  &types.AttributeValueMemberN{Value: fmt.Sprint(now.UnixMilli())},
+			":true":       &types.AttributeValueMemberBOOL{Value: true},
+			":hash":       &types.AttributeValueMemberS{Value: requestHash},
+			":now":        &types.AttributeValueMemberN{Value: fmt.Sprint(now.UnixMilli())},
+			":nowSeconds": &types.AttributeValueMemberN{Value: fmt.Sprint(now.Unix())},
 		},
 	})
 	if err == nil {

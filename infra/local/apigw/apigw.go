@@ -10,6 +10,7 @@ package apigw
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -182,6 +183,15 @@ func (g *Gateway) authenticate(r *http.Request, body []byte) (accounts.Principal
 	if d := g.cfg.Now().Sub(at); d > MaxSkew || d < -MaxSkew {
 		return accounts.Principal{}, http.StatusForbidden, "Signature expired: " + r.Header.Get("X-Amz-Date") + " is now earlier or later than the allowed 15 minutes."
 	}
+	if scope[1] != at.Format("20060102") || scope[2] != g.cfg.Region {
+		return accounts.Principal{}, http.StatusForbidden, fmt.Sprintf("Credential should be scoped to a valid region and date: %s/%s, not %s/%s", at.Format("20060102"), g.cfg.Region, scope[1], scope[2])
+	}
+	// The payload is hashed here, never taken from the request: a claimed hash that is not
+	// the body's is refused, so a captured signature cannot carry another body.
+	payloadHash := sha256Hex(body)
+	if claimed := r.Header.Get("X-Amz-Content-Sha256"); claimed != "" && claimed != payloadHash {
+		return accounts.Principal{}, http.StatusForbidden, "The provided 'x-amz-content-sha256' header does not match what was computed."
+	}
 	// Sign the same request again with the key's secret: the same canonical request (method,
 	// path, query, the signed headers, the payload) gives the same signature.
 	again, _ := http.NewRequestWithContext(context.Background(), r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
@@ -194,15 +204,17 @@ func (g *Gateway) authenticate(r *http.Request, body []byte) (accounts.Principal
 			again.Header.Add(h, v)
 		}
 	}
-	payloadHash := r.Header.Get("X-Amz-Content-Sha256")
-	if payloadHash == "" || payloadHash == "UNSIGNED-PAYLOAD" {
-		payloadHash = sha256Hex(body)
-	}
 	creds := aws.Credentials{AccessKeyID: scope[0], SecretAccessKey: secret, SessionToken: r.Header.Get("X-Amz-Security-Token")}
 	if err := v4.NewSigner().SignHTTP(context.Background(), creds, again, payloadHash, "execute-api", scope[2], at); err != nil {
 		return accounts.Principal{}, http.StatusForbidden, "The request signature we calculated does not match the signature you provided."
 	}
-	if !strings.Contains(again.Header.Get("Authorization"), "Signature="+fields["Signature"]) {
+	want := ""
+	for _, part := range strings.Split(strings.TrimPrefix(again.Header.Get("Authorization"), "AWS4-HMAC-SHA256 "), ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "Signature="); ok {
+			want = v
+		}
+	}
+	if want == "" || !hmac.Equal([]byte(want), []byte(fields["Signature"])) {
 		return accounts.Principal{}, http.StatusForbidden, "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."
 	}
 	return p, 0, ""

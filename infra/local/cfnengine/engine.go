@@ -133,6 +133,7 @@ type Engine struct {
 	iam         map[string]*iamAccount
 	held        map[heldName]string // physical names in use, live or retained -> holder
 	injections  []injection
+	holds       map[string]chan struct{} // account/stack name -> closed when its deletion may go on
 	net         *network
 	ops         sync.WaitGroup
 }
@@ -202,6 +203,30 @@ func (e *Engine) InjectDeleteFailure(account, stackName, logicalID, reason strin
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.injections = append(e.injections, injection{account: account, stackName: stackName, logicalID: logicalID, reason: reason, onDelete: true})
+}
+
+// HoldDelete makes the next deletion of the named stack of account stay DELETE_IN_PROGRESS
+// until release is called (a deletion that takes its time, as an EKS cluster's does), so a
+// test can act while a workflow waits on it.
+func (e *Engine) HoldDelete(account, stackName string) (release func()) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	if e.holds == nil {
+		e.holds = map[string]chan struct{}{}
+	}
+	e.holds[account+"/"+stackName] = ch
+	e.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// takeHold returns the hold on a stack's deletion, if any (consumed).
+func (e *Engine) takeHold(account, stackName string) chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ch := e.holds[account+"/"+stackName]
+	delete(e.holds, account+"/"+stackName)
+	return ch
 }
 
 func (e *Engine) takeDeleteInjection(account, stackName, logicalID string) (string, bool) {

@@ -583,6 +583,9 @@ func (e *Engine) beginDelete(s *stack, token string) {
 	op.emitStack("DELETE_IN_PROGRESS", "User Initiated")
 	e.start(s, func() {
 		op.delay()
+		if hold := e.takeHold(s.account, s.name); hold != nil {
+			<-hold
+		}
 		if user := e.exportInUse(s); user != "" {
 			op.emitStack("DELETE_FAILED", user)
 			return

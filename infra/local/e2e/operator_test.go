@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"github.com/byocloud/byoc/infra/local/accounts"
@@ -109,10 +110,23 @@ func TestTeardownStoppedOrKilledMidwayIsResumed(t *testing.T) {
 	// A failed teardown is not a failed provisioning: retry is refused, delete resumes.
 	wantStatus(t, apiCall(t, http.MethodPost, path+"/retry", map[string]any{}, ""), http.StatusConflict, "delete it again")
 
-	// Killed midway: the second teardown is stopped as soon as it runs.
+	// Killed midway: the second teardown owns the deployment and waits on the stack's
+	// deletion (held in progress) when it is stopped.
+	release := shared.cloud.Stacks.HoldDelete(res.Customer, d.StackName)
+	defer release()
 	second := operation(t, apiCall(t, http.MethodDelete, path, map[string]any{}, ""))
 	if second.Name != "teardown-"+d.ID+"-2" {
 		t.Fatalf("second delete: %+v", second)
+	}
+	until(t, time.Minute, "the second teardown to wait on the stack's deletion", func() (bool, string) {
+		cur, err := operatorStore().Get(context.Background(), d.ID)
+		return err == nil && cur.Status == lifecycle.Deleting && strings.HasSuffix(cur.Execution, second.Name) && stackStatusIs(t, res.Customer, d.StackName, "DELETE_IN_PROGRESS"),
+			string(cur.Status) + " " + cur.Execution
+	})
+	// A delete while it runs is answered with it: nothing new starts.
+	during := operation(t, apiCall(t, http.MethodDelete, path, map[string]any{}, ""))
+	if during.Name != second.Name || during.Started || during.Status != "RUNNING" {
+		t.Fatalf("delete while %s runs: %+v, want it, not started again", second.Name, during)
 	}
 	arn := executionArnOf(t, second.Name)
 	if _, err := sfn.NewFromConfig(shared.cloud.WatchConfig()).StopExecution(context.Background(), &sfn.StopExecutionInput{
@@ -122,6 +136,7 @@ func TestTeardownStoppedOrKilledMidwayIsResumed(t *testing.T) {
 	if end := waitOperation(t, second); end.Status != "ABORTED" {
 		t.Fatalf("stopped teardown ended %s", end.Status)
 	}
+	release() // the stack's deletion ends while no execution waits on it
 	third := operation(t, apiCall(t, http.MethodDelete, path, map[string]any{}, ""))
 	if third.Name != "teardown-"+d.ID+"-3" {
 		t.Fatalf("third delete: %+v", third)
@@ -139,11 +154,29 @@ func TestTeardownStoppedOrKilledMidwayIsResumed(t *testing.T) {
 		customerStack(res.Customer, d.StackName, "DELETE_COMPLETE"),
 		workflow("teardown-"+d.ID+"-3", "SUCCEEDED"),
 	)
+	entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := false
+	for _, e := range entries {
+		took = took || (e.Action == "teardown.takeover" && strings.Contains(e.Detail, "resumes the teardown of") && strings.Contains(e.Detail, second.Name))
+	}
+	if !took {
+		t.Fatalf("the third teardown did not record taking over from %s: %+v", second.Name, entries)
+	}
 	// Deleting a deleted deployment changes nothing and says so.
 	again := operation(t, apiCall(t, http.MethodDelete, path, map[string]any{}, ""))
 	if again.Started || again.Status != "SUCCEEDED" {
 		t.Fatalf("delete of a deleted deployment: %+v", again)
 	}
+}
+
+// stackStatusIs reports whether a customer stack is in a status.
+func stackStatusIs(t *testing.T, account, name, status string) bool {
+	out, err := cloudformation.NewFromConfig(shared.cloud.WatchConfigAs(account)).DescribeStacks(context.Background(),
+		&cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	return err == nil && len(out.Stacks) == 1 && string(out.Stacks[0].StackStatus) == status
 }
 
 func executionArnOf(t *testing.T, name string) string {
@@ -279,6 +312,7 @@ func TestOperatorAPIErrors(t *testing.T) {
 		{"GET", "/v1/deployments?nextToken=zzz", nil, 400, "nextToken: not a token of this list"},
 		{"GET", "/v1/nothing-here", nil, 404, "no resource GET /v1/nothing-here"},
 		{"POST", "/v1/deployments/" + id + "/retry", map[string]any{}, 409, "is ready: only a failed provisioning is retried"},
+		{"DELETE", "/v1/deployments/" + id, map[string]any{"deleteData": "yes"}, 400, "deleteData: must be bool"},
 		{"POST", "/v1/deployments/" + id + "/retry", map[string]any{"force": true}, 400, "\"force\": not a field of this request"},
 		{"GET", "/v1/deployments/" + id + "/services/ch-nope", nil, 404, "has no service ch-nope"},
 		{"PATCH", "/v1/deployments/" + id + "/services/ch-nope/state", map[string]any{"command": "reboot"}, 400, "command: \"reboot\" must be start, stop, terminate or idle"},
@@ -351,10 +385,14 @@ func TestOperatorAPIIdempotencyKeys(t *testing.T) {
 	// The first request under a key still running (its claim held): a copy is 409.
 	body, _ := json.Marshal(map[string]any{"customerId": "acme-running", "accountId": "777766665555", "region": shared.cloud.Region})
 	caller := "arn:aws:iam::" + localcloud.VendorAccount + ":root"
-	if _, err := operatorStore().ClaimKey(context.Background(), caller, "running-key", store.RequestHash(http.MethodPost, "/v1/invitations", body), time.Hour); err != nil {
+	// The claim is made on the cloud's clock (the functions read it; earlier tests jumped it).
+	st := operatorStore()
+	st.Now = shared.clock.Now
+	runningKey := "running-" + account
+	if _, err := st.ClaimKey(context.Background(), caller, runningKey, store.RequestHash(http.MethodPost, "/v1/invitations", body), time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	wantStatus(t, apiCall(t, http.MethodPost, "/v1/invitations", json.RawMessage(body), "running-key"), http.StatusConflict, "still running")
+	wantStatus(t, apiCall(t, http.MethodPost, "/v1/invitations", json.RawMessage(body), runningKey), http.StatusConflict, "still running")
 	wantStatus(t, apiCall(t, http.MethodPost, "/v1/invitations", invite, "not a key!"), http.StatusBadRequest, "Idempotency-Key: 1 to 128 characters")
 }
 
@@ -455,7 +493,7 @@ func TestTeardownRefusesRunningServicesItself(t *testing.T) {
 		t.Fatalf("deployment after the refused teardown: %s %v, want ready", d.Status, err)
 	}
 	entries, _, err := operatorStore().AuditPage(context.Background(), tn.dep.ID, 5, "")
-	if err != nil || entries[0].Action != "teardown.refused" || !strings.Contains(entries[0].Detail, "services still running: svc-a") {
+	if err != nil || entries[0].Action != "teardown.refused" || !strings.Contains(entries[0].Detail, "services not terminated: svc-a") {
 		t.Fatalf("newest audit entry %+v (%v), want teardown.refused naming svc-a", entries[0], err)
 	}
 }

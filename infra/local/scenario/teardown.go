@@ -26,7 +26,7 @@ import (
 )
 
 // Teardown: onboard with the data plane running; deleting the deployment through the operator
-// API is refused while its services run; the services are terminated through the API; the
+// API is refused while its services are not terminated; the services are terminated through the API; the
 // deployment is deleted; the customer's account holds no byoc stack (its bucket is kept with
 // the data) and the vendor side holds nothing of it but its record and audit trail.
 const Teardown = "teardown"
@@ -72,7 +72,7 @@ func (r *Runner) teardown(ctx context.Context, o Options, res Result) (Result, e
 	if err != nil {
 		return fail("%v", err)
 	}
-	if resp.Status != http.StatusConflict || !strings.Contains(resp.Error, "services still running") {
+	if resp.Status != http.StatusConflict || !strings.Contains(resp.Error, "services not terminated") {
 		return fail("delete with services running answered %d %q, want 409 naming them", resp.Status, resp.Error)
 	}
 	t.Refusal = resp.Error

@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/byocloud/byoc/infra/operator/apiclient"
@@ -38,7 +39,7 @@ const TokenHeader = "X-Byoc-Console"
 type Server struct {
 	Client *apiclient.Client
 	token  string
-	host   string // the Host requests must name (the listener's address)
+	hosts  []string // the Host a request may name: the listener's address, or localhost at its port
 	page   *template.Template
 	assets http.Handler
 }
@@ -49,7 +50,11 @@ func New(client *apiclient.Client, host string) *Server {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	sub, _ := fs.Sub(web, "web")
-	return &Server{Client: client, token: hex.EncodeToString(b[:]), host: host,
+	hosts := []string{host}
+	if _, port, err := net.SplitHostPort(host); err == nil {
+		hosts = append(hosts, "localhost:"+port)
+	}
+	return &Server{Client: client, token: hex.EncodeToString(b[:]), hosts: hosts,
 		page: template.Must(template.ParseFS(web, "web/index.html")), assets: http.FileServer(http.FS(sub))}
 }
 
@@ -68,7 +73,7 @@ func Listen(addr string) (net.Listener, error) {
 
 // ServeHTTP serves the page, its assets and the API calls it makes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Host != s.host {
+	if !slices.Contains(s.hosts, r.Host) {
 		http.Error(w, "wrong host", http.StatusForbidden)
 		return
 	}

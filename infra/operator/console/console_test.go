@@ -61,17 +61,21 @@ func TestConsoleForwardsItsOwnPagesCallsSigned(t *testing.T) {
 	if status, body := do(t, front, "127.0.0.1:8765", "/v1/deployments", s.token); status != http.StatusOK || !strings.Contains(body, `"deployments"`) || calls.Load() != 1 {
 		t.Fatalf("forwarded call: %d %s (%d API calls)", status, body, calls.Load())
 	}
+	// The same listener reached as localhost (byoc console --addr localhost:8765).
+	if status, _ := do(t, front, "localhost:8765", "/v1/deployments", s.token); status != http.StatusOK {
+		t.Fatalf("localhost at the console's port: %d", status)
+	}
 }
 
 // An attacker's page cannot use the console to act with the operator's credentials: a call
 // without the token (another site's page cannot read it) and a request naming another host (a
 // DNS-rebinding page) are refused, and nothing reaches the API.
 func TestConsoleRefusesCallsNotFromItsPage(t *testing.T) {
-	_, front, calls := console(t)
+	s, front, calls := console(t)
 	for _, c := range []struct{ host, token string }{
 		{"127.0.0.1:8765", ""},
 		{"127.0.0.1:8765", "guessed"},
-		{"evil.example:8765", ""},
+		{"evil.example:8765", s.token}, // even with the token: a DNS-rebinding page's host
 	} {
 		if status, _ := do(t, front, c.host, "/v1/deployments", c.token); status != http.StatusForbidden {
 			t.Errorf("host %s token %q: %d, want 403", c.host, c.token, status)
