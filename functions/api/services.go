@@ -200,4 +200,3 @@ func prometheusConfig(h *Handler, c *call) (any, error) {
 	}
 	return scrape.For(s.ServiceID, target, private), nil
 }
-
