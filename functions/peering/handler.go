@@ -411,8 +411,11 @@ func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 		now := h.Store.Now().UTC()
 		if a.Target == PrivateLinkTarget {
 			pl := n.PrivateLink
-			if pl == nil || pl.State == connectivity.Deleted {
+			if pl == nil {
 				return false, &NotFound{Reason: "target: the deployment has no PrivateLink service"}
+			}
+			if pl.State == connectivity.Deleted {
+				return false, nil // deleted already: a repeated delete (its first answer lost) answers the same
 			}
 			if pl.State == connectivity.Deleting {
 				name = path(pl.Execution)
@@ -429,10 +432,13 @@ func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 			return true, nil
 		}
 		i := n.Find(a.Target)
-		if !connectivity.ValidPeerVpcID(a.Target) || i < 0 || n.Peerings[i].State == connectivity.Deleted {
+		if !connectivity.ValidPeerVpcID(a.Target) || i < 0 {
 			return false, &NotFound{Reason: fmt.Sprintf("target: the deployment has no peering with %q", a.Target)}
 		}
 		p := n.Peerings[i]
+		if p.State == connectivity.Deleted {
+			return false, nil // deleted already: a repeated delete (its first answer lost) answers the same
+		}
 		if p.State == connectivity.Deleting {
 			name = path(p.Execution)
 			return false, nil
@@ -448,8 +454,10 @@ func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.start(ctx, d.ID, a.Target, name); err != nil {
-		return nil, err
+	if name != "" {
+		if err := h.start(ctx, d.ID, a.Target, name); err != nil {
+			return nil, err
+		}
 	}
 	return h.show(ctx, d.ID)
 }

@@ -258,6 +258,24 @@ func TestPublicLoadBalancerAndLastPath(t *testing.T) {
 	if p := f.deployment(t).Network.Peerings[0]; p.State != connectivity.Deleting {
 		t.Errorf("after a forced delete: %s", p.State)
 	}
+	// The workflow deleted it. The same delete again (its first answer lost after the
+	// workflow ended) answers the deleted peering and starts nothing.
+	d = f.deployment(t)
+	next = d
+	n = *d.Network
+	n.Peerings = append([]connectivity.Peering(nil), n.Peerings...)
+	n.Peerings[0].State = connectivity.Deleted
+	next.Network = &n
+	if _, err := f.h.Store.Update(ctx, d, next, store.Audit{Actor: "test", Action: "deleted"}); err != nil {
+		t.Fatal(err)
+	}
+	deleted := f.deployment(t)
+	if _, err := f.call(t, map[string]any{"action": "delete", "target": "vpc-11111111", "force": true}); err != nil {
+		t.Errorf("the same delete after the deletion: %v", err)
+	}
+	if after := f.deployment(t); after.Version != deleted.Version || after.Network.Peerings[0].State != connectivity.Deleted {
+		t.Errorf("a repeated delete of a deleted peering wrote the record: %+v", after.Network.Peerings[0])
+	}
 }
 
 // TestMalformedPeeringEventIsRefused: a BYOC Peering Requested event (the bus and the rule
