@@ -390,3 +390,31 @@ func (f fixture) failedBy(t *testing.T, d store.Deployment, execution string) {
 		t.Fatal(err)
 	}
 }
+
+// A deployment whose teardown stopped is the operator's to resume (by deleting it again): the
+// customer's bootstrap update does not provision it again, and writes nothing.
+func TestBootstrapUpdateLeavesAStoppedTeardownAlone(t *testing.T) {
+	f := newFixture(t)
+	d := f.invite(t)
+	ctx := context.Background()
+	deleting := d
+	deleting.Status, deleting.Execution = lifecycle.Deleting, "arn:aws:states:us-east-1:000000000000:execution:teardown:teardown-"+deploymentID+"-1"
+	stored, err := f.h.Store.Update(ctx, d, deleting, store.Audit{Actor: "test", Action: "teardown.start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := stored
+	failed.Status, failed.Failure = lifecycle.Failed, &store.Failure{Status: contract.FailureTeardown, Resource: "Vpc", Reason: "in use"}
+	if stored, err = f.h.Store.Update(ctx, stored, failed, store.Audit{Actor: "test", Action: "teardown.failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.h.Handle(ctx, sample(t, "bootstrap-update-complete.json")); err != nil {
+		t.Fatal(err)
+	}
+	if execs := f.env.Executions(t, f.machine); len(execs) != 0 {
+		t.Fatalf("a stopped teardown was provisioned again: %v", execs)
+	}
+	if after, _ := f.h.Store.Get(ctx, deploymentID); after.Version != stored.Version {
+		t.Fatalf("the deployment was written: v%d, want v%d", after.Version, stored.Version)
+	}
+}
