@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
@@ -22,6 +23,7 @@ import (
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/clock"
 	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/connectivity"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
@@ -281,6 +283,27 @@ func stacks(d store.Deployment) []string {
 	return append(out, d.StackName)
 }
 
+// gone is the network as the teardown left it: every peering and the PrivateLink service
+// deleted with their stacks.
+func gone(n *connectivity.Network, now time.Time) *connectivity.Network {
+	if n == nil {
+		return nil
+	}
+	cp := *n
+	cp.Peerings = append([]connectivity.Peering(nil), n.Peerings...)
+	for i := range cp.Peerings {
+		if cp.Peerings[i].State != connectivity.Deleted {
+			cp.Peerings[i].State, cp.Peerings[i].UpdatedAt = connectivity.Deleted, now
+		}
+	}
+	if n.PrivateLink != nil {
+		pl := *n.PrivateLink
+		pl.State, pl.UpdatedAt = connectivity.Deleted, now
+		cp.PrivateLink = &pl
+	}
+	return &cp
+}
+
 // built reports whether byoc ever created anything in the deployment's account: an invited
 // deployment whose customer never applied the bootstrap has nothing to delete there (and no
 // role to delete it with), so its teardown never opens the account.
@@ -470,6 +493,7 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 	}
 	next := d
 	next.Status = lifecycle.Deleted
+	next.Network = gone(d.Network, clock.Now().UTC())
 	detail := "bucket " + BucketName(d) + " deleted with its data"
 	t := store.Teardown{}
 	if d.Teardown != nil {

@@ -64,11 +64,17 @@ func TestTeardownThroughTheAPI(t *testing.T) {
 		t.Fatalf("teardown result %+v", td)
 	}
 	d := res.Deployment
+	peeringStack := fmt.Sprintf("%s-%s-peering-%s", d.Settings.ResourcePrefix, d.ID, strings.TrimPrefix(td.Peered, "vpc-"))
 	order(t, rec,
+		customerStack(res.Customer, peeringStack, "CREATE_COMPLETE"),
 		workflow("terminate-", "SUCCEEDED"),
+		customerStack(res.Customer, peeringStack, "DELETE_COMPLETE"), // the network first
 		customerStack(res.Customer, d.StackName, "DELETE_COMPLETE"),
 		workflow("teardown-"+d.ID, "SUCCEEDED"),
 	)
+	if p := d.Network.Peerings; len(p) != 1 || p[0].State != "deleted" {
+		t.Fatalf("the deleted deployment's peerings: %+v, want the one peering deleted", p)
+	}
 	entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 10, "")
 	if err != nil {
 		t.Fatal(err)

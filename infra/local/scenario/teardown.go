@@ -19,14 +19,16 @@ import (
 	"github.com/byocloud/byoc/infra/operator/apiclient"
 	"github.com/byocloud/byoc/shared/channel"
 	"github.com/byocloud/byoc/shared/cloud"
+	"github.com/byocloud/byoc/shared/connectivity"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/store"
 )
 
-// Teardown: onboard with the data plane running; deleting the deployment through the operator
-// API is refused while its services are not terminated; the services are terminated through the API; the
+// Teardown: onboard with the data plane running, and peer (through the API) with a second
+// account's VPC; deleting the deployment through the operator API is refused while its
+// services are not terminated; the services are terminated through the API; the
 // deployment is deleted; the customer's account holds no byoc stack (its bucket is kept with
 // the data) and the vendor side holds nothing of it but its record and audit trail.
 const Teardown = "teardown"
@@ -36,6 +38,7 @@ var LifecycleScenarios = []string{Teardown}
 
 // TeardownResult is what the teardown scenario saw.
 type TeardownResult struct {
+	Peered     string   // the peer VPC of the peering the teardown removed with the deployment
 	Refusal    string   // why the first delete was refused (services running)
 	Terminated []string // the services terminated through the API
 	Operation  apiclient.Operation
@@ -68,6 +71,27 @@ func (r *Runner) teardown(ctx context.Context, o Options, res Result) (Result, e
 	}
 	api := r.API()
 	path := "/v1/deployments/" + res.Deployment.ID
+	// A peering, asked through the API, so the teardown has a network stack to remove first.
+	c := &conn{maint: m, peer: peerAccountOf(o.Customer), res: &ConnectivityResult{Peerings: map[string]connectivity.Peering{}}}
+	app, err := c.appNetwork(ctx, "app-network", "10.1.0.0/16")
+	if err != nil {
+		return fail("%v", err)
+	}
+	access, err := c.peerStack(ctx, peerAccessStack(app["Vpc"]), &cloudformation.CreateStackInput{
+		TemplateURL: aws.String(r.ControlPlane.Outputs[contract.OutputPeerAccessTemplateURL]), Parameters: peerParams(o.Customer, app["Vpc"], nil)})
+	if err != nil {
+		return fail("%v", err)
+	}
+	if _, err := operate(ctx, api, http.MethodPost, path+"/peerings", map[string]any{"peerAccount": c.peer, "peerVpcId": app["Vpc"],
+		"peerRegion": r.Cloud.Region, "peerCidrs": []string{"10.1.0.0/16"}, "accepterRoleArn": access[contract.PeerAccessOutputRoleArn], "name": "analytics"},
+		"peer-"+res.Deployment.ID); err != nil {
+		return fail("request a peering: %v", err)
+	}
+	if _, err := c.peering(ctx, app["Vpc"], "active", state(connectivity.Active)); err != nil {
+		return fail("%v", err)
+	}
+	t.Peered = app["Vpc"]
+	m.progress("peered with %s", app["Vpc"])
 	resp, err := operate(ctx, api, http.MethodDelete, path, map[string]any{}, "teardown-refused-"+res.Deployment.ID)
 	if err != nil {
 		return fail("%v", err)
