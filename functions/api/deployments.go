@@ -250,15 +250,9 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 			}
 		}
 		if !body.Force {
-			svcs, err := h.Services.Services(c.Context(), d.ID)
+			live, err := h.Services.NotTerminated(c.Context(), d.ID)
 			if err != nil {
 				return nil, err
-			}
-			var live []string
-			for _, s := range svcs {
-				if !s.Terminated() {
-					live = append(live, s.ServiceID)
-				}
 			}
 			if len(live) > 0 {
 				return nil, conflict("deployment %s has services not terminated: %s; terminate them first (PATCH .../services/{id}/state {\"command\":\"terminate\"}), or delete with force", d.ID, strings.Join(live, ", "))

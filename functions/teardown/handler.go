@@ -213,7 +213,7 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 			}
 		}
 		if !in.Force {
-			if live, err := h.liveServices(ctx, d.ID); err != nil {
+			if live, err := h.Services.NotTerminated(ctx, d.ID); err != nil {
 				return BeginResult{}, err
 			} else if len(live) > 0 {
 				return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("services not terminated: %s (terminate them first, or force)", strings.Join(live, ", "))}
@@ -237,22 +237,6 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 		return BeginResult{}, err
 	}
 	return BeginResult{}, h.Schedules.Disarm(ctx, d.ID)
-}
-
-// liveServices lists the services of a deployment not terminated: what begin's refusal names
-// (the API refuses the same with 409).
-func (h *Handler) liveServices(ctx context.Context, id string) ([]string, error) {
-	svcs, err := h.Services.Services(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	var live []string
-	for _, s := range svcs {
-		if !s.Terminated() {
-			live = append(live, s.ServiceID)
-		}
-	}
-	return live, nil
 }
 
 // ownerMachine is the state machine of an execution ARN

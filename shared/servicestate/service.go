@@ -61,6 +61,22 @@ func (s Service) refreshPending() bool {
 // because a task waits for the service to appear).
 func (s Service) Reported() bool { return s.OrderKey != "" }
 
+// NotTerminated lists the reporting services of a deployment not terminated: what a teardown
+// waits for (the API's 409, the workflow's refusal).
+func (r *Repo) NotTerminated(ctx context.Context, deploymentID string) ([]string, error) {
+	svcs, err := r.Services(ctx, deploymentID)
+	if err != nil {
+		return nil, err
+	}
+	var live []string
+	for _, s := range svcs {
+		if !s.Terminated() {
+			live = append(live, s.ServiceID)
+		}
+	}
+	return live, nil
+}
+
 // Terminated reports whether the service was terminated on purpose (its exporter's last
 // report says so). A teardown waits for every service to be, unless forced: a stopped or
 // idle service still holds the customer's data and wakes on the next query.
