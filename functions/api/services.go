@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strconv"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/byocloud/byoc/shared/connectivity"
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/scrape"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/statemsg"
@@ -172,10 +174,23 @@ func (h *Handler) command(c *call, kind channel.Kind, params map[string]string) 
 		StateMachineArn: aws.String(h.Config.Machines[workflowCommand]), Name: aws.String(name), Input: aws.String(string(input)),
 	})
 	var exists *sfntypes.ExecutionAlreadyExists
-	if err != nil && !errors.As(err, &exists) {
+	if errors.As(err, &exists) {
+		// The request's own execution (run again after its first run died), answered as it
+		// is; or the key's name taken by another command (a key reused after its record
+		// expired), which is refused rather than silently not sent.
+		out, derr := h.Workflows.DescribeExecution(c.Context(), &sfn.DescribeExecutionInput{ExecutionArn: aws.String(runs.ExecutionArn(h.Config.Machines[workflowCommand], name))})
+		if derr != nil {
+			return nil, derr
+		}
+		if !sameJSON(aws.ToString(out.Input), string(input)) {
+			return nil, conflict("Idempotency-Key: its workflow name is taken by another command (keys must not be reused); use a new key")
+		}
+		return Operation{Workflow: workflowCommand, Name: name, DeploymentID: d.ID, Status: string(out.Status)}, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("start the command workflow: %w", err)
 	}
-	return Operation{Workflow: workflowCommand, Name: name, DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning), Started: err == nil}, nil
+	return Operation{Workflow: workflowCommand, Name: name, DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning), Started: true}, nil
 }
 
 // executionNamePattern is what Step Functions accepts as an execution name (ASCII subset).
@@ -199,4 +214,11 @@ func prometheusConfig(h *Handler, c *call) (any, error) {
 		return nil, conflict("service %s has no endpoint to scrape: the public load balancer is removed and no peering is active", s.ServiceID)
 	}
 	return scrape.For(s.ServiceID, target, private), nil
+}
+
+// sameJSON reports whether two JSON documents hold the same values (Step Functions may hand
+// an execution's input back formatted otherwise).
+func sameJSON(a, b string) bool {
+	var x, y any
+	return json.Unmarshal([]byte(a), &x) == nil && json.Unmarshal([]byte(b), &y) == nil && reflect.DeepEqual(x, y)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,13 +30,19 @@ type ReleaseResult struct {
 	Reason   string `json:"reason"` // why it was kept ("" when released)
 }
 
-// Serve is the function's entry: a release from the teardown workflow, or an invitation.
+// Serve is the function's entry: a release from the teardown workflow (a payload of exactly
+// {"release": {...}}), or an invitation (anything else, which Handle decodes strictly: a
+// "release" beside settings is refused there as no setting).
 func (h *Handler) Serve(ctx context.Context, payload json.RawMessage) (any, error) {
-	var probe struct {
-		Release *Release `json:"release"`
-	}
-	if json.Unmarshal(payload, &probe) == nil && probe.Release != nil {
-		return h.Release(ctx, *probe.Release)
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(payload, &fields) == nil && len(fields) == 1 && fields["release"] != nil {
+		var r Release
+		dec := json.NewDecoder(bytes.NewReader(fields["release"]))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			return nil, &settings.ValidationError{Errors: []settings.FieldError{{Field: "release", Rule: "must be {\"deploymentId\": ...}: " + err.Error()}}}
+		}
+		return h.Release(ctx, r)
 	}
 	return h.Handle(ctx, payload)
 }
@@ -51,7 +58,9 @@ func (h *Handler) Release(ctx context.Context, r Release) (ReleaseResult, error)
 	if err != nil {
 		return ReleaseResult{}, err
 	}
-	if d.Status != lifecycle.Deleting && d.Status != lifecycle.Deleted {
+	// Only while it is being torn down: once deleted, its account+region claim is released
+	// and the account may have been invited again, whose admission this statement now is.
+	if d.Status != lifecycle.Deleting {
 		return ReleaseResult{}, &settings.ValidationError{Errors: []settings.FieldError{{Field: "release.deploymentId", Value: r.DeploymentID,
 			Rule: fmt.Sprintf("must name a deployment being torn down (it is %s)", d.Status)}}}
 	}
@@ -80,4 +89,3 @@ func (h *Handler) Release(ctx context.Context, r Release) (ReleaseResult, error)
 	h.Log.InfoContext(ctx, "released", "deploymentId", d.ID, "account", d.Settings.AccountID)
 	return ReleaseResult{Released: true}, nil
 }
-

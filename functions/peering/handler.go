@@ -252,10 +252,19 @@ func (h *Handler) operational(ctx context.Context, id string) (store.Deployment,
 	if err != nil {
 		return store.Deployment{}, err
 	}
-	if d.Status != lifecycle.Ready && d.Status != lifecycle.Updating {
-		return store.Deployment{}, &Refused{Reason: fmt.Sprintf("deploymentId: deployment %s is %s; its network can change only once it is ready", id, d.Status)}
+	if err := stillOperational(d); err != nil {
+		return store.Deployment{}, err
 	}
 	return d, nil
+}
+
+// stillOperational is operational's rule for a deployment read again inside a write: a
+// write that lost a race is applied again to what won, which may be a teardown.
+func stillOperational(d store.Deployment) error {
+	if d.Status != lifecycle.Ready && d.Status != lifecycle.Updating {
+		return &Refused{Reason: fmt.Sprintf("deploymentId: deployment %s is %s; its network can change only once it is ready", d.ID, d.Status)}
+	}
+	return nil
 }
 
 func network(d store.Deployment) connectivity.Network {
@@ -360,6 +369,9 @@ func (h *Handler) request(ctx context.Context, a Action) (any, error) {
 		return nil, &Refused{Reason: "deploymentId: the deployment's infrastructure stack predates private connectivity (no " + contract.InfraOutputPeersSecurityGroupID + "); provision it again first"}
 	}
 	d, err = h.change(ctx, a.DeploymentID, store.Audit{Actor: a.Actor, Action: "peering.requested", Detail: a.PeerVpcID}, func(d store.Deployment, n *connectivity.Network) (bool, error) {
+		if err := stillOperational(d); err != nil {
+			return false, err // a teardown (or a failure) took it after the first check
+		}
 		name = ""
 		if i := n.Find(a.PeerVpcID); i >= 0 && n.Peerings[i].State == connectivity.Deleting {
 			return false, &Refused{Reason: "peerVpcId: the peering with " + a.PeerVpcID + " is being deleted; ask again once it is deleted"}
@@ -474,6 +486,9 @@ func (h *Handler) privateLink(ctx context.Context, a Action) (any, error) {
 	}
 	var name string
 	d, err := h.change(ctx, a.DeploymentID, store.Audit{Actor: a.Actor, Action: "privatelink.requested", Detail: strings.Join(a.AllowedAccounts, ",")}, func(d store.Deployment, n *connectivity.Network) (bool, error) {
+		if err := stillOperational(d); err != nil {
+			return false, err // a teardown (or a failure) took it after the first check
+		}
 		now := h.Store.Now().UTC()
 		name = ""
 		if pl := n.PrivateLink; pl != nil && pl.State.Live() {

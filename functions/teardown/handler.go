@@ -199,7 +199,7 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 		if d.Execution == in.Execution {
 			return BeginResult{}, h.Schedules.Disarm(ctx, d.ID) // a retried begin
 		}
-		if running, err := runs.Running(ctx, h.Workflows, ownerMachine(d.Execution), executionName(d.Execution)); err != nil {
+		if running, err := h.ownerRuns(ctx, d.Execution); err != nil {
 			return BeginResult{}, err
 		} else if running {
 			return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("teardown %s of deployment %s is still running", executionName(d.Execution), d.ID)}
@@ -231,12 +231,26 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	// The latest request's options: a resumed teardown is asked again, and may be asked more
 	// (deleteData) than the one it resumes.
 	next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
+	if d.Teardown != nil && d.Teardown.Announced {
+		// The customer was told it is deleted (a finish that stopped after the notice): the
+		// resumed teardown only finishes the record; it never opens their account again.
+		next.Teardown.Announced = true
+	}
 	next.Execution = in.Execution
 	next.Failure = nil
 	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: action, Detail: detail}); err != nil {
 		return BeginResult{}, err
 	}
 	return BeginResult{}, h.Schedules.Disarm(ctx, d.ID)
+}
+
+// ownerRuns reports whether the execution that owns a deployment's teardown still runs; an
+// owner that is not a teardown execution's ARN runs nothing this function can describe.
+func (h *Handler) ownerRuns(ctx context.Context, owner string) (bool, error) {
+	if !strings.Contains(owner, ":execution:") || executionName(owner) == "" {
+		return false, nil
+	}
+	return runs.Running(ctx, h.Workflows, ownerMachine(owner), executionName(owner))
 }
 
 // ownerMachine is the state machine of an execution ARN
@@ -475,25 +489,31 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 	if d, err = h.owned(ctx, in); err != nil {
 		return Deleted{}, err
 	}
-	next := d
-	next.Status = lifecycle.Deleted
-	next.Network = gone(d.Network, clock.Now().UTC())
-	detail := "bucket " + BucketName(d) + " deleted with its data"
-	t := store.Teardown{}
-	if d.Teardown != nil {
-		t = *d.Teardown
+	audit := func(action, detail string) store.Audit {
+		return store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: action, Detail: detail}
 	}
-	if !t.DeleteData && built(d) {
-		t.RetainedBucket = BucketName(d)
-		next.Teardown = &t
-		detail = "bucket " + t.RetainedBucket + " retained with the customer's data"
-	} else if !built(d) {
-		detail = "nothing was built in the customer's account"
+	// First the record says the notice is going out, and what it says (the bucket kept): a
+	// teardown resumed after this point never opens the customer's account again (they may
+	// have deleted the bootstrap stack once told), and tells them the same.
+	if d.Teardown == nil || !d.Teardown.Announced {
+		t := store.Teardown{}
+		if d.Teardown != nil {
+			t = *d.Teardown
+		}
+		if !t.DeleteData && built(d) {
+			t.RetainedBucket = BucketName(d)
+		}
+		t.Announced = true
+		marked := d
+		marked.Teardown = &t
+		if d, err = h.Store.Update(ctx, d, marked, audit("teardown.announcing", "the customer is told the deployment is deleted")); err != nil {
+			return Deleted{}, err
+		}
 	}
-	// The customer is told before the record says deleted: a retried finish (the write lost,
+	// Then the notice, before the record says deleted: a finish run again (the write lost,
 	// the process killed) tells them again under the same notice id, which consumers
 	// deduplicate on; once the record says deleted, the notice went out.
-	notice := h.deletedNotice(next)
+	notice := h.deletedNotice(d)
 	body, _ := json.Marshal(notice)
 	out, err := h.Bus.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
 		EventBusName: aws.String(h.Config.BusName), Source: aws.String(contract.SourceLifecycle),
@@ -505,8 +525,17 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 	if err != nil {
 		return Deleted{}, &steperr.TransientError{Err: fmt.Errorf("announce the deletion of %s: %w", d.ID, err)}
 	}
-	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.complete",
-		Detail: detail + "; the customer may delete the " + contract.BootstrapStackName + " stack"}); err != nil {
+	detail := "nothing was built in the customer's account"
+	switch {
+	case d.Teardown.RetainedBucket != "":
+		detail = "bucket " + d.Teardown.RetainedBucket + " retained with the customer's data"
+	case d.Teardown.DeleteData:
+		detail = "bucket " + BucketName(d) + " deleted with its data"
+	}
+	next := d
+	next.Status = lifecycle.Deleted
+	next.Network = gone(d.Network, clock.Now().UTC())
+	if _, err := h.Store.Update(ctx, d, next, audit("teardown.complete", detail+"; the customer may delete the "+contract.BootstrapStackName+" stack")); err != nil {
 		return Deleted{}, err
 	}
 	return notice, nil

@@ -82,9 +82,14 @@ func StartNext(ctx context.Context, wf Workflows, machineArn, workflow, deployme
 	return Start{}, fmt.Errorf("%s of deployment %s: the next %d execution names are taken by closed executions", workflow, deploymentID, MaxNames)
 }
 
-// Running reports whether the execution of that name is running (or about to run again).
+// Running reports whether the execution of that name is running (or about to run again). An
+// execution Step Functions does not know (forgotten after 90 days) is not running.
 func Running(ctx context.Context, wf Workflows, machineArn, name string) (bool, error) {
 	out, err := wf.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(ExecutionArn(machineArn, name))})
+	var gone *sfntypes.ExecutionDoesNotExist
+	if errors.As(err, &gone) {
+		return false, nil // Step Functions forgets a closed execution after 90 days
+	}
 	if err != nil {
 		return false, fmt.Errorf("describe execution %s: %w", name, err)
 	}

@@ -62,6 +62,9 @@ type Teardown struct {
 	Requested  time.Time `json:"requested"`
 	// RetainedBucket is the customer's bucket, kept with its data (deleteData false).
 	RetainedBucket string `json:"retainedBucket,omitempty"`
+	// Announced: the customer is being (or was) told the deployment is deleted; nothing
+	// opens their account any more.
+	Announced bool `json:"announced,omitempty"`
 }
 
 // CustomerRole is the deployment's management role in its customer's account, assumed with
