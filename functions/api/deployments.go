@@ -169,7 +169,7 @@ func retryProvisioning(h *Handler, c *call) (any, error) {
 	if d.Status != lifecycle.Failed {
 		return nil, conflict("deployment %s is %s: only a failed provisioning is retried", d.ID, d.Status)
 	}
-	if d.Failure != nil && d.Failure.Status == failedTeardown {
+	if d.Failure != nil && d.Failure.Status == contract.FailureTeardown {
 		return nil, conflict("deployment %s failed while being torn down: delete it again to resume the teardown", d.ID)
 	}
 	input, _ := json.Marshal(map[string]string{"deploymentId": d.ID})
@@ -201,9 +201,6 @@ func getOperation(h *Handler, c *call) (any, error) {
 	return Operation{Workflow: workflow, Name: name, Status: string(out.Status), Error: aws.ToString(out.Error), Cause: aws.ToString(out.Cause), Started: true}, nil
 }
 
-// failedTeardown is the Failure status a stopped teardown leaves.
-const failedTeardown = contract.FailureTeardown
-
 // deleteDeployment starts the teardown workflow (teardown-<id>-N). A deployment some other
 // workflow is changing (provisioning, upgrading, a peering being built) is refused with 409,
 // as is one whose services still run unless the body says force. A teardown already running
@@ -227,18 +224,18 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 	}
 	switch d.Status {
 	case lifecycle.Deleted:
-		return Operation{Workflow: workflowTeardown, Name: executionName(last), DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusSucceeded)}, nil
+		return Operation{Workflow: workflowTeardown, Name: runs.NameOf(last), DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusSucceeded)}, nil
 	case lifecycle.Provisioning, lifecycle.Updating:
 		return nil, conflict("deployment %s is %s: delete it once that workflow ends", d.ID, d.Status)
 	case lifecycle.Deleting:
 		// A teardown still running is the answer; one whose execution is gone is resumed.
 		if last != "" {
-			running, err := runs.Running(c.Context(), h.Workflows, h.Config.Machines[workflowTeardown], executionName(last))
+			running, err := runs.Running(c.Context(), h.Workflows, h.Config.Machines[workflowTeardown], runs.NameOf(last))
 			if err != nil {
 				return nil, err
 			}
 			if running {
-				return Operation{Workflow: workflowTeardown, Name: executionName(last), DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning)}, nil
+				return Operation{Workflow: workflowTeardown, Name: runs.NameOf(last), DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning)}, nil
 			}
 		}
 	default:
@@ -266,5 +263,3 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 	}
 	return Operation{Workflow: workflowTeardown, Name: s.Name, DeploymentID: d.ID, Status: string(sfntypes.ExecutionStatusRunning), Started: !s.Running}, nil
 }
-
-func executionName(execution string) string { return execution[strings.LastIndex(execution, ":")+1:] }

@@ -31,6 +31,7 @@ import (
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/lifecycle"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/statemsg"
@@ -378,7 +379,7 @@ func (h *Handler) request(ctx context.Context, a Action) (any, error) {
 		}
 		if i := n.Find(a.PeerVpcID); i >= 0 && n.Peerings[i].State.Live() && connectivity.SamePeering(n.Peerings[i], connectivity.Canonical(a.PeeringRequest)) {
 			if n.Peerings[i].State.Working() {
-				name = path(n.Peerings[i].Execution) // still on its way: see that it runs
+				name = runs.NameOf(n.Peerings[i].Execution) // still on its way: see that it runs
 			}
 			return false, nil
 		}
@@ -411,8 +412,6 @@ func (h *Handler) request(ctx context.Context, a Action) (any, error) {
 	return h.peeringView(d, a.PeerVpcID), nil
 }
 
-func path(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
-
 // delete starts removing a peering or the PrivateLink service.
 func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 	if _, err := h.operational(ctx, a.DeploymentID); err != nil {
@@ -430,7 +429,7 @@ func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 				return false, nil // deleted already: a repeated delete (its first answer lost) answers the same
 			}
 			if pl.State == connectivity.Deleting {
-				name = path(pl.Execution)
+				name = runs.NameOf(pl.Execution)
 				return false, nil
 			}
 			connected := slices.ContainsFunc(pl.Endpoints, func(e connectivity.Endpoint) bool { return e.State == "available" })
@@ -452,7 +451,7 @@ func (h *Handler) delete(ctx context.Context, a Action) (any, error) {
 			return false, nil // deleted already: a repeated delete (its first answer lost) answers the same
 		}
 		if p.State == connectivity.Deleting {
-			name = path(p.Execution)
+			name = runs.NameOf(p.Execution)
 			return false, nil
 		}
 		if err := connectivity.CheckDeletePath(*n, p.State == connectivity.Active, a.Force); err != nil {
@@ -494,7 +493,7 @@ func (h *Handler) privateLink(ctx context.Context, a Action) (any, error) {
 		if pl := n.PrivateLink; pl != nil && pl.State.Live() {
 			if pl.State != connectivity.Deleting && slices.Equal(pl.AllowedAccounts, a.AllowedAccounts) {
 				if pl.State.Working() {
-					name = path(pl.Execution)
+					name = runs.NameOf(pl.Execution)
 				}
 				return false, nil
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/byocloud/byoc/shared/connectivity"
 	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/customerstack"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/stackwait"
@@ -161,7 +162,7 @@ func (h *Handler) owned(ctx context.Context, in StepInput) (target, error) {
 
 // update writes the target's new state (only while this execution owns it).
 func (h *Handler) update(ctx context.Context, in StepInput, action, detail string, edit func(t target) error) (d store.Deployment, wrote bool, err error) {
-	d, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: action, Detail: detail},
+	d, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + runs.NameOf(in.Execution), Action: action, Detail: detail},
 		func(d store.Deployment, n *connectivity.Network) (bool, error) {
 			wrote = false
 			t := target{d: d, n: *n}
@@ -284,7 +285,7 @@ func (h *Handler) recordLoadBalancer(ctx context.Context, in StepInput) (any, er
 	if want := t.d.Outputs[contract.InfraOutputPeersSecurityGroupID]; lb.SecurityGroupID != want {
 		return nil, &BadReport{Reason: fmt.Sprintf("securityGroupId: the agent reports %s attached to the private load balancer, not byoc's %s", lb.SecurityGroupID, want)}
 	}
-	_, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + path(in.Execution), Action: "private-lb.enabled", Detail: lb.DNSName},
+	_, err = h.change(ctx, in.DeploymentID, store.Audit{Actor: "peering:" + runs.NameOf(in.Execution), Action: "private-lb.enabled", Detail: lb.DNSName},
 		func(_ store.Deployment, n *connectivity.Network) (bool, error) {
 			if n.PrivateLB != nil && *n.PrivateLB == lb {
 				return false, nil // a concurrent peering recorded it

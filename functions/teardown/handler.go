@@ -202,7 +202,7 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 		if running, err := h.ownerRuns(ctx, d.Execution); err != nil {
 			return BeginResult{}, err
 		} else if running {
-			return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("teardown %s of deployment %s is still running", executionName(d.Execution), d.ID)}
+			return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("teardown %s of deployment %s is still running", runs.NameOf(d.Execution), d.ID)}
 		}
 	case lifecycle.Ready, lifecycle.Failed, lifecycle.Invited:
 		if d.Network != nil {
@@ -238,25 +238,20 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	}
 	next.Execution = in.Execution
 	next.Failure = nil
-	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: action, Detail: detail}); err != nil {
+	if _, err := h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + runs.NameOf(in.Execution), Action: action, Detail: detail}); err != nil {
 		return BeginResult{}, err
 	}
 	return BeginResult{}, h.Schedules.Disarm(ctx, d.ID)
 }
 
 // ownerRuns reports whether the execution that owns a deployment's teardown still runs; an
-// owner that is not a teardown execution's ARN runs nothing this function can describe.
+// owner that is not an execution's ARN runs nothing this function can describe.
 func (h *Handler) ownerRuns(ctx context.Context, owner string) (bool, error) {
-	if !strings.Contains(owner, ":execution:") || executionName(owner) == "" {
+	machine := runs.MachineOf(owner)
+	if machine == "" || runs.NameOf(owner) == "" {
 		return false, nil
 	}
-	return runs.Running(ctx, h.Workflows, ownerMachine(owner), executionName(owner))
-}
-
-// ownerMachine is the state machine of an execution ARN
-// (arn:...:execution:<machine>:<name>).
-func ownerMachine(executionArn string) string {
-	return strings.Replace(executionArn[:max(strings.LastIndex(executionArn, ":"), 0)], ":execution:", ":stateMachine:", 1)
+	return runs.Running(ctx, h.Workflows, machine, runs.NameOf(owner))
 }
 
 // owned returns the deployment if this execution owns its teardown.
@@ -490,7 +485,7 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 		return Deleted{}, err
 	}
 	audit := func(action, detail string) store.Audit {
-		return store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: action, Detail: detail}
+		return store.Audit{Actor: "teardown:" + runs.NameOf(in.Execution), Action: action, Detail: detail}
 	}
 	// First the record says the notice is going out, and what it says (the bucket kept): a
 	// teardown resumed after this point never opens the customer's account again (they may
@@ -569,10 +564,10 @@ func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
 	if d.Status != lifecycle.Deleting || d.Execution != in.Execution {
 		// Refused before it began (services running, another workflow at work), or another
 		// execution owns it now: the audit says so, nothing else changes.
-		return nil, h.Store.Record(ctx, d.ID, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.refused",
+		return nil, h.Store.Record(ctx, d.ID, store.Audit{Actor: "teardown:" + runs.NameOf(in.Execution), Action: "teardown.refused",
 			Detail: cause.Error + ": " + cause.Cause})
 	}
-	failure := &store.Failure{Status: failedTeardown, Reason: cause.Error + ": " + cause.Cause, At: clock.Now().UTC()}
+	failure := &store.Failure{Status: contract.FailureTeardown, Reason: cause.Error + ": " + cause.Cause, At: clock.Now().UTC()}
 	if cause.Error == "StackFailed" {
 		var r stackevent.Result
 		if json.Unmarshal([]byte(cause.Cause), &r) == nil && r.StackID != "" {
@@ -587,13 +582,7 @@ func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
 	}
 	next := d
 	next.Status, next.Failure = lifecycle.Failed, failure
-	_, err = h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + executionName(in.Execution), Action: "teardown.failed",
+	_, err = h.Store.Update(ctx, d, next, store.Audit{Actor: "teardown:" + runs.NameOf(in.Execution), Action: "teardown.failed",
 		Detail: strings.TrimSpace(failure.Resource + " " + failure.Reason)})
 	return nil, err
 }
-
-// failedTeardown is the Failure status of a teardown that stopped (a provisioning's is the
-// stack status).
-const failedTeardown = contract.FailureTeardown
-
-func executionName(execution string) string { return execution[strings.LastIndex(execution, ":")+1:] }

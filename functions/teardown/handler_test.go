@@ -11,6 +11,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/connectivity"
 	"github.com/byocloud/byoc/shared/contract"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
@@ -71,11 +72,15 @@ func TestRequestTokensAndOwners(t *testing.T) {
 	if a, b := requestToken(exec, "s"), requestToken(exec, "s"); a != b || a == requestToken(exec, "t") || len(a) > 128 {
 		t.Fatalf("tokens %s %s", a, b)
 	}
-	if got := ownerMachine(exec); got != "arn:aws:states:us-east-1:000000000000:stateMachine:TeardownWorkflow-x" {
+	if got := runs.MachineOf(exec); got != "arn:aws:states:us-east-1:000000000000:stateMachine:TeardownWorkflow-x" {
 		t.Fatalf("owner machine %s", got)
 	}
-	if got := executionName(exec); got != "teardown-abc123-2" {
+	if got := runs.NameOf(exec); got != "teardown-abc123-2" {
 		t.Fatalf("execution name %s", got)
+	}
+	// An owner that is not an execution's ARN runs nothing to describe.
+	if running, err := (&Handler{}).ownerRuns(context.Background(), "provision-abc123-1"); running || err != nil {
+		t.Fatalf("a bare name as owner: %t %v", running, err)
 	}
 }
 

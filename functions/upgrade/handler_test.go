@@ -15,6 +15,7 @@ import (
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/release"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/store"
@@ -66,12 +67,12 @@ func newFixture(t *testing.T, closes time.Time) *fixture {
 		t.Fatal(err)
 	}
 	steps := release.Plan(release.Versions{Kubernetes: "1.33", NodesKubernetes: "1.33"}, []release.Release{f.rel.Release})
-	if _, err := st.PutUpgrade(ctx, f.id, store.Upgrade{Execution: executionName(execution), Purpose: "open", Key: "2026-12-08", Closes: &closes,
+	if _, err := st.PutUpgrade(ctx, f.id, store.Upgrade{Execution: runs.NameOf(execution), Purpose: "open", Key: "2026-12-08", Closes: &closes,
 		Steps: steps, Releases: []string{f.rel.Release.ID}, StartedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	// The control plane is done: the stack's KubernetesVersion is 1.34, the nodes are not.
-	if _, err := st.StepDone(ctx, f.id, executionName(execution), 0); err != nil {
+	if _, err := st.StepDone(ctx, f.id, runs.NameOf(execution), 0); err != nil {
 		t.Fatal(err)
 	}
 	return f

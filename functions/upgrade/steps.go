@@ -18,6 +18,7 @@ import (
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/release"
+	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/stackwait"
@@ -42,7 +43,7 @@ func (h *Handler) plan(ctx context.Context, log *slog.Logger, in Input) (PlanRes
 		return PlanResult{}, err
 	}
 	if d.Status == lifecycle.Updating && d.Execution == in.Execution {
-		u, err := s.Store.Upgrade(ctx, d.ID, executionName(in.Execution))
+		u, err := s.Store.Upgrade(ctx, d.ID, runs.NameOf(in.Execution))
 		if err != nil {
 			return PlanResult{}, err
 		}
@@ -81,7 +82,7 @@ func (h *Handler) plan(ctx context.Context, log *slog.Logger, in Input) (PlanRes
 	if len(steps) == 0 {
 		return h.skip(ctx, log, d, in, "nothing due")
 	}
-	u := store.Upgrade{Execution: executionName(in.Execution), Purpose: in.Purpose, Key: in.Key, Steps: steps, StartedAt: clock.Now().UTC()}
+	u := store.Upgrade{Execution: runs.NameOf(in.Execution), Purpose: in.Purpose, Key: in.Key, Steps: steps, StartedAt: clock.Now().UTC()}
 	if in.Closes != "" {
 		closes, err := time.Parse(time.RFC3339, in.Closes)
 		if err != nil {
@@ -117,7 +118,7 @@ func (h *Handler) plan(ctx context.Context, log *slog.Logger, in Input) (PlanRes
 // skip records why an upgrade did nothing (once per execution) and ends it quietly.
 func (h *Handler) skip(ctx context.Context, log *slog.Logger, d store.Deployment, in Input, why string) (PlanResult, error) {
 	err := h.Maintenance.Store.Record(ctx, d.ID, store.Audit{Actor: actor, Action: "upgrade.skipped", Detail: fmt.Sprintf("%s %s: %s", in.Purpose, in.Key, why),
-		EventID: "upgrade-skipped/" + executionName(in.Execution)})
+		EventID: "upgrade-skipped/" + runs.NameOf(in.Execution)})
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return PlanResult{}, err
 	}
@@ -126,7 +127,6 @@ func (h *Handler) skip(ctx context.Context, log *slog.Logger, d store.Deployment
 }
 
 // executionName is the last part of an execution ARN (the name the firing chose).
-func executionName(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
 
 // owned returns the deployment and its upgrade when this execution owns it.
 func (h *Handler) owned(ctx context.Context, in Input, step string) (store.Deployment, store.Upgrade, error) {
@@ -137,7 +137,7 @@ func (h *Handler) owned(ctx context.Context, in Input, step string) (store.Deplo
 	if d.Status != lifecycle.Updating || d.Execution != in.Execution {
 		return d, store.Upgrade{}, &NotOwner{DeploymentID: d.ID, Owner: d.Execution, Step: step}
 	}
-	u, err := h.Maintenance.Store.Upgrade(ctx, d.ID, executionName(in.Execution))
+	u, err := h.Maintenance.Store.Upgrade(ctx, d.ID, runs.NameOf(in.Execution))
 	return d, u, err
 }
 
@@ -382,7 +382,7 @@ func (h *Handler) finish(ctx context.Context, log *slog.Logger, in Input) (Finis
 	if err != nil {
 		return FinishResult{}, err
 	}
-	name := executionName(in.Execution)
+	name := runs.NameOf(in.Execution)
 	if d.Status != lifecycle.Updating && d.Maintenance != nil && d.Maintenance.Last != nil && d.Maintenance.Last.Execution == name {
 		return FinishResult{Status: string(d.Status)}, nil // finished by a previous invocation
 	}
@@ -449,7 +449,7 @@ type FailResult struct {
 
 func (h *Handler) fail(ctx context.Context, log *slog.Logger, in Input) (FailResult, error) {
 	s := h.Maintenance
-	name := executionName(in.Execution)
+	name := runs.NameOf(in.Execution)
 	reason := "unknown error"
 	if in.Error != nil {
 		reason = strings.TrimSpace(in.Error.Error + ": " + in.Error.Cause)

@@ -30,10 +30,22 @@ func Name(workflow, deploymentID string, n int) string {
 
 // Number is N of an execution (name or ARN) named <workflow>-<id>-N.
 func Number(workflow, deploymentID, execution string) (int, bool) {
-	name := execution[strings.LastIndex(execution, ":")+1:]
-	rest, ok := strings.CutPrefix(name, workflow+"-"+deploymentID+"-")
+	rest, ok := strings.CutPrefix(NameOf(execution), workflow+"-"+deploymentID+"-")
 	n, err := strconv.Atoi(rest)
 	return n, ok && err == nil && n > 0
+}
+
+// NameOf is the name of an execution given by ARN (arn:...:execution:<machine>:<name>) or
+// by name.
+func NameOf(execution string) string { return execution[strings.LastIndex(execution, ":")+1:] }
+
+// MachineOf is the state machine of an execution ARN ("" for a bare name).
+func MachineOf(executionArn string) string {
+	i := strings.LastIndex(executionArn, ":")
+	if i < 0 || !strings.Contains(executionArn, ":execution:") {
+		return ""
+	}
+	return strings.Replace(executionArn[:i], ":execution:", ":stateMachine:", 1)
 }
 
 // ExecutionArn is the ARN of an execution of a state machine.

@@ -23,4 +23,10 @@ func TestNamesAndNumbers(t *testing.T) {
 	if got := ExecutionArn("arn:aws:states:r:1:stateMachine:M", "n"); got != "arn:aws:states:r:1:execution:M:n" {
 		t.Fatal(got)
 	}
+	if got := NameOf("arn:aws:states:r:1:execution:M:n"); got != "n" || NameOf("n") != "n" {
+		t.Fatal(got)
+	}
+	if got := MachineOf("arn:aws:states:r:1:execution:M:n"); got != "arn:aws:states:r:1:stateMachine:M" || MachineOf("n") != "" {
+		t.Fatal(got)
+	}
 }

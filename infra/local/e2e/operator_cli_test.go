@@ -47,6 +47,11 @@ func TestByocCLI(t *testing.T) {
 	if code, out, _ := byoc(t, "deployments", "audit", id, "--limit", "3"); code != cli.ExitOK || !strings.Contains(out, "ACTION") || !strings.Contains(out, "more: --next-token") {
 		t.Fatalf("deployments audit: exit %d\n%s", code, out)
 	}
+	// --wait follows a workflow, with progress, to its end.
+	if code, out, errOut := byoc(t, "operation", "provision", "provision-"+id+"-1", "--wait", "-o", "json"); code != cli.ExitOK ||
+		!strings.Contains(errOut, "SUCCEEDED after") || !strings.Contains(out, `"status": "SUCCEEDED"`) {
+		t.Fatalf("operation --wait: exit %d\n%s%s", code, out, errOut)
+	}
 	for _, c := range []struct {
 		args []string
 		code int
