@@ -222,6 +222,70 @@ func TestProxyForwardsAndRejectsBadTarget(t *testing.T) {
 	}
 }
 
+// serverBody is a request body as net/http's server hands it to a handler: the server
+// closes it when the answer's headers go out, and a read after that fails even at its end.
+// Its read past the last byte waits for the answer to begin, as the transport's check for
+// bytes beyond Content-Length sometimes does on a loaded machine.
+type serverBody struct {
+	data  *bytes.Reader
+	began chan struct{}
+}
+
+func (b *serverBody) Read(p []byte) (int, error) {
+	if b.data.Len() == 0 {
+		<-b.began
+		return 0, http.ErrBodyReadAfterClose
+	}
+	return b.data.Read(p)
+}
+
+func (b *serverBody) Close() error { return nil }
+
+// closingWriter closes the request body when the headers go out, as the server does.
+type closingWriter struct {
+	*httptest.ResponseRecorder
+	once  sync.Once
+	began chan struct{}
+}
+
+func (w *closingWriter) WriteHeader(code int) {
+	w.once.Do(func() { close(w.began) })
+	w.ResponseRecorder.WriteHeader(code)
+}
+
+// A request whose body the server closed once the answer began still gets the whole
+// answer: the door forwards a body of its own, so the transport's last read of it cannot
+// fail and cut kumo's connection mid-answer (which the SDK saw as a 200 with a truncated
+// body, "deserialization failed, unexpected EOF", and does not retry).
+func TestProxyAnswerIsWholeWhenTheServerClosesTheRequestBody(t *testing.T) {
+	answer := strings.Repeat("kumo's items ", 1<<19) // 6.5 MB: still being copied when the last read fails
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, r.ContentLength))
+		_, _ = io.WriteString(w, answer)
+	}))
+	defer backend.Close()
+	p, err := Proxy(backend.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := `{"TableName":"byoc-state"}`
+	began := make(chan struct{})
+	r := httptest.NewRequest(http.MethodPost, "/", &serverBody{data: bytes.NewReader([]byte(request)), began: began})
+	r.ContentLength = int64(len(request))
+	w := &closingWriter{ResponseRecorder: httptest.NewRecorder(), began: began}
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("the proxy aborted the answer (%v): the caller would read a truncated body", v)
+			}
+		}()
+		p.ServeHTTP(w, r)
+	}()
+	if w.Code != http.StatusOK || w.Body.String() != answer {
+		t.Fatalf("answer %d of %d bytes, want the whole %d", w.Code, w.Body.Len(), len(answer))
+	}
+}
+
 func TestCredentialScope(t *testing.T) {
 	r := httptest.NewRequest("GET", "/", nil)
 	r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20250101/eu-west-1/sqs/aws4_request, SignedHeaders=host, Signature=x")

@@ -1,9 +1,11 @@
 package frontdoor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -81,13 +83,11 @@ func Proxy(target string) (http.Handler, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	// FlushInterval stays 0 (flush when the answer is complete; ReverseProxy still streams
-	// answers of unknown length at once). With -1 (flush after every write), about one call in
-	// ten thousand under CPU load failed reading a 200 answer with "use of closed network
-	// connection" on the client's side, and the SDK's retry of an applied call ran it twice
-	// (BenchmarkSend in package sqsgate, 5,000 sends per run, 3 busy loops beside it on 2
-	// cores: with -1, 2 of 6 runs failed so; with 0, none of 14). The Runtime API's long
-	// polls answer whole responses, so they need no flushing either (lambdahost's relay
-	// keeps 0 too).
+	// answers of unknown length at once). With -1 (flush after every write) the headers went
+	// out sooner, which made the closed-body race bufferBody removes far more frequent (about
+	// one call in ten thousand under CPU load, BenchmarkSend in package sqsgate). The Runtime
+	// API's long polls answer whole responses, so they need no flushing either (lambdahost's
+	// relay keeps 0 too).
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Context().Err() != nil {
 			return // the client went away (a long poll ended): nothing to answer
@@ -95,5 +95,41 @@ func Proxy(target string) (http.Handler, error) {
 		slog.Warn("front door: the backend did not answer", "method", r.Method, "path", r.URL.Path, "target", r.Header.Get("X-Amz-Target"), "error", err)
 		http.Error(w, "front door: "+err.Error(), http.StatusBadGateway)
 	}
-	return p, nil
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := bufferBody(r); err != nil {
+			http.Error(w, "front door: read the request body: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		p.ServeHTTP(w, r)
+	}), nil
+}
+
+// bufferBody reads the request body into memory before it is forwarded. The server closes
+// a request's body when the answer's headers go out (net/http discards what is left so the
+// connection can be reused), and the transport forwarding the body reads it once more after
+// its Content-Length bytes, to check there is nothing beyond them. When that last read came
+// after kumo's answer was under way (a loaded machine), it failed on the closed body, the
+// transport closed kumo's connection mid-answer, and the caller got a 200 with a truncated
+// body ("deserialization failed, unexpected EOF": the SDK does not retry it). A body of
+// our own is never closed under the transport. The local cloud's bodies are small (AWS
+// caps most requests at a few MB).
+func bufferBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(r.Body)
+	}
+	if err != nil {
+		return err
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
 }
