@@ -22,27 +22,22 @@ import (
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/stackwait"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
 // StepInput is every workflow step's payload (infra/workflows/peering.asl.json).
 type StepInput struct {
-	Step         string       `json:"step"`
-	DeploymentID string       `json:"deploymentId"`
-	Target       string       `json:"target"`    // the peer VPC id, or "privatelink"
-	Execution    string       `json:"execution"` // $$.Execution.Id
-	CommandID    string       `json:"commandId,omitempty"`
-	TaskToken    string       `json:"taskToken,omitempty"`
-	StackID      string       `json:"stackId,omitempty"`
-	Operation    string       `json:"operation,omitempty"`
-	RequestToken string       `json:"requestToken,omitempty"`
-	Error        *CaughtError `json:"error,omitempty"`
-}
-
-// CaughtError is an ASL Catch's error output.
-type CaughtError struct {
-	Error string `json:"Error"`
-	Cause string `json:"Cause"`
+	Step         string          `json:"step"`
+	DeploymentID string          `json:"deploymentId"`
+	Target       string          `json:"target"`    // the peer VPC id, or "privatelink"
+	Execution    string          `json:"execution"` // $$.Execution.Id
+	CommandID    string          `json:"commandId,omitempty"`
+	TaskToken    string          `json:"taskToken,omitempty"`
+	StackID      string          `json:"stackId,omitempty"`
+	Operation    string          `json:"operation,omitempty"`
+	RequestToken string          `json:"requestToken,omitempty"`
+	Error        *steperr.Caught `json:"error,omitempty"`
 }
 
 // Work the prepare step reports.

@@ -16,6 +16,7 @@ import (
 	"github.com/byocloud/byoc/infra/workflows"
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -194,15 +195,15 @@ func TestFailWithAnUnreadableStackStillRecordsTheFailure(t *testing.T) {
 
 func TestParseCaught(t *testing.T) {
 	cases := []struct {
-		in          *CaughtError
+		in          *steperr.Caught
 		name, msg   string
 		stackStatus string
 	}{
 		{nil, "Unknown", "the workflow passed no error", ""},
-		{&CaughtError{Error: "StackFailed", Cause: `{"stackId":"arn","status":"CREATE_FAILED","reason":"boom","outcome":"failed"}`}, "StackFailed", "boom", "CREATE_FAILED"},
-		{&CaughtError{Error: "AccessDenied", Cause: `{"errorMessage":"cannot assume","errorType":"AccessDenied"}`}, "AccessDenied", "cannot assume", ""},
-		{&CaughtError{Error: "States.Timeout", Cause: ""}, "States.Timeout", "States.Timeout", ""},
-		{&CaughtError{Error: "UnexpectedOutcome", Cause: "plain text"}, "UnexpectedOutcome", "plain text", ""},
+		{&steperr.Caught{Error: "StackFailed", Cause: `{"stackId":"arn","status":"CREATE_FAILED","reason":"boom","outcome":"failed"}`}, "StackFailed", "boom", "CREATE_FAILED"},
+		{&steperr.Caught{Error: "AccessDenied", Cause: `{"errorMessage":"cannot assume","errorType":"AccessDenied"}`}, "AccessDenied", "cannot assume", ""},
+		{&steperr.Caught{Error: "States.Timeout", Cause: ""}, "States.Timeout", "States.Timeout", ""},
+		{&steperr.Caught{Error: "UnexpectedOutcome", Cause: "plain text"}, "UnexpectedOutcome", "plain text", ""},
 	}
 	for _, c := range cases {
 		name, msg, r := parseCaught(c.in)
@@ -237,7 +238,7 @@ func run(t *testing.T, f *fixture, outcomes ...string) (ready bool, attempts int
 			must[AwaitResult](t, f, awaitInput(apply, token))
 			desc := f.env.WaitExecution(t, exec)
 			if desc.Status == "FAILED" {
-				caught := CaughtError{Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
+				caught := steperr.Caught{Error: aws.ToString(desc.Error), Cause: aws.ToString(desc.Cause)}
 				failed := must[FailResult](t, f, Input{Step: StepFail, Error: &caught})
 				if !failed.Retry {
 					return false, attempts
@@ -326,7 +327,7 @@ func TestWorkflowAndStepsAgreeOnFieldNames(t *testing.T) {
 		StepPrepare: PrepareResult{}, StepApply: ApplyResult{}, StepPoll: stackevent.Result{},
 		StepRecord: RecordResult{}, StepFail: FailResult{},
 	}
-	inputFields := jsonFields(t, Input{TaskToken: "x", StackID: "x", Operation: "x", RequestToken: "x", Error: &CaughtError{}, Takeover: true, StartedAt: time.Unix(1, 0)})
+	inputFields := jsonFields(t, Input{TaskToken: "x", StackID: "x", Operation: "x", RequestToken: "x", Error: &steperr.Caught{}, Takeover: true, StartedAt: time.Unix(1, 0)})
 	steps := 0
 	for name, s := range m.States {
 		if s.Parameters.Payload == nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"testing"
+
+	"github.com/byocloud/byoc/shared/steperr"
 )
 
 // FuzzParseCaught: whatever a Catch put at $.error, the failure step reads a name and a
@@ -12,7 +14,7 @@ func FuzzParseCaught(f *testing.F) {
 	f.Add("", "")
 	f.Add("NotOwner", "not json")
 	f.Fuzz(func(t *testing.T, name, cause string) {
-		gotName, message, _ := parseCaught(&CaughtError{Error: name, Cause: cause})
+		gotName, message, _ := parseCaught(&steperr.Caught{Error: name, Cause: cause})
 		if gotName == "" || message == "" {
 			t.Fatalf("parseCaught(%q, %q) = %q, %q", name, cause, gotName, message)
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -159,7 +160,7 @@ type Input struct {
 	Operation    string `json:"operation,omitempty"`
 	RequestToken string `json:"requestToken,omitempty"`
 	// Error is what a Catch put at $.error: the error name and its cause.
-	Error *CaughtError `json:"error,omitempty"`
+	Error *steperr.Caught `json:"error,omitempty"`
 	// Takeover (prepare) lets this execution take a deployment another execution is working
 	// on; without it prepare refuses (NotOwner).
 	Takeover bool `json:"takeover,omitempty"`
@@ -172,12 +173,6 @@ type Input struct {
 // attempt with DeadlineExceeded, recorded like any failure; the state machine's own timeout
 // is later (provision.asl.json's TimeoutSeconds) and only a backstop.
 const Deadline = 24 * time.Hour
-
-// CaughtError is an ASL Catch's error output.
-type CaughtError struct {
-	Error string `json:"Error"`
-	Cause string `json:"Cause"`
-}
 
 // Handle dispatches to the step. Errors come back classified (see errors.go).
 func (h *Handler) Handle(ctx context.Context, in Input) (any, error) {

@@ -31,6 +31,7 @@ import (
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -534,13 +535,13 @@ func (f *fixture) createdEarlier(t *testing.T, status string) *fakeStack {
 
 // lambdaCatch is what a Catch puts at $.error for a Lambda function error: the errorType
 // and, as the cause, the function's error payload.
-func lambdaCatch(err error) CaughtError {
+func lambdaCatch(err error) steperr.Caught {
 	cause, _ := json.Marshal(map[string]any{"errorMessage": err.Error(), "errorType": errorType(err), "stackTrace": []string{}})
-	return CaughtError{Error: errorType(err), Cause: string(cause)}
+	return steperr.Caught{Error: errorType(err), Cause: string(cause)}
 }
 
 // taskFailure is what a Catch puts at $.error when stackevents failed the task token.
-func taskFailure(r stackevent.Result) CaughtError {
+func taskFailure(r stackevent.Result) steperr.Caught {
 	cause, _ := json.Marshal(r)
-	return CaughtError{Error: stackevent.ErrorStackFailed, Cause: string(cause)}
+	return steperr.Caught{Error: stackevent.ErrorStackFailed, Cause: string(cause)}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/stackevent"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -28,7 +29,7 @@ func TestASecondExecutionCannotFailTheOwnersDeployment(t *testing.T) {
 	if !errors.As(err, &notOwner) || errorType(err) != "NotOwner" || notOwner.Owner != execution {
 		t.Fatalf("prepare of -2: err = %v (%s), want NotOwner naming -1", err, errorType(err))
 	}
-	fail := must[FailResult](t, f, Input{Step: StepFail, Execution: retryExecution, Error: &CaughtError{Error: "NotOwner", Cause: err.Error()}})
+	fail := must[FailResult](t, f, Input{Step: StepFail, Execution: retryExecution, Error: &steperr.Caught{Error: "NotOwner", Cause: err.Error()}})
 	if fail.Retry {
 		t.Fatal("a refused execution may not retry")
 	}
@@ -83,7 +84,7 @@ func TestTakeoverMovesOwnershipAndTheOldOwnerStops(t *testing.T) {
 	if _, err := step[ApplyResult](t, f, Input{Step: StepApply}); errorType(err) != "NotOwner" {
 		t.Fatalf("apply of the old owner: err = %v, want NotOwner", err)
 	}
-	must[FailResult](t, f, Input{Step: StepFail, Error: &CaughtError{Error: "NotOwner", Cause: "superseded"}})
+	must[FailResult](t, f, Input{Step: StepFail, Error: &steperr.Caught{Error: "NotOwner", Cause: "superseded"}})
 	if d := f.deployment(t); d.Status != lifecycle.Provisioning || d.Execution != retryExecution {
 		t.Fatalf("the old owner's failure changed the deployment: %s owned by %s", d.Status, d.Execution)
 	}
@@ -115,7 +116,7 @@ func TestAnAttemptPastItsDeadlineEndsFailedWithTheReason(t *testing.T) {
 	if _, err := step[ApplyResult](t, f, Input{Step: StepApply, StartedAt: poll.StartedAt}); errorType(err) != "DeadlineExceeded" {
 		t.Fatalf("apply past the deadline: err = %v, want DeadlineExceeded", err)
 	}
-	fail := must[FailResult](t, f, Input{Step: StepFail, Error: &CaughtError{Error: "DeadlineExceeded", Cause: `{"errorMessage":"` + err.Error() + `","errorType":"DeadlineExceeded"}`}})
+	fail := must[FailResult](t, f, Input{Step: StepFail, Error: &steperr.Caught{Error: "DeadlineExceeded", Cause: `{"errorMessage":"` + err.Error() + `","errorType":"DeadlineExceeded"}`}})
 	d := f.deployment(t)
 	if fail.Retry || d.Status != lifecycle.Failed || d.Failure == nil || d.Failure.Status != "DeadlineExceeded" || !strings.Contains(d.Failure.Reason, "did not finish within 24h") {
 		t.Fatalf("deployment %s, failure %+v, retry %v: want failed with the deadline's reason", d.Status, d.Failure, fail.Retry)

@@ -22,6 +22,7 @@ import (
 	"github.com/byocloud/byoc/shared/settings"
 	"github.com/byocloud/byoc/shared/stackevent"
 	"github.com/byocloud/byoc/shared/stackwait"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -472,7 +473,7 @@ func summary(f store.Failure) string {
 
 // parseCaught reads a Catch's error: a SendTaskFailure cause is a stackevent.Result; a Lambda
 // function error's cause is {"errorMessage", "errorType", ...}; anything else is kept as is.
-func parseCaught(c *CaughtError) (name, message string, r stackevent.Result) {
+func parseCaught(c *steperr.Caught) (name, message string, r stackevent.Result) {
 	if c == nil {
 		return "Unknown", "the workflow passed no error", r
 	}

@@ -111,17 +111,11 @@ type StepInput struct {
 	DeleteData bool   `json:"deleteData,omitempty"`
 	Actor      string `json:"actor,omitempty"`
 	// await, poll: the stack being deleted.
-	StackName    string       `json:"stackName,omitempty"`
-	StackID      string       `json:"stackId,omitempty"`
-	RequestToken string       `json:"requestToken,omitempty"`
-	TaskToken    string       `json:"taskToken,omitempty"`
-	Error        *CaughtError `json:"error,omitempty"`
-}
-
-// CaughtError is an ASL Catch's error output.
-type CaughtError struct {
-	Error string `json:"Error"`
-	Cause string `json:"Cause"`
+	StackName    string          `json:"stackName,omitempty"`
+	StackID      string          `json:"stackId,omitempty"`
+	RequestToken string          `json:"requestToken,omitempty"`
+	TaskToken    string          `json:"taskToken,omitempty"`
+	Error        *steperr.Caught `json:"error,omitempty"`
 }
 
 // Steps.
@@ -557,7 +551,7 @@ func (h *Handler) fail(ctx context.Context, in StepInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cause := CaughtError{Error: "Unknown", Cause: "no error given"}
+	cause := steperr.Caught{Error: "Unknown", Cause: "no error given"}
 	if in.Error != nil {
 		cause = *in.Error
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/maintenance"
 	"github.com/byocloud/byoc/shared/servicestate"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 )
 
@@ -96,13 +97,7 @@ type Input struct {
 	// finish: done or wait.
 	Outcome string `json:"outcome,omitempty"`
 	// fail: what a Catch put at $.error.
-	Error *CaughtError `json:"error,omitempty"`
-}
-
-// CaughtError is an ASL Catch's error output.
-type CaughtError struct {
-	Error string `json:"Error"`
-	Cause string `json:"Cause"`
+	Error *steperr.Caught `json:"error,omitempty"`
 }
 
 // Handle dispatches to the step.

@@ -18,6 +18,7 @@ import (
 	"github.com/byocloud/byoc/shared/runs"
 	"github.com/byocloud/byoc/shared/servicestate"
 	"github.com/byocloud/byoc/shared/settings"
+	"github.com/byocloud/byoc/shared/steperr"
 	"github.com/byocloud/byoc/shared/store"
 	"github.com/byocloud/byoc/shared/window"
 )
@@ -127,7 +128,7 @@ func TestAStepThatFitsRuns(t *testing.T) {
 func TestAFailedStepHaltsTheReleaseAndLeavesTheDeploymentReady(t *testing.T) {
 	f := newFixture(t, time.Now().Add(2*time.Hour))
 	for range 2 { // a retried fail records once
-		out := f.step(t, Input{Step: StepFail, Error: &CaughtError{Error: "StackFailed", Cause: "SystemNodeGroup1: Nodegroup version update failed"}}).(FailResult)
+		out := f.step(t, Input{Step: StepFail, Error: &steperr.Caught{Error: "StackFailed", Cause: "SystemNodeGroup1: Nodegroup version update failed"}}).(FailResult)
 		if out.Status != "ready" {
 			t.Fatalf("fail = %+v", out)
 		}
@@ -164,7 +165,7 @@ func TestAFailedStepHaltsTheReleaseAndLeavesTheDeploymentReady(t *testing.T) {
 // halting the release for the fleet.
 func TestAnOutdatedStackFailsWithoutHaltingTheRelease(t *testing.T) {
 	f := newFixture(t, time.Now().Add(2*time.Hour))
-	f.step(t, Input{Step: StepFail, Error: &CaughtError{Error: "TemplateOutdated", Cause: "stack x has no parameter NodeKubernetesVersion"}})
+	f.step(t, Input{Step: StepFail, Error: &steperr.Caught{Error: "TemplateOutdated", Cause: "stack x has no parameter NodeKubernetesVersion"}})
 	d, _ := f.h.Maintenance.Store.Get(ctx, f.id)
 	r, _ := f.h.Maintenance.Store.Release(ctx, f.rel.Release.ID)
 	if d.Status != lifecycle.Ready || d.Maintenance.Last.Outcome != "failed" || r.Halted {

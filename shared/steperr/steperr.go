@@ -2,9 +2,8 @@
 // and Catch: Lambda reports a Go error's type name as its errorType, so each type here is one
 // error name in the ASL. Classify turns what AWS and the store return into them.
 //
-// The teardown, upgrade and peering steps use it (upgrade and peering through aliases beside
-// their own errors); provision still carries copies of its own (same names, so its ASL is
-// unaffected).
+// The teardown steps use it directly; provision, upgrade and peering through aliases beside
+// their own errors.
 package steperr
 
 import (
@@ -62,10 +61,17 @@ func Classify(err error) error {
 		return err
 	case errors.As(err, &blocked):
 		return &StackBlocked{Err: blocked}
-	case cloud.IsAccessDenied(err):
+	case errors.As(err, new(*cloud.AccessDeniedError)), cloud.IsAccessDenied(err):
 		return &AccessDenied{Err: err}
 	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict):
 		return &TransientError{Err: err}
 	}
 	return err
+}
+
+// Caught is what an ASL Catch puts at its ResultPath ($.error): the error's name and its
+// cause. A workflow's failure step reads it to record why.
+type Caught struct {
+	Error string `json:"Error"`
+	Cause string `json:"Cause"`
 }

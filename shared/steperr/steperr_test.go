@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/byocloud/byoc/shared/cloud"
 	"github.com/byocloud/byoc/shared/customerstack"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -22,6 +23,8 @@ func TestClassifyNamesErrorsForTheWorkflow(t *testing.T) {
 		{fmt.Errorf("update: %w", store.ErrConflict), "*steperr.TransientError"},
 		{&smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized"}, "*steperr.AccessDenied"},
 		{fmt.Errorf("describe: %w", &customerstack.BlockedError{}), "*steperr.StackBlocked"},
+		// A withdrawn or mistrusting management role, however STS worded its refusal.
+		{&cloud.AccessDeniedError{RoleARN: "arn:aws:iam::111122223333:role/x", Err: errors.New("no")}, "*steperr.AccessDenied"},
 		{fmt.Errorf("wrapped: %w", named), "*fmt.wrapError"}, // already named: passed through as it is
 		{errors.New("a defect"), "*errors.errorString"},
 	} {
