@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -51,25 +50,18 @@ func listDeployments(h *Handler, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := FleetPage{Deployments: make([]DeploymentSummary, len(page)), NextToken: next}
-	// One health read per deployment on the page, a few at a time.
-	var wg sync.WaitGroup
-	errs := make([]error, len(page))
-	sem := make(chan struct{}, 8)
+	ids := make([]string, len(page))
 	for i, d := range page {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			hl, err := h.Services.DeploymentHealth(c.Context(), d.ID)
-			out.Deployments[i] = DeploymentSummary{Summary: d, Health: hl.Health, HealthReason: hl.Reason}
-			errs[i] = err
-		}()
+		ids[i] = d.ID
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	healths, err := h.Services.DeploymentHealths(c.Context(), ids)
+	if err != nil {
 		return nil, err
+	}
+	out := FleetPage{Deployments: make([]DeploymentSummary, len(page)), NextToken: next}
+	for i, d := range page {
+		hl := healths[d.ID]
+		out.Deployments[i] = DeploymentSummary{Summary: d, Health: hl.Health, HealthReason: hl.Reason}
 	}
 	return out, nil
 }

@@ -483,8 +483,8 @@ func TestFunctionPermissions(t *testing.T) {
 		// The API reads (keys and the fleet index), writes only idempotency records
 		// (dynamodb:LeadingKeys IDEM#*), forwards to the operator functions and starts and
 		// follows the workflows an operator starts.
-		contract.FunctionAPI: slices.Concat(logs(contract.FunctionAPI), with(table, "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"),
-			with(strings.TrimSuffix(table, ">")+">/index/FleetIndex", "dynamodb:GetItem", "dynamodb:Query"),
+		contract.FunctionAPI: slices.Concat(logs(contract.FunctionAPI), with(table, "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+			with(strings.TrimSuffix(table, ">")+">/index/FleetIndex", "dynamodb:Query"),
 			with(functionArn(t, contract.FunctionInvite), "lambda:InvokeFunction"), with(functionArn(t, contract.FunctionMaintenance), "lambda:InvokeFunction"),
 			with(functionArn(t, contract.FunctionReleases), "lambda:InvokeFunction"), with(functionArn(t, contract.FunctionPeering), "lambda:InvokeFunction"),
 			with(machine, "states:StartExecution"), with(commandMachine, "states:StartExecution"), with(teardownMachine, "states:StartExecution"), with(peeringMachine, "states:StartExecution"),

@@ -74,8 +74,10 @@ func (b *controlPlaneBuilder) operatorAPI() {
 		contract.EnvTeardownMachineArn:  b.cp.TeardownMachine.AttrArn(),
 		contract.EnvPeeringMachineArn:   b.cp.PeeringMachine.AttrArn(),
 	}, nil,
-		// Reads: deployments, services, health, audit (keys and the fleet index, never a scan).
-		grant{resources: []string{table, table + "/index/FleetIndex"}, actions: []string{"dynamodb:GetItem", "dynamodb:Query"}},
+		// Reads: deployments, services, health (a fleet page's in one BatchGetItem), audit:
+		// keys and the fleet index, never a scan.
+		grant{resources: []string{table}, actions: []string{"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"}},
+		grant{resources: []string{table + "/index/FleetIndex"}, actions: []string{"dynamodb:Query"}},
 		// Writes: only its idempotency records.
 		grant{resources: []string{table}, actions: []string{"dynamodb:PutItem", "dynamodb:DeleteItem"},
 			conditions: map[string]any{"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": []string{"IDEM#*"}}}},

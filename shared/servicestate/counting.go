@@ -22,7 +22,7 @@ func CountWrites(db DynamoDB) *CountingDB { return &CountingDB{DynamoDB: db} }
 // Writes returns the number of item writes so far.
 func (c *CountingDB) Writes() int64 { return c.writes.Load() }
 
-// Reads returns the number of read requests (GetItem, Query pages) so far.
+// Reads returns the number of read requests (GetItem, BatchGetItem, Query pages) so far.
 func (c *CountingDB) Reads() int64 { return c.reads.Load() }
 
 func (c *CountingDB) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
@@ -53,4 +53,9 @@ func (c *CountingDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o .
 func (c *CountingDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	c.reads.Add(1)
 	return c.DynamoDB.Query(ctx, in, o...)
+}
+
+func (c *CountingDB) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	c.reads.Add(1)
+	return c.DynamoDB.BatchGetItem(ctx, in, o...)
 }

@@ -3,7 +3,6 @@ package servicestate
 import (
 	"context"
 	"fmt"
-	"github.com/byocloud/byoc/shared/store"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/health"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // DeploymentHealth is a deployment's health: the worst of its services'.
@@ -43,6 +43,60 @@ func (r *Repo) DeploymentHealth(ctx context.Context, deploymentID string) (Deplo
 		return DeploymentHealth{}, fmt.Errorf("decode health of %s: %w", deploymentID, err)
 	}
 	return d, nil
+}
+
+// batchGetKeys is BatchGetItem's limit of keys per call.
+const batchGetKeys = 100
+
+// unprocessedRounds bounds the calls that ask again for the keys DynamoDB left unprocessed
+// (it does under throttling), each after a longer pause.
+const unprocessedRounds = 5
+
+// DeploymentHealths returns the stored health of many deployments, keyed by id, in one
+// BatchGetItem per hundred: a page of the fleet costs one read, not one per deployment. A
+// deployment no service has reported for is Unknown, as in DeploymentHealth.
+func (r *Repo) DeploymentHealths(ctx context.Context, ids []string) (map[string]DeploymentHealth, error) {
+	out := make(map[string]DeploymentHealth, len(ids))
+	for _, id := range ids {
+		out[id] = DeploymentHealth{DeploymentID: id, Health: health.Unknown}
+	}
+	for start := 0; start < len(ids); start += batchGetKeys {
+		keys := make([]map[string]types.AttributeValue, 0, batchGetKeys)
+		for _, id := range ids[start:min(start+batchGetKeys, len(ids))] {
+			keys = append(keys, store.Key(store.DeploymentPK(id), skHealth))
+		}
+		request := map[string]types.KeysAndAttributes{r.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
+		pause := 50 * time.Millisecond
+		for round := 0; len(request) > 0; round++ {
+			if round == unprocessedRounds {
+				return nil, fmt.Errorf("read the health of %d deployments: %d keys still unprocessed after %d calls: %w",
+					len(ids), len(request[r.table].Keys), round, ErrConflict)
+			}
+			if round > 0 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(pause):
+				}
+				pause *= 2
+			}
+			got, err := r.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
+			if err != nil {
+				return nil, fmt.Errorf("read the health of %d deployments: %w", len(ids), err)
+			}
+			for _, item := range got.Responses[r.table] {
+				var d DeploymentHealth
+				if err := store.UnmarshalItem(item, &d); err != nil {
+					return nil, fmt.Errorf("decode a deployment's health: %w", err)
+				}
+				if _, asked := out[d.DeploymentID]; asked {
+					out[d.DeploymentID] = d
+				}
+			}
+			request = got.UnprocessedKeys
+		}
+	}
+	return out, nil
 }
 
 // RefreshDeploymentHealth recomputes a deployment's health from its services after cause

@@ -2,6 +2,7 @@ package servicestate
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"testing"
 	"time"
@@ -129,5 +130,48 @@ func TestACutShortStaleRefreshIsFinishedByTheNextSweep(t *testing.T) {
 	}
 	if left, err := f.repo.SilentServices(ctx, cutoff); err != nil || len(left) != 0 {
 		t.Fatalf("after the finished refresh the service is still swept: %v %v", left, err)
+	}
+}
+
+// The fleet's health in bulk: one BatchGetItem per hundred deployments, each stored health
+// as DeploymentHealth reads it, and Unknown for a deployment nothing reported for.
+func TestDeploymentHealthsReadsAHundredAtATime(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.repo.Apply(ctx, report("dep1", "svc-a", 1), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.repo.Apply(ctx, unhealthy(report("dep2", "svc-a", 1)), "m2"); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"dep1", "dep2"}
+	for i := range 148 {
+		ids = append(ids, fmt.Sprintf("quiet%03d", i))
+	}
+	before := f.db.Reads()
+	got, err := f.repo.DeploymentHealths(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reads := f.db.Reads() - before; reads != 2 {
+		t.Errorf("%d reads for 150 deployments, want 2 (a hundred keys a call)", reads)
+	}
+	if len(got) != len(ids) {
+		t.Fatalf("%d healths for %d deployments", len(got), len(ids))
+	}
+	for _, id := range []string{"dep1", "dep2"} {
+		one, err := f.repo.DeploymentHealth(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[id] != one {
+			t.Errorf("%s: bulk read %+v, single read %+v", id, got[id], one)
+		}
+	}
+	if got["dep1"].Health != health.Healthy || got["dep2"].Health != health.Unhealthy {
+		t.Errorf("dep1 %s, dep2 %s: want healthy and unhealthy", got["dep1"].Health, got["dep2"].Health)
+	}
+	if q := got["quiet147"]; q.Health != health.Unknown || q.DeploymentID != "quiet147" {
+		t.Errorf("a deployment nothing reported for: %+v, want unknown", q)
 	}
 }

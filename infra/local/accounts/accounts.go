@@ -17,6 +17,7 @@ package accounts
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
@@ -73,6 +74,7 @@ type session struct {
 	principal Principal
 	expires   time.Time
 	secret    string // what a SigV4 signature is checked with (the local API gateway)
+	token     string // the session token every request of the session must carry
 }
 
 // Accounts holds roles per account and the sessions it issued. Safe for concurrent use.
@@ -186,18 +188,23 @@ func (a *Accounts) principalFor(accessKeyID string) Principal {
 const AdminSecret = "local"
 
 // Secret returns the secret access key an access key id was issued with, and its principal:
-// an account's root key (its 12-digit id, AdminSecret) or a live session's. ok is false for a
-// key the local cloud never issued (AWS: "The security token included in the request is
-// invalid") or an expired session. Only services that check signatures (the local API
-// gateway) ask; the rest of the local cloud trusts the key id, as its docs say.
-func (a *Accounts) Secret(accessKeyID string) (secret string, p Principal, ok bool) {
+// an account's root key (its 12-digit id, AdminSecret) or a live session's. sessionToken is
+// the request's X-Amz-Security-Token. ok is false, as AWS answers "The security token
+// included in the request is invalid", for a key the local cloud never issued, an expired
+// session, a session key without its own token, and a root key with a token. Only services
+// that check signatures (the local API gateway) ask; the rest of the local cloud trusts the
+// key id, as its docs say.
+func (a *Accounts) Secret(accessKeyID, sessionToken string) (secret string, p Principal, ok bool) {
 	if accountIDPattern.MatchString(accessKeyID) {
+		if sessionToken != "" {
+			return "", Principal{}, false
+		}
 		return AdminSecret, RootPrincipal(accessKeyID), true
 	}
 	a.mu.RLock()
 	s, found := a.sessions[accessKeyID]
 	a.mu.RUnlock()
-	if !found || !a.now().Before(s.expires) {
+	if !found || !a.now().Before(s.expires) || subtle.ConstantTimeCompare([]byte(sessionToken), []byte(s.token)) != 1 {
 		return "", Principal{}, false
 	}
 	return s.secret, s.principal, true
@@ -262,13 +269,14 @@ func (a *Accounts) issue(account, roleArn, roleName, sessionName, origin string,
 	expires := a.now().Add(lifetime).UTC().Truncate(time.Second)
 	key := "ASIA" + randomBase32(16)
 	secret := base64.StdEncoding.EncodeToString(randomBytes(30))
+	token := "IQoJb3JpZ2luX2VjE" + base64.StdEncoding.EncodeToString(randomBytes(96))
 	a.mu.Lock()
-	a.sessions[key] = session{principal: p, expires: expires, secret: secret}
+	a.sessions[key] = session{principal: p, expires: expires, secret: secret, token: token}
 	a.mu.Unlock()
 	return aws.Credentials{
 		AccessKeyID:     key,
 		SecretAccessKey: secret,
-		SessionToken:    "IQoJb3JpZ2luX2VjE" + base64.StdEncoding.EncodeToString(randomBytes(96)),
+		SessionToken:    token,
 		Source:          "byoc-local",
 		CanExpire:       true,
 		Expires:         expires,

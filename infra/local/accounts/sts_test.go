@@ -338,3 +338,34 @@ func TestSigningScope(t *testing.T) {
 		t.Errorf("header scope = %+v, %v", s, ok)
 	}
 }
+
+// A signature checker gets a key's secret only with the request's token as AWS demands it:
+// a session key with its own token, a root key with none.
+func TestSecretNeedsTheSessionsOwnToken(t *testing.T) {
+	a := New()
+	creds, err := a.FunctionCredentials(provisionerRole, "provision", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret, p, ok := a.Secret(creds.AccessKeyID, creds.SessionToken); !ok || secret != creds.SecretAccessKey || p.RoleArn != provisionerRole {
+		t.Fatalf("the session's own token: %q %+v %v, want its secret and role", secret, p, ok)
+	}
+	other, err := a.FunctionCredentials(provisionerRole, "other", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]string{"no token": "", "another session's token": other.SessionToken, "a forged token": creds.SessionToken + "x"} {
+		if _, _, ok := a.Secret(creds.AccessKeyID, token); ok {
+			t.Errorf("session key with %s: accepted, want the token refused", name)
+		}
+	}
+	if _, _, ok := a.Secret(customer, ""); !ok {
+		t.Error("an account's root key without a token: refused")
+	}
+	if _, _, ok := a.Secret(customer, creds.SessionToken); ok {
+		t.Error("an account's root key with a session token: accepted")
+	}
+	if _, _, ok := a.Secret("AKIAIOSFODNN7EXAMPLE", ""); ok {
+		t.Error("a key the cloud never issued: accepted")
+	}
+}

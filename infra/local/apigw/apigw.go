@@ -172,7 +172,7 @@ func (g *Gateway) authenticate(r *http.Request, body []byte) (accounts.Principal
 	if len(scope) != 5 || scope[3] != "execute-api" || scope[4] != "aws4_request" || fields["Signature"] == "" || fields["SignedHeaders"] == "" {
 		return accounts.Principal{}, http.StatusForbidden, "Authorization header requires 'Credential', 'Signature' and 'SignedHeaders' for execute-api."
 	}
-	secret, p, ok := g.cfg.Accounts.Secret(scope[0])
+	secret, p, ok := g.cfg.Accounts.Secret(scope[0], r.Header.Get("X-Amz-Security-Token"))
 	if !ok {
 		return accounts.Principal{}, http.StatusForbidden, "The security token included in the request is invalid."
 	}

@@ -271,6 +271,14 @@ func TestOperatorAPIRefusesUnsignedWrongAndForeignCallers(t *testing.T) {
 	wrong.SecretAccessKey = "not-the-secret"
 	unknown := aws.Credentials{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", SecretAccessKey: "x"}
 	customer := accounts.AdminCredentials("123456789013")
+	// A session's key signed without its token, or with a token of its own making.
+	session, err := shared.cloud.Accounts.FunctionCredentials("arn:aws:iam::"+localcloud.VendorAccount+":role/operator", "operator", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenless, forged := session, session
+	tokenless.SessionToken = ""
+	forged.SessionToken = "IQoJb3JpZ2luX2VjEforged"
 	cases := []struct {
 		name  string
 		creds *aws.Credentials
@@ -280,6 +288,8 @@ func TestOperatorAPIRefusesUnsignedWrongAndForeignCallers(t *testing.T) {
 		{"unsigned", nil, time.Now(), "Missing Authentication Token"},
 		{"wrong secret", &wrong, time.Now(), "signature we calculated does not match"},
 		{"unknown key", &unknown, time.Now(), "security token included in the request is invalid"},
+		{"session key without its token", &tokenless, time.Now(), "security token included in the request is invalid"},
+		{"session key with a forged token", &forged, time.Now(), "security token included in the request is invalid"},
 		{"expired", &vendor, time.Now().Add(-20 * time.Minute), "Signature expired"},
 		{"another account", &customer, time.Now(), "is not authorized to perform: execute-api:Invoke"},
 	}
