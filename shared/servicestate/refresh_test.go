@@ -2,8 +2,8 @@ package servicestate
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
