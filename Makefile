@@ -52,9 +52,9 @@ test: build synth ## run every test (unit, CDK assertions + cdk-nag, local-cloud
 	$(GO) vet ./...
 	@# The output is kept in build/test.log; on a failure its failing tests and their messages
 	@# are repeated last, where a CI log's tail shows them.
-	set -o pipefail; BYOC_LOCAL_FUNCTIONS=$(CURDIR)/build/local $(GO) test -count=1 -timeout 30m ./... 2>&1 | tee build/test.log || { \
+	set -o pipefail; BYOC_LOCAL_FUNCTIONS=$(CURDIR)/build/local $(GO) test -count=1 -timeout 30m ./... 2>&1 | tee build/test.log || { rc=$$?; \
 	  echo "== failed (the whole output is in build/test.log):"; \
-	  grep -E -- '--- FAIL|^FAIL|^panic|^[[:space:]]+[[:alnum:]_]+_test\.go:[0-9]+: ' build/test.log | cut -c1-500 | head -80; exit 1; }
+	  grep -E -- '--- FAIL|^FAIL|^panic|^[[:space:]]+[[:alnum:]_]+_test\.go:[0-9]+: |^[^[:space:]]+\.go:[0-9]+:[0-9]+: ' build/test.log | cut -c1-500 | head -80; exit $$rc; }
 	@$(MAKE) --no-print-directory fuzz FUZZ="$(QUICK_FUZZ)" FUZZTIME=3s
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s): make fuzz FUZZTIME=5m

@@ -66,6 +66,24 @@ func listDeployments(h *Handler, c *call) (any, error) {
 	return out, nil
 }
 
+// FleetCounts is the whole fleet counted by status (the list shows a page at a time).
+type FleetCounts struct {
+	Total    int                      `json:"total"`
+	ByStatus map[lifecycle.Status]int `json:"byStatus"`
+}
+
+func fleetCounts(h *Handler, c *call) (any, error) {
+	counts, err := h.Store.FleetCounts(c.Context())
+	if err != nil {
+		return nil, err
+	}
+	out := FleetCounts{ByStatus: counts}
+	for _, n := range counts {
+		out.Total += n
+	}
+	return out, nil
+}
+
 func limitOf(s string) (int, error) {
 	if s == "" {
 		return store.DefaultPage, nil

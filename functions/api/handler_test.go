@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,9 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/smithy-go"
+
+	"github.com/byocloud/byoc/shared/servicestate"
 )
 
 // fakeLambda records the payloads forwarded to the operator functions and answers as told.
@@ -104,6 +110,23 @@ func TestFunctionErrorsBecomeStatuses(t *testing.T) {
 		status, doc := serve(t, h, http.MethodGet, "/v1/releases", "")
 		if status != want || !strings.Contains(doc["error"].(string), "the reason") {
 			t.Errorf("%s: %d %v, want %d with the function's message", errorType, status, doc, want)
+		}
+	}
+}
+
+// The API's own AWS calls: throttled beyond the SDK's retries is 503 (retry shortly), a
+// defect is 500; both say what failed.
+func TestThrottledReadsAre503(t *testing.T) {
+	h := handler(&fakeLambda{})
+	c := &call{Request: httptest.NewRequest(http.MethodGet, "/v1/deployments", nil)}
+	for err, want := range map[error]int{
+		fmt.Errorf("read: %w", servicestate.ErrUnprocessed):                                              503,
+		fmt.Errorf("query: %w", &smithy.GenericAPIError{Code: "ProvisionedThroughputExceededException"}): 503,
+		errors.New("decode: a defect"):                                                                   500,
+	} {
+		status, doc := h.run(c, route{run: func(*Handler, *call) (any, error) { return nil, err }})
+		if ae, ok := doc.(*apiError); status != want || !ok || !strings.Contains(ae.Message, err.Error()) {
+			t.Errorf("%v: %d %+v, want %d naming the error", err, status, doc, want)
 		}
 	}
 }

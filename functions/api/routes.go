@@ -27,6 +27,7 @@ var routes = []route{
 	{"POST /v1/invitations", forward(targetInvite, "", nil, inviteFields...), "invite a customer: the bootstrap stack to apply"},
 
 	{"GET /v1/deployments", listDeployments, "the fleet, a page at a time (?status=&limit=&nextToken=)"},
+	{"GET /v1/fleet", fleetCounts, "how many deployments are in each status, over the whole fleet"},
 	{"GET /v1/deployments/{id}", getDeployment, "a deployment: settings, status, versions, outputs, health, window, peerings"},
 	{"DELETE /v1/deployments/{id}", deleteDeployment, "tear a deployment down (body: force, deleteData)"},
 	{"POST /v1/deployments/{id}/retry", retryProvisioning, "retry a failed provisioning"},

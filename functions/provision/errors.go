@@ -70,6 +70,9 @@ func classify(err error) error {
 	case errors.As(err, new(*InvalidState)), errors.As(err, new(*InvalidOutputs)), errors.As(err, new(*NotOwner)),
 		errors.As(err, new(*DeadlineExceeded)):
 		return err
+	case errors.As(err, new(*TransientError)), errors.As(err, new(*AccessDenied)), errors.As(err, new(*StackFailed)),
+		errors.As(err, new(*StackBlocked)), errors.As(err, new(*InvalidInput)):
+		return err // already named: never named twice
 	case queueDeletedRecently(err), errors.As(err, new(*cfntypes.AlreadyExistsException)):
 		// AlreadyExists that cannot be found: a create racing a delete; look again.
 		return &TransientError{Err: err}

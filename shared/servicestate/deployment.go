@@ -57,9 +57,14 @@ const unprocessedRounds = 5
 // deployment no service has reported for is Unknown, as in DeploymentHealth.
 func (r *Repo) DeploymentHealths(ctx context.Context, ids []string) (map[string]DeploymentHealth, error) {
 	out := make(map[string]DeploymentHealth, len(ids))
+	unique := make([]string, 0, len(ids)) // BatchGetItem refuses a key asked twice
 	for _, id := range ids {
-		out[id] = DeploymentHealth{DeploymentID: id, Health: health.Unknown}
+		if _, dup := out[id]; !dup {
+			out[id] = DeploymentHealth{DeploymentID: id, Health: health.Unknown}
+			unique = append(unique, id)
+		}
 	}
+	ids = unique
 	for start := 0; start < len(ids); start += batchGetKeys {
 		keys := make([]map[string]types.AttributeValue, 0, batchGetKeys)
 		for _, id := range ids[start:min(start+batchGetKeys, len(ids))] {
@@ -69,8 +74,8 @@ func (r *Repo) DeploymentHealths(ctx context.Context, ids []string) (map[string]
 		pause := 50 * time.Millisecond
 		for round := 0; len(request) > 0; round++ {
 			if round == unprocessedRounds {
-				return nil, fmt.Errorf("read the health of %d deployments: %d keys still unprocessed after %d calls: %w",
-					len(ids), len(request[r.table].Keys), round, ErrConflict)
+				return nil, fmt.Errorf("read the health of %d deployments: %d keys after %d calls: %w",
+					len(ids), len(request[r.table].Keys), round, ErrUnprocessed)
 			}
 			if round > 0 {
 				select {

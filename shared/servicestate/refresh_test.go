@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/health"
 	"github.com/byocloud/byoc/shared/statemsg"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // dyingDB lets `calls` writes through, then fails every call: the process died there.
@@ -173,5 +175,53 @@ func TestDeploymentHealthsReadsAHundredAtATime(t *testing.T) {
 	}
 	if q := got["quiet147"]; q.Health != health.Unknown || q.DeploymentID != "quiet147" {
 		t.Errorf("a deployment nothing reported for: %+v, want unknown", q)
+	}
+}
+
+// unprocessing leaves the first `times` BatchGetItem calls' keys unprocessed, as DynamoDB
+// does when throttled, and refuses a call that asks a key twice, as DynamoDB does.
+type unprocessing struct {
+	DynamoDB
+	times, calls int
+}
+
+func (u *unprocessing) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	u.calls++
+	for _, ka := range in.RequestItems {
+		seen := map[string]bool{}
+		for _, k := range ka.Keys {
+			pk := k[store.AttrPK].(*types.AttributeValueMemberS).Value
+			if seen[pk] {
+				return nil, errors.New("ValidationException: Provided list of item keys contains duplicates")
+			}
+			seen[pk] = true
+		}
+	}
+	if u.calls <= u.times {
+		return &dynamodb.BatchGetItemOutput{UnprocessedKeys: in.RequestItems}, nil
+	}
+	return u.DynamoDB.BatchGetItem(ctx, in, o...)
+}
+
+// Keys DynamoDB leaves unprocessed are asked again until read, a bounded number of times;
+// a deployment named twice is asked once.
+func TestDeploymentHealthsAsksAgainForUnprocessedKeys(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.repo.Apply(ctx, report("dep1", "svc-a", 1), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	throttled := &unprocessing{DynamoDB: f.db, times: 2}
+	repo := New(throttled, f.table)
+	got, err := repo.DeploymentHealths(ctx, []string{"dep1", "dep2", "dep1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if throttled.calls != 3 || got["dep1"].Health != health.Healthy || got["dep2"].Health != health.Unknown || len(got) != 2 {
+		t.Fatalf("%d calls, %+v: want 3 calls (two unprocessed), dep1 healthy, dep2 unknown", throttled.calls, got)
+	}
+	never := &unprocessing{DynamoDB: f.db, times: 1 << 30}
+	if _, err := New(never, f.table).DeploymentHealths(ctx, []string{"dep1"}); !errors.Is(err, ErrUnprocessed) || never.calls != unprocessedRounds {
+		t.Fatalf("always unprocessed: %v after %d calls, want ErrUnprocessed after %d", err, never.calls, unprocessedRounds)
 	}
 }

@@ -42,6 +42,9 @@ import (
 var (
 	ErrNotFound = store.ErrNotFound
 	ErrConflict = store.ErrConflict
+	// ErrUnprocessed is a batch read DynamoDB kept leaving unprocessed (it does when
+	// throttled): worth retrying later.
+	ErrUnprocessed = errors.New("DynamoDB left keys unprocessed (throttled)")
 )
 
 // Table layout. PK, SK and the TTL attribute are the control-plane table's (package store); the sweep

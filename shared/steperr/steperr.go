@@ -61,7 +61,7 @@ func Classify(err error) error {
 		return err
 	case errors.As(err, &blocked):
 		return &StackBlocked{Err: blocked}
-	case errors.As(err, new(*cloud.AccessDeniedError)), cloud.IsAccessDenied(err):
+	case cloud.IsAccessDenied(err): // cloud.AccessDeniedError too: it wraps STS's AccessDenied
 		return &AccessDenied{Err: err}
 	case cloud.IsTransient(err), errors.Is(err, store.ErrConflict):
 		return &TransientError{Err: err}

@@ -23,8 +23,8 @@ func TestClassifyNamesErrorsForTheWorkflow(t *testing.T) {
 		{fmt.Errorf("update: %w", store.ErrConflict), "*steperr.TransientError"},
 		{&smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized"}, "*steperr.AccessDenied"},
 		{fmt.Errorf("describe: %w", &customerstack.BlockedError{}), "*steperr.StackBlocked"},
-		// A withdrawn or mistrusting management role, however STS worded its refusal.
-		{&cloud.AccessDeniedError{RoleARN: "arn:aws:iam::111122223333:role/x", Err: errors.New("no")}, "*steperr.AccessDenied"},
+		// A withdrawn or mistrusting management role, as cloud.AssumeRole reports it.
+		{&cloud.AccessDeniedError{RoleARN: "arn:aws:iam::111122223333:role/x", Err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "not authorized"}}, "*steperr.AccessDenied"},
 		{fmt.Errorf("wrapped: %w", named), "*fmt.wrapError"}, // already named: passed through as it is
 		{errors.New("a defect"), "*errors.errorString"},
 	} {

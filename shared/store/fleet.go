@@ -135,6 +135,39 @@ func (s *Store) Fleet(ctx context.Context, q FleetQuery) ([]Summary, string, err
 	return page, next, nil
 }
 
+// FleetCounts counts the deployments of each status, every status present (0 when none):
+// one COUNT query per status on the fleet index. No item comes back, though DynamoDB still
+// reads (and bills) the index entries it counts: for 10,000 deployments, a few hundred KB.
+func (s *Store) FleetCounts(ctx context.Context) (map[lifecycle.Status]int, error) {
+	counts := make(map[lifecycle.Status]int, len(lifecycle.All()))
+	for _, status := range lifecycle.All() {
+		in := &dynamodb.QueryInput{
+			TableName:                aws.String(s.table),
+			IndexName:                aws.String(FleetIndex),
+			KeyConditionExpression:   aws.String("#pk = :pk AND begins_with(#sk, :status)"),
+			ExpressionAttributeNames: map[string]string{"#pk": AttrFleetPK, "#sk": AttrFleetSK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk":     &types.AttributeValueMemberS{Value: fleetAll},
+				":status": &types.AttributeValueMemberS{Value: string(status) + "#"},
+			},
+			Select: types.SelectCount,
+		}
+		counts[status] = 0
+		for {
+			out, err := s.db.Query(ctx, in)
+			if err != nil {
+				return nil, fmt.Errorf("count %s deployments: %w", status, err)
+			}
+			counts[status] += int(out.Count)
+			if len(out.LastEvaluatedKey) == 0 {
+				break
+			}
+			in.ExclusiveStartKey = out.LastEvaluatedKey
+		}
+	}
+	return counts, nil
+}
+
 func encodeFleetToken(t fleetToken) string {
 	b, _ := json.Marshal(t)
 	return base64.RawURLEncoding.EncodeToString(b)

@@ -77,6 +77,14 @@ func TestFleetPagesThroughEveryDeploymentOnce(t *testing.T) {
 			t.Fatalf("status filter listed %s %s", d.ID, d.Status)
 		}
 	}
+	// The counts are the whole fleet's, every status present.
+	counts, err := s.FleetCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts[lifecycle.Provisioning] != 8 || counts[lifecycle.Invited] != n-8 || len(counts) != len(lifecycle.All()) || counts[lifecycle.Ready] != 0 {
+		t.Fatalf("counts %v, want 8 provisioning, %d invited, every status present", counts, n-8)
+	}
 }
 
 func TestFleetRefusesForeignTokensAndBadLimits(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +120,33 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	if shown := text("#error"); !strings.Contains(shown, "only a failed provisioning is retried") {
 		t.Fatalf("the error shown is %q, want the API's 409 and its reason", shown)
+	}
+
+	// A fleet longer than a page: the counts are the whole fleet's, and the pages follow each
+	// other without a deployment shown twice.
+	seedDeleted(t, 101)
+	firstRow := `#fleet tbody tr:first-child`
+	filter := `const f = document.getElementById("filter"); f.value = "deleted"; f.dispatchEvent(new Event("change")); void 0;`
+	if err := chromedp.Do(step, chromedp.Navigate(base+"/#/"), chromedp.WaitVisible(chromedp.CSS(`#filter`)),
+		chromedp.Evaluate[chromedp.Void](filter), waitText(firstRow, "deleted"), chromedp.WaitVisible(chromedp.CSS(`#next`))); err != nil {
+		t.Fatalf("the deleted deployments' first page: %v", err)
+	}
+	deleted := regexp.MustCompile(`^(\d+)deleted$`).FindStringSubmatch(text(`#counts [data-status="deleted"]`))
+	if n, _ := strconv.Atoi(append(deleted, "", "")[1]); n < 101 {
+		t.Fatalf("the deleted count is %q, want the whole fleet's (at least 101)", deleted)
+	}
+	first := text(firstRow)
+	if err := chromedp.Do(step, chromedp.Click(chromedp.CSS(`#next`)), waitText(`#pages`, "page 2"), chromedp.WaitVisible(chromedp.CSS(`#previous`))); err != nil {
+		t.Fatalf("the next page: %v", err)
+	}
+	if second := text(firstRow); second == first || !strings.Contains(second, "deleted") {
+		t.Fatalf("page 2 starts with %q, page 1 with %q: want another deleted deployment", second, first)
+	}
+	if err := chromedp.Do(step, chromedp.Click(chromedp.CSS(`#previous`)), waitText(`#pages`, "page 1")); err != nil {
+		t.Fatalf("back to the first page: %v", err)
+	}
+	if again := text(firstRow); again != first {
+		t.Fatalf("back on page 1, the first row is %q, was %q", again, first)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ func TestByocCLI(t *testing.T) {
 	}
 	if code, out, _ := byoc(t, "deployments", "list", "--status", "ready", "--limit", "100"); code != cli.ExitOK || !strings.Contains(out, id) || !strings.HasPrefix(out, "ID") {
 		t.Fatalf("deployments list: exit %d\n%s", code, out)
+	}
+	if code, out, _ := byoc(t, "deployments", "count"); code != cli.ExitOK || !strings.HasPrefix(out, "STATUS") || !regexp.MustCompile(`(?m)^ready +[1-9]`).MatchString(out) || !strings.Contains(out, "total") {
+		t.Fatalf("deployments count: exit %d\n%s", code, out)
 	}
 	if code, out, _ := byoc(t, "deployments", "audit", id, "--limit", "3"); code != cli.ExitOK || !strings.Contains(out, "ACTION") || !strings.Contains(out, "more: --next-token") {
 		t.Fatalf("deployments audit: exit %d\n%s", code, out)

@@ -415,21 +415,7 @@ func TestOperatorAPIIdempotencyKeys(t *testing.T) {
 // The fleet list pages through 250 deployments (and whatever else the cloud holds) with
 // nextToken: every one listed once, a status filter lists only its status.
 func TestFleetPaginationOver250Deployments(t *testing.T) {
-	st := operatorStore()
-	mine := map[string]bool{}
-	stamp := time.Now().UnixNano() % 1e6
-	for i := range 250 {
-		id := fmt.Sprintf("fleet%06d%04d", stamp, i)
-		// Deleted: on no sweep's list (an invited one would be reported stalled once a later
-		// test's clock jump passes a day).
-		d := store.Deployment{ID: id, Status: lifecycle.Deleted, ExternalID: strings.Repeat("f", 40), StackName: "x",
-			Settings: settings.Settings{CustomerID: "fleet", AccountID: fmt.Sprintf("6%05d%06d", stamp%1e5, i), Region: "eu-west-1",
-				VPCCIDR: "10.0.0.0/16", ZoneIDs: []string{"euw1-az1", "euw1-az2", "euw1-az3"}, ResourcePrefix: "clickhouse-cloud"}}
-		if _, err := st.Create(context.Background(), d, store.Audit{Actor: "test", Action: "fleet"}); err != nil {
-			t.Fatal(err)
-		}
-		mine[id] = true
-	}
+	mine := seedDeleted(t, 250)
 	for _, status := range []string{"", "deleted"} {
 		seen := map[string]int{}
 		pages, token := 0, ""
@@ -477,6 +463,45 @@ func TestFleetPaginationOver250Deployments(t *testing.T) {
 			t.Fatalf("status %q: %d pages for at least 250 deployments at 100 a page", status, pages)
 		}
 	}
+	// The counts are the whole fleet's, not a page's. (Other tests' deployments count too,
+	// and one may be deleted meanwhile: at least these 250, and the total their sum.)
+	r := apiCall(t, http.MethodGet, "/v1/fleet", nil, "")
+	wantStatus(t, r, http.StatusOK, "")
+	var counts struct {
+		Total    int
+		ByStatus map[string]int
+	}
+	if err := json.Unmarshal(r.Result, &counts); err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, n := range counts.ByStatus {
+		sum += n
+	}
+	if counts.ByStatus["deleted"] < len(mine) || counts.Total != sum || len(counts.ByStatus) != len(lifecycle.All()) {
+		t.Fatalf("fleet counts %+v: want at least %d deleted, every status, the total their sum", counts, len(mine))
+	}
+}
+
+// seedDeleted writes n deleted deployments straight into the store, for lists longer than a
+// page. Deleted: on no sweep's list (an invited one would be reported stalled once a later
+// test's clock jump passes a day).
+func seedDeleted(t *testing.T, n int) map[string]bool {
+	t.Helper()
+	st := operatorStore()
+	ids := map[string]bool{}
+	stamp := time.Now().UnixNano() % 1e6
+	for i := range n {
+		id := fmt.Sprintf("fleet%06d%04d", stamp, i)
+		d := store.Deployment{ID: id, Status: lifecycle.Deleted, ExternalID: strings.Repeat("f", 40), StackName: "x",
+			Settings: settings.Settings{CustomerID: "fleet", AccountID: fmt.Sprintf("6%05d%06d", stamp%1e5, i), Region: "eu-west-1",
+				VPCCIDR: "10.0.0.0/16", ZoneIDs: []string{"euw1-az1", "euw1-az2", "euw1-az3"}, ResourcePrefix: "clickhouse-cloud"}}
+		if _, err := st.Create(context.Background(), d, store.Audit{Actor: "test", Action: "fleet"}); err != nil {
+			t.Fatal(err)
+		}
+		ids[id] = true
+	}
+	return ids
 }
 
 // The workflow checks again what the API checked: a teardown started while services run (a

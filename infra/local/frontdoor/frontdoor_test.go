@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -273,16 +274,52 @@ func TestProxyAnswerIsWholeWhenTheServerClosesTheRequestBody(t *testing.T) {
 	r := httptest.NewRequest(http.MethodPost, "/", &serverBody{data: bytes.NewReader([]byte(request)), began: began})
 	r.ContentLength = int64(len(request))
 	w := &closingWriter{ResponseRecorder: httptest.NewRecorder(), began: began}
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				t.Fatalf("the proxy aborted the answer (%v): the caller would read a truncated body", v)
-			}
-		}()
-		p.ServeHTTP(w, r)
-	}()
+	p.ServeHTTP(w, r)
 	if w.Code != http.StatusOK || w.Body.String() != answer {
 		t.Fatalf("answer %d of %d bytes, want the whole %d", w.Code, w.Body.Len(), len(answer))
+	}
+}
+
+// zeros is an endless body.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A body larger than the door holds is refused before it reaches kumo, whatever its claimed
+// length; a chunked one within the limit is forwarded with its length.
+func TestProxyBodyLimitAndLength(t *testing.T) {
+	var seen []string
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		seen = append(seen, fmt.Sprintf("%d %v %d", r.ContentLength, r.TransferEncoding, len(body)))
+	}))
+	defer backend.Close()
+	p, err := Proxy(backend.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(p)
+	defer front.Close()
+	for _, length := range []int64{maxBody + 1, -1} { // declared, and chunked
+		huge, _ := http.NewRequest(http.MethodPost, front.URL, io.LimitReader(zeros{}, maxBody+1))
+		huge.ContentLength = length
+		resp, err := http.DefaultClient.Do(huge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || len(seen) != 0 {
+			t.Fatalf("a body over the limit (length %d): %d, kumo saw %v; want 413 and nothing forwarded", length, resp.StatusCode, seen)
+		}
+	}
+	chunked, _ := http.NewRequest(http.MethodPost, front.URL, io.LimitReader(zeros{}, 5000)) // no length: sent chunked
+	resp, err := http.DefaultClient.Do(chunked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if len(seen) != 1 || seen[0] != "5000 [] 5000" {
+		t.Fatalf("kumo saw %v, want the body with its length (5000 [] 5000)", seen)
 	}
 }
 

@@ -96,13 +96,21 @@ func Proxy(target string) (http.Handler, error) {
 		http.Error(w, "front door: "+err.Error(), http.StatusBadGateway)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := bufferBody(r); err != nil {
-			http.Error(w, "front door: read the request body: "+err.Error(), http.StatusBadRequest)
+		if err := bufferBody(w, r); err != nil {
+			status := http.StatusBadRequest
+			if errors.As(err, new(*http.MaxBytesError)) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			http.Error(w, "front door: read the request body: "+err.Error(), status)
 			return
 		}
 		p.ServeHTTP(w, r)
 	}), nil
 }
+
+// maxBody bounds a request body the door holds in memory: more than any AWS API the local
+// cloud serves accepts in one request.
+const maxBody = 64 << 20
 
 // bufferBody reads the request body into memory before it is forwarded. The server closes
 // a request's body when the answer's headers go out (net/http discards what is left so the
@@ -111,25 +119,32 @@ func Proxy(target string) (http.Handler, error) {
 // after kumo's answer was under way (a loaded machine), it failed on the closed body, the
 // transport closed kumo's connection mid-answer, and the caller got a 200 with a truncated
 // body ("deserialization failed, unexpected EOF": the SDK does not retry it). A body of
-// our own is never closed under the transport. The local cloud's bodies are small (AWS
-// caps most requests at a few MB).
-func bufferBody(r *http.Request) error {
+// our own is never closed under the transport. A body beyond maxBody is refused (413), so a
+// claimed Content-Length cannot make the door allocate more.
+func bufferBody(w http.ResponseWriter, r *http.Request) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
 	var body []byte
-	var err error
-	if r.ContentLength > 0 {
+	switch {
+	case r.ContentLength > maxBody:
+		return &http.MaxBytesError{Limit: maxBody}
+	case r.ContentLength > 0:
+		// Exactly the declared bytes: the server's body ends there.
 		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, body)
-	} else {
-		body, err = io.ReadAll(r.Body)
-	}
-	if err != nil {
-		return err
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return err
+		}
+	default: // chunked: read to its end, within the limit
+		var buf bytes.Buffer
+		if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, maxBody)); err != nil {
+			return err
+		}
+		body = buf.Bytes()
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil // forwarded with its length, not chunked
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/byocloud/byoc/infra/operator/apiclient"
+	"github.com/byocloud/byoc/shared/lifecycle"
 )
 
 // field is a flag that becomes a body field (or a query parameter of a GET).
@@ -41,6 +42,7 @@ func groups() map[string][]endpoint {
 				fields: []field{{flag: "status", name: "status", help: "only this status (invited, provisioning, ready, failed, updating, deleting, deleted)"},
 					{flag: "limit", name: "limit", kind: "int", help: "deployments per page (1-100)"}, {flag: "next-token", name: "nextToken", help: "the page after this token"}},
 				table: fleetTable},
+			{use: "count", short: "Count the whole fleet by status", method: "GET", path: "/v1/fleet", table: countsTable},
 			{use: "get", short: "Show a deployment", method: "GET", path: "/v1/deployments/{id}", table: deploymentTable},
 			{use: "delete", short: "Tear a deployment down (its services must be terminated, or --force)", method: "DELETE", path: "/v1/deployments/{id}", wait: true,
 				fields: []field{{flag: "force", name: "force", kind: "bool", help: "tear down although services still run"},
@@ -105,7 +107,7 @@ func groups() map[string][]endpoint {
 func commands(g *globals) []*cobra.Command {
 	var out []*cobra.Command
 	shorts := map[string]string{
-		"deployments": "Deployments: list, show, delete (teardown), retry, audit",
+		"deployments": "Deployments: list, count, show, delete (teardown), retry, audit",
 		"services":    "A deployment's services: list, show, start, stop, idle, terminate, scale, backup, access list",
 		"maintenance": "A deployment's maintenance window",
 		"releases":    "The release catalogue",
@@ -444,6 +446,23 @@ func fleetTable(raw json.RawMessage, w io.Writer) error {
 		fmt.Fprintf(w, "more: --next-token %s\n", page.NextToken)
 	}
 	return nil
+}
+
+func countsTable(raw json.RawMessage, w io.Writer) error {
+	var c struct {
+		Total    int            `json:"total"`
+		ByStatus map[string]int `json:"byStatus"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return err
+	}
+	t := tab(w)
+	fmt.Fprintln(t, "STATUS\tDEPLOYMENTS")
+	for _, s := range lifecycle.All() {
+		fmt.Fprintf(t, "%s\t%d\n", s, c.ByStatus[string(s)])
+	}
+	fmt.Fprintf(t, "total\t%d\n", c.Total)
+	return t.Flush()
 }
 
 func deploymentTable(raw json.RawMessage, w io.Writer) error {

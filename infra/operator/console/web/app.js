@@ -52,27 +52,37 @@ async function render() {
 
 const statuses = ["invited", "provisioning", "ready", "updating", "failed", "deleting", "deleted"];
 let fleetFilter = "";
+let fleetTokens = [""]; // the nextToken of each page read so far; the last is the page shown
 
+// fleetPage shows a page of the fleet. The counts by status are the whole fleet's
+// (GET /v1/fleet); the health counts are the page's, as the table is.
 async function fleetPage() {
   const q = new URLSearchParams({limit: "100"});
   if (fleetFilter) q.set("status", fleetFilter);
-  const page = await api("GET", "/v1/deployments?" + q);
-  const counts = {};
-  for (const d of page.deployments) counts[d.status] = (counts[d.status] || 0) + 1;
+  const token = fleetTokens[fleetTokens.length - 1];
+  if (token) q.set("nextToken", token);
+  const [page, fleet] = await Promise.all([api("GET", "/v1/deployments?" + q), api("GET", "/v1/fleet")]);
   const health = {};
   for (const d of page.deployments) health[d.health] = (health[d.health] || 0) + 1;
+  const pageNo = fleetTokens.length;
   view.innerHTML = `
-    <h1>Fleet</h1>
-    <div class="counts" id="counts">${statuses.filter(s => counts[s]).map(s => `<span class="count" data-status="${s}"><b>${counts[s]}</b>${s}</span>`).join("")}
-      ${Object.keys(health).map(h => `<span class="count" data-health="${esc(h)}"><b>${health[h]}</b>health ${esc(h)}</span>`).join("")}</div>
+    <h1>Fleet <span class="muted">${fleet.total} deployment${fleet.total === 1 ? "" : "s"}</span></h1>
+    <div class="counts" id="counts">${statuses.filter(s => fleet.byStatus[s]).map(s => `<span class="count" data-status="${s}"><b>${fleet.byStatus[s]}</b>${s}</span>`).join("")}
+      ${Object.keys(health).map(h => `<span class="count" data-health="${esc(h)}"><b>${health[h]}</b>health ${esc(h)}${pageNo > 1 || page.nextToken ? " (this page)" : ""}</span>`).join("")}</div>
     <label>Status <select id="filter"><option value="">all</option>${statuses.map(s => `<option ${s === fleetFilter ? "selected" : ""}>${s}</option>`).join("")}</select></label>
-    ${page.nextToken ? `<span class="muted"> (first 100 shown)</span>` : ""}
+    <span id="pages">${pageNo > 1 ? `<button id="previous">Previous page</button>` : ""}
+      ${pageNo > 1 || page.nextToken ? `<span class="muted">page ${pageNo}</span>` : ""}
+      ${page.nextToken ? `<button id="next">Next page</button>` : ""}</span>
     <table id="fleet"><thead><tr><th>Deployment</th><th>Status</th><th>Health</th><th>Customer</th><th>Account</th><th>Region</th><th>Created</th></tr></thead>
     <tbody>${page.deployments.map(d => `<tr data-id="${esc(d.id)}">
       <td><a href="#/d/${encodeURIComponent(d.id)}">${esc(d.id)}</a></td><td>${badge(d.status)}</td><td>${badge(d.health)}</td>
       <td>${esc(d.settings.customerId)}</td><td>${esc(d.settings.accountId)}</td><td>${esc(d.settings.region)}</td>
       <td>${esc(new Date(d.createdAt).toISOString().slice(0, 16).replace("T", " "))}</td></tr>`).join("")}</tbody></table>`;
-  document.getElementById("filter").onchange = e => { fleetFilter = e.target.value; render(); };
+  document.getElementById("filter").onchange = e => { fleetFilter = e.target.value; fleetTokens = [""]; render(); };
+  const next = document.getElementById("next");
+  if (next) next.onclick = () => { fleetTokens.push(page.nextToken); render(); };
+  const previous = document.getElementById("previous");
+  if (previous) previous.onclick = () => { fleetTokens.pop(); render(); };
   showError("");
   return page.deployments.some(d => ["provisioning", "updating", "deleting"].includes(d.status));
 }
