@@ -220,6 +220,10 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 	var body struct {
 		Force      bool `json:"force"`
 		DeleteData bool `json:"deleteData"`
+		// Abandon: the customer's account no longer lets byoc in; leave what byoc built there
+		// to the customer and retire the vendor side. The workflow refuses it while the
+		// management role still works.
+		Abandon bool `json:"abandon"`
 	}
 	if err := c.decode(&body); err != nil {
 		return nil, err
@@ -256,7 +260,7 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 				}
 			}
 		}
-		if !body.Force {
+		if !body.Force && !body.Abandon {
 			live, err := h.Services.NotTerminated(c.Context(), d.ID)
 			if err != nil {
 				return nil, err
@@ -266,7 +270,7 @@ func deleteDeployment(h *Handler, c *call) (any, error) {
 			}
 		}
 	}
-	input, _ := json.Marshal(map[string]any{"deploymentId": d.ID, "force": body.Force, "deleteData": body.DeleteData, "actor": actor(c.caller)})
+	input, _ := json.Marshal(map[string]any{"deploymentId": d.ID, "force": body.Force, "deleteData": body.DeleteData, "abandon": body.Abandon, "actor": actor(c.caller)})
 	s, err := runs.StartNext(c.Context(), h.Workflows, h.Config.Machines[workflowTeardown], workflowTeardown, d.ID, last, string(input))
 	if err != nil {
 		return nil, err

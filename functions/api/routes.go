@@ -29,7 +29,7 @@ var routes = []route{
 	{"GET /v1/deployments", listDeployments, "the fleet, a page at a time (?status=&limit=&nextToken=)"},
 	{"GET /v1/fleet", fleetCounts, "how many deployments are in each status, over the whole fleet"},
 	{"GET /v1/deployments/{id}", getDeployment, "a deployment: settings, status, versions, outputs, health, window, peerings"},
-	{"DELETE /v1/deployments/{id}", deleteDeployment, "tear a deployment down (body: force, deleteData)"},
+	{"DELETE /v1/deployments/{id}", deleteDeployment, "tear a deployment down (body: force, deleteData, abandon)"},
 	{"POST /v1/deployments/{id}/retry", retryProvisioning, "retry a failed provisioning"},
 	{"GET /v1/deployments/{id}/audit", auditTrail, "the audit trail, newest first (?limit=&nextToken=)"},
 

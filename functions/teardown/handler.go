@@ -109,6 +109,7 @@ type StepInput struct {
 	// begin: what the operator asked.
 	Force      bool   `json:"force,omitempty"`
 	DeleteData bool   `json:"deleteData,omitempty"`
+	Abandon    bool   `json:"abandon,omitempty"`
 	Actor      string `json:"actor,omitempty"`
 	// await, poll: the stack being deleted.
 	StackName    string          `json:"stackName,omitempty"`
@@ -206,7 +207,7 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 				}
 			}
 		}
-		if !in.Force {
+		if !in.Force && !in.Abandon { // an abandoned account's services are the customer's now
 			if live, err := h.Services.NotTerminated(ctx, d.ID); err != nil {
 				return BeginResult{}, err
 			} else if len(live) > 0 {
@@ -216,15 +217,25 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	default:
 		return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("deployment %s is %s: a teardown waits until its workflow ends", d.ID, d.Status)}
 	}
+	if in.Abandon && (d.Teardown == nil || !d.Teardown.Announced) {
+		if err := h.lockedOut(ctx, d); err != nil {
+			return BeginResult{}, err
+		}
+	}
 	next := d
-	action, detail := "teardown.start", fmt.Sprintf("execution %s (force %t, deleteData %t)", in.Execution, in.Force, in.DeleteData)
+	options := fmt.Sprintf("force %t, deleteData %t, abandon %t", in.Force, in.DeleteData, in.Abandon)
+	action, detail := "teardown.start", fmt.Sprintf("execution %s (%s)", in.Execution, options)
 	if d.Status == lifecycle.Deleting {
-		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s (force %t, deleteData %t)", in.Execution, d.Execution, in.Force, in.DeleteData)
+		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s (%s)", in.Execution, d.Execution, options)
 	}
 	next.Status = lifecycle.Deleting
 	// The latest request's options: a resumed teardown is asked again, and may be asked more
 	// (deleteData) than the one it resumes.
-	next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Actor: in.Actor, Requested: clock.Now().UTC()}
+	next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Abandon: in.Abandon, Actor: in.Actor, Requested: clock.Now().UTC()}
+	if in.Abandon && built(d) {
+		next.Teardown.DeleteData = false // the bucket cannot be reached: it stays, and is reported
+		next.Teardown.Abandoned = stacks(d)
+	}
 	if d.Teardown != nil && d.Teardown.Announced {
 		// The customer was told it is deleted (a finish that stopped after the notice): the
 		// resumed teardown only finishes the record; it never opens their account again.
@@ -236,6 +247,25 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 		return BeginResult{}, err
 	}
 	return BeginResult{}, h.Schedules.Disarm(ctx, d.ID)
+}
+
+// lockedOut refuses to abandon a deployment whose account still lets byoc in: there, byoc
+// deletes what it built (a teardown without abandon), and never leaves it behind. Only the
+// management role refusing us (AccessDenied: the bootstrap stack deleted, its trust or
+// ExternalId changed) allows it. An invited deployment never built anything to leave.
+func (h *Handler) lockedOut(ctx context.Context, d store.Deployment) error {
+	if !built(d) {
+		return nil
+	}
+	_, _, err := h.Accounts.Open(ctx, d)
+	switch {
+	case err == nil:
+		return &steperr.Refused{Reason: fmt.Sprintf("deployment %s: the management role in account %s still lets byoc in, so byoc deletes what it built there: delete without abandon", d.ID, d.Settings.AccountID)}
+	case cloud.IsAccessDenied(err):
+		h.Log.InfoContext(ctx, "teardown: abandoning the customer's account", "deploymentId", d.ID, "accountId", d.Settings.AccountID, "reason", err.Error())
+		return nil
+	}
+	return err
 }
 
 // ownerRuns reports whether the execution that owns a deployment's teardown still runs; an
@@ -298,6 +328,13 @@ func built(d store.Deployment) bool {
 	return d.StackID != "" || (d.Network != nil && len(d.Network.Peerings) > 0)
 }
 
+// reachesAccount reports whether the teardown still opens the customer's account: only if
+// byoc built something there, and neither was the customer told the deployment is deleted
+// (they may have deleted the bootstrap stack since) nor was the account abandoned.
+func reachesAccount(d store.Deployment) bool {
+	return built(d) && d.Teardown != nil && !d.Teardown.Announced && !d.Teardown.Abandon
+}
+
 // DeleteResult is the next stack's deletion, or done when none is left.
 type DeleteResult struct {
 	Done bool `json:"done"`
@@ -314,7 +351,7 @@ func (h *Handler) deleteNext(ctx context.Context, in StepInput) (DeleteResult, e
 	if err != nil {
 		return DeleteResult{}, err
 	}
-	if !built(d) {
+	if !reachesAccount(d) {
 		return DeleteResult{Done: true}, nil
 	}
 	cfn, _, err := h.Accounts.Open(ctx, d)
@@ -415,8 +452,8 @@ func (h *Handler) data(ctx context.Context, in StepInput) (DataResult, error) {
 		return DataResult{}, nil // no stack, no bucket
 	}
 	bucket := BucketName(d)
-	if d.Teardown == nil || !d.Teardown.DeleteData {
-		return DataResult{Bucket: bucket}, nil
+	if !reachesAccount(d) || !d.Teardown.DeleteData {
+		return DataResult{Bucket: bucket}, nil // kept
 	}
 	_, s3, err := h.Accounts.Open(ctx, d)
 	if err != nil {
@@ -461,8 +498,11 @@ type Deleted struct {
 	AccountID      string `json:"accountId"`
 	Region         string `json:"region"`
 	RetainedBucket string `json:"retainedBucket,omitempty"`
-	BootstrapStack string `json:"bootstrapStack"`
-	Message        string `json:"message"`
+	// AbandonedStacks are byoc's stacks left in the account, which no longer let byoc in:
+	// the customer deletes them.
+	AbandonedStacks []string `json:"abandonedStacks,omitempty"`
+	BootstrapStack  string   `json:"bootstrapStack"`
+	Message         string   `json:"message"`
 }
 
 // finish tells the customer they may delete the bootstrap stack, then marks the deployment
@@ -516,6 +556,8 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 	}
 	detail := "nothing was built in the customer's account"
 	switch {
+	case len(d.Teardown.Abandoned) > 0:
+		detail = "the account no longer lets byoc in: stacks " + strings.Join(d.Teardown.Abandoned, ", ") + " and bucket " + d.Teardown.RetainedBucket + " left to the customer"
 	case d.Teardown.RetainedBucket != "":
 		detail = "bucket " + d.Teardown.RetainedBucket + " retained with the customer's data"
 	case d.Teardown.DeleteData:
@@ -535,7 +577,11 @@ func (h *Handler) deletedNotice(d store.Deployment) Deleted {
 		BootstrapStack: contract.BootstrapStackName,
 		Message:        "byoc removed everything it built in this account and region; you may now delete the " + contract.BootstrapStackName + " stack"}
 	if d.Teardown != nil {
-		n.RetainedBucket = d.Teardown.RetainedBucket
+		n.RetainedBucket, n.AbandonedStacks = d.Teardown.RetainedBucket, d.Teardown.Abandoned
+	}
+	if len(n.AbandonedStacks) > 0 {
+		n.Message = "byoc can no longer act in this account and region (its management role refuses it), so it left what it built: delete the stacks " +
+			strings.Join(n.AbandonedStacks, ", ") + ", then the " + contract.BootstrapStackName + " stack if it is still there"
 	}
 	if n.RetainedBucket != "" {
 		n.Message += "; bucket " + n.RetainedBucket + " was kept with your data: delete it yourself when you no longer need it"

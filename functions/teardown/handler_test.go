@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,6 +65,36 @@ func TestNothingBuiltNothingToOpen(t *testing.T) {
 	d.Outputs = map[string]string{contract.InfraOutputBucketName: "named-by-the-stack"}
 	if got := BucketName(d); got != "named-by-the-stack" {
 		t.Fatalf("bucket %s, want the stack's output", got)
+	}
+}
+
+// The teardown opens the customer's account only while it has something to do there: not
+// for a deployment that built nothing, not once the customer was told it is deleted (they may
+// have deleted the bootstrap stack since), and not for an abandoned account.
+func TestWhenTheAccountIsOpened(t *testing.T) {
+	stack := "arn:aws:cloudformation:us-east-1:1:stack/x/y"
+	for _, c := range []struct {
+		name string
+		d    store.Deployment
+		want bool
+	}{
+		{"built, being torn down", store.Deployment{StackID: stack, Teardown: &store.Teardown{}}, true},
+		{"nothing built", store.Deployment{Teardown: &store.Teardown{}}, false},
+		{"announced", store.Deployment{StackID: stack, Teardown: &store.Teardown{Announced: true}}, false},
+		{"abandoned", store.Deployment{StackID: stack, Teardown: &store.Teardown{Abandon: true}}, false},
+		{"no teardown recorded", store.Deployment{StackID: stack}, false},
+	} {
+		if got := reachesAccount(c.d); got != c.want {
+			t.Errorf("%s: reachesAccount %t, want %t", c.name, got, c.want)
+		}
+	}
+	// What an abandoned account's customer is told: the stacks to delete, the bucket kept.
+	d := store.Deployment{ID: "abc123", Settings: settings.Settings{CustomerID: "acme", AccountID: "111122223333", Region: "us-east-1"},
+		Teardown: &store.Teardown{Abandon: true, Abandoned: []string{"clickhouse-cloud-abc123-infra"}, RetainedBucket: "clickhouse-cloud-abc123-111122223333"}}
+	n := (&Handler{}).deletedNotice(d)
+	if len(n.AbandonedStacks) != 1 || !strings.Contains(n.Message, "delete the stacks clickhouse-cloud-abc123-infra") ||
+		!strings.Contains(n.Message, "bucket clickhouse-cloud-abc123-111122223333 was kept") || n.NoticeID != "deleted-abc123" {
+		t.Fatalf("notice %+v", n)
 	}
 }
 

@@ -65,6 +65,11 @@ type Teardown struct {
 	// Announced: the customer is being (or was) told the deployment is deleted; nothing
 	// opens their account any more.
 	Announced bool `json:"announced,omitempty"`
+	// Abandon: the customer's account no longer lets byoc in (its management role is gone or
+	// refuses us), so what byoc built there is left for the customer to delete, and only the
+	// vendor side is retired. Abandoned names those stacks.
+	Abandon   bool     `json:"abandon,omitempty"`
+	Abandoned []string `json:"abandoned,omitempty"`
 }
 
 // CustomerRole is the deployment's management role in its customer's account, assumed with

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +176,71 @@ func TestTeardownStoppedOrKilledMidwayIsResumed(t *testing.T) {
 	again := operation(t, apiCall(t, http.MethodDelete, path, map[string]any{}, ""))
 	if again.Started || again.Status != "SUCCEEDED" {
 		t.Fatalf("delete of a deleted deployment: %+v", again)
+	}
+}
+
+// A customer who removed byoc's access first (the bootstrap stack deleted) cannot be torn
+// down: every step that opens their account is refused. Abandon retires the vendor side and
+// leaves what byoc built there to the customer, named in the record and the notice; while the
+// management role still works, abandon is refused and nothing changes.
+func TestTeardownAbandonsAnAccountThatLocksByocOut(t *testing.T) {
+	res, _ := run(t, scenario.Options{Scenario: scenario.Onboard})
+	d := res.Deployment
+	path := "/v1/deployments/" + d.ID
+	abandon := map[string]any{"abandon": true}
+
+	refused := operation(t, apiCall(t, http.MethodDelete, path, abandon, ""))
+	if end := waitOperation(t, refused); end.Status != "FAILED" {
+		t.Fatalf("abandon while the role works: %s", end.Status)
+	}
+	if cur, err := operatorStore().Get(context.Background(), d.ID); err != nil || cur.Status != lifecycle.Ready || cur.Teardown != nil {
+		t.Fatalf("after the refused abandon: %s %+v %v, want it ready and untouched", cur.Status, cur.Teardown, err)
+	}
+	if entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 1, ""); err != nil || entries[0].Action != "teardown.refused" ||
+		!strings.Contains(entries[0].Detail, "still lets byoc in") {
+		t.Fatalf("newest audit entry %+v (%v), want the refusal and its reason", entries, err)
+	}
+
+	// The customer deletes the bootstrap stack, and with it byoc's management role.
+	cfn := cloudformation.NewFromConfig(shared.cloud.ConfigAs(res.Customer))
+	if _, err := cfn.DeleteStack(context.Background(), &cloudformation.DeleteStackInput{StackName: aws.String(contract.BootstrapStackName)}); err != nil {
+		t.Fatal(err)
+	}
+	until(t, time.Minute, "the bootstrap stack to be deleted", func() (bool, string) {
+		_, err := cfn.DescribeStacks(context.Background(), &cloudformation.DescribeStacksInput{StackName: aws.String(contract.BootstrapStackName)})
+		return err != nil && strings.Contains(err.Error(), "does not exist"), fmt.Sprint(err)
+	})
+	locked := operation(t, apiCall(t, http.MethodDelete, path, map[string]any{}, ""))
+	if end := waitOperation(t, locked); end.Status != "FAILED" {
+		t.Fatalf("teardown of a locked account ended %s", end.Status)
+	}
+	if cur, err := operatorStore().Get(context.Background(), d.ID); err != nil || cur.Status != lifecycle.Failed || cur.Failure == nil ||
+		cur.Failure.Status != contract.FailureTeardown || !strings.Contains(cur.Failure.Reason, "AccessDenied") {
+		t.Fatalf("after the locked-out teardown: %s %+v %v, want failed with the access denial", cur.Status, cur.Failure, err)
+	}
+
+	gone := operation(t, apiCall(t, http.MethodDelete, path, abandon, ""))
+	if end := waitOperation(t, gone); end.Status != "SUCCEEDED" {
+		t.Fatalf("abandoning teardown ended %s %s %s", end.Status, end.Error, end.Cause)
+	}
+	done, err := operatorStore().Get(context.Background(), d.ID)
+	if err != nil || done.Status != lifecycle.Deleted || done.Teardown == nil || !slices.Equal(done.Teardown.Abandoned, []string{d.StackName}) ||
+		done.Teardown.RetainedBucket == "" {
+		t.Fatalf("after abandoning: %s %+v %v, want deleted, the infrastructure stack and bucket left to the customer", done.Status, done.Teardown, err)
+	}
+	if !stackStatusIs(t, res.Customer, d.StackName, "CREATE_COMPLETE") {
+		t.Fatal("the abandoned infrastructure stack was touched")
+	}
+	entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries[0].Action != "teardown.complete" || !strings.Contains(entries[0].Detail, "left to the customer") {
+		t.Fatalf("newest audit entry %+v, want teardown.complete naming what was left", entries[0])
+	}
+	// The vendor side is retired: the account+region claim is released.
+	if _, err := shared.runner.Invite(context.Background(), res.Customer); err != nil {
+		t.Fatalf("invite the account again after abandoning its deployment: %v", err)
 	}
 }
 
@@ -519,7 +585,7 @@ func TestTeardownRefusesRunningServicesItself(t *testing.T) {
 		return r.Status == http.StatusOK, r.Error
 	})
 	name := "teardown-" + tn.dep.ID + "-1"
-	input, _ := json.Marshal(map[string]any{"deploymentId": tn.dep.ID, "force": false, "deleteData": false, "actor": "test"})
+	input, _ := json.Marshal(map[string]any{"deploymentId": tn.dep.ID, "force": false, "deleteData": false, "abandon": false, "actor": "test"})
 	arn := executionArnOf(t, name)
 	if _, err := sfn.NewFromConfig(shared.cloud.WatchConfig()).StartExecution(context.Background(), &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(strings.Replace(arn[:strings.LastIndex(arn, ":")], ":execution:", ":stateMachine:", 1)),
