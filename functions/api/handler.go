@@ -288,9 +288,10 @@ func (h *Handler) run(c *call, r route) (int, any) {
 		return ae.Status, ae
 	}
 	h.Log.ErrorContext(c.Context(), "api request failed", "method", c.Method, "path", c.URL.Path, "error", err.Error())
-	// Throttled after the SDK's own retries: the caller may try again shortly.
+	// Throttled, or AWS unavailable, after the SDK's own retries (a 5xx, a dropped connection,
+	// keys left unprocessed): the caller may try again shortly.
 	if cloud.IsTransient(err) || errors.Is(err, servicestate.ErrUnprocessed) {
-		return http.StatusServiceUnavailable, &apiError{Status: http.StatusServiceUnavailable, Message: "busy, retry shortly: " + err.Error()}
+		return http.StatusServiceUnavailable, &apiError{Status: http.StatusServiceUnavailable, Message: "unavailable, retry shortly: " + err.Error()}
 	}
 	return http.StatusInternalServerError, &apiError{Status: http.StatusInternalServerError, Message: "internal error: " + err.Error()}
 }

@@ -229,17 +229,20 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s (%s)", in.Execution, d.Execution, options)
 	}
 	next.Status = lifecycle.Deleting
-	// The latest request's options: a resumed teardown is asked again, and may be asked more
-	// (deleteData) than the one it resumes.
-	next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Abandon: in.Abandon, Actor: in.Actor, Requested: clock.Now().UTC()}
-	if in.Abandon && built(d) {
-		next.Teardown.DeleteData = false // the bucket cannot be reached: it stays, and is reported
-		next.Teardown.Abandoned = stacks(d)
-	}
 	if d.Teardown != nil && d.Teardown.Announced {
 		// The customer was told it is deleted (a finish that stopped after the notice): the
-		// resumed teardown only finishes the record; it never opens their account again.
-		next.Teardown.Announced = true
+		// resumed teardown only finishes the record, as it was announced (what was kept or
+		// left to them), and never opens their account again, whatever this request asks.
+		told := *d.Teardown
+		next.Teardown = &told
+	} else {
+		// The latest request's options: a resumed teardown is asked again, and may be asked
+		// more (deleteData) than the one it resumes.
+		next.Teardown = &store.Teardown{Force: in.Force, DeleteData: in.DeleteData, Abandon: in.Abandon, Actor: in.Actor, Requested: clock.Now().UTC()}
+		if in.Abandon && built(d) {
+			next.Teardown.DeleteData = false // the bucket cannot be reached: it stays, and is reported
+			next.Teardown.Abandoned = stacks(d)
+		}
 	}
 	next.Execution = in.Execution
 	next.Failure = nil
@@ -528,6 +531,14 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 		t := store.Teardown{}
 		if d.Teardown != nil {
 			t = *d.Teardown
+		}
+		if t.Abandon {
+			// Once more before the customer is told what was left: access restored meanwhile
+			// means byoc deletes it after all (the teardown fails, refused; delete again
+			// without abandon).
+			if err := h.lockedOut(ctx, d); err != nil {
+				return Deleted{}, err
+			}
 		}
 		if !t.DeleteData && built(d) {
 			t.RetainedBucket = BucketName(d)

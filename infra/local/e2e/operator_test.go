@@ -196,7 +196,7 @@ func TestTeardownAbandonsAnAccountThatLocksByocOut(t *testing.T) {
 	if cur, err := operatorStore().Get(context.Background(), d.ID); err != nil || cur.Status != lifecycle.Ready || cur.Teardown != nil {
 		t.Fatalf("after the refused abandon: %s %+v %v, want it ready and untouched", cur.Status, cur.Teardown, err)
 	}
-	if entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 1, ""); err != nil || entries[0].Action != "teardown.refused" ||
+	if entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 1, ""); err != nil || len(entries) != 1 || entries[0].Action != "teardown.refused" ||
 		!strings.Contains(entries[0].Detail, "still lets byoc in") {
 		t.Fatalf("newest audit entry %+v (%v), want the refusal and its reason", entries, err)
 	}
@@ -232,8 +232,8 @@ func TestTeardownAbandonsAnAccountThatLocksByocOut(t *testing.T) {
 		t.Fatal("the abandoned infrastructure stack was touched")
 	}
 	entries, _, err := operatorStore().AuditPage(context.Background(), d.ID, 10, "")
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || len(entries) == 0 {
+		t.Fatal(err, entries)
 	}
 	if entries[0].Action != "teardown.complete" || !strings.Contains(entries[0].Detail, "left to the customer") {
 		t.Fatalf("newest audit entry %+v, want teardown.complete naming what was left", entries[0])
@@ -241,6 +241,36 @@ func TestTeardownAbandonsAnAccountThatLocksByocOut(t *testing.T) {
 	// The vendor side is retired: the account+region claim is released.
 	if _, err := shared.runner.Invite(context.Background(), res.Customer); err != nil {
 		t.Fatalf("invite the account again after abandoning its deployment: %v", err)
+	}
+}
+
+// A teardown that told the customer what it left (its finish stopped after the notice) is
+// finished as announced by the next delete, whatever that one asks: the stacks and bucket
+// left stay recorded, and the customer's account is not opened again.
+func TestTeardownResumedAfterItsNoticeFinishesAsAnnounced(t *testing.T) {
+	res, _ := run(t, scenario.Options{Scenario: scenario.Onboard})
+	ctx := context.Background()
+	d, err := operatorStore().Get(ctx, res.Deployment.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := store.Teardown{Abandon: true, Abandoned: []string{d.StackName}, RetainedBucket: "bucket-left-" + d.ID, Announced: true, Actor: "test"}
+	next := d
+	next.Status, next.Execution, next.Teardown = lifecycle.Deleting, executionArnOf(t, "teardown-"+d.ID+"-1"), &told
+	if _, err = operatorStore().Update(ctx, d, next, store.Audit{Actor: "test", Action: "teardown.announcing", Detail: "a finish that stopped after the notice"}); err != nil {
+		t.Fatal(err)
+	}
+	resumed := operation(t, apiCall(t, http.MethodDelete, "/v1/deployments/"+d.ID, map[string]any{"deleteData": true}, ""))
+	if end := waitOperation(t, resumed); end.Status != "SUCCEEDED" {
+		t.Fatalf("resumed teardown ended %s %s %s", end.Status, end.Error, end.Cause)
+	}
+	done, err := operatorStore().Get(ctx, d.ID)
+	if err != nil || done.Status != lifecycle.Deleted || done.Teardown == nil || !slices.Equal(done.Teardown.Abandoned, told.Abandoned) ||
+		done.Teardown.RetainedBucket != told.RetainedBucket || done.Teardown.DeleteData {
+		t.Fatalf("after the resumed teardown: %s %+v %v, want deleted as announced", done.Status, done.Teardown, err)
+	}
+	if !stackStatusIs(t, res.Customer, d.StackName, "CREATE_COMPLETE") {
+		t.Fatal("the resumed teardown deleted a stack it had told the customer it left")
 	}
 }
 

@@ -36,15 +36,22 @@ function schedule(busy) {
   timer = setTimeout(render, every);
 }
 
+// renders counts the renders started: one that a newer render overtook (a click while the
+// timer's was waiting on the API) draws nothing and schedules nothing.
+let renders = 0;
+
 async function render() {
   const route = location.hash.replace(/^#/, "") || "/";
+  const fresh = (n => () => n === renders)(++renders);
   try {
     let busy = false;
-    if (route.startsWith("/d/")) busy = await deploymentPage(decodeURIComponent(route.slice(3)));
-    else busy = await fleetPage();
+    if (route.startsWith("/d/")) busy = await deploymentPage(decodeURIComponent(route.slice(3)), fresh);
+    else busy = await fleetPage(fresh);
+    if (!fresh()) return;
     await followOperations();
-    schedule(busy);
+    if (fresh()) schedule(busy);
   } catch (e) {
+    if (!fresh()) return;
     showError(e.message);
     schedule(false);
   }
@@ -56,15 +63,16 @@ let fleetTokens = [""]; // the nextToken of each page read so far; the last is t
 
 // fleetPage shows a page of the fleet. The counts by status are the whole fleet's
 // (GET /v1/fleet); the health counts are the page's, as the table is.
-async function fleetPage() {
+async function fleetPage(fresh) {
   const q = new URLSearchParams({limit: "100"});
   if (fleetFilter) q.set("status", fleetFilter);
-  const token = fleetTokens[fleetTokens.length - 1];
+  const pageNo = fleetTokens.length;
+  const token = fleetTokens[pageNo - 1];
   if (token) q.set("nextToken", token);
   const [page, fleet] = await Promise.all([api("GET", "/v1/deployments?" + q), api("GET", "/v1/fleet")]);
+  if (!fresh()) return false;
   const health = {};
   for (const d of page.deployments) health[d.health] = (health[d.health] || 0) + 1;
-  const pageNo = fleetTokens.length;
   view.innerHTML = `
     <h1>Fleet <span class="muted">${fleet.total} deployment${fleet.total === 1 ? "" : "s"}</span></h1>
     <div class="counts" id="counts">${statuses.filter(s => fleet.byStatus[s]).map(s => `<span class="count" data-status="${s}"><b>${fleet.byStatus[s]}</b>${s}</span>`).join("")}
@@ -80,19 +88,21 @@ async function fleetPage() {
       <td>${esc(new Date(d.createdAt).toISOString().slice(0, 16).replace("T", " "))}</td></tr>`).join("")}</tbody></table>`;
   document.getElementById("filter").onchange = e => { fleetFilter = e.target.value; fleetTokens = [""]; render(); };
   const next = document.getElementById("next");
-  if (next) next.onclick = () => { fleetTokens.push(page.nextToken); render(); };
+  // Each button acts once: the page it asks for replaces this one.
+  if (next) next.onclick = () => { next.disabled = true; fleetTokens.push(page.nextToken); render(); };
   const previous = document.getElementById("previous");
-  if (previous) previous.onclick = () => { fleetTokens.pop(); render(); };
+  if (previous) previous.onclick = () => { previous.disabled = true; fleetTokens.pop(); render(); };
   showError("");
   return page.deployments.some(d => ["provisioning", "updating", "deleting"].includes(d.status));
 }
 
-async function deploymentPage(id) {
+async function deploymentPage(id, fresh) {
   const d = await api("GET", `/v1/deployments/${encodeURIComponent(id)}`);
   const [svcs, audit] = await Promise.all([
     d.status === "deleted" ? {services: []} : api("GET", `/v1/deployments/${encodeURIComponent(id)}/services`),
     api("GET", `/v1/deployments/${encodeURIComponent(id)}/audit?limit=20`),
   ]);
+  if (!fresh()) return false;
   const m = d.maintenance || {};
   const peerings = (d.network && d.network.peerings) || [];
   view.innerHTML = `
