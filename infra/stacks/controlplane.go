@@ -69,7 +69,7 @@ const (
 	OutputVendorEventBusName       = "VendorEventBusName"
 	OutputVendorEventBusArn        = "VendorEventBusArn"
 	OutputProvisionerRoleArn       = "ProvisionerRoleArn"
-	OutputTableName                = "TableName"
+	OutputTableName                = contract.OutputTableName
 	OutputStateQueueArn            = "StateQueueArn"
 	OutputStateQueueURL            = "StateQueueUrl"
 	OutputProvisionStateMachineArn = "ProvisionStateMachineArn"

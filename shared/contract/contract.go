@@ -324,6 +324,9 @@ const (
 
 	// OutputApiUrl is the control-plane stack's output the CLI reads the API's address from.
 	OutputApiUrl = "ApiUrl"
+	// OutputTableName is the control-plane stack's output naming its table (the CLI's
+	// one-off migrations read it).
+	OutputTableName = "TableName"
 	// APIPathPrefix is the version prefix of every API resource.
 	APIPathPrefix = "/v1/"
 )

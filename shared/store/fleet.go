@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -168,6 +169,71 @@ func (s *Store) FleetCounts(ctx context.Context) (map[lifecycle.Status]int, erro
 	return counts, nil
 }
 
+// Scanner is DynamoDB's Scan, which only BackfillFleetIndex uses.
+type Scanner interface {
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+// BackfillFleetIndex gives the fleet index's keys to every deployment record written before
+// the index existed (they are listed and counted only once they have them; any later write
+// of the record adds them too). It is a one-off migration an operator runs after upgrading,
+// the one scan byoc makes, never serving a list: the table's records without the keys are
+// read a page at a time, and each gets its keys on the condition that it still lacks them,
+// so running it again, or beside the control plane's own writes, changes nothing twice.
+// progress is told the running count after each page. It returns how many records it gave
+// keys.
+func (s *Store) BackfillFleetIndex(ctx context.Context, scan Scanner, progress func(scanned, updated int)) (int, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                aws.String(s.table),
+		FilterExpression:         aws.String("#sk = :meta AND attribute_not_exists(#fpk)"),
+		ProjectionExpression:     aws.String("#pk, #sk, id, #status, createdAt"),
+		ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#sk": AttrSK, "#fpk": AttrFleetPK, "#status": "status"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":meta": &types.AttributeValueMemberS{Value: skMeta},
+		},
+	}
+	scanned, updated := 0, 0
+	for {
+		page, err := scan.Scan(ctx, in)
+		if err != nil {
+			return updated, fmt.Errorf("scan for deployments without fleet keys: %w", err)
+		}
+		scanned += int(page.ScannedCount)
+		for _, item := range page.Items {
+			var d Deployment
+			if err := UnmarshalItem(item, &d); err != nil || d.ID == "" || !d.Status.Known() {
+				return updated, fmt.Errorf("deployment record %v cannot be read (%v): fix it, then run again", item[AttrPK], err)
+			}
+			_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName:                aws.String(s.table),
+				Key:                      Key(DeploymentPK(d.ID), skMeta),
+				UpdateExpression:         aws.String("SET #fpk = :all, #fsk = :sk"),
+				ConditionExpression:      aws.String("attribute_exists(#pk) AND attribute_not_exists(#fpk)"),
+				ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#fpk": AttrFleetPK, "#fsk": AttrFleetSK},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":all": &types.AttributeValueMemberS{Value: fleetAll},
+					":sk":  &types.AttributeValueMemberS{Value: fleetSK(d)},
+				},
+			})
+			switch {
+			case err == nil:
+				updated++
+			case errors.As(err, new(*types.ConditionalCheckFailedException)):
+				// written meanwhile (with its keys), or deleted: nothing to do
+			default:
+				return updated, fmt.Errorf("give deployment %s its fleet keys: %w", d.ID, err)
+			}
+		}
+		if progress != nil {
+			progress(scanned, updated)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			return updated, nil
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+}
+
 func encodeFleetToken(t fleetToken) string {
 	b, _ := json.Marshal(t)
 	return base64.RawURLEncoding.EncodeToString(b)
@@ -184,7 +250,9 @@ func decodeFleetToken(s string) (fleetToken, error) {
 	if err := dec.Decode(&t); err != nil {
 		return t, err
 	}
-	if t.SK == "" || t.ID == "" {
+	// Nothing may follow the token's object: a token with bytes appended is not one this
+	// store issued (whether the extra characters still decode depends on its length).
+	if _, err := dec.Token(); err != io.EOF || t.SK == "" || t.ID == "" {
 		return t, ErrBadToken
 	}
 	return t, nil

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/store"
 )
@@ -100,7 +103,7 @@ func TestFleetRefusesForeignTokensAndBadLimits(t *testing.T) {
 	if _, _, err := s.Fleet(ctx, store.FleetQuery{Status: lifecycle.Ready, NextToken: next}); !errors.Is(err, store.ErrBadToken) {
 		t.Fatalf("token of another filter: %v, want ErrBadToken", err)
 	}
-	for _, tok := range []string{"x", "eyJ9", next + "A"} {
+	for _, tok := range []string{"x", "eyJ9", next + "A", next + "AA", next + "AAA"} {
 		if _, _, err := s.Fleet(ctx, store.FleetQuery{NextToken: tok}); !errors.Is(err, store.ErrBadToken) {
 			t.Errorf("token %q: %v, want ErrBadToken", tok, err)
 		}
@@ -142,5 +145,57 @@ func TestDeletedDeploymentReleasesItsAccountClaim(t *testing.T) {
 	}
 	if _, err := s.Create(ctx, deployment("r00000000002z", "400000000001"), invite); err != nil {
 		t.Fatalf("invite again after deletion: %v", err)
+	}
+}
+
+// Records written before the fleet index existed are neither listed nor counted until the
+// backfill gives them their keys; running it again changes nothing.
+func TestBackfillFleetIndexListsOlderRecords(t *testing.T) {
+	s, env, table := newStore(t)
+	db := env.DynamoDB()
+	legacy := map[string]lifecycle.Status{}
+	for i, status := range []lifecycle.Status{lifecycle.Invited, lifecycle.Provisioning, lifecycle.Invited} {
+		d := mustCreate(t, s, deployment(fmt.Sprintf("b%012d", i), fmt.Sprintf("2000000000%02d", i)))
+		if status != d.Status {
+			next := d
+			next.Status = status
+			if _, err := s.Update(ctx, d, next, store.Audit{Actor: "test", Action: "provision"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i == 2 {
+			continue // written by this version: keys already
+		}
+		// As an older version wrote it: no fleet keys.
+		if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table), Key: store.Key(store.DeploymentPK(d.ID), "META"),
+			UpdateExpression: aws.String("REMOVE " + store.AttrFleetPK + ", " + store.AttrFleetSK)}); err != nil {
+			t.Fatal(err)
+		}
+		legacy[d.ID] = status
+	}
+	count := func() map[lifecycle.Status]int {
+		c, err := s.FleetCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := count(); c[lifecycle.Invited] != 1 || c[lifecycle.Provisioning] != 0 {
+		t.Fatalf("before the backfill: %v, want only the record written with its keys", c)
+	}
+	var seen []int
+	n, err := s.BackfillFleetIndex(ctx, db, func(scanned, updated int) { seen = append(seen, updated) })
+	if err != nil || n != len(legacy) || len(seen) == 0 {
+		t.Fatalf("backfill: %d updated (progress %v), %v; want %d", n, seen, err, len(legacy))
+	}
+	if c := count(); c[lifecycle.Invited] != 2 || c[lifecycle.Provisioning] != 1 {
+		t.Fatalf("after the backfill: %v, want 2 invited and 1 provisioning", c)
+	}
+	page, _, err := s.Fleet(ctx, store.FleetQuery{Status: lifecycle.Provisioning})
+	if err != nil || len(page) != 1 || legacy[page[0].ID] != lifecycle.Provisioning {
+		t.Fatalf("provisioning page %+v, %v: want the backfilled record under its status", page, err)
+	}
+	if again, err := s.BackfillFleetIndex(ctx, db, nil); err != nil || again != 0 {
+		t.Fatalf("second backfill: %d updated, %v; want nothing", again, err)
 	}
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,13 +11,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
 	"github.com/byocloud/byoc/infra/local/datasim"
 	"github.com/byocloud/byoc/infra/local/scenario"
 	"github.com/byocloud/byoc/infra/operator/cli"
+	"github.com/byocloud/byoc/shared/contract"
 	"github.com/byocloud/byoc/shared/scrape"
+	"github.com/byocloud/byoc/shared/store"
 )
 
 // byoc runs the CLI in process against the local cloud's API.
@@ -25,6 +30,66 @@ func byoc(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
 	code = cli.Execute(args, &out, &errOut, shared.runner.API())
 	return code, out.String(), errOut.String()
+}
+
+// A deployment recorded before the fleet index existed is neither listed nor counted until
+// `byoc admin backfill-fleet-index` gives it the index's keys; a second run changes nothing.
+func TestBackfillFleetIndexFromTheCLI(t *testing.T) {
+	ctx := context.Background()
+	ids := seedDeleted(t, 1)
+	var id string
+	for one := range ids {
+		id = one
+	}
+	table := shared.runner.ControlPlane.Outputs[contract.OutputTableName]
+	if _, err := dynamodb.NewFromConfig(shared.cloud.WatchConfig()).UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(table), Key: store.Key(store.DeploymentPK(id), "META"),
+		UpdateExpression: aws.String("REMOVE " + store.AttrFleetPK + ", " + store.AttrFleetSK)}); err != nil {
+		t.Fatal(err)
+	}
+	if listedAs(t, id, "deleted") {
+		t.Fatalf("%s is listed without its fleet keys", id)
+	}
+	code, out, errOut := byoc(t, "admin", "backfill-fleet-index")
+	if code != cli.ExitOK || !regexp.MustCompile(`^[1-9]\d* deployments of table `).MatchString(out) || !strings.Contains(errOut, "given their fleet keys") {
+		t.Fatalf("admin backfill-fleet-index: exit %d\n%s%s", code, out, errOut)
+	}
+	if !listedAs(t, id, "deleted") {
+		t.Fatalf("%s is not listed after the backfill", id)
+	}
+	if code, out, _ := byoc(t, "admin", "backfill-fleet-index"); code != cli.ExitOK || !strings.HasPrefix(out, "0 deployments") {
+		t.Fatalf("a second backfill: exit %d\n%s, want nothing to do", code, out)
+	}
+}
+
+// listedAs reports whether the API's fleet list, filtered to status, holds the deployment.
+func listedAs(t *testing.T, id, status string) bool {
+	t.Helper()
+	token := ""
+	for {
+		path := "/v1/deployments?limit=100&status=" + status
+		if token != "" {
+			path += "&nextToken=" + token
+		}
+		r := apiCall(t, http.MethodGet, path, nil, "")
+		wantStatus(t, r, http.StatusOK, "")
+		var page struct {
+			Deployments []struct{ ID string }
+			NextToken   string
+		}
+		if err := json.Unmarshal(r.Result, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page.Deployments {
+			if d.ID == id {
+				return true
+			}
+		}
+		if page.NextToken == "" {
+			return false
+		}
+		token = page.NextToken
+	}
 }
 
 // The CLI over the API: tables and JSON, exit codes scripts can tell apart, --help on every

@@ -76,23 +76,35 @@ func WithConfig(cfg aws.Config, endpoint string) *Client {
 	return &Client{Endpoint: strings.TrimSuffix(endpoint, "/"), cfg: cfg, signer: v4.NewSigner(), http: hc}
 }
 
+// Config is the AWS configuration the client signs with: the operator's own credentials.
+func (c *Client) Config() aws.Config { return c.cfg }
+
 // StackAPI reads the API's address from the control-plane stack's output.
 func StackAPI(ctx context.Context, cfg aws.Config, stack string) (string, error) {
+	api, err := StackOutput(ctx, cfg, stack, contract.OutputApiUrl)
+	if err != nil {
+		return "", fmt.Errorf("find the API: %w (or pass --api)", err)
+	}
+	return api, nil
+}
+
+// StackOutput reads one output of the control-plane stack (DefaultStack when stack is "").
+func StackOutput(ctx context.Context, cfg aws.Config, stack, key string) (string, error) {
 	if stack == "" {
 		stack = DefaultStack
 	}
 	out, err := cloudformation.NewFromConfig(cfg).DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(stack)})
 	if err != nil {
-		return "", fmt.Errorf("find the API: stack %s: %w (or pass --api)", stack, err)
+		return "", fmt.Errorf("stack %s: %w", stack, err)
 	}
 	for _, s := range out.Stacks {
 		for _, o := range s.Outputs {
-			if aws.ToString(o.OutputKey) == contract.OutputApiUrl {
+			if aws.ToString(o.OutputKey) == key {
 				return aws.ToString(o.OutputValue), nil
 			}
 		}
 	}
-	return "", fmt.Errorf("find the API: stack %s has no %s output (deploy the current control plane, or pass --api)", stack, contract.OutputApiUrl)
+	return "", fmt.Errorf("stack %s has no %s output (deploy the current control plane)", stack, key)
 }
 
 // Response is an API answer: the envelope's parts.

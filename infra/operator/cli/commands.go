@@ -127,7 +127,7 @@ func commands(g *globals) []*cobra.Command {
 		}
 		out = append(out, group)
 	}
-	out = append(out, inviteCommand(g), prometheusCommand(g), operationCommand(g), rawCommand(g))
+	out = append(out, inviteCommand(g), prometheusCommand(g), operationCommand(g), rawCommand(g), adminCommand(g))
 	return out
 }
 
