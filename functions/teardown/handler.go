@@ -228,6 +228,9 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	if d.Status == lifecycle.Deleting {
 		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s (%s)", in.Execution, d.Execution, options)
 	}
+	if d.Teardown != nil && d.Teardown.Announced {
+		detail += "; already announced to the customer: finished as announced, this request's options ignored"
+	}
 	next.Status = lifecycle.Deleting
 	if d.Teardown != nil && d.Teardown.Announced {
 		// The customer was told it is deleted (a finish that stopped after the notice): the
@@ -487,6 +490,15 @@ func (h *Handler) close(ctx context.Context, in StepInput) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d.Teardown != nil && d.Teardown.Abandon && !d.Teardown.Announced {
+		// Once more before anything of the vendor side goes: access restored meanwhile means
+		// byoc deletes what it built after all. The teardown fails, refused, with the data
+		// plane still connected, so its services can be terminated and the deployment
+		// deleted again without abandon.
+		if err := h.lockedOut(ctx, d); err != nil {
+			return nil, err
+		}
+	}
 	if err := channel.Disconnect(ctx, h.SQS, h.Services, h.Config.StateQueueURL, d.ID); err != nil {
 		return nil, err
 	}
@@ -531,14 +543,6 @@ func (h *Handler) finish(ctx context.Context, in StepInput) (Deleted, error) {
 		t := store.Teardown{}
 		if d.Teardown != nil {
 			t = *d.Teardown
-		}
-		if t.Abandon {
-			// Once more before the customer is told what was left: access restored meanwhile
-			// means byoc deletes it after all (the teardown fails, refused; delete again
-			// without abandon).
-			if err := h.lockedOut(ctx, d); err != nil {
-				return Deleted{}, err
-			}
 		}
 		if !t.DeleteData && built(d) {
 			t.RetainedBucket = BucketName(d)

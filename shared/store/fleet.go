@@ -202,24 +202,31 @@ func (s *Store) BackfillFleetIndex(ctx context.Context, scan Scanner, progress f
 		for _, item := range page.Items {
 			var d Deployment
 			if err := UnmarshalItem(item, &d); err != nil || d.ID == "" || !d.Status.Known() {
-				return updated, fmt.Errorf("deployment record %v cannot be read (%v): fix it, then run again", item[AttrPK], err)
+				pk := ""
+				if v, ok := item[AttrPK].(*types.AttributeValueMemberS); ok {
+					pk = v.Value
+				}
+				return updated, fmt.Errorf("deployment record %s cannot be read (status %q, %v): fix it, then run again", pk, d.Status, err)
 			}
 			_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-				TableName:                aws.String(s.table),
-				Key:                      Key(DeploymentPK(d.ID), skMeta),
-				UpdateExpression:         aws.String("SET #fpk = :all, #fsk = :sk"),
-				ConditionExpression:      aws.String("attribute_exists(#pk) AND attribute_not_exists(#fpk)"),
-				ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#fpk": AttrFleetPK, "#fsk": AttrFleetSK},
+				TableName:        aws.String(s.table),
+				Key:              Key(DeploymentPK(d.ID), skMeta),
+				UpdateExpression: aws.String("SET #fpk = :all, #fsk = :sk"),
+				// Still without keys, and still in the status read: a record an older function
+				// rewrote meanwhile is left for the next run, never indexed under a stale status.
+				ConditionExpression:      aws.String("attribute_exists(#pk) AND attribute_not_exists(#fpk) AND #status = :status"),
+				ExpressionAttributeNames: map[string]string{"#pk": AttrPK, "#fpk": AttrFleetPK, "#fsk": AttrFleetSK, "#status": "status"},
 				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":all": &types.AttributeValueMemberS{Value: fleetAll},
-					":sk":  &types.AttributeValueMemberS{Value: fleetSK(d)},
+					":all":    &types.AttributeValueMemberS{Value: fleetAll},
+					":sk":     &types.AttributeValueMemberS{Value: fleetSK(d)},
+					":status": &types.AttributeValueMemberS{Value: string(d.Status)},
 				},
 			})
 			switch {
 			case err == nil:
 				updated++
 			case errors.As(err, new(*types.ConditionalCheckFailedException)):
-				// written meanwhile (with its keys), or deleted: nothing to do
+				// written meanwhile (with its keys, or by an older function), or deleted
 			default:
 				return updated, fmt.Errorf("give deployment %s its fleet keys: %w", d.ID, err)
 			}

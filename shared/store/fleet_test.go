@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/byocloud/byoc/shared/lifecycle"
 	"github.com/byocloud/byoc/shared/store"
@@ -194,6 +195,15 @@ func TestBackfillFleetIndexListsOlderRecords(t *testing.T) {
 	page, _, err := s.Fleet(ctx, store.FleetQuery{Status: lifecycle.Provisioning})
 	if err != nil || len(page) != 1 || legacy[page[0].ID] != lifecycle.Provisioning {
 		t.Fatalf("provisioning page %+v, %v: want the backfilled record under its status", page, err)
+	}
+	// The key a write of this version would have given it: status, creation time, id.
+	raw, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(table), Key: store.Key(store.DeploymentPK(page[0].ID), "META")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "provisioning#" + page[0].CreatedAt.UTC().Format(time.RFC3339Nano) + "#" + page[0].ID
+	if sk, ok := raw.Item[store.AttrFleetSK].(*types.AttributeValueMemberS); !ok || sk.Value != want || page[0].CreatedAt.IsZero() {
+		t.Fatalf("backfilled fleet key %v, want %s", raw.Item[store.AttrFleetSK], want)
 	}
 	if again, err := s.BackfillFleetIndex(ctx, db, nil); err != nil || again != 0 {
 		t.Fatalf("second backfill: %d updated, %v; want nothing", again, err)

@@ -24,8 +24,9 @@ func adminCommand(g *globals) *cobra.Command {
 			"Deployments recorded by a control plane older than the fleet index are not listed or counted\n" +
 			"until their record is next written. This gives each of them the index's keys now. It scans the\n" +
 			"table (the one scan byoc makes) and writes only records still without the keys, so it may be\n" +
-			"run again, and beside a running control plane. Needs dynamodb:Scan and dynamodb:UpdateItem on\n" +
-			"the table, which the control-plane stack's " + contract.OutputTableName + " output names.",
+			"run again, and beside a running control plane. Needs cloudformation:DescribeStacks on the\n" +
+			"control-plane stack (its " + contract.OutputApiUrl + " and " + contract.OutputTableName + " outputs), and dynamodb:Scan and\n" +
+			"dynamodb:UpdateItem on the table.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			client, err := g.clientFor(cmd.Context())

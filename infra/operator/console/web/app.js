@@ -22,7 +22,8 @@ async function api(method, path, body) {
   const headers = {"X-Byoc-Console": token};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["Idempotency-Key"] = crypto.randomUUID();
-  const resp = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+  // A call that hangs is given up after 30 s, so the page keeps refreshing.
+  const resp = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(30000)});
   let doc = {};
   try { doc = await resp.json(); } catch (e) { doc = {error: resp.statusText}; }
   if (!resp.ok) throw new Error(`${resp.status}: ${doc.error || doc.message || resp.statusText}`);
