@@ -14,7 +14,13 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 STATE_FUNCTIONS := stateingest statesweep statewait sendcommand
 HOST_OS   := $(shell $(GO) env GOOS)
 HOST_ARCH := $(shell $(GO) env GOARCH)
-GOFLAGS_LAMBDA := -trimpath -tags lambda.norpc -ldflags "-s -w"
+# The deployed binaries are built reproducibly (-trimpath). The local cloud's are built as the
+# tests build (no -trimpath, and CGO off everywhere: CGO_ENABLED changes the build of every
+# package above net), so a cold make test compiles the dependencies once for this machine,
+# not once for the binaries and again for vet and the tests.
+export CGO_ENABLED := 0
+GOFLAGS_LOCAL  := -tags lambda.norpc -ldflags "-s -w"
+GOFLAGS_LAMBDA := -trimpath $(GOFLAGS_LOCAL)
 
 # Fuzz targets, "<package> <target>". Every function's input decoding has one: onboard and
 # stackevents decode through shared/stackevent, stateingest through shared/statemsg, invite's
@@ -37,12 +43,12 @@ build: build-deploy build-local ## every function: build/<fn>/bootstrap (linux/a
 # <dir>/<fn>/bootstrap, the name Lambda's provided runtime runs.
 build-deploy:
 	@echo "build  $(FUNCTIONS) (linux/arm64)"
-	@rm -rf build/.out/arm64 && CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o build/.out/arm64/ $(addprefix ./functions/,$(FUNCTIONS))
+	@rm -rf build/.out/arm64 && GOOS=linux GOARCH=arm64 $(GO) build $(GOFLAGS_LAMBDA) -o build/.out/arm64/ $(addprefix ./functions/,$(FUNCTIONS))
 	@for fn in $(FUNCTIONS); do mkdir -p build/$$fn && mv build/.out/arm64/$$fn build/$$fn/bootstrap || exit 1; done
 
 build-local:
 	@echo "build  $(FUNCTIONS) ($(HOST_OS)/$(HOST_ARCH), for the local cloud)"
-	@rm -rf build/.out/local && CGO_ENABLED=0 $(GO) build $(GOFLAGS_LAMBDA) -o build/.out/local/ $(addprefix ./functions/,$(FUNCTIONS))
+	@rm -rf build/.out/local && $(GO) build $(GOFLAGS_LOCAL) -o build/.out/local/ $(addprefix ./functions/,$(FUNCTIONS))
 	@for fn in $(FUNCTIONS); do mkdir -p build/local/$$fn && mv build/.out/local/$$fn build/local/$$fn/bootstrap || exit 1; done
 
 synth: build-deploy ## write the control-plane, bootstrap and infrastructure templates to cdk.out/

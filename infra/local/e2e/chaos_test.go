@@ -67,7 +67,7 @@ func TestChaosCatchesACreateWithoutItsToken(t *testing.T) {
 	shared.record(t)
 	ctx := context.Background()
 	broken := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc,chaosdefect", "-o", broken, "./functions/"+contract.FunctionProvision)
+	build := exec.Command("go", "build", "-tags", "lambda.norpc,chaosdefect", "-o", broken, "./functions/"+contract.FunctionProvision)
 	build.Dir = repoRoot
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

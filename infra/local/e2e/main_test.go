@@ -215,7 +215,7 @@ const prebuiltFunctions = "BYOC_LOCAL_FUNCTIONS"
 // as the Makefile's build-local target does, in one go build.
 func buildFunctions(dir string) error {
 	out := filepath.Join(dir, "out")
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", out+string(filepath.Separator), "./functions/...")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", out+string(filepath.Separator), "./functions/...")
 	cmd.Dir = repoRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := cmd.CombinedOutput(); err != nil {
