@@ -217,7 +217,9 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	default:
 		return BeginResult{}, &steperr.Refused{Reason: fmt.Sprintf("deployment %s is %s: a teardown waits until its workflow ends", d.ID, d.Status)}
 	}
-	if in.Abandon && (d.Teardown == nil || !d.Teardown.Announced) {
+	// The customer was told it is deleted (a finish that stopped after the notice).
+	announced := d.Teardown != nil && d.Teardown.Announced
+	if in.Abandon && !announced {
 		if err := h.lockedOut(ctx, d); err != nil {
 			return BeginResult{}, err
 		}
@@ -228,14 +230,13 @@ func (h *Handler) begin(ctx context.Context, in StepInput) (BeginResult, error) 
 	if d.Status == lifecycle.Deleting {
 		action, detail = "teardown.takeover", fmt.Sprintf("execution %s resumes the teardown of %s (%s)", in.Execution, d.Execution, options)
 	}
-	if d.Teardown != nil && d.Teardown.Announced {
+	if announced {
 		detail += "; already announced to the customer: finished as announced, this request's options ignored"
 	}
 	next.Status = lifecycle.Deleting
-	if d.Teardown != nil && d.Teardown.Announced {
-		// The customer was told it is deleted (a finish that stopped after the notice): the
-		// resumed teardown only finishes the record, as it was announced (what was kept or
-		// left to them), and never opens their account again, whatever this request asks.
+	if announced {
+		// The resumed teardown only finishes the record, as it was announced (what was kept
+		// or left to them), and never opens their account again, whatever this request asks.
 		told := *d.Teardown
 		next.Teardown = &told
 	} else {

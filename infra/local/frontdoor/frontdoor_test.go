@@ -196,18 +196,26 @@ func TestSecondListenerOnBusyPortNamesThePort(t *testing.T) {
 	_ = resp.Body.Close()
 }
 
-func TestProxyForwardsAndRejectsBadTarget(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.WriteString(w, "kumo saw "+r.URL.Path)
-	}))
-	defer backend.Close()
+// proxied serves the door's proxy in front of a backend playing kumo; it returns the proxy
+// and the front's URL.
+func proxied(t *testing.T, kumo http.HandlerFunc) (http.Handler, string) {
+	t.Helper()
+	backend := httptest.NewServer(kumo)
+	t.Cleanup(backend.Close)
 	p, err := Proxy(backend.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	front := httptest.NewServer(p)
-	defer front.Close()
-	resp, err := http.Get(front.URL + "/x/y")
+	t.Cleanup(front.Close)
+	return p, front.URL
+}
+
+func TestProxyForwardsAndRejectsBadTarget(t *testing.T) {
+	_, front := proxied(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "kumo saw "+r.URL.Path)
+	})
+	resp, err := http.Get(front + "/x/y")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,15 +268,10 @@ func (w *closingWriter) WriteHeader(code int) {
 // body, "deserialization failed, unexpected EOF", and does not retry).
 func TestProxyAnswerIsWholeWhenTheServerClosesTheRequestBody(t *testing.T) {
 	answer := strings.Repeat("kumo's items ", 1<<19) // 6.5 MB: still being copied when the last read fails
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, _ := proxied(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, r.ContentLength))
 		_, _ = io.WriteString(w, answer)
-	}))
-	defer backend.Close()
-	p, err := Proxy(backend.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	request := `{"TableName":"byoc-state"}`
 	began := make(chan struct{})
 	r := httptest.NewRequest(http.MethodPost, "/", &serverBody{data: bytes.NewReader([]byte(request)), began: began})
@@ -289,19 +292,12 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 // length; a chunked one within the limit is forwarded with its length.
 func TestProxyBodyLimitAndLength(t *testing.T) {
 	var seen []string
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, front := proxied(t, func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		seen = append(seen, fmt.Sprintf("%d %v %d", r.ContentLength, r.TransferEncoding, len(body)))
-	}))
-	defer backend.Close()
-	p, err := Proxy(backend.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := httptest.NewServer(p)
-	defer front.Close()
+	})
 	for _, length := range []int64{maxBody + 1, -1} { // declared, and chunked
-		huge, _ := http.NewRequest(http.MethodPost, front.URL, io.LimitReader(zeros{}, maxBody+1))
+		huge, _ := http.NewRequest(http.MethodPost, front, io.LimitReader(zeros{}, maxBody+1))
 		huge.ContentLength = length
 		resp, err := http.DefaultClient.Do(huge)
 		if err != nil {
@@ -312,7 +308,7 @@ func TestProxyBodyLimitAndLength(t *testing.T) {
 			t.Fatalf("a body over the limit (length %d): %d, kumo saw %v; want 413 and nothing forwarded", length, resp.StatusCode, seen)
 		}
 	}
-	chunked, _ := http.NewRequest(http.MethodPost, front.URL, io.LimitReader(zeros{}, 5000)) // no length: sent chunked
+	chunked, _ := http.NewRequest(http.MethodPost, front, io.LimitReader(zeros{}, 5000)) // no length: sent chunked
 	resp, err := http.DefaultClient.Do(chunked)
 	if err != nil {
 		t.Fatal(err)
